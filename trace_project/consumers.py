@@ -1,0 +1,44 @@
+import json
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.serializers.json import DjangoJSONEncoder
+
+from trace_project.access import may_view_dashboards
+
+# Close code for a socket refused because the visitor may not view dashboards.
+CLOSE_FORBIDDEN = 4003
+
+
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    """Base of every browser-facing live socket.
+
+    Subclasses name the groups to join; frames published with trace_project.live reach the
+    browser as they were published. Anonymous visitors are refused unless DASHBOARDS_PUBLIC.
+    """
+
+    def live_groups(self) -> list[str]:
+        raise NotImplementedError
+
+    async def connect(self):
+        if not may_view_dashboards(self.scope.get("user")):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.joined_groups = self.live_groups()
+        for group in self.joined_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        await self.on_joined()
+
+    async def on_joined(self):
+        """Hook for sending an initial snapshot once the socket is open."""
+
+    async def disconnect(self, code):
+        for group in getattr(self, "joined_groups", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def live_frame(self, event):
+        await self.send_json(event["data"])
+
+    @classmethod
+    async def encode_json(cls, content):
+        return json.dumps(content, cls=DjangoJSONEncoder)

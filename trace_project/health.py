@@ -1,0 +1,54 @@
+"""The checks behind /healthz: each does real work against its service, within a deadline."""
+
+import asyncio
+import time
+import uuid
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connections
+
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+def _select_one():
+    connection = connections["default"]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return connection.vendor
+    finally:
+        # This runs in a worker thread of its own; do not leave a connection behind in it.
+        connection.close()
+
+
+async def check_database() -> dict:
+    return await _timed(sync_to_async(_select_one, thread_sensitive=False)(), "vendor")
+
+
+async def _channel_layer_round_trip():
+    layer = get_channel_layer()
+    channel = await layer.new_channel("healthz.")
+    token = uuid.uuid4().hex
+    await layer.send(channel, {"type": "health.ping", "token": token})
+    message = await layer.receive(channel)
+    if message.get("token") != token:
+        raise RuntimeError("received a different message than the one sent")
+    return type(layer).__name__
+
+
+async def check_channel_layer() -> dict:
+    return await _timed(_channel_layer_round_trip(), "backend")
+
+
+async def _timed(awaitable, label: str) -> dict:
+    started = time.perf_counter()
+    try:
+        value = await asyncio.wait_for(awaitable, CHECK_TIMEOUT_SECONDS)
+    except asyncio.TimeoutError:
+        return {"ok": False, "error": f"no answer within {CHECK_TIMEOUT_SECONDS:g} s"}
+    except Exception as error:  # noqa: BLE001 - any failure is the answer
+        return {"ok": False, "error": f"{type(error).__name__}: {error}"}
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    return {"ok": True, label: value, "ms": elapsed_ms}

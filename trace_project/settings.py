@@ -1,0 +1,290 @@
+"""Settings for the monitoring monolith, read entirely from the environment.
+
+Every variable is listed in the README's table. A value that cannot be parsed stops the
+process at startup with ImproperlyConfigured naming the variable, so a typo never turns into a
+silently different configuration.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from environs import Env, EnvError
+from marshmallow.validate import OneOf
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = Env(expand_vars=False)
+
+
+def _read(method, name, *args, **kwargs):
+    try:
+        return getattr(env, method)(name, *args, **kwargs)
+    except EnvError as error:
+        raise ImproperlyConfigured(str(error)) from None
+
+
+def _csv(name, default=""):
+    raw = _read("str", name, default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+DEBUG = _read("bool", "DEBUG", False)
+
+SECRET_KEY = _read("str", "SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. It is required when DEBUG is off; set DEBUG=True for "
+            "development or SECRET_KEY to a long random string."
+        )
+    SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
+
+ALLOWED_HOSTS = _csv("ALLOWED_HOSTS")
+CSRF_TRUSTED_ORIGINS = _csv("CSRF_TRUSTED_ORIGINS")
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if "://" not in _origin:
+        raise ImproperlyConfigured(
+            f"CSRF_TRUSTED_ORIGINS: {_origin!r} needs a scheme, e.g. https://{_origin}"
+        )
+
+# Anonymous visitors may read dashboards, REST read endpoints and live sockets when this is on.
+DASHBOARDS_PUBLIC = _read("bool", "DASHBOARDS_PUBLIC", False)
+
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "trace_project.apps.ProjectConfig",
+    "traces",
+    "tm_api",
+    "tracking",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "trace_project.urls"
+ASGI_APPLICATION = "trace_project.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+# Database: DATABASE_URL, or seed 002's DB_DEFAULT (a JSON DATABASES entry), or a SQLite file.
+SQLITE_OPTIONS = {
+    # WAL lets the live pages read while ingestion writes; IMMEDIATE avoids lock upgrades
+    # failing half-way through a transaction; timeout waits for a writer instead of erroring.
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
+
+if os.environ.get("DATABASE_URL") and os.environ.get("DB_DEFAULT"):
+    raise ImproperlyConfigured("DATABASE_URL and DB_DEFAULT are both set; set only one of them.")
+
+if os.environ.get("DB_DEFAULT"):
+    try:
+        _database = json.loads(os.environ["DB_DEFAULT"])
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DB_DEFAULT is not valid JSON: {error}") from None
+    if not isinstance(_database, dict) or "ENGINE" not in _database:
+        raise ImproperlyConfigured(
+            "DB_DEFAULT must be a JSON object with at least ENGINE and NAME (a DATABASES entry)."
+        )
+else:
+    _database = _read(
+        "dj_db_url", "DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0
+    )
+
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    _database["OPTIONS"] = {**SQLITE_OPTIONS, **_database.get("OPTIONS", {})}
+    # A file, not memory, so that a real server started by a test can share the test database.
+    _database.setdefault("TEST", {}).setdefault(
+        "NAME", os.path.join(tempfile.gettempdir(), f"monitor-test-{os.getpid()}.sqlite3")
+    )
+elif _database["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast with a 503 instead of hanging while PostgreSQL is unreachable.
+    _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    _database.setdefault("CONN_HEALTH_CHECKS", True)
+
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+# Redis: the channel layer and the cache. Without REDIS_URL everything stays in this process.
+REDIS_URL = _read("str", "REDIS_URL", "")
+if REDIS_URL:
+    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}"
+        )
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": _read("str", "REDIS_PREFIX", "monitor")},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": _read("str", "REDIS_PREFIX", "monitor"),
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = _read("str", "TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Hashed, compressed files (needs `collectstatic` first) in production; served straight from the
+# apps' static folders otherwise (make run, tests).
+STATIC_MANIFEST = _read("bool", "STATIC_MANIFEST", not DEBUG)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if STATIC_MANIFEST
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
+
+# Mail: console output unless EMAIL_URL (smtp://user:password@host:587/?tls=True) is set.
+_email = _read("dj_email_url", "EMAIL_URL", "console:")
+if "EMAIL_BACKEND" not in _email:
+    raise ImproperlyConfigured(
+        "EMAIL_URL has an unknown scheme; use smtp://, submission://, console: or dummy:"
+    )
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"]
+EMAIL_PORT = _email["EMAIL_PORT"]
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+DEFAULT_FROM_EMAIL = _read("str", "DEFAULT_FROM_EMAIL", "monitor@localhost")
+
+
+# HTTPS. SECURE_HTTPS=True turns on everything a site served only over HTTPS wants; each piece
+# can still be set on its own.
+SECURE_HTTPS = _read("bool", "SECURE_HTTPS", False)
+SECURE_SSL_REDIRECT = _read("bool", "SECURE_SSL_REDIRECT", SECURE_HTTPS)
+SESSION_COOKIE_SECURE = _read("bool", "SESSION_COOKIE_SECURE", SECURE_HTTPS)
+CSRF_COOKIE_SECURE = _read("bool", "CSRF_COOKIE_SECURE", SECURE_HTTPS)
+SECURE_HSTS_SECONDS = _read("int", "SECURE_HSTS_SECONDS", 31536000 if SECURE_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _read("bool", "SECURE_HSTS_INCLUDE_SUBDOMAINS", SECURE_HTTPS)
+SECURE_HSTS_PRELOAD = _read("bool", "SECURE_HSTS_PRELOAD", SECURE_HTTPS)
+# Behind a TLS-terminating proxy (docker-compose's Caddy) that sets X-Forwarded-Proto.
+if _read("bool", "TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Load balancers probe /healthz over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["trace_project.access.DashboardReader"],
+    "DEFAULT_PAGINATION_CLASS": "trace_project.pagination.PageNumberEnvelope",
+    "PAGE_SIZE": 10,
+    "EXCEPTION_HANDLER": "trace_project.errors.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": (
+        ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
+        if DEBUG
+        else ["rest_framework.renderers.JSONRenderer"]
+    ),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Monitor API",
+    "DESCRIPTION": (
+        "Traces, test-machine progress and request metrics in one service. Every error answer "
+        "has the shape {detail, code, errors?} (see the Error schema)."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's assets come from the installed sidecar package, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+
+LOG_LEVEL = _read(
+    "str", "LOG_LEVEL", "INFO",
+    validate=OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
+).upper()
+DEBUG_SQL_QUERY = _read("bool", "DEBUG_SQL_QUERY", False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {
+            # trace_project.apps turns on statement logging even when DEBUG is off.
+            "level": "DEBUG" if DEBUG_SQL_QUERY else "INFO",
+        },
+    },
+}
+
+CSRF_FAILURE_VIEW = "trace_project.errors.csrf_failure"

@@ -1,0 +1,27 @@
+"""Secrets handed to machines and tracked projects.
+
+Only a SHA-256 digest is stored. The tokens are 256-bit random strings, so a fast digest is
+enough (no password stretching needed) and lets the database look a token up by its digest;
+comparisons of digests use hmac.compare_digest.
+"""
+
+import hashlib
+import hmac
+import secrets
+
+
+def new_token(prefix: str = "") -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_matches(token: str, digest: str) -> bool:
+    return hmac.compare_digest(token_digest(token), digest)
+
+
+def token_hint(token: str) -> str:
+    """What admin pages show of a token after it was handed out once."""
+    return token[:6] + "…" if len(token) > 6 else "…"
