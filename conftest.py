@@ -1,8 +1,9 @@
 """Fixtures shared by every app's tests: real services, a real server, a real browser.
 
 - `redis_url`: a Redis to test against (REDIS_URL, else TEST_REDIS_URL); skipped without one.
-- `asgi_server`: this project served by a real daphne process on the test database, with
-  websockets; use it with the `transactional_db` fixture so the server sees committed rows.
+- `asgi_server`: this project served by a real daphne process (trace_project.devserver) on the
+  test database, with websockets; it brings `transactional_db`, so the server sees the rows the
+  test commits. `server_factory(**env)` starts one of its own with other settings.
 - `browser` / `page`: Debian's headless Chromium driven by Playwright.
 With CI_NO_SKIPS=1 (set by .ci/run) a skipped test fails the run: in CI every service is there.
 """
@@ -10,17 +11,13 @@ With CI_NO_SKIPS=1 (set by .ci/run) a skipped test fails the run: in CI every se
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-ROOT = Path(__file__).resolve().parent
+from trace_project.devserver import Server
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -70,12 +67,6 @@ def redis_url():
     return url
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_database_env() -> str:
     """The test database as seed 002's DB_DEFAULT JSON, for processes started by a test."""
     from django.db import connections
@@ -88,62 +79,25 @@ def test_database_env() -> str:
 test_database_env.__test__ = False
 
 
-class Server:
-    """A daphne process serving this project on 127.0.0.1:<port> against the test database."""
+@pytest.fixture
+def server_factory(django_db_setup, transactional_db):
+    """server_factory(**env) -> a started Server of its own on the test database (stopped after
+    the test); for tests that need other settings (REDIS_URL, ...) or that stop the server."""
+    servers = []
 
-    def __init__(self, env_overrides=None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)
-        env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-        env.update(
-            DB_DEFAULT=test_database_env(),
-            ALLOWED_HOSTS="127.0.0.1,localhost",
-            DEBUG="False",
-            PYTHONUNBUFFERED="1",
-        )
-        env.update(env_overrides or {})
-        self.env = env
-        self.process = None
+    def start(**env_overrides):
+        server = Server({"DB_DEFAULT": test_database_env(), **env_overrides}).start()
+        servers.append(server)
+        return server
 
-    def start(self, timeout=30):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "trace_project.asgi:application"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        import requests
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"daphne did not become healthy:\n{self.output()[-4000:]}")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def _asgi_server_process(django_db_setup, django_db_blocker):
-    server = Server().start()
+    server = Server({"DB_DEFAULT": test_database_env()}).start()
     yield server
     server.stop()
 
