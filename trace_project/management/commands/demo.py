@@ -1,8 +1,9 @@
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
-# Each app's own demo command, run in this order; an app without one is passed over.
-APP_DEMOS = ["send_demo_traces", "demo_machines", "demo_metrics"]
+# Each app's own demo command, in this order (demo_machines may keep machines running until
+# interrupted, so it comes last); an app without one is passed over.
+APP_DEMOS = ["send_demo_traces", "demo_metrics", "demo_machines"]
 
 
 class Command(BaseCommand):
