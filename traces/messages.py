@@ -1,0 +1,134 @@
+"""Seed 000's wire messages: parsing and validating one websocket frame (no Django import).
+
+A frame is a JSON list of messages, or a single message object. Every problem is reported as a
+FrameError whose text names the message (0-based index in the frame), its type and the key, so a
+client can fix its input; a frame with any problem is refused as a whole.
+"""
+
+import json
+import math
+from typing import NamedTuple
+
+TRACE_START = "TRACE_START"
+TRACE_END = "TRACE_END"
+SPAN_START = "SPAN_START"
+SPAN_END = "SPAN_END"
+EVENT = "EVENT"
+MESSAGE_TYPES = (TRACE_START, TRACE_END, SPAN_START, SPAN_END, EVENT)
+
+REQUIRED_KEYS = {
+    TRACE_START: ("timestamp", "group_id"),
+    TRACE_END: ("timestamp", "group_id"),
+    SPAN_START: ("timestamp", "group_id", "name"),
+    SPAN_END: ("timestamp", "group_id"),
+    EVENT: ("timestamp", "name"),
+}
+
+# Timestamps are stored as NUMERIC(26, 6): 20 integer digits hold nanoseconds since 1970 too.
+MAX_TIMESTAMP = 10**20
+MAX_TEXT = 255  # group ids, names and services are stored in 255-character columns
+
+
+class FrameError(ValueError):
+    """A frame that cannot be accepted; the text says what and where."""
+
+
+class Message(NamedTuple):
+    type: str
+    timestamp: int | float
+    group_id: str | None = None
+    name: str | None = None
+    # Optional, not in the seed: the service that emitted a TRACE_START or SPAN_START.
+    service: str = ""
+
+
+def parse_frame(data: str | bytes, max_bytes: int, max_messages: int) -> list[Message]:
+    """JSON text of one frame -> its messages, validated; FrameError otherwise."""
+    size = len(data.encode() if isinstance(data, str) else data)
+    if size > max_bytes:
+        raise FrameError(f"frame of {size} bytes is over the limit of {max_bytes} bytes")
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise FrameError(f"frame is not UTF-8 text: {error}") from None
+    try:
+        document = json.loads(data)
+    except json.JSONDecodeError as error:
+        raise FrameError(
+            f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
+        ) from None
+    if isinstance(document, dict):
+        document = [document]
+    if not isinstance(document, list):
+        raise FrameError(
+            f"a frame must be a JSON list of messages (or one message object), "
+            f"got {_json_type(document)}"
+        )
+    if len(document) > max_messages:
+        raise FrameError(
+            f"frame of {len(document)} messages is over the limit of {max_messages} messages"
+        )
+    return [parse_message(item, index) for index, item in enumerate(document)]
+
+
+def parse_message(item, index: int = 0) -> Message:
+    where = f"message {index}"
+    if not isinstance(item, dict):
+        raise FrameError(f"{where}: a message must be a JSON object, got {_json_type(item)}")
+    kind = item.get("type")
+    if kind is None:
+        raise FrameError(f"{where}: missing key 'type' (one of {', '.join(MESSAGE_TYPES)})")
+    if kind not in MESSAGE_TYPES:
+        raise FrameError(
+            f"{where}: unknown type {_short(kind)}; expected one of {', '.join(MESSAGE_TYPES)}"
+        )
+    where = f"{where} ({kind})"
+    for key in REQUIRED_KEYS[kind]:
+        if key not in item:
+            raise FrameError(f"{where}: missing key '{key}'")
+    timestamp = item["timestamp"]
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        raise FrameError(
+            f"{where}: 'timestamp' must be a number, got {_json_type(timestamp)} {_short(timestamp)}"
+        )
+    if not math.isfinite(timestamp) or timestamp < 0 or timestamp >= MAX_TIMESTAMP:
+        raise FrameError(
+            f"{where}: 'timestamp' must be a finite number from 0 to 1e20, got {timestamp!r}"
+        )
+    group_id = _text(item, "group_id", where) if "group_id" in REQUIRED_KEYS[kind] else None
+    name = _text(item, "name", where) if "name" in REQUIRED_KEYS[kind] else None
+    service = ""
+    if kind in (TRACE_START, SPAN_START) and item.get("service") is not None:
+        service = _text(item, "service", where, allow_empty=True)
+    return Message(kind, timestamp, group_id, name, service)
+
+
+def _text(item: dict, key: str, where: str, allow_empty: bool = False) -> str:
+    value = item[key]
+    if not isinstance(value, str):
+        raise FrameError(f"{where}: '{key}' must be a string, got {_json_type(value)}")
+    if not value and not allow_empty:
+        raise FrameError(f"{where}: '{key}' must not be empty")
+    if len(value) > MAX_TEXT:
+        raise FrameError(f"{where}: '{key}' is longer than {MAX_TEXT} characters")
+    return value
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _short(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
