@@ -67,10 +67,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "trace_project.apps.ProjectConfig",
     "traces",
     "tm_api",
     "tracking",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -290,10 +293,54 @@ LOGGING = {
 CSRF_FAILURE_VIEW = "trace_project.errors.csrf_failure"
 
 
+# --- notifications and scheduled jobs -----------------------------------------------------------
+# Background work goes through django-tasks' database backend: a task row is written in the same
+# transaction as the change that caused it, and `manage.py db_worker` runs it.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+NOTIFY_COOLDOWN_SECONDS = _read("int", "NOTIFY_COOLDOWN_SECONDS", 600)
+NOTIFY_TIMEOUT_SECONDS = _read("float", "NOTIFY_TIMEOUT_SECONDS", 10.0)
+NOTIFY_MAX_ATTEMPTS = _read("int", "NOTIFY_MAX_ATTEMPTS", 8)
+NOTIFY_RETRY_BASE_SECONDS = _read("float", "NOTIFY_RETRY_BASE_SECONDS", 5.0)
+NOTIFY_RETRY_MAX_SECONDS = _read("float", "NOTIFY_RETRY_MAX_SECONDS", 3600.0)
+NOTIFY_RETENTION_DAYS = _read("int", "NOTIFY_RETENTION_DAYS", 90)
+# The address pages link to in notifications (e.g. https://monitor.example.com).
+SITE_URL = _read("str", "SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+
 # --- traces -------------------------------------------------------------------------------------
+# Limits of one websocket frame of trace messages (docs/traces.md); bigger frames are refused.
+from marshmallow.validate import Range as _TraceRange  # noqa: E402
+
+TRACE_MAX_FRAME_BYTES = _read("int", "TRACE_MAX_FRAME_BYTES", 1_048_576, validate=_TraceRange(min=1))
+TRACE_MAX_FRAME_MESSAGES = _read("int", "TRACE_MAX_FRAME_MESSAGES", 10_000, validate=_TraceRange(min=1))
+# Mounts ws/bench/noop/<id>, a consumer that only parses JSON: the benchmark's baseline. Never on
+# in production.
+TRACE_BENCH_NOOP = _read("bool", "TRACE_BENCH_NOOP", False)
 
 
 # --- tm_api -------------------------------------------------------------------------------------
+# Machines may post dry runs, starts and stops without a token (as the seed's runner does): on in
+# development (make run sets DEBUG=True), off in production, where a missing token is a 401.
+TM_ALLOW_ANONYMOUS_MACHINES = _read("bool", "TM_ALLOW_ANONYMOUS_MACHINES", DEBUG)
+# Zone of machine timestamps sent without one ("2018-12-30 13:01:57.461401").
+TM_CLIENT_TIME_ZONE = _read("str", "TM_CLIENT_TIME_ZONE", "UTC")
+try:
+    import zoneinfo as _zoneinfo
+
+    _zoneinfo.ZoneInfo(TM_CLIENT_TIME_ZONE)
+except (ValueError, _zoneinfo.ZoneInfoNotFoundError):
+    raise ImproperlyConfigured(
+        f"TM_CLIENT_TIME_ZONE: {TM_CLIENT_TIME_ZONE!r} is not a time zone name (e.g. Europe/Warsaw)"
+    ) from None
 
 
 # --- tracking -----------------------------------------------------------------------------------
+# Raw request rows older than this are deleted by `manage.py prune_request_metrics` (rollups stay).
+TRACKING_RAW_RETENTION_DAYS = _read("int", "TRACKING_RAW_RETENTION_DAYS", 30)
+# Overload: ingest requests in flight (waiting or running) per server process beyond this get 429.
+TRACKING_INGEST_MAX_INFLIGHT = _read("int", "TRACKING_INGEST_MAX_INFLIGHT", 16)
+# Largest batch accepted by the batch endpoint, in events and in uncompressed bytes.
+TRACKING_MAX_BATCH_EVENTS = _read("int", "TRACKING_MAX_BATCH_EVENTS", 5000)
+TRACKING_MAX_BATCH_BYTES = _read("int", "TRACKING_MAX_BATCH_BYTES", 16 * 1024 * 1024)
+# Live dashboard frames per project and server process: at most one per this many seconds.
+TRACKING_LIVE_MIN_INTERVAL = _read("float", "TRACKING_LIVE_MIN_INTERVAL", 0.5)

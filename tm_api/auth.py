@@ -1,0 +1,80 @@
+"""How machines prove who they are: `Authorization: Token <token>` (a MachineToken's secret).
+
+Machines are programs: no session, no CSRF. With TM_ALLOW_ANONYMOUS_MACHINES (the default under
+DEBUG) a request without the header is let through as the seed's runner expects; a wrong token
+is refused either way.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+
+from trace_project.tokens import new_token, token_digest, token_hint
+from tm_api.models import MachineToken
+
+KEYWORDS = (b"token", b"bearer")
+TOKEN_PREFIX = "tm_"
+# Writing last_used on every request would add a write per report; once a minute is plenty.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def issue_token(name: str, machine=None) -> tuple[MachineToken, str]:
+    """A new token; the secret is returned once and only its digest is stored."""
+    secret = new_token(TOKEN_PREFIX)
+    token = MachineToken.objects.create(
+        name=name, machine=machine, digest=token_digest(secret), hint=token_hint(secret)
+    )
+    return token, secret
+
+
+class MachineTokenAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header:
+            return None
+        if header[0].lower() not in KEYWORDS or len(header) != 2:
+            raise exceptions.AuthenticationFailed(
+                "Send the machine token as 'Authorization: Token <token>'."
+            )
+        try:
+            secret = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("The machine token is not ASCII.") from None
+        token = (
+            MachineToken.objects.select_related("machine")
+            .filter(digest=token_digest(secret))
+            .first()
+        )
+        if token is None:
+            raise exceptions.AuthenticationFailed("Unknown machine token.")
+        now = timezone.now()
+        if token.last_used is None or now - token.last_used > LAST_USED_RESOLUTION:
+            MachineToken.objects.filter(pk=token.pk).update(last_used=now)
+        return AnonymousUser(), token
+
+    def authenticate_header(self, request):
+        return 'Token realm="machines"'
+
+
+class MachineWriter(BasePermission):
+    message = (
+        "This endpoint needs a machine token: 'Authorization: Token <token>' "
+        "(python manage.py machine_token create <name>)."
+    )
+
+    def has_permission(self, request, view):
+        return isinstance(request.auth, MachineToken) or settings.TM_ALLOW_ANONYMOUS_MACHINES
+
+
+def check_token_allows(request, machine_name: str) -> None:
+    token = request.auth
+    if isinstance(token, MachineToken) and not token.allows(machine_name):
+        raise exceptions.PermissionDenied(
+            f"This token belongs to machine {token.machine.machine_name!r}, "
+            f"not {machine_name!r}."
+        )

@@ -1,0 +1,193 @@
+"""Wire shapes of seed 003: what machines post and what the read API answers."""
+
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from rest_framework import serializers
+
+from tm_api import status as S
+
+
+class ClientTimestampField(serializers.Field):
+    """Machines' local time without zone ("2018-12-30 13:01:57.461401"), read in
+    TM_CLIENT_TIME_ZONE (UTC by default); ISO 8601 with a zone keeps its zone. Answers ISO."""
+
+    default_error_messages = {"invalid": "{message}"}
+
+    def to_internal_value(self, data):
+        try:
+            return S.parse_client_timestamp(data, ZoneInfo(settings.TM_CLIENT_TIME_ZONE))
+        except ValueError as error:
+            self.fail("invalid", message=str(error))
+
+    def to_representation(self, value):
+        return S.iso(value)
+
+
+class TestInput(serializers.Serializer):
+    file_path = serializers.CharField(max_length=1024, allow_blank=True)
+    file_name = serializers.CharField(max_length=256)
+    script = serializers.CharField(allow_blank=True, allow_null=True, required=False,
+                                   trim_whitespace=False, default="")
+
+
+class ScenarioInput(TestInput):
+    tests = TestInput(many=True, required=False, allow_null=True, allow_empty=True)
+
+
+class MasterScenarioInput(TestInput):
+    scenarios = ScenarioInput(many=True, required=False, allow_null=True, allow_empty=True)
+
+
+class DryRunInput(serializers.Serializer):
+    machine_name = serializers.CharField(max_length=256)
+    timestamp = ClientTimestampField()
+    master_scenario = MasterScenarioInput()
+
+
+def _tree_reply(tree: dict, children: str | None, grandchildren: str | None) -> dict:
+    reply = {
+        "file_path": tree["file_path"],
+        "file_name": tree["file_name"],
+        "script": tree.get("script") or "",
+    }
+    if children:
+        reply[children] = [
+            _tree_reply(child, grandchildren, None) for child in tree.get(children) or []
+        ]
+    return reply
+
+
+def dry_run_reply(data: dict) -> dict:
+    """The seed's 201 body: the tree without machine_name, the timestamp in ISO 8601 and null
+    lists as empty lists."""
+    return {
+        "timestamp": S.iso(data["timestamp"]),
+        "master_scenario": _tree_reply(data["master_scenario"], "scenarios", "tests"),
+    }
+
+
+class DryRunReply(serializers.Serializer):
+    """For the schema: the echoed tree."""
+
+    timestamp = serializers.DateTimeField()
+    master_scenario = MasterScenarioInput()
+
+
+class TestStartInput(serializers.Serializer):
+    machine_name = serializers.CharField(max_length=256)
+    file_path = serializers.CharField(max_length=1024, allow_blank=True)
+    file_name = serializers.CharField(max_length=256)
+    timestamp_start = ClientTimestampField(required=False, allow_null=True)
+
+
+class TestStopInput(serializers.Serializer):
+    machine_name = serializers.CharField(max_length=256)
+    file_path = serializers.CharField(max_length=1024, allow_blank=True)
+    file_name = serializers.CharField(max_length=256)
+    status = serializers.CharField(
+        help_text="one of: " + ", ".join(S.STOP_STATUSES)
+    )
+    timestamp_stop = ClientTimestampField(required=False, allow_null=True)
+
+    def validate_status(self, value):
+        try:
+            return S.check_stop_status(value)
+        except S.InvalidStatus as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+# --- read API ----------------------------------------------------------------------------------
+
+class ScriptSerializer(serializers.Serializer):
+    pk = serializers.IntegerField(read_only=True)
+    file_name = serializers.CharField()
+    file_path = serializers.CharField()
+    script = serializers.CharField()
+    status = serializers.CharField()
+    timestamp_start = serializers.DateTimeField()
+    timestamp_stop = serializers.DateTimeField()
+    duration = serializers.FloatField(allow_null=True, help_text="seconds")
+
+
+class TestSerializer(ScriptSerializer):
+    pass
+
+
+class StatisticsField(serializers.DictField):
+    child = serializers.IntegerField()
+
+
+class LastRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="run (dry-run data) pk", source="last_run")
+    timestamp = serializers.DateTimeField()
+    tests_count = serializers.IntegerField()
+    tests_statistics = StatisticsField()
+
+
+class MachineSerializer(serializers.Serializer):
+    """A machine of /tm_api/machines/ (shape of bodies.machine_status)."""
+
+    id = serializers.IntegerField()
+    machine_name = serializers.CharField()
+    status = serializers.CharField(help_text="the last run's status; not-available before one")
+    last_run = serializers.IntegerField(required=False)
+    timestamp = serializers.DateTimeField(required=False)
+    tests_count = serializers.IntegerField(required=False)
+    tests_statistics = StatisticsField(required=False)
+
+
+class RunSerializer(serializers.Serializer):
+    """A run of /tm_api/machine_dry_run_datas/<pk> (shape of bodies.run_summary)."""
+
+    id = serializers.IntegerField()
+    pk = serializers.IntegerField()
+    status = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    master_scenario = serializers.IntegerField()
+    file_name = serializers.CharField()
+    timestamp_start = serializers.DateTimeField(allow_null=True)
+    timestamp_stop = serializers.DateTimeField(allow_null=True)
+    duration = serializers.FloatField(allow_null=True)
+    tests_count = serializers.IntegerField()
+    scenarios_count = serializers.IntegerField()
+    tests_statistics = StatisticsField()
+
+
+class LastTestSerializer(serializers.Serializer):
+    pk = serializers.IntegerField()
+    file_name = serializers.CharField()
+    status = serializers.CharField()
+    duration = serializers.FloatField(allow_null=True)
+
+
+class LastScenarioSerializer(serializers.Serializer):
+    pk = serializers.IntegerField()
+    file_name = serializers.CharField()
+    file_path = serializers.CharField()
+    status = serializers.CharField()
+    tests_count = serializers.IntegerField()
+    tests = LastTestSerializer(many=True)
+
+
+class LastMasterScenarioSerializer(serializers.Serializer):
+    pk = serializers.IntegerField()
+    file_name = serializers.CharField()
+    file_path = serializers.CharField()
+    timestamp_start = serializers.DateTimeField(allow_null=True)
+    timestamp_stop = serializers.DateTimeField(allow_null=True)
+    duration = serializers.FloatField(allow_null=True, help_text="seconds")
+    status = serializers.CharField()
+    tests_statistics = StatisticsField()
+    tests_count = serializers.IntegerField()
+    scenarios_count = serializers.IntegerField()
+    scenarios = LastScenarioSerializer(many=True)
+    dryrundata = serializers.IntegerField(help_text="run pk")
+    timestamp = serializers.DateTimeField(help_text="the machine's time of the dry run")
+
+
+class MachineLastDataSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    machine_name = serializers.CharField()
+    last_master_scenario = LastMasterScenarioSerializer(allow_null=True)
+

@@ -1,0 +1,251 @@
+"""The three things a machine reports, one function each, one transaction each.
+
+    record_dry_run(machine_name, timestamp, master_scenario_tree) -> Run
+    start_test(machine_name, file_path, file_name, timestamp=None) -> Test
+    stop_test(machine_name, file_path, file_name, status, timestamp=None) -> Test
+
+REST views, the demo machines and tests all call these. The rules (roll-up, what a start or a
+stop does to the other tests) come from tm_api.status; this module applies them to rows, keeps
+the stored roll-ups in step and publishes live frames after commit.
+"""
+
+from collections import defaultdict
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from tm_api import bodies
+from tm_api import status as S
+from tm_api.live import LAST, RUNS, STATUS, live_group, publish_after_commit
+from tm_api.models import Machine, MasterScenario, Run, Scenario, Test, machine_key
+from tm_api.status import NoMatchingTest  # noqa: F401 - part of this module's interface
+
+
+class MachineNotFound(LookupError):
+    def __init__(self, machine_name):
+        self.machine_name = machine_name
+        super().__init__(
+            f"No machine named {machine_name!r}: a machine appears with its first dry run "
+            f"(POST /tm_api/dry_run/)."
+        )
+
+
+# --- dry run -----------------------------------------------------------------------------------
+
+def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict) -> Run:
+    """A new run of `machine_name` with every test `waiting`, in the tree's order.
+
+    `master_scenario` = {file_path, file_name, script, scenarios: [{..., tests: [{...}]}]}.
+    The machine is created on its first run. Ongoing tests of its earlier runs become `unknown`.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        machine = _lock_or_create_machine(machine_name)
+        superseded = [
+            _apply_changes(master, S.supersede(_ongoing_tests(master)), now)
+            for master in MasterScenario.objects.select_for_update()
+            .select_related("run")
+            .filter(run__machine=machine, status__in=S.ONGOING)
+        ]
+        run = Run.objects.create(machine=machine, timestamp=timestamp)
+        scenario_trees = master_scenario.get("scenarios") or []
+        test_count = sum(len(scenario.get("tests") or []) for scenario in scenario_trees)
+        master = MasterScenario.objects.create(
+            run=run,
+            **_script_fields(master_scenario),
+            status=S.WAITING if test_count else S.EMPTY_ROLL_UP,
+            tests_statistics={**S.empty_counts(), S.WAITING: test_count},
+            tests_count=test_count,
+            scenarios_count=len(scenario_trees),
+        )
+        scenarios = Scenario.objects.bulk_create(
+            Scenario(
+                master_scenario=master,
+                position=position,
+                **_script_fields(tree),
+                status=S.WAITING if tree.get("tests") else S.EMPTY_ROLL_UP,
+                tests_statistics={**S.empty_counts(), S.WAITING: len(tree.get("tests") or [])},
+                tests_count=len(tree.get("tests") or []),
+            )
+            for position, tree in enumerate(scenario_trees)
+        )
+        position = 0
+        tests = []
+        for scenario, tree in zip(scenarios, scenario_trees):
+            for test in tree.get("tests") or []:
+                tests.append(Test(scenario=scenario, master_scenario=master, machine=machine,
+                                  position=position, status=S.WAITING, **_script_fields(test)))
+                position += 1
+        Test.objects.bulk_create(tests, batch_size=500)
+
+        last = machine.last_run
+        if last is None or timestamp >= last.timestamp:
+            machine.last_run = run
+            machine.save(update_fields=["last_run"])
+        run.machine = machine
+        master.run = run
+
+        def frames():
+            changed = [*superseded, master]
+            return _frames(machine, changed)
+
+        publish_after_commit(frames)
+    return run
+
+
+def _lock_or_create_machine(machine_name: str) -> Machine:
+    key = machine_key(machine_name)
+    query = Machine.objects.select_for_update(of=("self",)).select_related("last_run")
+    machine = query.filter(name_key=key).first()
+    if machine is None:
+        try:
+            with transaction.atomic():
+                Machine.objects.create(machine_name=machine_name)
+        except IntegrityError:
+            pass  # created meanwhile by a concurrent dry run of the same machine
+        machine = query.get(name_key=key)
+    return machine
+
+
+def _script_fields(tree: dict) -> dict:
+    return {
+        "file_path": tree.get("file_path") or "",
+        "file_name": tree.get("file_name") or "",
+        "script": tree.get("script") or "",
+    }
+
+
+# --- start and stop ----------------------------------------------------------------------------
+
+def start_test(machine_name, file_path, file_name, timestamp: datetime | None = None) -> Test:
+    """The machine's next `waiting` test with this file starts running."""
+    when = timestamp or timezone.now()
+    with transaction.atomic():
+        test = _lock_matching_test(machine_name, file_path, file_name, S.WAITING)
+        master = test.master_scenario
+        run = {pk: status for pk, status, _ in _tests_of(master, [S.RUNNING])}
+        run[test.pk] = test.status
+        changes = S.start(run, test.pk)
+        _apply_changes(master, changes, when, started=test)
+        test.status, test.timestamp_start = S.RUNNING, when
+        publish_after_commit(lambda: _frames(test.machine, [master]))
+    return test
+
+
+def stop_test(machine_name, file_path, file_name, status, timestamp: datetime | None = None):
+    """The machine's `running` test with this file ends with `status` (see status.stop)."""
+    S.check_stop_status(status)
+    when = timestamp or timezone.now()
+    with transaction.atomic():
+        test = _lock_matching_test(machine_name, file_path, file_name, S.RUNNING)
+        master = test.master_scenario
+        if status == S.CANCELLED:
+            run = {pk: st for pk, st, _ in _tests_of(master, S.ONGOING)}
+        else:
+            run = {test.pk: test.status}
+        changes = S.stop(run, test.pk, status)
+        _apply_changes(master, changes, when, stopped=test)
+        test.status, test.timestamp_stop = status, when
+        publish_after_commit(lambda: _frames(test.machine, [master]))
+    return test
+
+
+def _lock_matching_test(machine_name, file_path, file_name, needed_status) -> Test:
+    """The first test (dry-run order, newest run first) of that machine with this file in the
+    needed status, with its run locked so concurrent reports of one run apply one at a time."""
+    test = (
+        Test.objects.select_for_update(of=("self", "master_scenario"))
+        .select_related("master_scenario", "master_scenario__run", "machine")
+        .filter(machine__name_key=machine_key(machine_name), file_name=file_name,
+                file_path=file_path, status=needed_status)
+        .order_by("-master_scenario_id", "position")
+        .first()
+    )
+    if test is None:
+        if not Machine.objects.filter(name_key=machine_key(machine_name)).exists():
+            raise MachineNotFound(machine_name)
+        verb = "start" if needed_status == S.WAITING else "stop"
+        raise NoMatchingTest(
+            f"Machine {machine_name!r} has no {needed_status} test {file_path}/{file_name} "
+            f"to {verb}"
+            + (": post a dry run listing it first." if verb == "start"
+               else ": it was not started, or already stopped, cancelled or superseded.")
+        )
+    return test
+
+
+def _tests_of(master, statuses):
+    return Test.objects.filter(master_scenario=master, status__in=statuses).values_list(
+        "pk", "status", "scenario_id"
+    )
+
+
+def _ongoing_tests(master) -> dict:
+    return {pk: status for pk, status, _ in _tests_of(master, S.ONGOING)}
+
+
+def _apply_changes(master, changes: dict, when, started=None, stopped=None):
+    """Write `changes` ({test pk: new status}) and move the stored roll-ups of the scenarios
+    and of the run by exactly those changes. Returns `master`, updated."""
+    if not changes:
+        return master
+    known = {}
+    for test in (started, stopped):
+        if test is not None:
+            known[test.pk] = (test.status, test.scenario_id)
+    missing = [pk for pk in changes if pk not in known]
+    if missing:
+        for pk, status, scenario_id in Test.objects.filter(pk__in=missing).values_list(
+            "pk", "status", "scenario_id"
+        ):
+            known[pk] = (status, scenario_id)
+
+    by_update = defaultdict(list)  # (new status, stamp) -> test pks
+    per_scenario = defaultdict(list)
+    for pk, new in changes.items():
+        old, scenario_id = known[pk]
+        per_scenario[scenario_id].append((old, new))
+        if started is not None and pk == started.pk:
+            stamp = "timestamp_start"
+        elif (stopped is not None and pk == stopped.pk) or old == S.RUNNING:
+            stamp = "timestamp_stop"
+        else:
+            stamp = None
+        by_update[(new, stamp)].append(pk)
+    for (new, stamp), pks in by_update.items():
+        fields = {"status": new, **({stamp: when} if stamp else {})}
+        if len(pks) == 1:
+            Test.objects.filter(pk=pks[0]).update(**fields)
+        else:
+            Test.objects.filter(pk__in=pks).update(**fields)
+
+    roll_up_fields = ["tests_statistics", "status", "timestamp_start", "timestamp_stop"]
+    for scenario in Scenario.objects.filter(pk__in=list(per_scenario)):
+        scenario.apply(per_scenario[scenario.pk], when)
+        scenario.save(update_fields=roll_up_fields)
+    master.apply([pair for pairs in per_scenario.values() for pair in pairs], when)
+    master.save(update_fields=roll_up_fields)
+    return master
+
+
+# --- live frames -------------------------------------------------------------------------------
+
+def _frames(machine: Machine, masters) -> list:
+    """One frame per socket: each changed run to the machine's runs page; the machine list and
+    the last-run page only when the machine's last run is among them."""
+    frames = [
+        (live_group(RUNS, machine.pk), {"run_data": bodies.run_summary(master)})
+        for master in masters
+    ]
+    last = next((m for m in masters if m.run_id == machine.last_run_id), None)
+    if last is not None:
+        frames.append(
+            (live_group(STATUS), {"machine_id_status": bodies.machine_status(machine, last)})
+        )
+        frames.append(
+            (live_group(LAST, machine.pk),
+             {"machine_data": {"id": machine.pk, "machine_name": machine.machine_name,
+                               "last_master_scenario": bodies.last_master_scenario(last)}})
+        )
+    return frames
