@@ -1,1 +1,107 @@
-from django.db import models  # noqa: F401
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from trace_project.tokens import new_token, token_digest, token_hint, token_matches
+
+TOKEN_PREFIX = "rat_"
+
+
+class Project(models.Model):
+    """A tracked application: its requests arrive with the project's secret token."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
+                                 help_text="PROJECT_ID in the tracked app's RIGID_ANALYTICS.")
+    name = models.CharField(max_length=200)
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    token_hint = models.CharField(max_length=16, editable=False, blank=True)
+    token_rotated_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    dropped_by_clients = models.BigIntegerField(
+        default=0, editable=False,
+        help_text="Events the trackers reported dropping (queue full, backend unreachable).",
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+    def issue_token(self) -> str:
+        """Give the project a new token (the old one stops working once saved); returns it:
+        it is shown once and only its digest is stored."""
+        token = new_token(TOKEN_PREFIX)
+        self.token_digest = token_digest(token)
+        self.token_hint = token_hint(token)
+        self.token_rotated_at = timezone.now()
+        return token
+
+    def token_matches(self, token: str) -> bool:
+        return bool(self.token_digest) and token_matches(token, self.token_digest)
+
+    @classmethod
+    def create_with_token(cls, name: str) -> tuple["Project", str]:
+        project = cls(name=name)
+        token = project.issue_token()
+        project.save()
+        return project, token
+
+
+class RequestMetric(models.Model):
+    """One request served by a tracked application (raw row, kept for the retention period)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="requests",
+                                db_index=False)
+    received_at = models.DateTimeField(help_text="When the tracked app received the request.")
+    duration_ms = models.FloatField()
+    method = models.CharField(max_length=16, blank=True, help_text="Empty when the client "
+                              "does not send it (seed 001's does not).")
+    path = models.TextField()
+    query = models.TextField(blank=True)
+    view_name = models.CharField(max_length=200, blank=True)
+    status_code = models.PositiveSmallIntegerField()
+    session_id = models.CharField(max_length=64, blank=True)
+    user_agent = models.TextField(blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    response_size = models.BigIntegerField(null=True, blank=True)
+    headers = models.JSONField(default=dict, blank=True,
+                               help_text="Request headers without credentials (scrubbed).")
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-received_at"], name="tracking_req_proj_time")]
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self):
+        return f"{self.method or '?'} {self.path} {self.status_code}"
+
+
+class RequestRollup(models.Model):
+    """Counts and a latency histogram (tracking.aggregation) of one project's requests to one view
+    in one minute or one hour. Summaries read these, never the raw rows."""
+
+    MINUTE = 60
+    HOUR = 3600
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rollups",
+                                db_index=False)
+    period_seconds = models.PositiveIntegerField(choices=[(MINUTE, "minute"), (HOUR, "hour")])
+    period_start = models.DateTimeField()
+    view_name = models.CharField(max_length=200, blank=True)
+    count = models.BigIntegerField(default=0)
+    client_errors = models.BigIntegerField(default=0)
+    server_errors = models.BigIntegerField(default=0)
+    duration_sum_ms = models.FloatField(default=0)
+    histogram = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "period_seconds", "period_start", "view_name"],
+                name="tracking_rollup_cell",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.project_id} {self.period_start:%Y-%m-%d %H:%M} {self.view_name}"

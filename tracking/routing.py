@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-websocket_urlpatterns = []
+from tracking.consumers import ProjectMetricsConsumer
+
+websocket_urlpatterns = [
+    path("ws/metrics/<uuid:project_id>/", ProjectMetricsConsumer.as_asgi()),
+]

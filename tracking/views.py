@@ -1,8 +1,268 @@
-from django.shortcuts import render
+import functools
+import uuid
+import json
+import zlib
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from trace_project.access import dashboard_page
+from trace_project.errors import ErrorSerializer, error_body
+from tracking import services
+from tracking.models import Project
+from tracking.serializers import (
+    WINDOWS, BatchResultSerializer, BatchSerializer, ProjectSerializer, RequestFilterSerializer,
+    RequestMetricSerializer, SeedEventSerializer, SummarySerializer, WindowQuerySerializer,
+)
+from tracking.wire import EventError, parse_batch_event, parse_seed_event
 
+ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 413, 429)}
+
+
+def _error(detail, code, http_status, errors=None, **extra):
+    return Response({**error_body(detail, code, errors), **extra}, status=http_status)
+
+
+def _event_error(error: EventError, prefix=""):
+    name = f"{prefix}{error.field}" if error.field else prefix.rstrip(".") or "body"
+    return name, f"{error.message[:1].upper()}{error.message[1:]}" if error.message else ""
+
+
+# --- ingest -------------------------------------------------------------------------------------
+
+class SeedIngestView(APIView):
+    """Seed 001's published client: one event per request, token in the body."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="tracking_seed_ingest", tags=["tracking"], request=SeedEventSerializer,
+        responses={201: BatchResultSerializer, **ERRORS},
+        summary="Store one request from seed 001's client (rigidanalytics-tracker 2.0.5)",
+    )
+    def post(self, request, project_id):
+        try:
+            token, event = parse_seed_event(request.data)
+        except EventError as error:
+            name, message = _event_error(error)
+            if error.field == "project_token":
+                return _error("project_token is required.", "not_authenticated", 401)
+            return _error(f"{name}: {message}", "invalid", 400, {name: [message]})
+        try:
+            project = Project.objects.filter(public_id=uuid.UUID(project_id)).first()
+        except ValueError:
+            project = None
+        if project is None:
+            return _error("No such project.", "not_found", 404)
+        if not project.token_matches(token):
+            return _error("Wrong project_token for this project.", "permission_denied", 403)
+        accepted = services.ingest_events(project, [event])
+        return Response({"accepted": accepted, "rejected": 0, "rejected_events": []},
+                        status=status.HTTP_201_CREATED)
+
+
+def _read_batch_body(request):
+    """The batch's JSON, gunzipped with a bound on the uncompressed size (no zip bombs)."""
+    limit = settings.TRACKING_MAX_BATCH_BYTES
+    raw = request.body
+    encoding = request.headers.get("Content-Encoding", "").lower().strip()
+    if encoding == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(raw, limit + 1)
+        except zlib.error:
+            raise ValidationError({"body": ["Not valid gzip data."]}) from None
+        if len(raw) > limit or inflater.unconsumed_tail:
+            return None
+    elif encoding not in ("", "identity"):
+        raise ValidationError({"Content-Encoding": ["Only gzip (or none) is accepted."]})
+    elif len(raw) > limit:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError({"body": ["Not valid JSON."]}) from None
+
+
+class BatchIngestView(APIView):
+    """This project's tracker: gzip'd JSON batches, token in the Authorization header."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    parser_classes = []  # the body is read (and gunzipped) by _read_batch_body
+
+    @extend_schema(
+        operation_id="tracking_batch_ingest", tags=["tracking"], request=BatchSerializer,
+        responses={200: BatchResultSerializer, **ERRORS},
+        summary="Store a batch of requests from monitor-request-tracker",
+        description=(
+            "Body: JSON, optionally with `Content-Encoding: gzip`. Header: `Authorization: "
+            "Bearer <project token>`. Valid events are stored even when others are not "
+            "(partial success): 200 with `accepted`, `rejected` and each `rejected_events` "
+            "entry naming the field. 400 only when no event could be stored. 429 with "
+            "Retry-After when this server process has TRACKING_INGEST_MAX_INFLIGHT ingest "
+            "requests in flight."
+        ),
+    )
+    def post(self, request):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _error("Send the project token as 'Authorization: Bearer <token>'.",
+                          "not_authenticated", 401)
+        project = services.project_for_token(token.strip())
+        if project is None:
+            return _error("Unknown or rotated project token.", "authentication_failed", 403)
+        body = _read_batch_body(request)
+        if body is None:
+            return _error(f"Batch larger than {settings.TRACKING_MAX_BATCH_BYTES} bytes "
+                          "uncompressed; send smaller batches.", "too_large", 413)
+        if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+            raise ValidationError({"events": ["Required: a list of events."]})
+        if len(body["events"]) > settings.TRACKING_MAX_BATCH_EVENTS:
+            return _error(f"More than {settings.TRACKING_MAX_BATCH_EVENTS} events in one batch.",
+                          "too_large", 413)
+        claimed = body.get("project_id")
+        if claimed not in (None, "") and str(claimed) != str(project.public_id):
+            return _error("project_id does not belong to this token.", "permission_denied", 403)
+        dropped = body.get("dropped") or 0
+        if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0:
+            raise ValidationError({"dropped": ["Must be a non-negative integer."]})
+        events, rejected = [], []
+        for index, item in enumerate(body["events"]):
+            try:
+                events.append(parse_batch_event(item))
+            except EventError as error:
+                name, message = _event_error(error)
+                rejected.append({"index": index, "field": name, "message": message})
+        if body["events"] and not events:
+            first = rejected[0]
+            errors = {f"events[{r['index']}].{r['field']}": [r["message"]] for r in rejected[:50]}
+            field_name = f"events[{first['index']}].{first['field']}"
+            return _error(f"{field_name}: {first['message']}", "invalid", 400, errors,
+                          accepted=0, rejected=len(rejected), rejected_events=rejected[:100])
+        accepted = services.ingest_events(project, events, dropped_by_client=dropped)
+        return Response({"accepted": accepted, "rejected": len(rejected),
+                         "rejected_events": rejected[:100]})
+
+
+class Overload:
+    """At most TRACKING_INGEST_MAX_INFLIGHT ingest requests in flight per server process.
+
+    Synchronous views share one thread under daphne, so a burst queues up in front of it; this
+    counts the queue (in the event loop, where the count is exact) and answers 429 with
+    Retry-After instead of letting latency grow without bound.
+    """
+
+    retry_after_seconds = 1
+
+    def __init__(self):
+        self.inflight = 0
+
+    def guard(self, sync_view):
+        to_async = sync_to_async(sync_view)
+
+        @functools.wraps(sync_view)
+        async def view(request, *args, **kwargs):
+            if self.inflight >= settings.TRACKING_INGEST_MAX_INFLIGHT:
+                response = JsonResponse(
+                    error_body("Too many ingest requests in flight; retry later.", "overloaded"),
+                    status=429,
+                )
+                response["Retry-After"] = str(self.retry_after_seconds)
+                return response
+            self.inflight += 1
+            try:
+                return await to_async(request, *args, **kwargs)
+            finally:
+                self.inflight -= 1
+
+        return view
+
+
+overload = Overload()
+seed_ingest = overload.guard(SeedIngestView.as_view())
+batch_ingest = overload.guard(BatchIngestView.as_view())
+
+
+# --- read API -----------------------------------------------------------------------------------
+
+def _window_arguments(params):
+    query = WindowQuerySerializer(data=params)
+    query.is_valid(raise_exception=True)
+    data = query.validated_data
+    until = data.get("until")
+    since = data.get("since")
+    if "last" in data:
+        since = (until or timezone.now()) - timedelta(minutes=WINDOWS[data["last"]])
+    return since, until
+
+
+class ProjectListView(generics.ListAPIView):
+    serializer_class = ProjectSerializer
+    queryset = Project.objects.all()
+
+    @extend_schema(operation_id="tracking_projects", tags=["tracking"])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class SummaryView(APIView):
+    @extend_schema(
+        operation_id="tracking_project_summary", tags=["tracking"],
+        parameters=[WindowQuerySerializer], responses={200: SummarySerializer, **ERRORS},
+        summary="Counts, error rates and latency percentiles of a project over a window",
+        description="From rollups only (fast at any number of stored requests). The window is "
+                    "widened to whole minutes; default: all time. The series has one point per "
+                    "minute for windows up to 6 hours, per hour beyond.",
+    )
+    def get(self, request, project_id):
+        project = get_object_or_404(Project, public_id=project_id)
+        since, until = _window_arguments(request.query_params)
+        window = services.resolve_window(project, since, until)
+        return Response(SummarySerializer(services.summarize(project, window)).data)
+
+
+class RequestListView(generics.ListAPIView):
+    serializer_class = RequestMetricSerializer
+
+    def get_queryset(self):
+        project = get_object_or_404(Project, public_id=self.kwargs["project_id"])
+        query = RequestFilterSerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        filters = dict(query.validated_data)
+        since, until = _window_arguments(self.request.query_params)
+        filters.pop("last", None)
+        filters.update(since=since, until=until)
+        return services.filter_requests(project, **filters)
+
+    @extend_schema(operation_id="tracking_project_requests", tags=["tracking"],
+                   parameters=[RequestFilterSerializer],
+                   summary="A project's stored requests, newest first, with filters")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+# --- pages --------------------------------------------------------------------------------------
 
 @dashboard_page
 def index(request):
-    return render(request, "tracking/index.html")
+    projects = list(Project.objects.all())
+    return render(request, "tracking/index.html",
+                  {"overview": services.project_overview(projects)})
+
+
+@dashboard_page
+def project_page(request, project_id):
+    project = get_object_or_404(Project, public_id=project_id)
+    return render(request, "tracking/project.html", {"project": project, "windows": WINDOWS})

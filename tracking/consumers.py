@@ -1,0 +1,22 @@
+from trace_project.consumers import LiveConsumer
+from tracking.live import project_group
+from tracking.models import Project
+
+
+class ProjectMetricsConsumer(LiveConsumer):
+    """A project page's socket: a frame each time new requests were stored (throttled by
+    tracking.live); the page then reads the summary API."""
+
+    async def connect(self):
+        public_id = self.scope["url_route"]["kwargs"]["project_id"]
+        self.project = await Project.objects.filter(public_id=public_id).afirst()
+        if self.project is None:
+            await self.close(code=4004)
+            return
+        await super().connect()
+
+    def live_groups(self):
+        return [project_group(self.project.pk)]
+
+    async def on_joined(self):
+        await self.send_json({"type": "hello", "project": str(self.project.public_id)})

@@ -1,0 +1,128 @@
+from rest_framework import serializers
+
+from tracking.models import Project, RequestMetric
+
+WINDOWS = {"15m": 15, "1h": 60, "6h": 360, "24h": 1440, "7d": 7 * 1440, "30d": 30 * 1440}
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "token_hint", "created_at", "dropped_by_clients"]
+
+
+class WindowQuerySerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False, help_text="Start (ISO 8601, inclusive).")
+    until = serializers.DateTimeField(required=False, help_text="End (ISO 8601, exclusive); "
+                                      "default now.")
+    last = serializers.ChoiceField(choices=list(WINDOWS), required=False,
+                                   help_text="Shortcut for since = until - last.")
+
+    def validate(self, data):
+        if "last" in data and "since" in data:
+            raise serializers.ValidationError({"last": ["Give either last or since, not both."]})
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            raise serializers.ValidationError({"until": ["Must be after since."]})
+        return data
+
+
+class RequestFilterSerializer(WindowQuerySerializer):
+    path = serializers.CharField(required=False, help_text="Path prefix, e.g. /api/.")
+    status = serializers.RegexField(r"^([1-5]xx|[1-5]\d\d)$", required=False,
+                                    help_text="A code (404) or a class (5xx).")
+    view = serializers.CharField(required=False, allow_blank=True, help_text="Exact view name.")
+    method = serializers.CharField(required=False, max_length=16)
+    min_duration_ms = serializers.FloatField(required=False, min_value=0)
+
+
+class RequestMetricSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RequestMetric
+        fields = ["id", "received_at", "duration_ms", "method", "path", "query", "view_name",
+                  "status_code", "session_id", "user_agent", "client_ip", "response_size",
+                  "headers"]
+
+
+class StatsSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    client_errors = serializers.IntegerField(help_text="Responses with a 4xx status.")
+    server_errors = serializers.IntegerField(help_text="Responses with a 5xx status.")
+    error_rate = serializers.FloatField(help_text="server_errors / count (0 when no requests).")
+    client_error_rate = serializers.FloatField(help_text="client_errors / count.")
+    p50_ms = serializers.FloatField(allow_null=True)
+    p95_ms = serializers.FloatField(allow_null=True)
+    p99_ms = serializers.FloatField(allow_null=True)
+
+
+class ViewStatsSerializer(StatsSerializer):
+    view_name = serializers.CharField()
+    mean_ms = serializers.FloatField(allow_null=True)
+
+
+class SeriesPointSerializer(StatsSerializer):
+    start = serializers.DateTimeField()
+
+
+class SeriesSerializer(serializers.Serializer):
+    step_seconds = serializers.IntegerField()
+    points = SeriesPointSerializer(many=True)
+
+
+class SummarySerializer(StatsSerializer):
+    project = serializers.UUIDField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    mean_ms = serializers.FloatField(allow_null=True)
+    requests_per_minute = serializers.FloatField()
+    views = ViewStatsSerializer(many=True)
+    series = SeriesSerializer()
+
+
+class BatchEventSerializer(serializers.Serializer):
+    """Schema only: the endpoint validates events itself (tracking.wire), one by one."""
+
+    time = serializers.FloatField(help_text="Unix time (seconds) the app received the request.")
+    duration_ms = serializers.FloatField()
+    path = serializers.CharField()
+    query = serializers.CharField(required=False)
+    status = serializers.IntegerField(min_value=100, max_value=599)
+    method = serializers.CharField(required=False)
+    view = serializers.CharField(required=False)
+    session_id = serializers.CharField(required=False)
+    user_agent = serializers.CharField(required=False)
+    client_ip = serializers.IPAddressField(required=False)
+    response_size = serializers.IntegerField(required=False, min_value=0)
+    headers = serializers.DictField(child=serializers.CharField(), required=False,
+                                    help_text="Credential headers are dropped on arrival.")
+
+
+class BatchSerializer(serializers.Serializer):
+    project_id = serializers.UUIDField(required=False, help_text="Checked against the token's "
+                                       "project when given.")
+    events = BatchEventSerializer(many=True)
+    dropped = serializers.IntegerField(required=False, min_value=0, help_text="Events the "
+                                       "tracker dropped since its last batch.")
+    tracker = serializers.CharField(required=False)
+
+
+class RejectedEventSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class BatchResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    rejected_events = RejectedEventSerializer(many=True)
+
+
+class SeedEventSerializer(serializers.Serializer):
+    """Schema only: seed 001's body (CONTRACTS.md section C)."""
+
+    project_token = serializers.CharField()
+    event_type = serializers.ChoiceField(choices=["page_view"])
+    ra_tracker_version = serializers.CharField(required=False)
+    event_data = serializers.DictField()

@@ -1,0 +1,288 @@
+"""Request metrics: the one ingest path for every wire format, summaries from rollups, clean-up.
+
+Views and commands call these functions; the rules themselves (validation of each wire format,
+scrubbing, histograms) live in the pure modules wire.py, scrub.py and aggregation.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from tracking import aggregation as agg
+from tracking.live import publish_requests_after_commit
+from tracking.models import Project, RequestMetric, RequestRollup
+from tracking.wire import RequestEvent
+from trace_project.tokens import token_digest
+
+logger = logging.getLogger(__name__)
+
+RAW_COLUMNS = [
+    "project_id", "received_at", "duration_ms", "method", "path", "query", "view_name",
+    "status_code", "session_id", "user_agent", "client_ip", "response_size", "headers",
+]
+
+
+# --- projects and tokens ------------------------------------------------------------------------
+
+def project_for_token(token: str) -> Project | None:
+    """The project a batch token belongs to. Looked up by digest (the token has 256 random bits,
+    so its digest is a safe key); the final comparison is constant-time."""
+    if not token:
+        return None
+    project = Project.objects.filter(token_digest=token_digest(token)).first()
+    return project if project is not None and project.token_matches(token) else None
+
+
+def rotate_token(project: Project) -> str:
+    token = project.issue_token()
+    project.save(update_fields=["token_digest", "token_hint", "token_rotated_at"])
+    return token
+
+
+# --- ingest -------------------------------------------------------------------------------------
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def ingest_events(project: Project, events: list[RequestEvent], dropped_by_client: int = 0) -> int:
+    """Store `events` (already parsed and scrubbed by tracking.wire) and add them to the minute
+    and hour rollups in one transaction; the live page hears about them after commit."""
+    if not events and not dropped_by_client:
+        return 0
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                if events:
+                    _insert_raw(project, events)
+                    _add_to_rollups(project, events)
+                    publish_requests_after_commit(
+                        project, len(events), max(e.timestamp for e in events)
+                    )
+                if dropped_by_client:
+                    Project.objects.filter(pk=project.pk).update(
+                        dropped_by_clients=F("dropped_by_clients") + dropped_by_client
+                    )
+            return len(events)
+        except OperationalError as error:
+            # Concurrent upserts of the same rollup cells may deadlock on PostgreSQL; one of
+            # them is rolled back and simply tries again.
+            if "deadlock" not in str(error).lower() or attempt == 2:
+                raise
+            logger.info("rollup deadlock, retrying batch of %d", len(events))
+    return 0  # unreachable
+
+
+def _raw_row(project_id: int, e: RequestEvent) -> tuple:
+    return (
+        project_id, _utc(e.timestamp), e.duration_ms, e.method, e.path, e.query, e.view_name,
+        e.status_code, e.session_id, e.user_agent, e.client_ip, e.response_size,
+        json.dumps(e.headers),
+    )
+
+
+def _insert_raw(project: Project, events: list[RequestEvent]) -> None:
+    if connection.vendor == "postgresql":
+        # COPY is several times faster than a multi-row INSERT for thousands of rows.
+        table = RequestMetric._meta.db_table
+        with connection.cursor() as cursor:
+            with cursor.cursor.copy(f"COPY {table} ({', '.join(RAW_COLUMNS)}) FROM STDIN") as copy:
+                for event in events:
+                    copy.write_row(_raw_row(project.pk, event))
+        return
+    RequestMetric.objects.bulk_create(
+        [
+            RequestMetric(
+                project_id=project.pk, received_at=_utc(e.timestamp), duration_ms=e.duration_ms,
+                method=e.method, path=e.path, query=e.query, view_name=e.view_name,
+                status_code=e.status_code, session_id=e.session_id, user_agent=e.user_agent,
+                client_ip=e.client_ip, response_size=e.response_size, headers=e.headers,
+            )
+            for e in events
+        ],
+        batch_size=500,
+    )
+
+
+def _add_to_rollups(project: Project, events: list[RequestEvent]) -> None:
+    """Upsert the cells touched by `events`: create missing ones, then lock, merge and write.
+
+    Locks are taken in one order (period, start, view), so concurrent batches wait for each
+    other instead of deadlocking; on SQLite the IMMEDIATE transaction already serialises writers.
+    """
+    facts = [(e.timestamp, e.view_name, e.duration_ms, e.status_code) for e in events]
+    fresh: dict[tuple[int, datetime, str], agg.Cell] = {}
+    for period in (RequestRollup.MINUTE, RequestRollup.HOUR):
+        for (start, view), cell in agg.rollup_cells(facts, period).items():
+            fresh[(period, _utc(start), view)] = cell
+    keys = sorted(fresh)
+    RequestRollup.objects.bulk_create(
+        [RequestRollup(project_id=project.pk, period_seconds=p, period_start=s, view_name=v)
+         for p, s, v in keys],
+        ignore_conflicts=True,
+    )
+    match = Q()
+    for period, start, view in keys:
+        match |= Q(period_seconds=period, period_start=start, view_name=view)
+    rows = list(
+        RequestRollup.objects.select_for_update()
+        .filter(match, project_id=project.pk)
+        .order_by("period_seconds", "period_start", "view_name")
+    )
+    for row in rows:
+        cell = agg.Cell(row.count, row.client_errors, row.server_errors, row.duration_sum_ms,
+                        {int(k): v for k, v in row.histogram.items()})
+        cell.merge(fresh[(row.period_seconds, row.period_start, row.view_name)])
+        row.count, row.client_errors, row.server_errors = (
+            cell.count, cell.client_errors, cell.server_errors)
+        row.duration_sum_ms, row.histogram = cell.duration_sum_ms, cell.histogram
+    RequestRollup.objects.bulk_update(
+        rows, ["count", "client_errors", "server_errors", "duration_sum_ms", "histogram"]
+    )
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+@dataclass
+class Window:
+    since: datetime
+    until: datetime
+
+    @property
+    def seconds(self) -> float:
+        return (self.until - self.since).total_seconds()
+
+
+def _floor_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def _ceil_minute(moment: datetime) -> datetime:
+    floored = _floor_minute(moment)
+    return floored if floored == moment else floored + timedelta(minutes=1)
+
+
+def resolve_window(project: Project, since: datetime | None, until: datetime | None) -> Window:
+    """Whole minutes covering [since, until); no `since` means from the first stored request."""
+    until = _ceil_minute(until or timezone.now())
+    if since is None:
+        first = project.rollups.filter(period_seconds=RequestRollup.MINUTE).aggregate(
+            first=Min("period_start"))["first"]
+        since = first or until - timedelta(hours=1)
+    since = min(_floor_minute(since), until - timedelta(minutes=1))
+    return Window(since, until)
+
+
+def summarize(project: Project, window: Window) -> dict:
+    """Counts, error rates and percentiles over the window, per view, and as a time series:
+    all from rollups, so the cost depends on the window and the number of views, not on the
+    number of stored requests."""
+    since, until = int(window.since.timestamp()), int(window.until.timestamp())
+    step = agg.choose_step(until - since)
+    rollups = RequestRollup.objects.filter(project_id=project.pk)
+    if step == RequestRollup.MINUTE:
+        rows = rollups.filter(period_seconds=60, period_start__gte=window.since,
+                              period_start__lt=window.until)
+    else:
+        minute_ranges, hour_range = agg.cover(since, until)
+        match = Q()
+        for start, end in minute_ranges:
+            match |= Q(period_seconds=60, period_start__gte=_utc(start), period_start__lt=_utc(end))
+        if hour_range:
+            match |= Q(period_seconds=3600, period_start__gte=_utc(hour_range[0]),
+                       period_start__lt=_utc(hour_range[1]))
+        rows = rollups.filter(match)
+    total = agg.Cell()
+    by_view: dict[str, agg.Cell] = {}
+    by_point: dict[int, agg.Cell] = {}
+    for start, view, count, client_errors, server_errors, duration_sum, histogram in rows.values_list(
+        "period_start", "view_name", "count", "client_errors", "server_errors",
+        "duration_sum_ms", "histogram",
+    ).iterator(chunk_size=5000):
+        cell = agg.Cell(count, client_errors, server_errors, duration_sum, histogram)
+        total.merge(cell)
+        by_view.setdefault(view, agg.Cell()).merge(cell)
+        point = agg.floor_to(start.timestamp(), step)
+        by_point.setdefault(point, agg.Cell()).merge(cell)
+    series = []
+    for point in range(agg.floor_to(since, step), until, step):
+        stats = (by_point.get(point) or agg.Cell()).stats()
+        del stats["mean_ms"]
+        series.append({"start": _utc(point), **stats})
+    views = [{"view_name": view, **cell.stats()} for view, cell in by_view.items()]
+    views.sort(key=lambda v: (-v["count"], v["view_name"]))
+    return {
+        "project": project.public_id,
+        "since": window.since,
+        "until": window.until,
+        **total.stats(),
+        "requests_per_minute": total.count / (window.seconds / 60),
+        "views": views,
+        "series": {"step_seconds": step, "points": series},
+    }
+
+
+def filter_requests(project: Project, *, since=None, until=None, path=None, status=None,
+                    view=None, min_duration_ms=None, method=None):
+    """Raw requests of a project, newest first. `status` is a code (404) or a class ("5xx")."""
+    requests = RequestMetric.objects.filter(project_id=project.pk)
+    if since is not None:
+        requests = requests.filter(received_at__gte=since)
+    if until is not None:
+        requests = requests.filter(received_at__lt=until)
+    if path:
+        requests = requests.filter(path__startswith=path)
+    if view is not None:
+        requests = requests.filter(view_name=view)
+    if method:
+        requests = requests.filter(method=method.upper())
+    if status:
+        if isinstance(status, str) and status.endswith("xx"):
+            low = int(status[0]) * 100
+            requests = requests.filter(status_code__gte=low, status_code__lt=low + 100)
+        else:
+            requests = requests.filter(status_code=int(status))
+    if min_duration_ms is not None:
+        requests = requests.filter(duration_ms__gte=min_duration_ms)
+    return requests.order_by("-received_at", "-id")
+
+
+def project_overview(projects) -> list[dict]:
+    """Last 24 hours of each project, from hour rollups, for the project list."""
+    since = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    totals = {p.pk: agg.Cell() for p in projects}
+    for project_id, count, client_errors, server_errors, duration_sum, histogram in (
+        RequestRollup.objects.filter(project__in=list(totals), period_seconds=3600,
+                                     period_start__gte=since)
+        .values_list("project_id", "count", "client_errors", "server_errors",
+                     "duration_sum_ms", "histogram")
+    ):
+        totals[project_id].merge(agg.Cell(count, client_errors, server_errors, duration_sum,
+                                          histogram))
+    return [{"project": p, **totals[p.pk].stats()} for p in projects]
+
+
+# --- retention ----------------------------------------------------------------------------------
+
+def prune_raw_requests(older_than_days: int | None = None, batch_size: int = 50_000) -> int:
+    """Delete raw requests older than the retention period, in batches so that no transaction
+    holds locks for long. Rollups are kept: the dashboard's history outlives the raw rows."""
+    days = settings.TRACKING_RAW_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted = 0
+    while True:
+        ids = list(RequestMetric.objects.filter(received_at__lt=cutoff)
+                   .values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += RequestMetric.objects.filter(id__in=ids).delete()[0]
+        time.sleep(0)  # let other threads in between batches

@@ -1,0 +1,187 @@
+"""The two wire formats of a tracked request, parsed into one RequestEvent. No Django here.
+
+- Seed 001's published client (rigidanalytics-tracker 2.0.5): one JSON object per request, token
+  in the body (CONTRACTS.md section C).
+- This project's tracker (monitor-request-tracker): batches {"events": [...]} whose events are
+  flat objects (see docs/tracking.md).
+
+Both raise EventError naming the offending field, so a batch can keep the good events and
+report the bad ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from tracking.scrub import scrub_headers, scrub_query
+
+MAX_PATH = 2000
+MAX_QUERY = 2000
+MAX_VIEW_NAME = 200
+MAX_USER_AGENT = 512
+MAX_SESSION_ID = 64
+MAX_METHOD = 16
+EARLIEST = 946_684_800.0  # 2000-01-01: older timestamps are clock or unit mistakes
+FUTURE_SLACK_SECONDS = 24 * 3600
+MAX_DURATION_MS = 24 * 3600 * 1000.0
+
+
+class EventError(ValueError):
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(slots=True)
+class RequestEvent:
+    timestamp: float  # unix seconds when the tracked app received the request
+    duration_ms: float
+    path: str
+    status_code: int
+    method: str = ""
+    query: str = ""
+    view_name: str = ""
+    session_id: str = ""
+    user_agent: str = ""
+    client_ip: str | None = None
+    response_size: int | None = None
+    headers: dict = field(default_factory=dict)
+
+
+def _number(value, name, minimum=None, maximum=None):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EventError(name, "must be a number.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EventError(name, "must be a finite number.")
+    if minimum is not None and value < minimum:
+        raise EventError(name, f"must be at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise EventError(name, f"must be at most {maximum}.")
+    return value
+
+
+def _text(value, name, limit, required=False):
+    if value is None:
+        if required:
+            raise EventError(name, "is required.")
+        return ""
+    if not isinstance(value, str):
+        raise EventError(name, "must be a string.")
+    if required and not value:
+        raise EventError(name, "may not be empty.")
+    return value[:limit]
+
+
+def _timestamp(value, name, now):
+    _number(value, name)
+    if not EARLIEST <= value <= now + FUTURE_SLACK_SECONDS:
+        raise EventError(name, "is not a plausible time (unix time in the expected unit?).")
+    return float(value)
+
+
+def _status(value, name):
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+        raise EventError(name, "must be an HTTP status code (an integer from 100 to 599).")
+    return value
+
+
+def _ip(value, name):
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise EventError(name, "must be a string.")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise EventError(name, "is not an IP address.") from None
+
+
+def _headers(value, name):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise EventError(name, "must be an object.")
+    return value
+
+
+def _split_path(path, query):
+    return path[:MAX_PATH] or "/", scrub_query(query)[:MAX_QUERY]
+
+
+def parse_seed_event(body, now: float | None = None) -> tuple[str, RequestEvent]:
+    """(token, event) from a seed 001 request body."""
+    now = time.time() if now is None else now
+    if not isinstance(body, dict):
+        raise EventError("body", "must be a JSON object.")
+    token = body.get("project_token")
+    if not isinstance(token, str) or not token:
+        raise EventError("project_token", "is required.")
+    event_type = body.get("event_type")
+    if event_type != "page_view":
+        raise EventError("event_type", f"must be 'page_view', got {event_type!r}.")
+    data = body.get("event_data")
+    if not isinstance(data, dict):
+        raise EventError("event_data", "must be an object.")
+    full_url = _text(data.get("full_url"), "event_data.full_url", 10_000, required=True)
+    parts = urlsplit(full_url)
+    path, query = _split_path(parts.path, parts.query)
+    received_ns = _number(data.get("time_request_received_ns"),
+                          "event_data.time_request_received_ns", minimum=0)
+    processing_ns = _number(data.get("processing_time_ns"), "event_data.processing_time_ns",
+                            minimum=0, maximum=MAX_DURATION_MS * 1e6)
+    response = data.get("response_data")
+    if not isinstance(response, dict):
+        raise EventError("event_data.response_data", "must be an object.")
+    status = _status(response.get("status_code"), "event_data.response_data.status_code")
+    raw_headers = _headers(data.get("header_data"), "event_data.header_data")
+    headers = scrub_headers(raw_headers)
+    user_agent = headers.pop("User-Agent", "")
+    return token, RequestEvent(
+        timestamp=_timestamp(received_ns / 1e9, "event_data.time_request_received_ns", now),
+        duration_ms=processing_ns / 1e6,
+        path=path,
+        query=query,
+        status_code=status,
+        view_name=_text(data.get("view_name"), "event_data.view_name", MAX_VIEW_NAME),
+        session_id=_text(data.get("ra_session_id"), "event_data.ra_session_id", MAX_SESSION_ID),
+        user_agent=user_agent[:MAX_USER_AGENT],
+        headers=headers,  # the seed sends no method, client IP or response size
+    )
+
+
+def parse_batch_event(item, now: float | None = None) -> RequestEvent:
+    """One event of this project's tracker; field names in errors are the event's own keys."""
+    now = time.time() if now is None else now
+    if not isinstance(item, dict):
+        raise EventError("", "must be an object.")
+    path = _text(item.get("path"), "path", 10_000, required=True)
+    query = _text(item.get("query"), "query", 10_000)
+    if "?" in path and not query:
+        path, _, query = path.partition("?")
+    path, query = _split_path(path, query)
+    size = item.get("response_size")
+    if size is not None:
+        size = int(_number(size, "response_size", minimum=0))
+    headers = scrub_headers(_headers(item.get("headers"), "headers"))
+    user_agent = _text(item.get("user_agent"), "user_agent", MAX_USER_AGENT)
+    headers.pop("User-Agent", None)
+    return RequestEvent(
+        timestamp=_timestamp(item.get("time"), "time", now),
+        duration_ms=float(_number(item.get("duration_ms"), "duration_ms", minimum=0,
+                                  maximum=MAX_DURATION_MS)),
+        path=path,
+        query=query,
+        status_code=_status(item.get("status"), "status"),
+        method=_text(item.get("method"), "method", MAX_METHOD).upper(),
+        view_name=_text(item.get("view"), "view", MAX_VIEW_NAME),
+        session_id=_text(item.get("session_id"), "session_id", MAX_SESSION_ID),
+        user_agent=user_agent,
+        client_ip=_ip(item.get("client_ip"), "client_ip"),
+        response_size=size,
+        headers=headers,
+    )
