@@ -39,6 +39,7 @@ urlpatterns = [
     path("", include("traces.urls")),
     path("", include("tm_api.urls")),
     path("", include("tracking.urls")),
+    path("", include("notifications.urls")),
 ]
 
 handler400 = "trace_project.errors.bad_request"
