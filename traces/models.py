@@ -1,1 +1,127 @@
-from django.db import models  # noqa: F401
+"""Traces as rows: a Trace, its Spans and its Events.
+
+Timestamps are stored as NUMERIC(26, 6) in the client's own unit (seed 000 sends Unix seconds;
+milliseconds or nanoseconds fit too), so sub-second floats keep their digits.
+`Trace.integer_timestamps` remembers whether the client sent only integers, so the tree comes
+back with integers exactly where the client used them (a trace with any float comes back in
+floats).
+"""
+
+from decimal import Decimal
+
+from django.db import models
+
+from traces.assembly import COMPLETE, INCONSISTENT, OPEN, EventRecord, SpanRecord, TraceBounds
+
+
+
+class TimestampField(models.Field):
+    """A timestamp in the client's unit: NUMERIC(26, 6) on PostgreSQL (exact), a NUMERIC-affinity
+    column on SQLite (integers exact to 2**63, fractions to ~16 significant digits).
+
+    Not a DecimalField: Django reads SQLite decimals through a 15-digit context, which would cut
+    the microseconds off Unix seconds."""
+
+    description = "Timestamp in the client's unit"
+
+    def db_type(self, connection):
+        return "numeric(26, 6)" if connection.vendor == "postgresql" else "decimal"
+
+    def from_db_value(self, value, expression, connection):
+        if value is None or isinstance(value, Decimal):
+            return value
+        return Decimal(value) if isinstance(value, int) else Decimal(repr(float(value)))
+
+    def to_python(self, value):
+        if value is None or isinstance(value, Decimal):
+            return value
+        return Decimal(value) if isinstance(value, int) else Decimal(str(value))
+
+    def get_prep_value(self, value):
+        return self.to_python(super().get_prep_value(value))
+
+
+class Trace(models.Model):
+    STATUSES = [(OPEN, "open"), (COMPLETE, "complete"), (INCONSISTENT, "inconsistent")]
+
+    # Chosen by the client in /ws/trace/<id>, as in seed 000.
+    id = models.BigIntegerField(primary_key=True)
+    status = models.CharField(max_length=12, choices=STATUSES, default=OPEN, db_index=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+    completed = models.DateTimeField(null=True, blank=True)
+
+    start = TimestampField(null=True, blank=True, db_index=True)
+    end = TimestampField(null=True, blank=True)
+    duration = TimestampField(null=True, blank=True, db_index=True)
+    group_id = models.CharField(max_length=255, blank=True)  # TRACE_START's
+    end_group_id = models.CharField(max_length=255, blank=True)  # TRACE_END's
+    integer_timestamps = models.BooleanField(default=True)
+
+    name = models.CharField(max_length=255, blank=True, db_index=True)  # first top-level span
+    service = models.CharField(max_length=255, blank=True, db_index=True)
+    span_count = models.PositiveIntegerField(default=0)
+    event_count = models.PositiveIntegerField(default=0)
+    unfinished_span_count = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True)  # why it is inconsistent
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"trace {self.id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == OPEN
+
+    def as_number(self, value: Decimal | None):
+        """A stored timestamp in the unit the client used."""
+        if value is None:
+            return None
+        return int(value) if self.integer_timestamps else float(value)
+
+    def bounds(self) -> TraceBounds:
+        return TraceBounds(
+            start=self.as_number(self.start), start_group_id=self.group_id or None,
+            end=self.as_number(self.end), end_group_id=self.end_group_id or None,
+            service=self.service, unfinished_spans=self.unfinished_span_count,
+        )
+
+    def span_records(self) -> list[SpanRecord]:
+        rows = self.spans.values_list("group_id", "name", "start", "end", "service")
+        return [
+            SpanRecord(group_id, name or None, self.as_number(start), self.as_number(end), service)
+            for group_id, name, start, end, service in rows
+        ]
+
+    def event_records(self) -> list[EventRecord]:
+        rows = self.events.values_list("name", "timestamp")
+        return [EventRecord(name, self.as_number(timestamp)) for name, timestamp in rows]
+
+
+class Span(models.Model):
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans")
+    group_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, blank=True)  # empty until SPAN_START arrives
+    service = models.CharField(max_length=255, blank=True)
+    start = TimestampField(null=True, blank=True)
+    end = TimestampField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "group_id"], name="traces_span_unique_group")
+        ]
+        indexes = [models.Index(fields=["name"], name="traces_span_name")]
+
+    def __str__(self):
+        return self.name or self.group_id
+
+
+class Event(models.Model):
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=255)
+    timestamp = TimestampField()
+
+    def __str__(self):
+        return self.name

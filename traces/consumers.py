@@ -1,0 +1,100 @@
+"""Websockets of traces: seed 000's ingestion path and the live trace page."""
+
+import json
+import logging
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import DatabaseError, connection
+
+from trace_project.consumers import LiveConsumer
+from traces.services import IngestError, STORED_REPLY, ingest_frame, reply_for, trace_group
+
+logger = logging.getLogger(__name__)
+
+CLOSE_STORED = 1000  # seed 000: the trace is complete and stored
+CLOSE_ERROR = 4000  # seed 000: the client sent something wrong
+CLOSE_SERVER_ERROR = 1011  # the server could not store the frame; nothing of it was kept
+MAX_TRACE_ID = 2**63 - 1  # a BIGINT primary key
+
+
+def _ingest_on_kept_connection(trace_id: int, data) -> object:
+    """ingest_frame on the sync thread's own database connection.
+
+    channels' database_sync_to_async opens a connection per call when CONN_MAX_AGE is 0; at
+    hundreds of frames per second that costs more than the insert. The connection is kept
+    instead and thrown away only when it broke."""
+    try:
+        return ingest_frame(trace_id, data)
+    except DatabaseError:
+        connection.close()
+        raise
+
+
+class TraceIngestConsumer(AsyncWebsocketConsumer):
+    """ws/trace/<id>: frames of trace messages from programs (no login, as in seed 000)."""
+
+    async def connect(self):
+        self.trace_id = int(self.scope["url_route"]["kwargs"]["trace_id"])
+        self.finished = False
+        if not 0 < self.trace_id <= MAX_TRACE_ID:
+            await self.close()  # refuses the handshake, like a non-numeric id
+            return
+        await self.accept()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.finished:
+            return  # the reply is out and the socket is closing
+        data = text_data if text_data is not None else bytes_data
+        try:
+            result = await sync_to_async(_ingest_on_kept_connection)(self.trace_id, data)
+        except IngestError as error:
+            await self.finish(f"Error: {error}", CLOSE_ERROR)
+            return
+        except Exception:  # noqa: BLE001 - the client must hear that nothing was stored
+            logger.exception("trace %s: frame not stored", self.trace_id)
+            await self.finish(
+                "Error: the server could not store this frame; nothing from it was stored, "
+                "send it again later", CLOSE_SERVER_ERROR,
+            )
+            return
+        reply = reply_for(result)
+        if reply is not None:
+            await self.finish(reply, CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR)
+
+    async def finish(self, message: str, code: int):
+        self.finished = True
+        await self.send(text_data=json.dumps({"message": message}))
+        await self.close(code=code)
+
+
+class RefusedTraceId(AsyncWebsocketConsumer):
+    """ws/trace/<anything not a number>: the handshake fails, as in seed 000."""
+
+    async def connect(self):
+        await self.close()
+
+
+class TraceLiveConsumer(LiveConsumer):
+    """ws/traces/<id>/live/: the trace page hears of every stored frame of its trace."""
+
+    def live_groups(self):
+        return [trace_group(self.scope["url_route"]["kwargs"]["trace_id"])]
+
+
+class NoopTraceConsumer(AsyncWebsocketConsumer):
+    """The benchmark's baseline: parses each frame's JSON and stores nothing.
+
+    It replies like the real consumer once a frame holds a TRACE_END, so the benchmark measures
+    the same round trip. Mounted only when TRACE_BENCH_NOOP is on."""
+
+    async def connect(self):
+        await self.accept()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        document = json.loads(text_data if text_data is not None else bytes_data)
+        if isinstance(document, dict):
+            document = [document]
+        if any(isinstance(m, dict) and m.get("type") == "TRACE_END" for m in document):
+            await self.send(text_data=json.dumps({"message": STORED_REPLY}))
+            await self.close(code=CLOSE_STORED)

@@ -1,0 +1,37 @@
+"""Messages of seed 000's README and small builders for tests."""
+
+README_EXAMPLE = [
+    {"timestamp": 1569972082, "type": "TRACE_START", "group_id": "e6fa79ca-d142-4046-a134-5134f16a0b5e"},
+    {"timestamp": 1569972090, "type": "SPAN_END", "group_id": "dbed4e4e-8ec6-40dd-ae35-b118abf1ab69"},
+    {"timestamp": 1569972084, "type": "SPAN_START", "group_id": "1ff14a38-55ff-431a-a6ca-a86c82d8ed46",
+     "name": "movies_network_load"},
+    {"timestamp": 1569972090, "type": "SPAN_END", "group_id": "1ff14a38-55ff-431a-a6ca-a86c82d8ed46"},
+    {"timestamp": 1569972083, "type": "EVENT", "name": "movies_cache_content_rendered"},
+    {"timestamp": 1569972082, "type": "SPAN_START", "group_id": "dbed4e4e-8ec6-40dd-ae35-b118abf1ab69",
+     "name": "movies_load"},
+    {"timestamp": 1569972090, "type": "TRACE_END", "group_id": "e6fa79ca-d142-4046-a134-5134f16a0b5e"},
+]
+
+README_TREE = {"start": 1569972082, "end": 1569972090, "type": "TRACE", "children": [
+    {"name": "movies_load", "start": 1569972082, "end": 1569972090, "type": "SPAN", "children": [
+        {"name": "movies_cache_content_rendered", "timestamp": 1569972083, "type": "EVENT"},
+        {"name": "movies_network_load", "start": 1569972084, "end": 1569972090, "type": "SPAN"}]}]}
+
+STORED = {"message": "Trace stored. Closing the connection"}
+
+
+def trace_start(ts, group="trace"):
+    return {"type": "TRACE_START", "timestamp": ts, "group_id": group}
+
+
+def trace_end(ts, group="trace"):
+    return {"type": "TRACE_END", "timestamp": ts, "group_id": group}
+
+
+def span(group, name, start, end):
+    return [{"type": "SPAN_START", "timestamp": start, "group_id": group, "name": name},
+            {"type": "SPAN_END", "timestamp": end, "group_id": group}]
+
+
+def event(name, ts):
+    return {"type": "EVENT", "timestamp": ts, "name": name}

@@ -1,0 +1,275 @@
+"""Section A of CONTRACTS.md over Channels' WebsocketCommunicator, on the project's application."""
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.urls import path
+
+from trace_project.asgi import application
+from traces.consumers import NoopTraceConsumer
+from traces.models import Event, Span, Trace
+from traces.services import trace_tree
+from traces.tests.helpers import (
+    README_EXAMPLE, README_TREE, STORED, event, span, trace_end, trace_start,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+async def open_trace(trace_id, app=application):
+    communicator = WebsocketCommunicator(app, f"/ws/trace/{trace_id}")
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def send(communicator, frame):
+    await communicator.send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
+
+
+async def reply_and_close(communicator):
+    reply = await communicator.receive_json_from(timeout=5)
+    closed = await communicator.receive_output(timeout=5)
+    assert closed["type"] == "websocket.close"
+    return reply, closed.get("code")
+
+
+@sync_to_async
+def stored(trace_id):
+    trace = Trace.objects.filter(id=trace_id).first()
+    if trace is None:
+        return None
+    return trace, trace_tree(trace).tree
+
+
+@sync_to_async
+def row_counts():
+    return Trace.objects.count(), Span.objects.count(), Event.objects.count()
+
+
+# --- seed 000's own integration cases ------------------------------------------------------------
+
+@pytest.mark.parametrize("bad_id", ["abc", "1a", "-1", "0"])
+async def test_a_non_numeric_id_fails_the_handshake(bad_id):
+    communicator = WebsocketCommunicator(application, f"/ws/trace/{bad_id}")
+    connected, _ = await communicator.connect()
+    assert connected is False
+
+
+async def test_one_frame_readme_example_is_stored_and_closes_1000():
+    communicator = await open_trace(1)
+    await send(communicator, README_EXAMPLE)
+    assert await reply_and_close(communicator) == (STORED, 1000)
+    trace, tree = await stored(1)
+    assert trace.status == "complete" and tree == README_TREE
+    assert (trace.span_count, trace.event_count, trace.name) == (2, 1, "movies_load")
+
+
+async def test_two_frames_reply_once_after_the_second():
+    communicator = await open_trace(2)
+    await send(communicator, README_EXAMPLE[:3])
+    assert await communicator.receive_nothing(timeout=0.3)
+    await send(communicator, README_EXAMPLE[3:])
+    assert await reply_and_close(communicator) == (STORED, 1000)
+    assert (await stored(2))[1] == README_TREE
+
+
+async def test_incomplete_trace_gets_no_reply_and_is_kept_open():
+    communicator = await open_trace(3)
+    await send(communicator, README_EXAMPLE[:-1])
+    await send(communicator, [])
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+    trace, _ = await stored(3)
+    assert trace.status == "open" and trace.span_count == 2
+
+
+# --- keep rows -----------------------------------------------------------------------------------
+
+async def test_a_single_object_is_a_one_item_list():
+    communicator = await open_trace(4)
+    for message in README_EXAMPLE:
+        await send(communicator, message)
+    assert await reply_and_close(communicator) == (STORED, 1000)
+    assert (await stored(4))[1] == README_TREE
+
+
+async def test_float_timestamps_keep_their_digits_and_ints_stay_ints():
+    communicator = await open_trace(5)
+    await send(communicator, [trace_start(1569972082.25), *span("s", "work", 1569972082.5,
+                              1569972083.125), event("tick", 1569972083.000001), trace_end(1569972084)])
+    assert (await reply_and_close(communicator))[1] == 1000
+    _, tree = await stored(5)
+    assert tree["start"] == 1569972082.25 and isinstance(tree["end"], float)
+    assert tree["children"][0]["end"] == 1569972083.125
+    assert tree["children"][0]["children"][0]["timestamp"] == 1569972083.000001
+    communicator = await open_trace(6)
+    await send(communicator, README_EXAMPLE)
+    await reply_and_close(communicator)
+    _, tree = await stored(6)
+    assert isinstance(tree["start"], int) and isinstance(tree["children"][0]["end"], int)
+
+
+# --- fix rows ------------------------------------------------------------------------------------
+
+async def test_trace_end_before_trace_start_across_frames_completes():
+    communicator = await open_trace(10)
+    await send(communicator, [trace_end(20), *span("a", "late", 12, 18)])
+    assert await communicator.receive_nothing(timeout=0.2)
+    await send(communicator, [trace_start(10)])
+    assert await reply_and_close(communicator) == (STORED, 1000)
+
+
+async def test_a_span_after_trace_end_in_the_same_frame_is_kept():
+    communicator = await open_trace(11)
+    await send(communicator, [trace_start(1), trace_end(9), *span("s", "after-end", 2, 3)])
+    assert await reply_and_close(communicator) == (STORED, 1000)
+    _, tree = await stored(11)
+    assert tree["children"][0]["name"] == "after-end"
+
+
+async def test_a_dropped_connection_loses_nothing_and_a_reconnect_continues():
+    first = await open_trace(12)
+    await send(first, README_EXAMPLE[:4])
+    assert await first.receive_nothing(timeout=0.2)
+    await first.disconnect()  # dropped before the end
+    second = await open_trace(12)
+    # The client resends one message it was unsure about: an exact repeat is ignored.
+    await send(second, README_EXAMPLE[3:])
+    assert await reply_and_close(second) == (STORED, 1000)
+    trace, tree = await stored(12)
+    assert tree == README_TREE and trace.span_count == 2
+
+
+@pytest.mark.parametrize("frame, reason", [
+    ("[{not json", "Error: invalid JSON at line 1 column 3"),
+    ('"hello"', "Error: a frame must be a JSON list of messages"),
+    ([{"type": "SPAN_BEGIN", "timestamp": 1}], "Error: message 0: unknown type \"SPAN_BEGIN\""),
+    ([event("ok", 1), {"type": "SPAN_START", "timestamp": 1, "group_id": "g"}],
+     "Error: message 1 (SPAN_START): missing key 'name'"),
+    ([{"type": "TRACE_START", "timestamp": "yesterday", "group_id": "t"}],
+     "Error: message 0 (TRACE_START): 'timestamp' must be a number"),
+    ([{"type": "EVENT", "timestamp": -5, "name": "e"}], "Error: message 0 (EVENT): 'timestamp' must be a finite number from 0"),
+    ([trace_start(1), trace_start(2)], "Error: message 1 (TRACE_START): the trace already has"),
+])
+async def test_bad_input_is_named_closes_4000_and_stores_nothing_from_the_frame(frame, reason):
+    communicator = await open_trace(20)
+    await send(communicator, [trace_start(1, "other")] if "already has" not in reason else [])
+    await send(communicator, frame)
+    reply, code = await reply_and_close(communicator)
+    assert code == 4000 and reply["message"].startswith(reason), reply
+    assert await row_counts() in ((1, 0, 0), (0, 0, 0))
+    trace = Trace.objects.filter(id=20)
+    if await sync_to_async(trace.exists)():
+        assert (await sync_to_async(trace.get)()).status == "open"
+    # The server is healthy: the same trace can be continued and finished.
+    again = await open_trace(21)
+    await send(again, README_EXAMPLE)
+    assert await reply_and_close(again) == (STORED, 1000)
+
+
+async def test_a_frame_over_the_size_limit_is_refused(settings):
+    settings.TRACE_MAX_FRAME_MESSAGES = 5
+    communicator = await open_trace(22)
+    await send(communicator, README_EXAMPLE)
+    reply, code = await reply_and_close(communicator)
+    assert code == 4000
+    assert reply["message"] == "Error: frame of 7 messages is over the limit of 5 messages"
+    assert await row_counts() == (0, 0, 0)
+    settings.TRACE_MAX_FRAME_BYTES = 100
+    communicator = await open_trace(22)
+    await send(communicator, README_EXAMPLE[:2])
+    reply, code = await reply_and_close(communicator)
+    assert code == 4000 and "bytes is over the limit of 100 bytes" in reply["message"]
+
+
+async def test_a_trace_without_spans_or_events_has_no_infinity():
+    communicator = await open_trace(30)
+    await send(communicator, [trace_start(5), trace_end(7)])
+    assert await reply_and_close(communicator) == (STORED, 1000)
+    trace, tree = await stored(30)
+    assert tree == {"start": 5, "end": 7, "type": "TRACE", "children": []}
+    assert trace.duration == 2
+
+
+async def test_reusing_the_id_of_a_stored_trace_is_refused_clearly():
+    communicator = await open_trace(31)
+    await send(communicator, README_EXAMPLE)
+    await reply_and_close(communicator)
+    again = await open_trace(31)
+    await send(again, [event("more", 1569972085)])
+    reply, code = await reply_and_close(again)
+    assert code == 4000
+    assert reply["message"] == (
+        "Error: trace 31 is already stored (complete); send a new trace under a new id"
+    )
+    assert (await stored(31))[0].event_count == 1
+
+
+async def test_an_inconsistent_trace_is_kept_and_the_client_told_why():
+    communicator = await open_trace(32)
+    await send(communicator, [trace_start(10), trace_end(20), *span("s", "early", 5, 15)])
+    reply, code = await reply_and_close(communicator)
+    assert code == 4000
+    assert reply["message"] == (
+        "Error: trace 32 is inconsistent: span 'early' (group_id 's') [5, 15] is not inside "
+        "the trace [10, 20]"
+    )
+    trace, _ = await stored(32)
+    assert trace.status == "inconsistent" and trace.problems
+
+
+async def test_two_connections_on_one_trace_interleave_without_corruption():
+    a, b = await open_trace(40), await open_trace(40)
+    await send(a, [trace_start(0), *span("a1", "a", 1, 2)])
+    await send(b, [*span("b1", "b", 3, 4), {"type": "SPAN_START", "timestamp": 5,
+                                            "group_id": "x", "name": "shared"}])
+    assert await a.receive_nothing(timeout=0.2)
+    await send(a, [{"type": "SPAN_END", "timestamp": 6, "group_id": "x"}, trace_end(9)])
+    assert await reply_and_close(a) == (STORED, 1000)
+    assert await b.receive_nothing(timeout=0.2)
+    await b.disconnect()
+    trace, tree = await stored(40)
+    assert trace.span_count == 3 and trace.unfinished_span_count == 0
+    assert [child["name"] for child in tree["children"]] == ["a", "b", "shared"]
+
+
+async def test_the_live_socket_hears_of_each_stored_frame(settings):
+    settings.DASHBOARDS_PUBLIC = True
+    live = WebsocketCommunicator(application, "/ws/traces/50/live/")
+    assert (await live.connect())[0]
+    communicator = await open_trace(50)
+    await send(communicator, README_EXAMPLE[:2])
+    frame = await live.receive_json_from(timeout=5)
+    assert frame == {"event": "trace.updated", "id": 50, "status": "open", "span_count": 1,
+                     "event_count": 0}
+    await send(communicator, README_EXAMPLE[2:])
+    assert (await live.receive_json_from(timeout=5))["status"] == "complete"
+    # A refused frame publishes nothing.
+    bad = await open_trace(50)
+    await send(bad, [event("x", 1)])
+    await reply_and_close(bad)
+    assert await live.receive_nothing(timeout=0.2)
+    await live.disconnect()
+    await communicator.disconnect()
+
+
+async def test_the_live_socket_needs_dashboard_access(settings):
+    settings.DASHBOARDS_PUBLIC = False
+    live = WebsocketCommunicator(application, "/ws/traces/50/live/")
+    connected, code = await live.connect()
+    assert connected is False and code == 4003
+
+
+async def test_the_noop_baseline_replies_on_trace_end_only():
+    app = URLRouter([path("ws/bench/noop/<int:trace_id>", NoopTraceConsumer.as_asgi())])
+    communicator = WebsocketCommunicator(app, "/ws/bench/noop/60")
+    assert (await communicator.connect())[0]
+    await send(communicator, README_EXAMPLE[:2])
+    assert await communicator.receive_nothing(timeout=0.1)
+    await send(communicator, README_EXAMPLE[2:])
+    assert await reply_and_close(communicator) == (STORED, 1000)
+    assert await row_counts() == (0, 0, 0)
