@@ -1,5 +1,6 @@
 # Two commands set up a fresh machine:
-#   make run    virtualenv + install + migrate + serve on http://127.0.0.1:8000 (SQLite, in-memory layer)
+#   make run    virtualenv + install + migrate + serve on http://127.0.0.1:8000 (SQLite, in-memory
+#               layer), with the background worker and the job scheduler beside it
 #   make test   virtualenv + dev install + the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -31,9 +32,10 @@ install-dev: $(VENV)/.installed-dev
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
+# The web server, the notification worker and the job scheduler, together (see Procfile).
 run: migrate
 	@echo "Serving on http://$(HOST):$(PORT)/  (create a login with: $(BIN)/python manage.py createsuperuser)"
-	$(BIN)/daphne -b $(HOST) -p $(PORT) trace_project.asgi:application
+	PATH="$(CURDIR)/$(BIN):$$PATH" MONITOR_HOST=$(HOST) MONITOR_PORT=$(PORT) $(BIN)/honcho start
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         for job in JOBS.values():
             scheduler.add_job(
                 _run, CronTrigger.from_crontab(job.cron, timezone=settings.TIME_ZONE),
-                args=[job.name], id=job.name, max_instances=1, coalesce=True,
+                args=[job.name], id=job.name, name=job.name, max_instances=1, coalesce=True,
                 misfire_grace_time=300,
             )
             self.stdout.write(f"scheduled {job.name:24} {job.cron}")
