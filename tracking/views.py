@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -197,6 +197,13 @@ batch_ingest = overload.guard(BatchIngestView.as_view())
 
 # --- read API -----------------------------------------------------------------------------------
 
+def _project_or_404(project_id) -> Project:
+    project = Project.objects.filter(public_id=project_id).first()
+    if project is None:
+        raise NotFound("No such project.")
+    return project
+
+
 def _window_arguments(params):
     query = WindowQuerySerializer(data=params)
     query.is_valid(raise_exception=True)
@@ -227,7 +234,7 @@ class SummaryView(APIView):
                     "minute for windows up to 6 hours, per hour beyond.",
     )
     def get(self, request, project_id):
-        project = get_object_or_404(Project, public_id=project_id)
+        project = _project_or_404(project_id)
         since, until = _window_arguments(request.query_params)
         window = services.resolve_window(project, since, until)
         return Response(SummarySerializer(services.summarize(project, window)).data)
@@ -237,7 +244,7 @@ class RequestListView(generics.ListAPIView):
     serializer_class = RequestMetricSerializer
 
     def get_queryset(self):
-        project = get_object_or_404(Project, public_id=self.kwargs["project_id"])
+        project = _project_or_404(self.kwargs["project_id"])
         query = RequestFilterSerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         filters = dict(query.validated_data)
