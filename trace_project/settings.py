@@ -287,6 +287,7 @@ LOGGING = {
             # trace_project.apps turns on statement logging even when DEBUG is off.
             "level": "DEBUG" if DEBUG_SQL_QUERY else "INFO",
         },
+        "apscheduler": {"level": "WARNING"},
     },
 }
 
