@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -78,3 +79,12 @@ def check_token_allows(request, machine_name: str) -> None:
             f"This token belongs to machine {token.machine.machine_name!r}, "
             f"not {machine_name!r}."
         )
+
+
+class MachineTokenScheme(OpenApiAuthenticationExtension):
+    target_class = MachineTokenAuthentication
+    name = "machineToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "'Token <token>' (python manage.py machine_token create NAME)"}

@@ -3,11 +3,13 @@
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tm_api import status as S
 
 
+@extend_schema_field({"type": "string", "example": "2018-12-30 13:01:57.461401"})
 class ClientTimestampField(serializers.Field):
     """Machines' local time without zone ("2018-12-30 13:01:57.461401"), read in
     TM_CLIENT_TIME_ZONE (UTC by default); ISO 8601 with a zone keeps its zone. Answers ISO."""

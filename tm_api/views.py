@@ -1,6 +1,5 @@
 """REST API of seed 003: machines write (token or, in development, anonymous), people read."""
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.parsers import JSONParser
@@ -29,6 +28,14 @@ from tm_api.serializers import (
 class NoMatchingTestConflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "no_matching_test"
+
+
+def _get(model, pk):
+    # DRF's own Http404 path ends up as code "error" in the shared handler; say not_found.
+    row = model.objects.filter(pk=pk).first()
+    if row is None:
+        raise exceptions.NotFound(f"No {model._meta.verbose_name} {pk}.", code="not_found")
+    return row
 
 
 def _errors(*codes):
@@ -128,7 +135,7 @@ class ScriptDetail(APIView):
     model = None
 
     def get(self, request, pk):
-        return Response(_script_body(get_object_or_404(self.model, pk=pk)))
+        return Response(_script_body(_get(self.model, pk)))
 
 
 @extend_schema(tags=READ_TAGS, responses={200: TestSerializer, **_errors(404)})
@@ -186,7 +193,7 @@ class MachineDryRunDatasView(generics.GenericAPIView):
         return runs_of(self.kwargs["pk"])
 
     def get(self, request, pk):
-        get_object_or_404(Machine, pk=pk)
+        _get(Machine, pk)
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([bodies.run_summary(m) for m in page])
 
@@ -195,4 +202,4 @@ class MachineDryRunDatasView(generics.GenericAPIView):
                summary="The machine's last run (largest client timestamp) as a tree.")
 class MachineLastDataView(APIView):
     def get(self, request, pk):
-        return Response(bodies.machine_last_data(get_object_or_404(Machine, pk=pk)))
+        return Response(bodies.machine_last_data(_get(Machine, pk)))
