@@ -1,32 +1,85 @@
 """Pages for people: server-rendered, live parts updated from the sockets by a small script."""
 
-from django.http import Http404
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.html import format_html
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer, TextLexer, get_lexer_for_filename
+from pygments.util import ClassNotFound
 
 from trace_project.access import dashboard_page
-from tm_api.models import Machine
+from tm_api import bodies
+from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
+from tm_api.views import machine_status_body, machines_with_last_run, runs_of
+
+PAGE_SIZES = (10, 25, 50, 100)
+SCRIPT_KINDS = {"test": Test, "scenario": Scenario, "master": MasterScenario}
+
+
+def _page(request, queryset):
+    try:
+        size = int(request.GET.get("page_size", PAGE_SIZES[0]))
+    except ValueError:
+        size = PAGE_SIZES[0]
+    size = size if size in PAGE_SIZES else PAGE_SIZES[0]
+    return Paginator(queryset, size).get_page(request.GET.get("page")), size
 
 
 @dashboard_page
 def machine_list(request):
-    return render(request, "tm/machine_list.html", {})
+    page, size = _page(request, machines_with_last_run())
+    rows = [machine_status_body(machine) for machine in page]
+    return render(request, "tm/machine_list.html", {
+        "page": page, "rows": rows, "page_size": size, "page_sizes": PAGE_SIZES,
+    })
 
 
 @dashboard_page
 def machine_detail(request, pk):
-    return render(request, "tm/machine.html", {"machine": get_object_or_404(Machine, pk=pk)})
+    machine = get_object_or_404(Machine.objects.select_related("last_run__master_scenario"), pk=pk)
+    page, size = _page(request, runs_of(pk))
+    return render(request, "tm/machine.html", {
+        "machine": machine, "status": machine_status_body(machine), "page": page,
+        "page_size": size, "page_sizes": PAGE_SIZES,
+    })
 
 
 @dashboard_page
 def machine_last_run(request, pk):
-    return render(request, "tm/last_run.html", {"machine": get_object_or_404(Machine, pk=pk)})
+    machine = get_object_or_404(Machine, pk=pk)
+    return render(request, "tm/last_run.html", {
+        "machine": machine, "body": bodies.machine_last_data(machine),
+    })
 
 
 @dashboard_page
 def run_detail(request, pk):
-    raise Http404
+    run = get_object_or_404(Run.objects.select_related("machine", "master_scenario"), pk=pk)
+    scenarios = Scenario.objects.filter(master_scenario=run.master_scenario).prefetch_related(
+        Prefetch("tests", queryset=Test.objects.order_by("position"))
+    )
+    return render(request, "tm/run.html", {
+        "run": run, "master": run.master_scenario, "scenarios": scenarios,
+        "is_last": run.machine.last_run_id == run.pk,
+    })
 
 
 @dashboard_page
 def script(request, kind, pk):
-    raise Http404
+    """The script of a test, scenario or master scenario as highlighted HTML (for the modal)."""
+    model = SCRIPT_KINDS.get(kind)
+    if model is None:
+        raise Http404
+    row = get_object_or_404(model, pk=pk)
+    if not row.script.strip():
+        return HttpResponse(format_html('<p class="tm-empty">{} was sent without a script.</p>',
+                                        row.file_name))
+    try:
+        lexer = get_lexer_for_filename(row.file_name, stripnl=False)
+    except ClassNotFound:
+        lexer = PythonLexer(stripnl=False) if not row.file_name else TextLexer(stripnl=False)
+    html = highlight(row.script, lexer, HtmlFormatter(linenos="inline", wrapcode=True))
+    return HttpResponse(html)

@@ -1,0 +1,80 @@
+// Shared by the test-machine pages: human durations, status bars and badges (the same rules
+// as tm_api/templatetags/tm_format.py) and the script modal.
+(function () {
+  const PRIORITY = ["cancelled", "running", "waiting", "unknown", "failed", "error", "warning", "passed"];
+  const ONGOING = ["running", "waiting"];
+
+  function esc(text) {
+    return String(text == null ? "" : text).replace(/[&<>"']/g, (c) => ({
+      "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  }
+
+  function humanDuration(seconds) {
+    if (seconds == null) return "—";
+    if (seconds < 10) return seconds.toFixed(1) + " s";
+    if (seconds < 60) return Math.round(seconds) + " s";
+    let minutes = Math.floor(Math.round(seconds) / 60);
+    const secs = Math.round(seconds) % 60;
+    if (minutes < 60) return secs ? minutes + " min " + secs + " s" : minutes + " min";
+    const hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    return minutes ? hours + " h " + minutes + " min" : hours + " h";
+  }
+
+  function badge(status) {
+    return '<span class="badge status-' + esc(status) + '" data-status="' + esc(status) + '">' +
+      esc(status) + "</span>";
+  }
+
+  function bar(stats, total, extraClass) {
+    stats = stats || {};
+    const parts = [];
+    const title = [];
+    PRIORITY.forEach((status) => {
+      const n = stats[status] || 0;
+      if (!n || !total) return;
+      parts.push('<span class="status-' + status + '" style="width:' + (100 * n / total).toFixed(3) + '%"></span>');
+      title.push(n + " " + status);
+    });
+    const label = esc(title.join(", ") || "no tests");
+    return '<div class="tm-bar ' + (extraClass || "") + '" role="img" aria-label="' + label +
+      '" title="' + label + '">' + parts.join("") + "</div>";
+  }
+
+  function doneCount(stats) {
+    let done = 0;
+    Object.keys(stats || {}).forEach((s) => { if (ONGOING.indexOf(s) < 0) done += stats[s]; });
+    return done;
+  }
+
+  function when(iso) {
+    if (!iso) return "—";
+    const d = new Date(iso);
+    return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  }
+
+  // Script modal: any element with data-script-url opens it (event delegation, so rows added
+  // by live updates work too).
+  function setupModal() {
+    const dialog = document.getElementById("tm-script-modal");
+    if (!dialog) return;
+    const title = dialog.querySelector("h2");
+    const body = dialog.querySelector(".body");
+    document.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-script-url]");
+      if (button) {
+        title.textContent = button.dataset.scriptTitle || "Script";
+        body.innerHTML = '<p class="tm-empty">Loading…</p>';
+        dialog.showModal();
+        fetch(button.dataset.scriptUrl, { credentials: "same-origin" })
+          .then((r) => { if (!r.ok) throw new Error(r.status); return r.text(); })
+          .then((html) => { body.innerHTML = html; })
+          .catch(() => { body.innerHTML = '<p class="tm-empty">Could not load the script.</p>'; });
+      }
+      if (event.target.closest("[data-close-modal]") || event.target === dialog) dialog.close();
+    });
+  }
+  document.addEventListener("DOMContentLoaded", setupModal);
+
+  window.TM = { PRIORITY, esc, humanDuration, badge, bar, doneCount, when };
+})();
