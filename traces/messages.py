@@ -96,6 +96,10 @@ def parse_message(item, index: int = 0) -> Message:
         raise FrameError(
             f"{where}: 'timestamp' must be a finite number from 0 to 1e20, got {timestamp!r}"
         )
+    if isinstance(timestamp, float):
+        # Stored with 6 decimals (microseconds for Unix seconds); rounding here keeps what is
+        # compared (repeats after a reconnect) equal to what is stored.
+        timestamp = round(timestamp, 6)
     group_id = _text(item, "group_id", where) if "group_id" in REQUIRED_KEYS[kind] else None
     name = _text(item, "name", where) if "name" in REQUIRED_KEYS[kind] else None
     service = ""

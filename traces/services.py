@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from trace_project.live import publish_after_commit
@@ -170,6 +171,35 @@ def reply_for(result: IngestResult) -> str | None:
 def trace_tree(trace: Trace) -> assembly.Assembly:
     """The tree of a stored trace (a preview while it is open)."""
     return assembly.assemble(trace.bounds(), trace.span_records(), trace.event_records())
+
+
+def search_traces(filters: dict, traces=None):
+    """Traces matching TraceFilterForm's cleaned data, newest first."""
+    traces = Trace.objects.all() if traces is None else traces
+    if filters.get("name"):
+        traces = traces.filter(
+            Exists(Span.objects.filter(trace_id=OuterRef("pk"), name=filters["name"]))
+        )
+    if filters.get("service"):
+        traces = traces.filter(service=filters["service"])
+    if filters.get("status"):
+        traces = traces.filter(status=filters["status"])
+    if filters.get("min_duration") is not None:
+        traces = traces.filter(duration__gte=filters["min_duration"])
+    if filters.get("max_duration") is not None:
+        traces = traces.filter(duration__lte=filters["max_duration"])
+    if filters.get("since"):
+        traces = traces.filter(created__gte=filters["since"])
+    if filters.get("until"):
+        traces = traces.filter(created__lt=filters["until"])
+    return traces.order_by("-created", "-id")
+
+
+def delete_trace(trace: Trace) -> None:
+    trace_id = trace.id
+    with transaction.atomic():
+        trace.delete()
+        publish_after_commit(trace_group(trace_id), {"event": "trace.deleted", "id": trace_id})
 
 
 def missing_parts(trace: Trace) -> list[str]:

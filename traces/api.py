@@ -1,0 +1,63 @@
+"""REST for traces: seed 000's /api/trace/<id>/ and a filtered list."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import generics
+from rest_framework.exceptions import NotFound, ValidationError
+
+from trace_project.errors import ErrorSerializer
+from traces import services
+from traces.forms import TraceFilterForm
+from traces.models import Trace
+from traces.serializers import TraceSerializer, TraceSummarySerializer
+
+ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+
+
+@extend_schema_view(
+    get=extend_schema(summary="A trace with its span tree", responses={200: TraceSerializer,
+                                                                        **ERRORS}),
+    delete=extend_schema(summary="Delete a trace (logged-in users)",
+                         responses={204: None, **ERRORS}),
+)
+class TraceDetailView(generics.RetrieveDestroyAPIView):
+    queryset = Trace.objects.all()
+    serializer_class = TraceSerializer
+
+    def get_object(self):
+        pk = self.kwargs["pk"]
+        trace = Trace.objects.filter(pk=pk).first()
+        if trace is None:
+            raise NotFound(f"Trace {pk} does not exist.")
+        self.check_object_permissions(self.request, trace)
+        return trace
+
+    def perform_destroy(self, instance):
+        services.delete_trace(instance)
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("name", OpenApiTypes.STR, description="Traces with a span of this exact name."),
+    OpenApiParameter("service", OpenApiTypes.STR),
+    OpenApiParameter("status", OpenApiTypes.STR, enum=["open", "complete", "inconsistent"]),
+    OpenApiParameter("min_duration", OpenApiTypes.NUMBER,
+                     description="Whole-trace duration at least this, in the trace's unit."),
+    OpenApiParameter("max_duration", OpenApiTypes.NUMBER,
+                     description="Whole-trace duration at most this, in the trace's unit."),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="Received at or after."),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="Received before."),
+]
+
+
+@extend_schema(summary="Traces, newest first, filtered", parameters=FILTER_PARAMETERS,
+               responses={200: TraceSummarySerializer(many=True), **ERRORS})
+class TraceListView(generics.ListAPIView):
+    serializer_class = TraceSummarySerializer
+
+    def get_queryset(self):
+        form = TraceFilterForm(self.request.query_params)
+        if not form.is_valid():
+            raise ValidationError({field: list(errors) for field, errors in form.errors.items()})
+        return services.search_traces(form.cleaned_data)
+
+
