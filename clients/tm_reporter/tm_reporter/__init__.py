@@ -1,0 +1,11 @@
+"""Report test runs to Monitor's test-machine API (seed 003's /tm_api/ endpoints).
+
+- `Reporter`: the HTTP client (timeouts, retries with backoff, token).
+- `BackgroundReporter`: the same calls queued to a thread, so tests never wait for the server.
+- `tm_reporter.machine`: a virtual testing machine (dry pass, then start/stop per test).
+- `tm_reporter.pytest_plugin`: `pytest --tm-url URL --tm-machine NAME`.
+"""
+
+from tm_reporter.client import BackgroundReporter, Reporter, ReportError, tree, utc_now
+
+__all__ = ["BackgroundReporter", "Reporter", "ReportError", "tree", "utc_now"]

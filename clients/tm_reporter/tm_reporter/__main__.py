@@ -1,0 +1,5 @@
+import sys
+
+from tm_reporter.machine import main
+
+sys.exit(main())
