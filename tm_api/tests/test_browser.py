@@ -1,0 +1,49 @@
+"""Headless Chromium: the last-run page follows a reporter without a reload."""
+
+import pytest
+
+from tm_api.models import Machine
+from tm_reporter import Reporter
+from tm_reporter.client import tree
+
+pytestmark = pytest.mark.integration
+
+
+def test_last_run_page_updates_live_while_a_reporter_runs(server_factory, page):
+    server = server_factory(DASHBOARDS_PUBLIC="True", TM_ALLOW_ANONYMOUS_MACHINES="True")
+    reporter = Reporter(server.url, "bench rack", timeout=5)
+    tests = [tree("/suite/lamp", f"0{n}_test_lamp.py", f"print({n})\n") for n in range(1, 4)]
+    reporter.dry_run(tree("/suite", "scenario_master.py", "", [
+        tree("/suite", "scenario_lamp.py", "", tests, "tests")], "scenarios"))
+    machine = Machine.objects.get()
+
+    page.goto(f"{server.url}/machines/{machine.pk}/last/")
+    page.wait_for_selector(".live-indicator.connected")
+    page.wait_for_selector("#done:text('0 / 3')")
+    page.evaluate("window.__same_page = true")
+
+    reporter.start("/suite/lamp", "01_test_lamp.py")
+    page.wait_for_selector(".tm-stat .badge.status-running")
+    reporter.stop("/suite/lamp", "01_test_lamp.py", "passed")
+    reporter.start("/suite/lamp", "02_test_lamp.py")
+    reporter.stop("/suite/lamp", "02_test_lamp.py", "failed")
+    page.wait_for_selector("#done:text('2 / 3')")
+    rows = page.locator("tr.test .badge").all_inner_texts()
+    assert rows == ["passed", "failed", "waiting"]
+    assert page.locator("[data-count='failed']").inner_text() == "failed 1"
+    assert page.evaluate("window.__same_page") is True  # updated in place, not reloaded
+
+    # The script modal shows the highlighted source.
+    page.locator("tr.test button.tm-script").first.click()
+    page.wait_for_selector("dialog.tm-modal[open] .highlight")
+    assert "print" in page.locator("dialog.tm-modal .body").inner_text()
+    page.click("[data-close-modal]")
+
+    # The machine list shows the machine with its status bar.
+    page.goto(f"{server.url}/machines/")
+    assert page.locator(f"tr[data-machine-id='{machine.pk}'] .badge").inner_text() == "waiting"  # waiting outranks failed
+    page.wait_for_selector(".live-indicator.connected")
+    reporter.start("/suite/lamp", "03_test_lamp.py")
+    page.wait_for_selector(f"tr[data-machine-id='{machine.pk}'] .badge.status-running")
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.screenshot(path="/tmp/tm-machines-phone.png")
