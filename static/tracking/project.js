@@ -1,0 +1,169 @@
+// Project page: reads the summary and requests APIs, draws the charts, and refreshes (at most
+// once a second) whenever the live socket says new requests were stored.
+(function () {
+  const root = document.getElementById("metrics");
+  if (!root) return;
+  const F = window.MetricsFormat;
+  const state = {window: localStorage.getItem("metrics-window") || "1h", page: 1, filters: {}};
+  let lastRefresh = 0, refreshTimer = null, loading = false;
+
+  const $ = (id) => document.getElementById(id);
+  const text = (id, value) => { $(id).textContent = value; };
+
+  function cell(row, value, cls) {
+    const td = row.insertCell();
+    td.textContent = value;
+    if (cls) td.className = cls;
+    return td;
+  }
+
+  function windowParams() {
+    return state.window === "all" ? {} : {last: state.window};
+  }
+
+  async function getJSON(url, params) {
+    const query = new URLSearchParams(params).toString();
+    const response = await fetch(url + (query ? "?" + query : ""), {headers: {Accept: "application/json"}});
+    const body = await response.json();
+    if (!response.ok) throw body;
+    return body;
+  }
+
+  function renderSummary(s) {
+    text("stat-count", F.count(s.count));
+    text("stat-rate", s.count ? s.requests_per_minute.toFixed(1) + " / min" : "");
+    text("stat-errors", s.count ? F.percent(s.error_rate) : "–");
+    text("stat-client-errors", s.count ? "4xx: " + F.percent(s.client_error_rate) : "");
+    text("stat-p50", F.ms(s.p50_ms));
+    text("stat-p95", F.ms(s.p95_ms));
+    text("stat-p99", F.ms(s.p99_ms));
+    $("empty-state").hidden = s.count > 0;
+    const minutes = s.series.step_seconds / 60;
+    const points = s.series.points.map((p) => ({
+      start: p.start, rate: p.count / minutes,
+      errors: p.count ? p.error_rate * 100 : null,
+      p50: p.p50_ms, p95: p.p95_ms, p99: p.p99_ms,
+    }));
+    lineChart($("chart-rate"), points, [{key: "rate", cls: "rate", fill: true}],
+      {format: (v) => (v === null || v === undefined ? "–" : v < 10 ? v.toFixed(1) : Math.round(v))});
+    lineChart($("chart-errors"), points, [{key: "errors", cls: "errors", fill: true}],
+      {format: (v) => (v === null || v === undefined ? "–" : v.toFixed(1) + " %"), minMax: 1});
+    lineChart($("chart-latency"), points, [{key: "p50", cls: "p50"}, {key: "p95", cls: "p95"}, {key: "p99", cls: "p99"}],
+      {format: F.ms});
+    const slowest = s.views.slice().sort((a, b) => (b.p95_ms || 0) - (a.p95_ms || 0)).slice(0, 8);
+    fillViews("slowest-views", slowest, (row, v) => {
+      cell(row, v.count, "num"); cell(row, F.ms(v.p50_ms), "num");
+      cell(row, F.ms(v.p95_ms), "num"); cell(row, F.ms(v.p99_ms), "num");
+    });
+    const failing = s.views.filter((v) => v.server_errors || v.client_errors)
+      .sort((a, b) => b.error_rate - a.error_rate || b.client_error_rate - a.client_error_rate).slice(0, 8);
+    fillViews("failing-views", failing, (row, v) => {
+      cell(row, v.count, "num"); cell(row, v.server_errors, "num");
+      cell(row, v.client_errors, "num"); cell(row, F.percent(v.error_rate), "num");
+    }, "No failing views in this window.");
+  }
+
+  function fillViews(id, views, fill, emptyText) {
+    const body = $(id).tBodies[0];
+    body.innerHTML = "";
+    if (!views.length) {
+      const row = body.insertRow();
+      const td = cell(row, emptyText || "No requests in this window.", "muted");
+      td.colSpan = 5;
+      return;
+    }
+    views.forEach((v) => {
+      const row = body.insertRow();
+      const name = cell(row, v.view_name || "(no view)");
+      name.addEventListener("click", () => { document.querySelector("#request-filters [name=view]").value = v.view_name; applyFilters(); });
+      name.style.cursor = "pointer";
+      name.title = "Show this view's requests";
+      fill(row, v);
+    });
+  }
+
+  function renderRequests(page, seen) {
+    const body = $("requests").tBodies[0];
+    body.innerHTML = "";
+    if (!page.results.length) {
+      const td = cell(body.insertRow(), "No requests match.", "muted");
+      td.colSpan = 7;
+    }
+    page.results.forEach((r) => {
+      const row = body.insertRow();
+      if (seen && !seen.has(r.id)) row.className = "fresh";
+      row.dataset.id = r.id;
+      cell(row, F.time(r.received_at, true));
+      cell(row, r.method || "–");
+      cell(row, r.path + (r.query ? "?" + r.query : ""), "path");
+      cell(row, r.view_name || "–");
+      const status = cell(row, "", "num");
+      const span = document.createElement("span");
+      span.className = "status-" + String(r.status_code)[0] + "xx";
+      span.textContent = r.status_code;
+      status.appendChild(span);
+      cell(row, F.ms(r.duration_ms), "num");
+      cell(row, r.client_ip || "", "hide-narrow");
+    });
+    text("page-info", page.count ? `Page ${page.page_number} of ${page.total_pages} · ${page.count} requests` : "");
+    $("prev-page").disabled = !page.has_previous;
+    $("next-page").disabled = !page.has_next;
+  }
+
+  async function refresh() {
+    if (loading) { scheduleRefresh(); return; }
+    loading = true;
+    lastRefresh = Date.now();
+    const seen = new Set(Array.from($("requests").tBodies[0].rows).map((r) => Number(r.dataset.id)));
+    try {
+      const [summary, page] = await Promise.all([
+        getJSON(root.dataset.summaryUrl, windowParams()),
+        getJSON(root.dataset.requestsUrl, {...windowParams(), ...state.filters, page: state.page, page_size: 25}),
+      ]);
+      $("filter-error").hidden = true;
+      renderSummary(summary);
+      renderRequests(page, seen.size ? seen : null);
+    } catch (error) {
+      $("filter-error").textContent = (error && error.detail) || "Could not load metrics.";
+      $("filter-error").hidden = false;
+    } finally {
+      loading = false;
+    }
+  }
+
+  function scheduleRefresh() {
+    if (refreshTimer) return;
+    const wait = Math.max(0, 1000 - (Date.now() - lastRefresh));
+    refreshTimer = setTimeout(() => { refreshTimer = null; refresh(); }, wait);
+  }
+
+  function applyFilters() {
+    const form = $("request-filters");
+    state.filters = {};
+    new FormData(form).forEach((value, key) => { if (value !== "") state.filters[key] = value; });
+    state.page = 1;
+    refresh();
+  }
+
+  document.querySelectorAll("[data-window]").forEach((button) => {
+    button.classList.toggle("active", button.dataset.window === state.window);
+    button.addEventListener("click", () => {
+      state.window = button.dataset.window;
+      localStorage.setItem("metrics-window", state.window);
+      document.querySelectorAll("[data-window]").forEach((b) => b.classList.toggle("active", b === button));
+      state.page = 1;
+      refresh();
+    });
+  });
+  $("request-filters").addEventListener("submit", (event) => { event.preventDefault(); applyFilters(); });
+  $("request-filters").addEventListener("reset", () => setTimeout(applyFilters, 0));
+  $("prev-page").addEventListener("click", () => { state.page -= 1; refresh(); });
+  $("next-page").addEventListener("click", () => { state.page += 1; refresh(); });
+  window.addEventListener("resize", scheduleRefresh);
+
+  refresh();
+  openLive(root.dataset.livePath, (frame) => {
+    // Only the first page shows new arrivals; older pages stay put while reading.
+    if (frame.type === "requests" && state.page === 1) scheduleRefresh();
+  }, {onOpen: scheduleRefresh});
+})();

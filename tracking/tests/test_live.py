@@ -1,0 +1,150 @@
+"""Live frames: sent after commit, throttled per project, received by real sockets."""
+
+import asyncio
+import functools
+import json
+import threading
+import time
+
+import pytest
+import websocket
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+
+from trace_project.asgi import application
+from tracking import services
+from tracking.live import LiveGate, project_group
+from tracking.models import Project
+from tracking.wire import parse_batch_event
+
+pytestmark = [pytest.mark.integration]
+
+
+def in_own_loop(coroutine_function):
+    """Run an async test body on a fresh event loop in its own thread: once Playwright's sync
+    API (a session fixture) has started, the main thread already has a running loop."""
+
+    def run(*args, **kwargs):
+        outcome = {}
+
+        def target():
+            async def body():
+                try:
+                    await coroutine_function(*args, **kwargs)
+                finally:
+                    # sync_to_async's worker thread keeps its own connection: close it, or
+                    # PostgreSQL refuses to drop the test database at the end.
+                    await sync_to_async(connections.close_all)()
+
+            try:
+                asyncio.run(body())
+            except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+                outcome["error"] = error
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join(30)
+        if "error" in outcome:
+            raise outcome["error"]
+
+    return functools.wraps(coroutine_function)(run)
+
+
+def events(n):
+    return [parse_batch_event({"time": time.time(), "duration_ms": 1, "path": f"/{i}",
+                               "status": 200}) for i in range(n)]
+
+
+@pytest.mark.django_db(transaction=True)
+@in_own_loop
+async def test_socket_gets_a_frame_after_ingest_commits(settings):
+    settings.DASHBOARDS_PUBLIC = True
+    settings.TRACKING_LIVE_MIN_INTERVAL = 0.2
+    project, _ = await sync_to_async(Project.create_with_token)("Shop")
+    communicator = WebsocketCommunicator(application, f"/ws/metrics/{project.public_id}/")
+    connected, _ = await communicator.connect()
+    assert connected
+    assert (await communicator.receive_json_from())["type"] == "hello"
+    await sync_to_async(services.ingest_events)(project, events(3))
+    frame = await communicator.receive_json_from(timeout=3)
+    assert frame["type"] == "requests" and frame["accepted"] == 3
+    assert frame["project"] == str(project.public_id)
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@in_own_loop
+async def test_socket_refuses_anonymous_and_unknown_projects(settings):
+    project, _ = await sync_to_async(Project.create_with_token)("Shop")
+    settings.DASHBOARDS_PUBLIC = False
+    communicator = WebsocketCommunicator(application, f"/ws/metrics/{project.public_id}/")
+    connected, code = await communicator.connect()
+    assert not connected and code == 4003
+    settings.DASHBOARDS_PUBLIC = True
+    communicator = WebsocketCommunicator(
+        application, "/ws/metrics/00000000-0000-0000-0000-000000000000/")
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+def test_gate_sends_at_most_one_frame_per_interval_and_a_trailing_one(settings, monkeypatch):
+    settings.TRACKING_LIVE_MIN_INTERVAL = 0.3
+    sent = []
+    monkeypatch.setattr("tracking.live.send_frame", lambda group, frame: sent.append((group, dict(frame))))
+    gate = LiveGate()
+    for _ in range(50):
+        gate.publish(7, "p", 2, 1.0)
+    assert len(sent) == 1 and sent[0][0] == project_group(7) and sent[0][1]["accepted"] == 2
+    time.sleep(0.5)
+    assert len(sent) == 2 and sent[1][1]["accepted"] == 98  # nothing lost, all in one frame
+    gate.publish(8, "q", 1, 1.0)
+    assert len(sent) == 3  # another project has its own gate
+
+
+def test_real_server_pushes_frames_to_a_real_websocket_client(server_factory, redis_url):
+    server = server_factory(REDIS_URL=redis_url, DASHBOARDS_PUBLIC="True")
+    project, token = Project.create_with_token("Shop")
+    ws = websocket.create_connection(f"{server.ws_url}/ws/metrics/{project.public_id}/", timeout=10)
+    assert json.loads(ws.recv())["type"] == "hello"
+    import gzip
+
+    import requests
+
+    body = gzip.compress(json.dumps({"events": [{"time": time.time(), "duration_ms": 3,
+                                                  "path": "/x", "status": 200}]}).encode())
+    response = requests.post(server.url + "/api/tracking/ingest/", data=body, timeout=10,
+                             headers={"Authorization": f"Bearer {token}",
+                                      "Content-Encoding": "gzip"})
+    assert response.status_code == 200
+    frame = json.loads(ws.recv())
+    assert frame == {"type": "requests", "project": str(project.public_id), "accepted": 1,
+                     "newest": pytest.approx(time.time(), abs=60)}
+    ws.close()
+
+
+def test_overload_answers_429_on_a_real_server_under_concurrency(server_factory):
+    server = server_factory(TRACKING_INGEST_MAX_INFLIGHT="2")
+    _, token = Project.create_with_token("Shop")
+    import gzip
+
+    import requests
+
+    body = gzip.compress(json.dumps({"events": [
+        {"time": time.time(), "duration_ms": 3, "path": f"/{i}", "status": 200}
+        for i in range(2000)]}).encode())
+    statuses = []
+
+    def send():
+        response = requests.post(server.url + "/api/tracking/ingest/", data=body, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Encoding": "gzip"})
+        statuses.append((response.status_code, response.headers.get("Retry-After")))
+
+    threads = [threading.Thread(target=send) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {s for s, _ in statuses} == {200, 429}
+    assert all(retry == "1" for s, retry in statuses if s == 429)
