@@ -112,6 +112,8 @@
     const left = pct(node.start);
     bar.style.left = left + "%";
     bar.style.width = Math.max(pct(node.end) - left, 0.15) + "%";
+    if (pct(node.end) - left > 25) bar.classList.add("label-inside");
+    else if (pct(node.end) > 80) bar.classList.add("label-left");
     const text = document.createElement("span");
     text.className = "wf-duration";
     text.textContent = human(node.end - node.start) + (node.open ? " …" : "");

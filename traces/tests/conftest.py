@@ -1,4 +1,5 @@
 import asyncio
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -8,6 +9,9 @@ from django.db import connections
 @pytest.fixture(autouse=True)
 def _close_ingest_connection():
     """The ingest consumer keeps its sync thread's database connection open (for speed); close
-    it after each test so the test database can be flushed and dropped."""
+    it after each test so the test database can be flushed and dropped. A thread of its own,
+    since a browser test's thread already runs Playwright's event loop."""
     yield
-    asyncio.run(sync_to_async(connections.close_all)())
+    closer = threading.Thread(target=lambda: asyncio.run(sync_to_async(connections.close_all)()))
+    closer.start()
+    closer.join()

@@ -1,0 +1,84 @@
+"""The trace pages in headless Chromium against a real server."""
+
+import json
+import threading
+import time
+
+import pytest
+import websocket
+from django.db import connection
+
+from traces.messages import parse_message
+from traces.services import ingest_messages
+from traces.tests.helpers import README_EXAMPLE, event, span, trace_end, trace_start
+
+pytestmark = pytest.mark.integration
+
+
+def test_an_open_trace_page_shows_new_spans_live(server_factory, page):
+    server = server_factory(DASHBOARDS_PUBLIC="True")
+    ws = websocket.create_connection(f"{server.ws_url}/ws/trace/42", timeout=10)
+    ws.send(json.dumps([README_EXAMPLE[0], *README_EXAMPLE[5:6]]))  # TRACE_START, movies_load starts
+    page.goto(f"{server.url}/traces/42/")
+    page.wait_for_selector(".live-indicator.connected")
+    page.wait_for_selector(".wf-row .wf-name:text-is('movies_load')")
+    assert page.locator(".wf-name:text-is('movies_network_load')").count() == 0
+    assert "TRACE_END" in page.inner_text("#trace-missing")
+
+    ws.send(json.dumps(README_EXAMPLE[2:3]))  # a new span starts
+    page.wait_for_selector(".wf-name:text-is('movies_network_load')")
+    ws.send(json.dumps([README_EXAMPLE[1], README_EXAMPLE[3], README_EXAMPLE[4], README_EXAMPLE[6]]))
+    assert json.loads(ws.recv())["message"] == "Trace stored. Closing the connection"
+    page.wait_for_selector("#trace-status:text-is('complete')")
+    assert page.locator("#trace-missing").is_hidden()
+    assert page.locator(".wf-event").count() == 1
+    # Span detail on click, and collapsing a subtree.
+    page.click(".wf-name:text-is('movies_network_load')")
+    assert "Duration" in page.inner_text("#span-detail") and "6 s" in page.inner_text("#span-detail")
+    page.click("button[aria-label='Collapse movies_load']")
+    assert page.locator(".wf-name:text-is('movies_network_load')").count() == 0
+    page.click("#expand-all")
+    assert page.locator(".wf-name:text-is('movies_network_load')").count() == 1
+
+
+def _big_trace(trace_id, groups=100, per_group=99):
+    messages = [trace_start(0), trace_end(groups * 100)]
+    for g in range(groups):
+        messages += span(f"g{g}", f"request {g}", g * 100, g * 100 + 99)
+        for c in range(per_group):
+            messages += span(f"g{g}-{c}", f"query {g}.{c}", g * 100 + c, g * 100 + c + 1)
+        messages.append(event(f"cache miss {g}", g * 100 + 50))
+    parsed = [parse_message(m) for m in messages]
+    for first in range(0, len(parsed), 10_000):
+        ingest_messages(trace_id, parsed[first:first + 10_000])
+    connection.close()
+
+
+def test_a_ten_thousand_span_trace_stays_usable(server_factory, page):
+    server = server_factory(DASHBOARDS_PUBLIC="True")
+    # In a thread of its own: this thread runs Playwright's event loop, where the service's
+    # after-commit live frames cannot be sent.
+    builder = threading.Thread(target=_big_trace, args=(7,))  # 100 + 100 * 99 = 10,000 spans
+    builder.start()
+    builder.join()
+    started = time.monotonic()
+    page.goto(f"{server.url}/traces/7/")
+    page.wait_for_selector(".wf-name:text-is('request 0')")
+    loaded = time.monotonic() - started
+    assert page.inner_text("#waterfall-count") == "10000 spans"
+    assert page.inner_text("#trace-status") == "complete"
+    assert page.locator(".wf-row").count() < 80  # only what is in view, not 10,001 rows
+    assert loaded < 10, loaded
+
+    started = time.monotonic()
+    page.eval_on_selector("#waterfall-viewport", "el => el.scrollTop = el.scrollHeight")
+    page.wait_for_selector(".wf-name:text-is('query 99.98')")
+    page.eval_on_selector("#waterfall-viewport", "el => el.scrollTop = el.scrollHeight / 2")
+    page.wait_for_selector(".wf-name:text-is('request 50')")
+    assert time.monotonic() - started < 3
+    assert page.locator(".wf-row").count() < 80
+
+    page.click("#collapse-all")
+    assert page.inner_text("#waterfall-count") == "10000 spans · 100 shown"
+    page.eval_on_selector("#waterfall-viewport", "el => el.scrollTop = 0")
+    page.wait_for_selector(".wf-name:text-is('request 0')")
