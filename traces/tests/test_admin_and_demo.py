@@ -1,0 +1,34 @@
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+
+from traces.models import Trace
+from traces.services import ingest_frame
+from traces.tests.helpers import README_EXAMPLE
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+
+def test_demo_command_fills_a_fresh_install_and_can_run_again():
+    out = io.StringIO()
+    call_command("send_demo_traces", "--count", "6", "--seed", "1", stdout=out)
+    assert "Stored 6 demo traces (1..6)" in out.getvalue()
+    statuses = list(Trace.objects.order_by("id").values_list("status", flat=True))
+    assert statuses == ["complete"] * 5 + ["open"]
+    assert all(t.span_count >= 4 and t.name for t in Trace.objects.all())
+    call_command("send_demo_traces", "--count", "2", stdout=io.StringIO())
+    assert Trace.objects.count() == 8
+
+
+def test_admin_lists_and_searches_traces_by_span_name(admin_client):
+    ingest_frame(1, json.dumps(README_EXAMPLE))
+    ingest_frame(2, json.dumps(README_EXAMPLE[:2]))
+    response = admin_client.get("/admin/traces/trace/?q=movies_network_load")
+    assert response.status_code == 200
+    assert 'href="/admin/traces/trace/1/change/?' in response.content.decode()
+    assert 'href="/admin/traces/trace/2/change/?' not in response.content.decode()
+    assert admin_client.get("/admin/traces/trace/1/change/").status_code == 200
+    assert admin_client.get("/admin/traces/span/?q=movies").status_code == 200
+    assert admin_client.get("/admin/traces/trace/add/").status_code == 403
