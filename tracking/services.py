@@ -99,18 +99,16 @@ def _insert_raw(project: Project, events: list[RequestEvent]) -> None:
                 for event in events:
                     copy.write_row(_raw_row(project.pk, event))
         return
-    RequestMetric.objects.bulk_create(
-        [
-            RequestMetric(
-                project_id=project.pk, received_at=_utc(e.timestamp), duration_ms=e.duration_ms,
-                method=e.method, path=e.path, query=e.query, view_name=e.view_name,
-                status_code=e.status_code, session_id=e.session_id, user_agent=e.user_agent,
-                client_ip=e.client_ip, response_size=e.response_size, headers=e.headers,
-            )
-            for e in events
-        ],
-        batch_size=500,
-    )
+    # Elsewhere (SQLite) one prepared INSERT run for every row: far quicker than bulk_create's
+    # SQL compilation per chunk of rows.
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = [(p, adapt(t), *rest) for p, t, *rest in (_raw_row(project.pk, e) for e in events)]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {RequestMetric._meta.db_table} ({', '.join(RAW_COLUMNS)}) "
+            f"VALUES ({', '.join(['%s'] * len(RAW_COLUMNS))})",
+            rows,
+        )
 
 
 def _add_to_rollups(project: Project, events: list[RequestEvent]) -> None:
@@ -130,14 +128,16 @@ def _add_to_rollups(project: Project, events: list[RequestEvent]) -> None:
          for p, s, v in keys],
         ignore_conflicts=True,
     )
-    match = Q()
-    for period, start, view in keys:
-        match |= Q(period_seconds=period, period_start=start, view_name=view)
-    rows = list(
-        RequestRollup.objects.select_for_update()
-        .filter(match, project_id=project.pk)
+    # A range that covers every touched cell (one condition per cell would make the SQL grow
+    # with the batch); untouched cells inside it are locked too, harmlessly, and skipped.
+    starts = [start for _, start, _ in keys]
+    rows = [
+        row for row in RequestRollup.objects.select_for_update()
+        .filter(project_id=project.pk, period_start__gte=min(starts),
+                period_start__lte=max(starts), view_name__in={view for _, _, view in keys})
         .order_by("period_seconds", "period_start", "view_name")
-    )
+        if (row.period_seconds, row.period_start, row.view_name) in fresh
+    ]
     for row in rows:
         cell = agg.Cell(row.count, row.client_errors, row.server_errors, row.duration_sum_ms,
                         {int(k): v for k, v in row.histogram.items()})
@@ -145,9 +145,14 @@ def _add_to_rollups(project: Project, events: list[RequestEvent]) -> None:
         row.count, row.client_errors, row.server_errors = (
             cell.count, cell.client_errors, cell.server_errors)
         row.duration_sum_ms, row.histogram = cell.duration_sum_ms, cell.histogram
-    RequestRollup.objects.bulk_update(
-        rows, ["count", "client_errors", "server_errors", "duration_sum_ms", "histogram"]
-    )
+    json_value = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {RequestRollup._meta.db_table} SET count = %s, client_errors = %s, "
+            f"server_errors = %s, duration_sum_ms = %s, histogram = {json_value} WHERE id = %s",
+            [(row.count, row.client_errors, row.server_errors, row.duration_sum_ms,
+              json.dumps(row.histogram), row.pk) for row in rows],
+        )
 
 
 # --- reading ------------------------------------------------------------------------------------

@@ -54,3 +54,16 @@ def test_prune_deletes_old_raw_rows_and_keeps_rollups(settings):
     assert RequestMetric.objects.filter(received_at__lt=timezone.now() - timedelta(days=7)).count() == 0
     assert sum(RequestRollup.objects.filter(period_seconds=60).values_list("count", flat=True)) == 4
     assert "Deleted 2 request(s) older than 0 day(s)." in run("prune_request_metrics", "--days", "0")
+
+
+def test_demo_metrics_fills_a_project_through_the_ingest_service():
+    created = json.loads(run("demo_metrics", "--requests", "600", "--hours", "2", "--seed", "1"))
+    project = Project.objects.get(public_id=created["id"])
+    assert services.project_for_token(created["token"]) == project
+    assert RequestMetric.objects.filter(project=project).count() == 600
+    window = services.resolve_window(project, None, None)
+    summary = services.summarize(project, window)
+    assert summary["count"] == 600 and summary["server_errors"] > 0
+    assert len(summary["views"]) >= 6
+    again = json.loads(run("demo_metrics", "--requests", "10"))
+    assert again["id"] == created["id"] and again["token"] != created["token"]
