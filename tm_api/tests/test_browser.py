@@ -9,6 +9,31 @@ from tm_reporter.client import tree
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def page(monkeypatch):
+    """Chromium for this test only. The root `page` fixture keeps Playwright's event loop running
+    for the whole session, which breaks every async test that runs after it (pytest-asyncio:
+    "cannot be called from a running event loop"); this one stops it when the test ends."""
+    import shutil
+    from pathlib import Path
+
+    import conftest as root
+
+    if not shutil.which(root.CHROMIUM) and not Path(root.CHROMIUM).exists():
+        pytest.skip(f"needs Chromium at {root.CHROMIUM}")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=root.CHROMIUM,
+                                             args=root.CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        tab = context.new_page()
+        tab.set_default_timeout(10_000)
+        yield tab
+        browser.close()
+
+
 def test_last_run_page_updates_live_while_a_reporter_runs(server_factory, page):
     server = server_factory(DASHBOARDS_PUBLIC="True", TM_ALLOW_ANONYMOUS_MACHINES="True")
     reporter = Reporter(server.url, "bench rack", timeout=5)
