@@ -110,13 +110,14 @@ def asgi_server(_asgi_server_process, transactional_db):
 
 # --- browser ------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def browser(monkeypatch):
+    """Chromium for one test. Playwright's sync API runs an event loop in this thread while it
+    is open; closing it after each test lets the async tests that follow run their own."""
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-    # plain synchronous code all the same.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # The test's own ORM calls are plain synchronous code all the same.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -7,7 +7,8 @@
 Django's own 404/500 pages answer in the same shape under the API prefixes.
 """
 
-from django.http import JsonResponse
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, serializers
 from rest_framework.views import exception_handler
@@ -43,6 +44,11 @@ def _flatten(errors, prefix=""):
 
 
 def api_exception_handler(exc, context):
+    # As DRF does inside exception_handler, so that `code` says what happened.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = exception_handler(exc, context)
     if response is None:
         return None  # unexpected: Django's handler500 answers, in this shape too

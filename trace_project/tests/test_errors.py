@@ -33,6 +33,12 @@ def test_not_found_keeps_detail(client):
     assert response.json() == {"detail": "No trace 7.", "code": "not_found"}
 
 
+def test_djangos_http404_gets_the_not_found_code(client):
+    response = client.get("/api/test/django-404/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No machine 3.", "code": "not_found"}
+
+
 def test_method_not_allowed(client):
     response = client.delete("/api/test/missing/")
     assert response.status_code == 405

@@ -28,6 +28,14 @@ def missing(request):
 
 @api_view(["GET"])
 @permission_classes([AllowAny])
+def django_404(request):
+    from django.http import Http404
+
+    raise Http404("No machine 3.")
+
+
+@api_view(["GET"])
+@permission_classes([AllowAny])
 def crash(request):
     raise RuntimeError("boom")
 
@@ -36,6 +44,7 @@ urlpatterns = [
     path("api/test/validate/", validate),
     path("api/test/missing/", missing),
     path("api/test/crash/", crash),
+    path("api/test/django-404/", django_404),
     path("api/test/protected/", api_view(["GET"])(lambda request: None)),
     path("", include("trace_project.urls")),
 ]
