@@ -7,8 +7,8 @@ by adding counts bucket by bucket, so a percentile over any window and any set o
 from summing the stored per-minute (or per-hour) histograms, never from the raw rows.
 
 Error bound: a percentile is reported as the bucket's representative value
-2 * GAMMA**i / (GAMMA + 1), which is within RELATIVE_ERROR (2 %) of every duration in that
-bucket. So a reported percentile is within 2 % of the exact order statistic (the
+2 * GAMMA**i / (GAMMA + 1), which is within RELATIVE_ERROR (5 %) of every duration in that
+bucket. So a reported percentile is within 5 % of the exact order statistic (the
 ceil(q * n)-th smallest duration), for durations between MIN_MS and MAX_MS. Below MIN_MS it
 reports about MIN_MS; above MAX_MS about MAX_MS.
 """
@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-RELATIVE_ERROR = 0.02
+RELATIVE_ERROR = 0.05
 GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
 _LOG_GAMMA = math.log(GAMMA)
 MIN_MS = 0.01  # 10 µs: anything faster is "instant" for a web request
@@ -94,13 +94,16 @@ class Cell:
         self.histogram[index] = self.histogram.get(index, 0) + 1
 
     def merge(self, other: "Cell") -> "Cell":
+        """Add `other` in. Histogram keys are kept as given (strings when read back from JSON)
+        and normalised only when a percentile is asked for: summaries merge thousands of rows."""
         self.count += other.count
         self.client_errors += other.client_errors
         self.server_errors += other.server_errors
         self.duration_sum_ms += other.duration_sum_ms
+        histogram = self.histogram
+        get = histogram.get
         for index, count in other.histogram.items():
-            index = int(index)
-            self.histogram[index] = self.histogram.get(index, 0) + count
+            histogram[index] = get(index, 0) + count
         return self
 
     def stats(self) -> dict:
@@ -114,8 +117,9 @@ class Cell:
             "client_error_rate": self.client_errors / count if count else 0.0,
             "mean_ms": self.duration_sum_ms / count if count else None,
         }
+        histogram = merge_histograms([self.histogram])  # int keys, whatever they came as
         for name, q in PERCENTILES:
-            result[name] = percentile(self.histogram, q)
+            result[name] = percentile(histogram, q)
         return result
 
 

@@ -4,6 +4,7 @@ Applied by the ingest service to every wire format (the seed's CGI-style `HTTP_C
 well as plain `Cookie`), whatever the client already scrubbed. No Django import.
 """
 
+import functools
 import re
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode
@@ -22,12 +23,14 @@ MAX_HEADERS = 40
 MAX_HEADER_VALUE = 512
 
 
+@functools.lru_cache(maxsize=1024)  # header names repeat in every request
 def header_name(raw: str) -> str:
     """'HTTP_X_REQUEST_ID' / 'CONTENT_TYPE' / 'x-request-id' -> 'X-Request-Id'."""
     name = raw[5:] if raw.upper().startswith("HTTP_") else raw
     return "-".join(part.capitalize() for part in name.replace("_", "-").split("-"))
 
 
+@functools.lru_cache(maxsize=1024)
 def is_sensitive(name: str) -> bool:
     lowered = name.lower()
     return lowered in CREDENTIAL_HEADERS or bool(SECRET_NAME.search(lowered))

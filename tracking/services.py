@@ -214,10 +214,11 @@ def summarize(project: Project, window: Window) -> dict:
         "duration_sum_ms", "histogram",
     ).iterator(chunk_size=5000):
         cell = agg.Cell(count, client_errors, server_errors, duration_sum, histogram)
-        total.merge(cell)
         by_view.setdefault(view, agg.Cell()).merge(cell)
         point = agg.floor_to(start.timestamp(), step)
         by_point.setdefault(point, agg.Cell()).merge(cell)
+    for cell in by_view.values():
+        total.merge(cell)
     series = []
     for point in range(agg.floor_to(since, step), until, step):
         stats = (by_point.get(point) or agg.Cell()).stats()

@@ -11,6 +11,7 @@ report the bad ones.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import time
@@ -95,10 +96,18 @@ def _ip(value, name):
         return None
     if not isinstance(value, str):
         raise EventError(name, "must be a string.")
+    normalised = _normal_ip(value)
+    if normalised is None:
+        raise EventError(name, "is not an IP address.")
+    return normalised
+
+
+@functools.lru_cache(maxsize=4096)  # the same clients come back: parse each address once
+def _normal_ip(value: str) -> str | None:
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
-        raise EventError(name, "is not an IP address.") from None
+        return None
 
 
 def _headers(value, name):
