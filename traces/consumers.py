@@ -1,13 +1,18 @@
 """Websockets of traces: seed 000's ingestion path and the live trace page."""
 
+import asyncio
 import json
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.db import DatabaseError, connection
+from django.conf import settings
+from django.db import DatabaseError, connection, connections
 
 from trace_project.consumers import LiveConsumer
+from trace_project.live import asend_frame
 from traces.services import IngestError, STORED_REPLY, ingest_frame, reply_for, trace_group
 
 logger = logging.getLogger(__name__)
@@ -18,14 +23,50 @@ CLOSE_SERVER_ERROR = 1011  # the server could not store the frame; nothing of it
 MAX_TRACE_ID = 2**63 - 1  # a BIGINT primary key
 
 
+# A busy client sends hundreds of frames a second; the trace page only needs to hear "changed"
+# a few times a second (it refetches the trace), and always the last state.
+LIVE_INTERVAL = 0.25
+
+
+_ingest_threads = None
+
+
+def ingest_threads() -> ThreadPoolExecutor:
+    """Threads that store frames: several, so that one frame's database round trips overlap
+    with the next frame's work (frames of one trace are still serialised by its row lock)."""
+    global _ingest_threads
+    if _ingest_threads is None:
+        _ingest_threads = ThreadPoolExecutor(settings.TRACE_INGEST_THREADS,
+                                             thread_name_prefix="trace-ingest")
+    return _ingest_threads
+
+
+def close_ingest_connections() -> None:
+    """Close the database connection each ingest thread keeps (tests; before dropping a DB)."""
+    if _ingest_threads is None:
+        return
+    count = _ingest_threads._max_workers
+    everyone = threading.Barrier(count)
+
+    def close():
+        connections.close_all()
+        try:  # hold this thread until each thread has a task: one close per thread
+            everyone.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            pass
+
+    for future in [_ingest_threads.submit(close) for _ in range(count)]:
+        future.result()
+
+
 def _ingest_on_kept_connection(trace_id: int, data) -> object:
-    """ingest_frame on the sync thread's own database connection.
+    """ingest_frame on the ingest thread's own database connection.
 
     channels' database_sync_to_async opens a connection per call when CONN_MAX_AGE is 0; at
     hundreds of frames per second that costs more than the insert. The connection is kept
     instead and thrown away only when it broke."""
     try:
-        return ingest_frame(trace_id, data)
+        return ingest_frame(trace_id, data, publish=False)
     except DatabaseError:
         connection.close()
         raise
@@ -37,6 +78,9 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.trace_id = int(self.scope["url_route"]["kwargs"]["trace_id"])
         self.finished = False
+        self.last_live = 0.0
+        self.pending_live = None  # the newest frame not yet published
+        self.live_timer = None
         if not 0 < self.trace_id <= MAX_TRACE_ID:
             await self.close()  # refuses the handshake, like a non-numeric id
             return
@@ -47,7 +91,9 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
             return  # the reply is out and the socket is closing
         data = text_data if text_data is not None else bytes_data
         try:
-            result = await sync_to_async(_ingest_on_kept_connection)(self.trace_id, data)
+            result = await sync_to_async(
+                _ingest_on_kept_connection, thread_sensitive=False, executor=ingest_threads()
+            )(self.trace_id, data)
         except IngestError as error:
             await self.finish(f"Error: {error}", CLOSE_ERROR)
             return
@@ -58,9 +104,33 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
                 "send it again later", CLOSE_SERVER_ERROR,
             )
             return
+        await self.publish(result.live_frame, now=result.finished)
         reply = reply_for(result)
         if reply is not None:
             await self.finish(reply, CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR)
+
+    async def publish(self, frame: dict, now: bool = False):
+        """Tell the trace page, at most every LIVE_INTERVAL, always ending with the last state.
+        Called after the frame's transaction committed."""
+        loop = asyncio.get_running_loop()
+        self.pending_live = frame
+        wait = self.last_live + LIVE_INTERVAL - loop.time()
+        if now or wait <= 0:
+            await self.flush_live()
+        elif self.live_timer is None:
+            self.live_timer = loop.call_later(wait, lambda: asyncio.ensure_future(self.flush_live()))
+
+    async def flush_live(self):
+        if self.live_timer is not None:
+            self.live_timer.cancel()
+            self.live_timer = None
+        frame, self.pending_live = self.pending_live, None
+        if frame is not None:
+            self.last_live = asyncio.get_running_loop().time()
+            await asend_frame(trace_group(self.trace_id), frame)
+
+    async def disconnect(self, code):
+        await self.flush_live()
 
     async def finish(self, message: str, code: int):
         self.finished = True

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -33,10 +33,18 @@ class IngestResult:
     stored: int  # messages written by this frame
     repeats: int  # exact repeats of stored messages, ignored
     problems: list[str]
+    span_count: int = 0
+    event_count: int = 0
 
     @property
     def finished(self) -> bool:
         return self.status != OPEN
+
+    @property
+    def live_frame(self) -> dict:
+        """What the trace page hears of this frame (it refetches the trace)."""
+        return {"event": "trace.updated", "id": self.trace_id, "status": self.status,
+                "span_count": self.span_count, "event_count": self.event_count}
 
 
 def trace_group(trace_id: int) -> str:
@@ -44,7 +52,7 @@ def trace_group(trace_id: int) -> str:
     return f"traces.trace.{trace_id}"
 
 
-def ingest_frame(trace_id: int, data: str | bytes) -> IngestResult:
+def ingest_frame(trace_id: int, data: str | bytes, publish: bool = True) -> IngestResult:
     """One websocket frame of seed 000 messages (JSON text)."""
     try:
         messages = parse_frame(
@@ -52,14 +60,20 @@ def ingest_frame(trace_id: int, data: str | bytes) -> IngestResult:
         )
     except FrameError as error:
         raise IngestError(str(error)) from None
-    return ingest_messages(trace_id, messages)
+    return ingest_messages(trace_id, messages, publish)
 
 
-def ingest_messages(trace_id: int, messages: list[Message]) -> IngestResult:
-    """Store validated messages of trace `trace_id`; IngestError (nothing stored) otherwise."""
+def ingest_messages(trace_id: int, messages: list[Message], publish: bool = True) -> IngestResult:
+    """Store validated messages of trace `trace_id`; IngestError (nothing stored) otherwise.
+
+    With publish=False the caller sends `result.live_frame` itself (the websocket consumer does,
+    from its event loop, throttled) once this returns, i.e. after the commit."""
     try:
         with transaction.atomic():
-            return _ingest_locked(trace_id, messages)
+            result = _ingest_locked(trace_id, messages)
+            if publish:
+                publish_after_commit(trace_group(trace_id), result.live_frame)
+            return result
     except IntegrityError:
         # Only reachable if the row lock were bypassed; the unique (trace, group_id) constraint
         # still keeps the trace whole.
@@ -69,50 +83,47 @@ def ingest_messages(trace_id: int, messages: list[Message]) -> IngestResult:
         ) from None
 
 
+# The per-frame path runs hundreds of times a second, so it speaks plain SQL: a few statements
+# per frame whatever its size (Django's query compiler cost more than the database did).
+_SPAN_COLUMNS = ("trace_id", "group_id", "name", "service", "start", "end")
+
+
 def _ingest_locked(trace_id: int, messages: list[Message]) -> IngestResult:
     trace = _lock_trace(trace_id)
     if not trace.is_open:
         raise IngestError(
             f"trace {trace_id} is already stored ({trace.status}); send a new trace under a new id"
         )
-    if any(isinstance(m.timestamp, float) for m in messages) and trace.integer_timestamps:
+    if trace.integer_timestamps and any(isinstance(m.timestamp, float) for m in messages):
         trace.integer_timestamps = False
 
-    group_ids = {m.group_id for m in messages if m.type in (SPAN_START, SPAN_END)}
-    known_rows = {}
-    if group_ids:
-        known_rows = {
-            span.group_id: span
-            for span in Span.objects.filter(trace_id=trace_id, group_id__in=group_ids)
-        }
-    known = {
-        group_id: assembly.SpanRecord(group_id, row.name or None, trace.as_number(row.start),
-                                      trace.as_number(row.end), row.service)
-        for group_id, row in known_rows.items()
-    }
+    known_rows = _known_spans(trace, {m.group_id for m in messages
+                                      if m.type in (SPAN_START, SPAN_END)})
     try:
-        changes = assembly.merge_frame(trace.bounds(), known, messages)
+        changes = assembly.merge_frame(trace.bounds(), {g: r for g, (_, r) in known_rows.items()},
+                                       messages)
     except Conflict as error:
         raise IngestError(str(error)) from None
 
-    if changes.new_spans:
-        Span.objects.bulk_create(
-            [Span(trace_id=trace_id, group_id=s.group_id, name=s.name or "", service=s.service,
-                  start=_decimal(s.start), end=_decimal(s.end)) for s in changes.new_spans]
-        )
-    if changes.finished_spans:
-        rows = []
-        for span in changes.finished_spans:
-            row = known_rows[span.group_id]
-            row.name, row.service = span.name or "", span.service
-            row.start, row.end = _decimal(span.start), _decimal(span.end)
-            rows.append(row)
-        Span.objects.bulk_update(rows, ["name", "service", "start", "end"])
-    if changes.events:
-        Event.objects.bulk_create(
-            [Event(trace_id=trace_id, name=e.name, timestamp=_decimal(e.timestamp))
-             for e in changes.events]
-        )
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        if changes.new_spans:
+            _insert_rows(cursor, Span._meta.db_table, _SPAN_COLUMNS, [
+                (trace_id, s.group_id, s.name or "", s.service, _timestamp_text(s.start),
+                 _timestamp_text(s.end)) for s in changes.new_spans
+            ])
+        if changes.finished_spans:
+            cursor.executemany(
+                f"UPDATE {quote(Span._meta.db_table)} SET {quote('name')} = %s, "
+                f"{quote('service')} = %s, {quote('start')} = %s, {quote('end')} = %s "
+                f"WHERE {quote('id')} = %s",
+                [(s.name or "", s.service, _decimal(s.start), _decimal(s.end),
+                  known_rows[s.group_id][0]) for s in changes.finished_spans],
+            )
+        if changes.events:
+            _insert_rows(cursor, Event._meta.db_table, ("trace_id", "name", "timestamp"), [
+                (trace_id, e.name, _timestamp_text(e.timestamp)) for e in changes.events
+            ])
 
     bounds = changes.bounds
     trace.start, trace.end = _decimal(bounds.start), _decimal(bounds.end)
@@ -123,21 +134,81 @@ def _ingest_locked(trace_id: int, messages: list[Message]) -> IngestResult:
     trace.event_count += len(changes.events)
     if trace.start is not None and trace.end is not None:
         trace.duration = trace.end - trace.start
+    if not trace.name:
+        trace.name = next((s.name for s in changes.new_spans if s.name), "")
     if bounds.ready:
         # The only assembly of a trace: once, when its last missing piece arrived.
         result = assembly.assemble(bounds, trace.span_records(), trace.event_records())
         trace.status, trace.problems, trace.name = result.status, result.problems, result.name
         trace.completed = timezone.now()
-    elif not trace.name:
-        trace.name = next((s.name for s in changes.new_spans if s.name), "")
-    trace.save()
+        trace.save()
+    else:
+        _save_progress(trace)
 
     stored = len(messages) - changes.repeats
-    publish_after_commit(trace_group(trace_id), {
-        "event": "trace.updated", "id": trace_id, "status": trace.status,
-        "span_count": trace.span_count, "event_count": trace.event_count,
-    })
-    return IngestResult(trace_id, trace.status, stored, changes.repeats, list(trace.problems))
+    return IngestResult(trace_id, trace.status, stored, changes.repeats, list(trace.problems),
+                        span_count=trace.span_count, event_count=trace.event_count)
+
+
+def _insert_rows(cursor, table: str, columns: tuple, rows: list[tuple]) -> None:
+    """Bulk insert: COPY on PostgreSQL (no statement to parse, rows streamed in one round trip),
+    executemany on SQLite (in-process, already cheap)."""
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(c) for c in columns)
+    if connection.vendor == "postgresql":
+        with connection.wrap_database_errors:
+            with cursor.cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    cursor.executemany(
+        f"INSERT INTO {quote(table)} ({names}) VALUES ({', '.join(['%s'] * len(columns))})", rows
+    )
+
+
+_PROGRESS_FIELDS = ("start", "end", "duration", "group_id", "end_group_id", "service",
+                    "integer_timestamps", "unfinished_span_count", "span_count", "event_count",
+                    "name", "updated")
+
+
+def _save_progress(trace: Trace) -> None:
+    """What a frame changes on an open trace, in one UPDATE."""
+    trace.updated = timezone.now()
+    quote = connection.ops.quote_name
+    values = [getattr(trace, f) for f in _PROGRESS_FIELDS]
+    values[-1] = connection.ops.adapt_datetimefield_value(trace.updated)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(Trace._meta.db_table)} SET "
+            f"{', '.join(f'{quote(f)} = %s' for f in _PROGRESS_FIELDS)} WHERE {quote('id')} = %s",
+            [*values, trace.id],
+        )
+
+
+def _known_spans(trace: Trace, group_ids: set) -> dict:
+    """{group_id: (row id, SpanRecord)} of the stored spans among `group_ids`: one query."""
+    if not group_ids:
+        return {}
+    quote = connection.ops.quote_name
+    field = Span._meta.get_field("start")
+    found = {}
+    group_ids = list(group_ids)
+    with connection.cursor() as cursor:
+        for first in range(0, len(group_ids), 900):  # SQLite allows 999 parameters
+            chunk = group_ids[first:first + 900]
+            cursor.execute(
+                f"SELECT {quote('id')}, {quote('group_id')}, {quote('name')}, "
+                f"{quote('service')}, {quote('start')}, {quote('end')} "
+                f"FROM {quote(Span._meta.db_table)} WHERE {quote('trace_id')} = %s "
+                f"AND {quote('group_id')} IN ({', '.join(['%s'] * len(chunk))})",
+                [trace.id, *chunk],
+            )
+            for row_id, group_id, name, service, start, end in cursor.fetchall():
+                start = trace.as_number(field.from_db_value(start, None, connection))
+                end = trace.as_number(field.from_db_value(end, None, connection))
+                found[group_id] = (row_id, assembly.SpanRecord(group_id, name or None, start,
+                                                               end, service))
+    return found
 
 
 def _lock_trace(trace_id: int) -> Trace:
@@ -145,11 +216,14 @@ def _lock_trace(trace_id: int) -> Trace:
 
     Two connections sending frames of one trace are serialised here, so each frame sees the
     other's spans. SQLite locks the whole database for writers (IMMEDIATE transactions)."""
-    trace = Trace.objects.select_for_update().filter(id=trace_id).first()
-    if trace is None:
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = f"SELECT * FROM {connection.ops.quote_name(Trace._meta.db_table)} WHERE id = %s{lock}"
+    for _ in range(2):
+        found = list(Trace.objects.raw(sql, [trace_id]))
+        if found:
+            return found[0]
         Trace.objects.bulk_create([Trace(id=trace_id)], ignore_conflicts=True)
-        trace = Trace.objects.select_for_update().get(id=trace_id)
-    return trace
+    raise IngestError(f"trace {trace_id} could not be created")  # pragma: no cover
 
 
 def _decimal(value) -> Decimal | None:
@@ -157,6 +231,14 @@ def _decimal(value) -> Decimal | None:
         return None
     # repr keeps every digit the float has, and nothing invented beyond it.
     return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+
+
+def _timestamp_text(value) -> str | None:
+    """A timestamp as the digits the client sent, for bulk writes (the database parses it into
+    its NUMERIC column): cheaper than a Decimal, just as exact."""
+    if value is None:
+        return None
+    return str(value) if isinstance(value, int) else repr(value)
 
 
 def reply_for(result: IngestResult) -> str | None:
