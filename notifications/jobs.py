@@ -102,3 +102,14 @@ def prune_notifications() -> str:
     notifications, _ = Notification.objects.filter(created_at__lt=cutoff).delete()
     tasks, _ = DBTaskResult.objects.finished().filter(finished_at__lt=cutoff).delete()
     return f"{notifications} notification rows and {tasks} finished task rows deleted"
+
+
+@job("detect_silent_machines", "* * * * *",
+     "End runs whose machine has been silent for TM_SILENCE_MINUTES (tests become unknown) "
+     "and notify machine_silent.")
+def detect_silent_machines() -> str:
+    from tm_api.services import silence_runs
+
+    silenced = silence_runs(timedelta(minutes=settings.TM_SILENCE_MINUTES))
+    names = ", ".join(f"{m.run.machine.machine_name} (run {m.run_id})" for m in silenced)
+    return f"{len(silenced)} silent run(s) ended" + (f": {names}" if names else "")

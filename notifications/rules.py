@@ -19,3 +19,55 @@ def server_error(request, error) -> None:
         facts=[["Path", path], ["Method", method], ["Exception", kind]],
         link=f"{settings.SITE_URL}/admin/",
     )
+
+
+FAILING = ("failed", "error")
+MAX_LISTED_TESTS = 15
+
+
+def _run_link(run) -> str:
+    return settings.SITE_URL + run.get_absolute_url()
+
+
+def run_finished(master) -> None:
+    """A test run ended (nothing waiting or running) with failed or error tests."""
+    counts = master.tests_statistics
+    failing = {status: counts.get(status, 0) for status in FAILING}
+    if not any(failing.values()):
+        return
+    run = master.run
+    machine = run.machine.machine_name
+    tests = list(
+        master.tests.filter(status__in=FAILING).order_by("position")
+        .values_list("file_path", "file_name", "status")[:MAX_LISTED_TESTS + 1]
+    )
+    listed = [f"{status.upper()}  {path}/{name}" for path, name, status in tests[:MAX_LISTED_TESTS]]
+    if len(tests) > MAX_LISTED_TESTS:
+        listed.append(f"… and {sum(failing.values()) - MAX_LISTED_TESTS} more")
+    summary = ", ".join(f"{count} {status}" for status, count in failing.items() if count)
+    raise_notification(
+        Rule.RUN_FAILED,
+        key=f"run:{run.pk}",
+        title=f"{machine}: run {master.file_name} finished with {summary}",
+        text="\n".join(listed),
+        facts=[["Machine", machine], ["Run", master.file_name]]
+        + [[status.capitalize(), count] for status, count in sorted(counts.items()) if count],
+        link=_run_link(run),
+        machine=machine,
+    )
+
+
+def machine_silent(master, quiet_since) -> None:
+    """A machine stopped reporting during a run; its ongoing tests were marked unknown."""
+    run = master.run
+    machine = run.machine.machine_name
+    raise_notification(
+        Rule.MACHINE_SILENT,
+        key=f"run:{run.pk}",
+        title=f"{machine} went silent during run {master.file_name}",
+        text=f"No report since {quiet_since:%Y-%m-%d %H:%M:%S %Z}; its waiting and running "
+             f"tests are now unknown.",
+        facts=[["Machine", machine], ["Last report", quiet_since.isoformat()]],
+        link=_run_link(run),
+        machine=machine,
+    )

@@ -6,6 +6,7 @@ the same transaction as the test row (tm_api.status.shift), so pages never scan 
 """
 
 from django.db import models
+from django.utils import timezone
 from django.urls import reverse
 
 from tm_api import status as S
@@ -115,6 +116,9 @@ class Run(models.Model):
 class MasterScenario(RolledUp):
     run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="master_scenario")
     scenarios_count = models.PositiveIntegerField(default=0)
+    # Server time of the machine's latest report about this run: silence is measured on it,
+    # never on the machine's own clock.
+    last_report = models.DateTimeField(default=timezone.now, db_index=True)
 
 
 class Scenario(RolledUp):

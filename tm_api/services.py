@@ -15,6 +15,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from notifications import rules
 from tm_api import bodies
 from tm_api import status as S
 from tm_api.live import LAST, RUNS, STATUS, live_group, publish_after_commit
@@ -225,8 +226,40 @@ def _apply_changes(master, changes: dict, when, started=None, stopped=None):
         scenario.apply(per_scenario[scenario.pk], when)
         scenario.save(update_fields=roll_up_fields)
     master.apply([pair for pairs in per_scenario.values() for pair in pairs], when)
-    master.save(update_fields=roll_up_fields)
+    master.last_report = timezone.now()
+    master.save(update_fields=[*roll_up_fields, "last_report"])
+    if master.status not in S.ONGOING:
+        rules.run_finished(master)
     return master
+
+
+# --- silence ---------------------------------------------------------------------------------
+
+def silence_runs(silent_for, now=None) -> list:
+    """Runs still ongoing whose machine has reported nothing for `silent_for`: their waiting
+    and running tests become `unknown` (the run ends), and each raises `machine_silent`."""
+    now = now or timezone.now()
+    silenced = []
+    stale = MasterScenario.objects.filter(
+        status__in=S.ONGOING, last_report__lt=now - silent_for
+    ).values_list("pk", flat=True)
+    for pk in stale:
+        with transaction.atomic():
+            master = (
+                MasterScenario.objects.select_for_update(of=("self",))
+                .select_related("run__machine")
+                .filter(pk=pk, status__in=S.ONGOING, last_report__lt=now - silent_for)
+                .first()
+            )
+            if master is None:  # it reported meanwhile, or another run of this job got it
+                continue
+            quiet_since = master.last_report
+            _apply_changes(master, S.supersede(_ongoing_tests(master)), now)
+            rules.machine_silent(master, quiet_since)
+            machine = master.run.machine
+            publish_after_commit(lambda machine=machine, master=master: _frames(machine, [master]))
+            silenced.append(master)
+    return silenced
 
 
 # --- live frames -------------------------------------------------------------------------------

@@ -335,6 +335,10 @@ except (ValueError, _zoneinfo.ZoneInfoNotFoundError):
     raise ImproperlyConfigured(
         f"TM_CLIENT_TIME_ZONE: {TM_CLIENT_TIME_ZONE!r} is not a time zone name (e.g. Europe/Warsaw)"
     ) from None
+# A run whose machine reports nothing for this long ends: its ongoing tests become unknown.
+TM_SILENCE_MINUTES = _read("int", "TM_SILENCE_MINUTES", 15)
+# Runs (with their tests and scripts) older than this are deleted by the prune_old_data job.
+TM_RUN_RETENTION_DAYS = _read("int", "TM_RUN_RETENTION_DAYS", 180)
 
 
 # --- tracking -----------------------------------------------------------------------------------
