@@ -1,8 +1,12 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from traces.messages import FrameError, Message, parse_frame
+from traces.messages import (
+    MESSAGE_TYPES, FrameError, Message, _parse_message_checked, parse_frame, parse_message,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -79,3 +83,26 @@ def test_bytes_frames_are_read_as_utf8():
     assert parse_frame(b'{"type": "EVENT", "name": "\xc3\xa9", "timestamp": 1}', 100, 1)[0].name == "é"
     with pytest.raises(FrameError, match="not UTF-8"):
         parse_frame(b"\xff", 100, 1)
+
+
+values = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**21), st.floats(allow_nan=True),
+    st.text(max_size=3), st.sampled_from(["x" * 256, ""]), st.lists(st.integers(), max_size=1),
+)
+message_dicts = st.fixed_dictionaries(
+    {"type": st.sampled_from([*MESSAGE_TYPES, "OTHER"])},
+    optional={"timestamp": values, "group_id": values, "name": values, "service": values},
+)
+
+
+@settings(max_examples=300)
+@given(message_dicts)
+def test_the_fast_path_agrees_with_the_checked_one(item):
+    try:
+        expected = _parse_message_checked(item, 0)
+    except FrameError as error:
+        with pytest.raises(FrameError) as raised:
+            parse_message(item, 0)
+        assert str(raised.value) == str(error)
+        return
+    assert parse_message(item, 0) == expected

@@ -1,0 +1,105 @@
+"""The trace client: messages it builds (no network), then against a real Monitor server."""
+
+import itertools
+import json
+
+import pytest
+import requests
+
+from trace_client import TraceClient, TraceError, send_trace
+
+STORED = {"message": "Trace stored. Closing the connection"}
+
+
+class FakeSocket:
+    def __init__(self, replies, fail_sends=0):
+        self.frames, self.replies, self.fail_sends, self.closed = [], list(replies), fail_sends, False
+
+    def send(self, frame):
+        if self.fail_sends:
+            self.fail_sends -= 1
+            raise ConnectionResetError("dropped")
+        self.frames.append(json.loads(frame))
+
+    def recv(self):
+        return json.dumps(self.replies.pop(0))
+
+    def close(self):
+        self.closed = True
+
+
+def fake_server(*sockets):
+    urls = []
+    pool = iter(sockets)
+
+    def connect(url, timeout):
+        urls.append(url)
+        return next(pool)
+    return connect, urls
+
+
+def ticking_clock():
+    return itertools.count(100).__next__
+
+
+@pytest.mark.unit
+def test_a_trace_with_spans_and_events_is_sent_in_frames_and_waits_for_the_reply():
+    socket = FakeSocket([STORED])
+    connect, urls = fake_server(socket)
+    client = TraceClient("http://monitor:8000/", batch_size=3, clock=ticking_clock(), connect=connect)
+    with client.trace(name="GET /movies", trace_id=7, service="web") as trace:
+        with trace.span("db"):
+            trace.event("miss")
+    assert urls == ["ws://monitor:8000/ws/trace/7"]
+    messages = [m for frame in socket.frames for m in frame]
+    assert [len(f) for f in socket.frames] == [3, 3, 1]
+    assert [(m["type"], m["timestamp"]) for m in messages] == [
+        ("TRACE_START", 100), ("SPAN_START", 101), ("SPAN_START", 102), ("EVENT", 103),
+        ("SPAN_END", 104), ("SPAN_END", 105), ("TRACE_END", 106)]
+    root, db = messages[1], messages[2]
+    assert root["name"] == "GET /movies" and root["service"] == "web" and db["name"] == "db"
+    assert messages[4]["group_id"] == db["group_id"] and messages[5]["group_id"] == root["group_id"]
+    assert messages[0]["group_id"] == messages[6]["group_id"]
+    assert trace.reply == STORED and socket.closed
+
+
+@pytest.mark.unit
+def test_the_servers_error_is_raised():
+    connect, _ = fake_server(FakeSocket([{"message": "Error: trace 7 is already stored (complete)"}]))
+    client = TraceClient("ws://m", connect=connect)
+    with pytest.raises(TraceError, match=r"^trace 7 is already stored \(complete\)$"):
+        client.send(7, [{"type": "TRACE_START", "timestamp": 1, "group_id": "t"}])
+
+
+@pytest.mark.unit
+def test_a_dropped_connection_is_reopened_once_and_the_trace_continues():
+    first, second = FakeSocket([], fail_sends=1), FakeSocket([STORED])
+    connect, urls = fake_server(first, second)
+    messages = [{"type": "TRACE_START", "timestamp": 1, "group_id": "t"},
+                {"type": "TRACE_END", "timestamp": 2, "group_id": "t"}]
+    assert send_trace("ws://m", 9, messages, batch_size=1, connect=connect) == STORED
+    assert urls == ["ws://m/ws/trace/9"] * 2 and len(second.frames) == 2
+
+
+@pytest.mark.unit
+def test_an_unreachable_server_is_a_trace_error():
+    client = TraceClient("ws://127.0.0.1:9", timeout=1)
+    with pytest.raises(TraceError, match="cannot connect"):
+        client.send(1, [{"type": "TRACE_START", "timestamp": 1, "group_id": "t"}])
+
+
+@pytest.mark.integration
+def test_against_a_real_server(server_factory):
+    server = server_factory(DASHBOARDS_PUBLIC="True")
+    client = TraceClient(server.url, batch_size=2)
+    with client.trace(name="checkout", service="shop") as trace:
+        with trace.span("payments.charge"):
+            trace.event("card accepted")
+    body = requests.get(f"{server.url}/api/trace/{trace.id}/", timeout=5).json()
+    assert body["status"] == "complete" and body["service"] == "shop"
+    root = body["trace"]["children"][0]
+    assert root["name"] == "checkout"
+    assert root["children"][0]["name"] == "payments.charge"
+    assert root["children"][0]["children"][0]["name"] == "card accepted"
+    with pytest.raises(TraceError, match="already stored"):
+        client.send(trace.id, [{"type": "EVENT", "timestamp": 1, "name": "late"}])

@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from contextlib import contextmanager
+
+import websocket
+
+STORED = "Trace stored. Closing the connection"
+
+
+class TraceError(Exception):
+    """The server refused the trace (its "Error: ..." reply) or could not be reached."""
+
+
+def new_trace_id() -> int:
+    """A random positive id (the server needs a new id for each trace)."""
+    return random.SystemRandom().randrange(1, 2**53)
+
+
+def _connect(url: str, timeout: float):
+    try:
+        return websocket.create_connection(url, timeout=timeout)
+    except (OSError, websocket.WebSocketException) as error:
+        raise TraceError(f"cannot connect to {url}: {error}") from error
+
+
+def send_trace(server_url: str, trace_id: int, messages: list, batch_size: int = 100,
+               timeout: float = 10.0, connect=_connect) -> dict:
+    """Send a whole trace (seed 000 messages) in frames of `batch_size` and return the server's
+    reply once it is stored. Raises TraceError with the server's reason otherwise."""
+    connection = TraceConnection(server_url, trace_id, timeout, connect)
+    try:
+        for first in range(0, len(messages), batch_size):
+            connection.send(messages[first:first + batch_size])
+        return connection.wait_for_reply()
+    finally:
+        connection.close()
+
+
+class TraceConnection:
+    """One websocket to /ws/trace/<id>; reconnects once if the server dropped it (what was sent
+    before is stored: the server continues the same trace)."""
+
+    def __init__(self, server_url: str, trace_id: int, timeout: float = 10.0, connect=_connect):
+        base = server_url.rstrip("/")
+        if base.startswith("http"):
+            base = "ws" + base[len("http"):]
+        self.url = f"{base}/ws/trace/{int(trace_id)}"
+        self.timeout = timeout
+        self.connect = connect
+        self.socket = None
+
+    def send(self, messages: list) -> None:
+        frame = json.dumps(messages)
+        for attempt in (1, 2):
+            if self.socket is None:
+                self.socket = self.connect(self.url, self.timeout)
+            try:
+                self.socket.send(frame)
+                return
+            except (OSError, websocket.WebSocketException) as error:
+                self.close()
+                if attempt == 2:
+                    raise TraceError(f"cannot send to {self.url}: {error}") from error
+
+    def wait_for_reply(self) -> dict:
+        if self.socket is None:
+            raise TraceError("nothing was sent")
+        try:
+            reply = json.loads(self.socket.recv())
+        except (OSError, ValueError, websocket.WebSocketException) as error:
+            raise TraceError(f"no reply from {self.url}: {error}") from error
+        message = reply.get("message", "")
+        if message != STORED:
+            raise TraceError(message.removeprefix("Error: ") if message else str(reply))
+        return reply
+
+    def close(self) -> None:
+        if self.socket is not None:
+            try:
+                self.socket.close()
+            except (OSError, websocket.WebSocketException):
+                pass
+            self.socket = None
+
+
+class TraceClient:
+    """Where traces go. `clock` returns timestamps (default time.time: float seconds; pass
+    `lambda: int(time.time())` for whole seconds like the seed's clients)."""
+
+    def __init__(self, server_url: str, batch_size: int = 100, timeout: float = 10.0,
+                 clock=time.time, connect=_connect):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.server_url = server_url
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.clock = clock
+        self.connect = connect
+
+    def trace(self, name: str | None = None, trace_id: int | None = None,
+              service: str | None = None) -> "Trace":
+        return Trace(self, trace_id or new_trace_id(), name, service)
+
+    def send(self, trace_id: int, messages: list) -> dict:
+        return send_trace(self.server_url, trace_id, messages, self.batch_size, self.timeout,
+                          self.connect)
+
+
+class Trace:
+    """A trace being recorded: a context manager (start on enter, finish on exit) or
+    start()/finish() by hand."""
+
+    def __init__(self, client: TraceClient, trace_id: int, name=None, service=None):
+        self.client = client
+        self.id = trace_id
+        self.name = name
+        self.service = service
+        self.group_id = str(uuid.uuid4())
+        self.buffer: list = []
+        self.connection = TraceConnection(client.server_url, trace_id, client.timeout,
+                                          client.connect)
+        self.root = None
+        self.reply = None
+
+    def _add(self, message: dict) -> None:
+        self.buffer.append(message)
+        if len(self.buffer) >= self.client.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            messages, self.buffer = self.buffer, []
+            self.connection.send(messages)
+
+    def start(self) -> "Trace":
+        message = {"type": "TRACE_START", "timestamp": self.client.clock(),
+                   "group_id": self.group_id}
+        if self.service:
+            message["service"] = self.service
+        self._add(message)
+        if self.name:
+            self.root = self.start_span(self.name)
+        return self
+
+    def start_span(self, name: str, service: str | None = None) -> "Span":
+        span = Span(self, name)
+        message = {"type": "SPAN_START", "timestamp": self.client.clock(),
+                   "group_id": span.group_id, "name": name}
+        if service or self.service:
+            message["service"] = service or self.service
+        self._add(message)
+        return span
+
+    @contextmanager
+    def span(self, name: str, service: str | None = None):
+        span = self.start_span(name, service)
+        try:
+            yield span
+        finally:
+            span.end()
+
+    def event(self, name: str) -> None:
+        self._add({"type": "EVENT", "timestamp": self.client.clock(), "name": name})
+
+    def finish(self) -> dict:
+        """End the trace, send what is buffered and wait until the server stored it."""
+        if self.root is not None:
+            self.root.end()
+        self._add({"type": "TRACE_END", "timestamp": self.client.clock(),
+                   "group_id": self.group_id})
+        try:
+            self.flush()
+            self.reply = self.connection.wait_for_reply()
+            return self.reply
+        finally:
+            self.connection.close()
+
+    def __enter__(self) -> "Trace":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.finish()
+
+
+class Span:
+    def __init__(self, trace: Trace, name: str):
+        self.trace = trace
+        self.name = name
+        self.group_id = str(uuid.uuid4())
+        self.ended = False
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.trace._add({"type": "SPAN_END", "timestamp": self.trace.client.clock(),
+                             "group_id": self.group_id})
