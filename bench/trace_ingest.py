@@ -105,7 +105,7 @@ def psql(base_url, sql):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=8, help="concurrent websocket clients (8)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent websocket clients (16)")
     parser.add_argument("--seconds", type=float, default=8, help="length of each run (8)")
     parser.add_argument("--messages", type=int, default=200, help="messages per trace (200)")
     parser.add_argument("--frames", default="1,10,100", help="frame sizes to measure (1,10,100)")

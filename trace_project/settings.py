@@ -318,7 +318,7 @@ TRACE_MAX_FRAME_MESSAGES = _read("int", "TRACE_MAX_FRAME_MESSAGES", 10_000, vali
 # in production.
 TRACE_BENCH_NOOP = _read("bool", "TRACE_BENCH_NOOP", False)
 # Threads (each with its own database connection) storing trace frames in each server process.
-TRACE_INGEST_THREADS = _read("int", "TRACE_INGEST_THREADS", 4, validate=_TraceRange(min=1, max=64))
+TRACE_INGEST_THREADS = _read("int", "TRACE_INGEST_THREADS", 8, validate=_TraceRange(min=1, max=64))
 
 
 # --- tm_api -------------------------------------------------------------------------------------
