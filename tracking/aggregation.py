@@ -11,6 +11,9 @@ Error bound: a percentile is reported as the bucket's representative value
 bucket. So a reported percentile is within 5 % of the exact order statistic (the
 ceil(q * n)-th smallest duration), for durations between MIN_MS and MAX_MS. Below MIN_MS it
 reports about MIN_MS; above MAX_MS about MAX_MS.
+
+The layout (RELATIVE_ERROR, MIN_MS, MAX_MS) is part of the stored data: changing it needs a data
+migration that rebuilds the rollups from raw rows.
 """
 
 from __future__ import annotations
@@ -141,8 +144,9 @@ def rollup_cells(events: Iterable[tuple[float, str, float, int]], period_seconds
 
 
 def choose_step(window_seconds: float) -> int:
-    """Series resolution for a window: minutes up to six hours, hours beyond."""
-    return 60 if window_seconds <= 6 * 3600 else 3600
+    """Series resolution for a window: minutes up to six hours (plus the minute a window gains
+    when widened to whole minutes), hours beyond."""
+    return 60 if window_seconds <= 6 * 3600 + 60 else 3600
 
 
 def cover(since: int, until: int) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:

@@ -2,6 +2,7 @@
 window.MetricsFormat = {
   ms: function (ms) {
     if (ms === null || ms === undefined || isNaN(ms)) return "–";
+    if (ms === 0) return "0 ms";
     if (ms < 1) return Math.round(ms * 1000) + " µs";
     if (ms < 100) return ms.toFixed(1) + " ms";
     if (ms < 1000) return Math.round(ms) + " ms";
