@@ -13,7 +13,9 @@ from django.db import DatabaseError, connection, connections
 
 from trace_project.consumers import LiveConsumer
 from trace_project.live import asend_frame
-from traces.services import IngestError, STORED_REPLY, ingest_frame, reply_for, trace_group
+from traces.services import (
+    STORED_REPLY, IngestError, ingest_frame, ingest_group, reply_for, trace_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,8 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
         if not 0 < self.trace_id <= MAX_TRACE_ID:
             await self.close()  # refuses the handshake, like a non-numeric id
             return
+        self.groups = [ingest_group(self.trace_id)]  # left by channels on disconnect
+        await self.channel_layer.group_add(self.groups[0], self.channel_name)
         await self.accept()
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -105,6 +109,8 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
             )
             return
         await self.publish(result.live_frame, now=result.finished)
+        if result.finished:
+            await asend_frame(ingest_group(self.trace_id), result.decision)
         reply = reply_for(result)
         if reply is not None:
             await self.finish(reply, CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR)
@@ -131,6 +137,13 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         await self.flush_live()
+
+    async def live_frame(self, event):
+        """Another connection's frame decided this trace: answer here too, as if it were ours."""
+        decision = event["data"]
+        if decision.get("event") == "trace.decided" and not self.finished and decision["reply"]:
+            reply = decision["reply"]
+            await self.finish(reply, CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR)
 
     async def finish(self, message: str, code: int):
         self.finished = True

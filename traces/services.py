@@ -41,6 +41,11 @@ class IngestResult:
         return self.status != OPEN
 
     @property
+    def decision(self) -> dict:
+        """What the trace's other ingest connections hear once it is decided."""
+        return {"event": "trace.decided", "id": self.trace_id, "reply": reply_for(self)}
+
+    @property
     def live_frame(self) -> dict:
         """What the trace page hears of this frame (it refetches the trace)."""
         return {"event": "trace.updated", "id": self.trace_id, "status": self.status,
@@ -50,6 +55,13 @@ class IngestResult:
 def trace_group(trace_id: int) -> str:
     """Channel-layer group of one trace's live page."""
     return f"traces.trace.{trace_id}"
+
+
+def ingest_group(trace_id: int) -> str:
+    """Channel-layer group of the connections sending one trace: when a frame on one of them
+    decides the trace, the others hear the reply too (a client that reconnected while its old
+    connection's last frames were still queued gets its answer on the new one)."""
+    return f"traces.ingest.{trace_id}"
 
 
 def ingest_frame(trace_id: int, data: str | bytes, publish: bool = True) -> IngestResult:
@@ -73,6 +85,8 @@ def ingest_messages(trace_id: int, messages: list[Message], publish: bool = True
             result = _ingest_locked(trace_id, messages)
             if publish:
                 publish_after_commit(trace_group(trace_id), result.live_frame)
+                if result.finished:
+                    publish_after_commit(ingest_group(trace_id), result.decision)
             return result
     except IntegrityError:
         # Only reachable if the row lock were bypassed; the unique (trace, group_id) constraint
@@ -85,7 +99,6 @@ def ingest_messages(trace_id: int, messages: list[Message], publish: bool = True
 
 # The per-frame path runs hundreds of times a second, so it speaks plain SQL: a few statements
 # per frame whatever its size (Django's query compiler cost more than the database did).
-_SPAN_COLUMNS = ("trace_id", "group_id", "name", "service", "start", "end")
 
 
 def _ingest_locked(trace_id: int, messages: list[Message]) -> IngestResult:
@@ -105,26 +118,6 @@ def _ingest_locked(trace_id: int, messages: list[Message]) -> IngestResult:
     except Conflict as error:
         raise IngestError(str(error)) from None
 
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        if changes.new_spans:
-            _insert_rows(cursor, Span._meta.db_table, _SPAN_COLUMNS, [
-                (trace_id, s.group_id, s.name or "", s.service, _timestamp_text(s.start),
-                 _timestamp_text(s.end)) for s in changes.new_spans
-            ])
-        if changes.finished_spans:
-            cursor.executemany(
-                f"UPDATE {quote(Span._meta.db_table)} SET {quote('name')} = %s, "
-                f"{quote('service')} = %s, {quote('start')} = %s, {quote('end')} = %s "
-                f"WHERE {quote('id')} = %s",
-                [(s.name or "", s.service, _decimal(s.start), _decimal(s.end),
-                  known_rows[s.group_id][0]) for s in changes.finished_spans],
-            )
-        if changes.events:
-            _insert_rows(cursor, Event._meta.db_table, ("trace_id", "name", "timestamp"), [
-                (trace_id, e.name, _timestamp_text(e.timestamp)) for e in changes.events
-            ])
-
     bounds = changes.bounds
     trace.start, trace.end = _decimal(bounds.start), _decimal(bounds.end)
     trace.group_id, trace.end_group_id = bounds.start_group_id or "", bounds.end_group_id or ""
@@ -138,51 +131,87 @@ def _ingest_locked(trace_id: int, messages: list[Message]) -> IngestResult:
         trace.name = next((s.name for s in changes.new_spans if s.name), "")
     if bounds.ready:
         # The only assembly of a trace: once, when its last missing piece arrived.
+        _write_frame(trace, changes, known_rows, with_progress=False)
         result = assembly.assemble(bounds, trace.span_records(), trace.event_records())
         trace.status, trace.problems, trace.name = result.status, result.problems, result.name
         trace.completed = timezone.now()
         trace.save()
     else:
-        _save_progress(trace)
+        _write_frame(trace, changes, known_rows, with_progress=True)
 
     stored = len(messages) - changes.repeats
     return IngestResult(trace_id, trace.status, stored, changes.repeats, list(trace.problems),
                         span_count=trace.span_count, event_count=trace.event_count)
 
 
-def _insert_rows(cursor, table: str, columns: tuple, rows: list[tuple]) -> None:
-    """Bulk insert: COPY on PostgreSQL (no statement to parse, rows streamed in one round trip),
-    executemany on SQLite (in-process, already cheap)."""
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(c) for c in columns)
-    if connection.vendor == "postgresql":
-        with connection.wrap_database_errors:
-            with cursor.cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        return
-    cursor.executemany(
-        f"INSERT INTO {quote(table)} ({names}) VALUES ({', '.join(['%s'] * len(columns))})", rows
-    )
+def _write_frame(trace: Trace, changes, known_rows: dict, with_progress: bool) -> None:
+    """The frame's rows, and the trace's new counters unless it is being completed.
+
+    PostgreSQL: one statement per table whatever the frame size (rows passed as arrays through
+    unnest), all sent in one pipeline, so a frame costs one round trip here. SQLite (in-process)
+    takes plain executemany."""
+    spans = [(s.group_id, s.name or "", s.service, _timestamp_text(s.start),
+              _timestamp_text(s.end)) for s in changes.new_spans]
+    finished = [(known_rows[s.group_id][0], s.name or "", s.service, _timestamp_text(s.start),
+                 _timestamp_text(s.end)) for s in changes.finished_spans]
+    events = [(e.name, _timestamp_text(e.timestamp)) for e in changes.events]
+    if with_progress:
+        trace.updated = timezone.now()
+    progress = [getattr(trace, f) for f in _PROGRESS_FIELDS]
+    progress[-1] = connection.ops.adapt_datetimefield_value(trace.updated)
+    span_table, event_table = Span._meta.db_table, Event._meta.db_table
+    set_progress = ", ".join(f'"{f}" = %s' for f in _PROGRESS_FIELDS)
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with connection.wrap_database_errors, connection.connection.pipeline():
+                if spans:
+                    cursor.execute(
+                        f'INSERT INTO "{span_table}" '
+                        '("trace_id", "group_id", "name", "service", "start", "end") '
+                        "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], "
+                        "%s::numeric[], %s::numeric[])",
+                        [trace.id, *map(list, zip(*spans))],
+                    )
+                if finished:
+                    cursor.execute(
+                        f'UPDATE "{span_table}" AS s SET "name" = v.name, "service" = v.service, '
+                        '"start" = v.start, "end" = v.stop FROM unnest(%s::bigint[], %s::text[], '
+                        "%s::text[], %s::numeric[], %s::numeric[]) AS v(id, name, service, start, "
+                        "stop) WHERE s.id = v.id",
+                        list(map(list, zip(*finished))),
+                    )
+                if events:
+                    cursor.execute(
+                        f'INSERT INTO "{event_table}" ("trace_id", "name", "timestamp") '
+                        "SELECT %s, * FROM unnest(%s::text[], %s::numeric[])",
+                        [trace.id, *map(list, zip(*events))],
+                    )
+                if with_progress:
+                    cursor.execute(f'UPDATE "{Trace._meta.db_table}" SET {set_progress} '
+                                   'WHERE "id" = %s', [*progress, trace.id])
+            return
+        if spans:
+            cursor.executemany(
+                f'INSERT INTO "{span_table}" '
+                '("trace_id", "group_id", "name", "service", "start", "end") '
+                "VALUES (%s, %s, %s, %s, %s, %s)", [(trace.id, *row) for row in spans])
+        if finished:
+            cursor.executemany(
+                f'UPDATE "{span_table}" SET "name" = %s, "service" = %s, "start" = %s, '
+                '"end" = %s WHERE "id" = %s', [(*row[1:], row[0]) for row in finished])
+        if events:
+            cursor.executemany(
+                f'INSERT INTO "{event_table}" ("trace_id", "name", "timestamp") VALUES (%s, %s, %s)',
+                [(trace.id, *row) for row in events])
+        if with_progress:
+            cursor.execute(f'UPDATE "{Trace._meta.db_table}" SET {set_progress} WHERE "id" = %s',
+                           [*progress, trace.id])
 
 
 _PROGRESS_FIELDS = ("start", "end", "duration", "group_id", "end_group_id", "service",
                     "integer_timestamps", "unfinished_span_count", "span_count", "event_count",
                     "name", "updated")
-
-
-def _save_progress(trace: Trace) -> None:
-    """What a frame changes on an open trace, in one UPDATE."""
-    trace.updated = timezone.now()
-    quote = connection.ops.quote_name
-    values = [getattr(trace, f) for f in _PROGRESS_FIELDS]
-    values[-1] = connection.ops.adapt_datetimefield_value(trace.updated)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(Trace._meta.db_table)} SET "
-            f"{', '.join(f'{quote(f)} = %s' for f in _PROGRESS_FIELDS)} WHERE {quote('id')} = %s",
-            [*values, trace.id],
-        )
 
 
 def _known_spans(trace: Trace, group_ids: set) -> dict:

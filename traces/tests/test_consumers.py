@@ -230,11 +230,27 @@ async def test_two_connections_on_one_trace_interleave_without_corruption():
     assert await a.receive_nothing(timeout=0.2)
     await send(a, [{"type": "SPAN_END", "timestamp": 6, "group_id": "x"}, trace_end(9)])
     assert await reply_and_close(a) == (STORED, 1000)
-    assert await b.receive_nothing(timeout=0.2)
-    await b.disconnect()
+    # The other connection of the trace hears the decision too, exactly once.
+    assert await reply_and_close(b) == (STORED, 1000)
     trace, tree = await stored(40)
     assert trace.span_count == 3 and trace.unfinished_span_count == 0
     assert [child["name"] for child in tree["children"]] == ["a", "b", "shared"]
+
+
+async def test_a_trace_completed_by_another_connection_answers_the_waiting_client():
+    waiting = await open_trace(41)
+    await send(waiting, README_EXAMPLE[:3])
+    other = await open_trace(41)  # e.g. the old connection's last frame, still queued
+    await send(other, README_EXAMPLE[3:])
+    assert await reply_and_close(other) == (STORED, 1000)
+    assert await reply_and_close(waiting) == (STORED, 1000)
+    inconsistent = await open_trace(42)
+    await send(inconsistent, [trace_start(10)])
+    closer = await open_trace(42)
+    await send(closer, [trace_end(5)])
+    assert (await reply_and_close(closer))[1] == 4000
+    reply, code = await reply_and_close(inconsistent)
+    assert code == 4000 and "inconsistent" in reply["message"]
 
 
 async def test_the_live_socket_hears_of_each_stored_frame(settings):
