@@ -66,12 +66,16 @@ def _ingest_on_kept_connection(trace_id: int, data) -> object:
 
     channels' database_sync_to_async opens a connection per call when CONN_MAX_AGE is 0; at
     hundreds of frames per second that costs more than the insert. The connection is kept
-    instead and thrown away only when it broke."""
+    instead and thrown away only when it broke (or handed back after each frame when the
+    project uses a connection pool, so that ingestion never holds pooled connections idle)."""
     try:
         return ingest_frame(trace_id, data, publish=False)
     except DatabaseError:
         connection.close()
         raise
+    finally:
+        if connection.settings_dict.get("OPTIONS", {}).get("pool"):
+            connection.close()  # with a connection pool, closing hands it back (cheap)
 
 
 class TraceIngestConsumer(AsyncWebsocketConsumer):

@@ -5,7 +5,10 @@ the new rows in bulk, assemble once the trace is ready, and publish a live frame
 A refused frame stores nothing; an accepted one is durable before the client gets any reply.
 """
 
+import json
 from dataclasses import dataclass
+
+import psycopg
 from decimal import Decimal
 
 from django.conf import settings
@@ -102,7 +105,8 @@ def ingest_messages(trace_id: int, messages: list[Message], publish: bool = True
 
 
 def _ingest_locked(trace_id: int, messages: list[Message]) -> IngestResult:
-    trace = _lock_trace(trace_id)
+    group_ids = {m.group_id for m in messages if m.type in (SPAN_START, SPAN_END)}
+    trace, known_span_rows = _lock_trace(trace_id, group_ids)
     if not trace.is_open:
         raise IngestError(
             f"trace {trace_id} is already stored ({trace.status}); send a new trace under a new id"
@@ -110,8 +114,13 @@ def _ingest_locked(trace_id: int, messages: list[Message]) -> IngestResult:
     if trace.integer_timestamps and any(isinstance(m.timestamp, float) for m in messages):
         trace.integer_timestamps = False
 
-    known_rows = _known_spans(trace, {m.group_id for m in messages
-                                      if m.type in (SPAN_START, SPAN_END)})
+    field = Span._meta.get_field("start")
+    known_rows = {
+        group_id: (row_id, assembly.SpanRecord(
+            group_id, name or None, trace.as_number(field.from_db_value(start, None, connection)),
+            trace.as_number(field.from_db_value(end, None, connection)), service))
+        for row_id, group_id, name, service, start, end in known_span_rows
+    }
     try:
         changes = assembly.merge_frame(trace.bounds(), {g: r for g, (_, r) in known_rows.items()},
                                        messages)
@@ -162,9 +171,10 @@ def _write_frame(trace: Trace, changes, known_rows: dict, with_progress: bool) -
     span_table, event_table = Span._meta.db_table, Event._meta.db_table
     set_progress = ", ".join(f'"{f}" = %s' for f in _PROGRESS_FIELDS)
 
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with connection.wrap_database_errors, connection.connection.pipeline():
+    if connection.vendor == "postgresql":
+        # One pipeline (one round trip), server-side binding (prepared after a few frames).
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            with connection.connection.pipeline():
                 if spans:
                     cursor.execute(
                         f'INSERT INTO "{span_table}" '
@@ -190,7 +200,8 @@ def _write_frame(trace: Trace, changes, known_rows: dict, with_progress: bool) -
                 if with_progress:
                     cursor.execute(f'UPDATE "{Trace._meta.db_table}" SET {set_progress} '
                                    'WHERE "id" = %s', [*progress, trace.id])
-            return
+        return
+    with connection.cursor() as cursor:
         if spans:
             cursor.executemany(
                 f'INSERT INTO "{span_table}" '
@@ -214,45 +225,57 @@ _PROGRESS_FIELDS = ("start", "end", "duration", "group_id", "end_group_id", "ser
                     "name", "updated")
 
 
-def _known_spans(trace: Trace, group_ids: set) -> dict:
-    """{group_id: (row id, SpanRecord)} of the stored spans among `group_ids`: one query."""
-    if not group_ids:
-        return {}
-    quote = connection.ops.quote_name
-    field = Span._meta.get_field("start")
-    found = {}
+_KNOWN_SPANS = ('SELECT "id", "group_id", "name", "service", "start", "end" FROM "traces_span" '
+                'WHERE "trace_id" = %s AND "group_id" ')
+
+
+def _lock_trace(trace_id: int, group_ids: set) -> tuple[Trace, list[tuple]]:
+    """The trace row, locked until the transaction ends (created open if new), and the stored
+    spans among `group_ids` as rows (id, group_id, name, service, start, end).
+
+    Two connections sending frames of one trace are serialised by the lock, and the spans are
+    read after it is granted, so each frame sees the other's spans. On PostgreSQL both queries go
+    in one round trip (a pipeline: the second runs, with a fresh snapshot, once the first holds
+    the lock). SQLite locks the whole database for writers (IMMEDIATE transactions)."""
     group_ids = list(group_ids)
-    with connection.cursor() as cursor:
-        for first in range(0, len(group_ids), 900):  # SQLite allows 999 parameters
-            chunk = group_ids[first:first + 900]
-            cursor.execute(
-                f"SELECT {quote('id')}, {quote('group_id')}, {quote('name')}, "
-                f"{quote('service')}, {quote('start')}, {quote('end')} "
-                f"FROM {quote(Span._meta.db_table)} WHERE {quote('trace_id')} = %s "
-                f"AND {quote('group_id')} IN ({', '.join(['%s'] * len(chunk))})",
-                [trace.id, *chunk],
-            )
-            for row_id, group_id, name, service, start, end in cursor.fetchall():
-                start = trace.as_number(field.from_db_value(start, None, connection))
-                end = trace.as_number(field.from_db_value(end, None, connection))
-                found[group_id] = (row_id, assembly.SpanRecord(group_id, name or None, start,
-                                                               end, service))
-    return found
-
-
-def _lock_trace(trace_id: int) -> Trace:
-    """The trace row, locked until the transaction ends (created open if new).
-
-    Two connections sending frames of one trace are serialised here, so each frame sees the
-    other's spans. SQLite locks the whole database for writers (IMMEDIATE transactions)."""
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    sql = f"SELECT * FROM {connection.ops.quote_name(Trace._meta.db_table)} WHERE id = %s{lock}"
     for _ in range(2):
-        found = list(Trace.objects.raw(sql, [trace_id]))
-        if found:
-            return found[0]
+        if connection.vendor == "postgresql":
+            trace, rows = _lock_trace_postgresql(trace_id, group_ids)
+        else:
+            found = list(Trace.objects.raw('SELECT * FROM "traces_trace" WHERE "id" = %s',
+                                           [trace_id]))
+            trace, rows = (found[0] if found else None), []
+            with connection.cursor() as cursor:
+                for first in range(0, len(group_ids), 900):  # SQLite's 999 parameters
+                    chunk = group_ids[first:first + 900]
+                    cursor.execute(_KNOWN_SPANS + f"IN ({', '.join(['%s'] * len(chunk))})",
+                                   [trace_id, *chunk])
+                    rows += cursor.fetchall()
+        if trace is not None:
+            return trace, rows
         Trace.objects.bulk_create([Trace(id=trace_id)], ignore_conflicts=True)
     raise IngestError(f"trace {trace_id} could not be created")  # pragma: no cover
+
+
+def _lock_trace_postgresql(trace_id: int, group_ids: list):
+    # Server-side binding (a plain psycopg cursor, not Django's client-side one): PostgreSQL
+    # prepares these statements after a few uses on each connection instead of parsing and
+    # planning them for every frame.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as lock, \
+            psycopg.Cursor(connection.connection) as spans:
+        with connection.connection.pipeline():
+            lock.execute('SELECT * FROM "traces_trace" WHERE "id" = %s FOR UPDATE', [trace_id])
+            if group_ids:
+                spans.execute(_KNOWN_SPANS + "= ANY(%s)", [trace_id, group_ids])
+            row = lock.fetchone()
+            rows = spans.fetchall() if group_ids else []
+        if row is None:
+            return None, []
+        names = [column.name for column in lock.description]
+    values = dict(zip(names, row))
+    if isinstance(values["problems"], str):
+        values["problems"] = json.loads(values["problems"])
+    return Trace.from_db(connection.alias, list(values), list(values.values())), rows
 
 
 def _decimal(value) -> Decimal | None:
