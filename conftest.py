@@ -54,6 +54,32 @@ def pytest_sessionfinish(session, exitstatus):
 # --- services -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, left so that it can be dropped at the end."""
+    yield
+    import time
+
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all(initialized_only=True):
+            if hasattr(connection, "close_pool"):
+                connection.close_pool()
+            connection.close()
+        connection = connections["default"]
+        if connection.vendor == "postgresql":
+            # Connections left checked out in worker threads of async tests (and sessions of
+            # servers stopped a moment ago) would make DROP DATABASE fail: end them.
+            time.sleep(0.2)
+            with connection._nodb_cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    [connection.settings_dict["NAME"]],
+                )
+
+
+@pytest.fixture(scope="session")
 def redis_url():
     url = os.environ.get("REDIS_URL") or os.environ.get("TEST_REDIS_URL")
     if not url:
@@ -73,7 +99,10 @@ def test_database_env() -> str:
 
     config = connections["default"].settings_dict
     keys = ["ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS", "CONN_MAX_AGE"]
-    return json.dumps({key: config[key] for key in keys if key in config}, default=str)
+    entry = {key: config[key] for key in keys if key in config}
+    # The pool's settings are the server process's own to make.
+    entry["OPTIONS"] = {k: v for k, v in entry.get("OPTIONS", {}).items() if k != "pool"}
+    return json.dumps(entry, default=str)
 
 
 test_database_env.__test__ = False

@@ -1,33 +1,36 @@
 """Benchmark: machines posting test_start/test_stop while browser-like sockets watch.
 
 One daphne process (trace_project.devserver.Server) on PostgreSQL + Redis, from a clean
-checkout: creates and drops its own database bench_tm_<pid>. N machines (threads, one request at
-a time each, as a real machine) post start/stop; W websocket clients watch the machines'
-/ws/machine/<pk>/last/ sockets. Prints requests/s and the delay from the 202 to the frame at the
-watchers (p50/p99), and a baseline in the same run: the same machines posting a malformed body
-to the same endpoint (400 from the same view stack, no database, no frames).
+checkout: creates and drops its own database bench_tm_<pid>. N machines (one request at a time
+each, as a real machine) post start/stop; W websocket clients watch the machines'
+/ws/machine/<pk>/last/ sockets. The load comes from one asyncio process (aiohttp), so the client
+costs little of the machine's CPU next to the server.
+
+Prints requests/s and the delay from the 202 to the frame at the watchers (p50/p99), beside a
+baseline measured in the same run: the same machines posting a malformed body to the same
+endpoint (400 from the same view stack: no database, no frames).
 
     .venv/bin/python bench/tm_live.py [--machines 50] [--watchers 200] [--seconds 20]
 Env: BENCH_PG (default postgres://postgres@127.0.0.1:5432), BENCH_REDIS_DB (default 13).
 """
 
 import argparse
+import asyncio
 import os
-import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
+import aiohttp
 import requests
-import websocket
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from trace_project.devserver import Server  # noqa: E402
 
 TESTS_PER_RUN = 60
+ORDER = [f"test_{n:03d}.py" for k in range(4) for n in range(TESTS_PER_RUN)[k::4]]
 
 
 def psql(sql, pg):
@@ -51,47 +54,93 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(q / 100 * len(values)))]
 
 
-def run_machines(server, names, seconds, real, sent_log):
-    """Each machine posts as fast as it gets answers. Returns (count, elapsed)."""
-    count = [0]
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-
-    def machine(name, index):
-        session = requests.Session()
-        order = [f"test_{n:03d}.py" for k in range(4) for n in range(TESTS_PER_RUN)[k::4]]
-        done = 0
-        while time.monotonic() < deadline:
-            if not real:
-                response = session.post(server.url + "/tm_api/test_stop/", data="{bad",
-                                        headers={"Content-Type": "application/json"})
-                assert response.status_code == 400
-                done += 1
-                continue
-            if done % (2 * TESTS_PER_RUN) == 0:
-                session.post(server.url + "/tm_api/dry_run/", json=dry_run_body(name))
-                sent_log[index].append(None)  # the dry run's frame, not timed
-            test = order[(done // 2) % TESTS_PER_RUN]
-            body = {"machine_name": name, "file_path": "/bench", "file_name": test}
-            if done % 2:
-                response = session.post(server.url + "/tm_api/test_stop/",
-                                        json={**body, "status": "passed"})
-            else:
-                response = session.post(server.url + "/tm_api/test_start/", json=body)
-            answered = time.monotonic()
-            assert response.status_code == 202, response.text
-            sent_log[index].append(answered)
+async def machine(session, url, name, deadline, real, answered_log, latencies):
+    """Post as fast as answers come. Every 2*TESTS_PER_RUN reports a new dry run starts over."""
+    done = 0
+    while time.monotonic() < deadline:
+        if not real:
+            async with session.post(url + "/tm_api/test_stop/", data=b"{bad",
+                                    headers={"Content-Type": "application/json"}) as response:
+                assert response.status == 400
+                await response.read()
             done += 1
-        with lock:
-            count[0] += done
+            continue
+        if done % (2 * TESTS_PER_RUN) == 0:
+            async with session.post(url + "/tm_api/dry_run/", json=dry_run_body(name)) as r:
+                assert r.status == 201, await r.text()
+            answered_log.append(None)  # its frame is not timed
+        test = ORDER[(done // 2) % TESTS_PER_RUN]
+        body = {"machine_name": name, "file_path": "/bench", "file_name": test}
+        path = "/tm_api/test_stop/" if done % 2 else "/tm_api/test_start/"
+        if done % 2:
+            body["status"] = "passed"
+        sent = time.monotonic()
+        async with session.post(url + path, json=body) as response:
+            await response.read()
+            assert response.status == 202, await response.text()
+        answered = time.monotonic()
+        latencies.append((answered - sent) * 1000)
+        answered_log.append(answered)
+        done += 1
+    return done
 
-    threads = [threading.Thread(target=machine, args=(n, i)) for i, n in enumerate(names)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return count[0], time.monotonic() - started
+
+async def watch(session, url, arrivals):
+    async with session.ws_connect(url, max_msg_size=0) as socket:
+        arrivals.append("open")
+        async for message in socket:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                arrivals.append(time.monotonic())
+            else:
+                break
+
+
+async def load(server, names, seconds, real, answered, latencies):
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        deadline = time.monotonic() + seconds
+        started = time.monotonic()
+        counts = await asyncio.gather(*(
+            machine(session, server.url, name, deadline, real, answered[i], latencies)
+            for i, name in enumerate(names)
+        ))
+        return sum(counts), time.monotonic() - started
+
+
+async def measure(server, names, machine_ids, args):
+    arrivals = {w: [] for w in range(args.watchers)}
+    watched = {w: w % len(names) for w in range(args.watchers)}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        watchers = [
+            asyncio.create_task(watch(
+                session, f"{server.ws_url}/ws/machine/{machine_ids[names[index]]}/last/",
+                arrivals[w]))
+            for w, index in watched.items()
+        ]
+        while sum(1 for a in arrivals.values() if a) < args.watchers:
+            await asyncio.sleep(0.05)
+        for a in arrivals.values():
+            a.clear()
+        scratch = {i: [] for i in range(len(names))}
+        await load(server, names, args.seconds / 4, False, scratch, [])  # warm-up
+        base_count, base_elapsed = await load(server, names, args.seconds, False, scratch, [])
+        answered = {i: [] for i in range(len(names))}
+        latencies = []
+        count, elapsed = await load(server, names, args.seconds, True, answered, latencies)
+        await asyncio.sleep(2)
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+
+    delays, missing = [], 0
+    for w, index in watched.items():
+        got = arrivals[w]
+        for k, answered_at in enumerate(answered[index]):
+            if k >= len(got):
+                missing += 1
+            elif answered_at is not None:
+                delays.append((got[k] - answered_at) * 1000)
+    return base_count / base_elapsed, count / elapsed, latencies, delays, missing
 
 
 def main():
@@ -119,59 +168,21 @@ def main():
                                  json=dry_run_body(name)).status_code == 201
         machine_ids = {m["machine_name"]: m["id"] for m in requests.get(
             server.url + "/tm_api/machines/?page_size=100").json()["results"]}
-
-        # Watchers: each follows one machine's last-run socket and timestamps every frame.
-        arrivals = {i: [] for i in range(args.watchers)}
-        watched = {}
-        sockets = []
-        for w in range(args.watchers):
-            index = w % len(names)
-            watched[w] = index
-            sockets.append(websocket.create_connection(
-                f"{server.ws_url}/ws/machine/{machine_ids[names[index]]}/last/", timeout=30))
-
-        def watch(w, sock):
-            while True:
-                try:
-                    sock.recv()
-                except Exception:  # noqa: BLE001 - closed at the end
-                    return
-                arrivals[w].append(time.monotonic())
-
-        watchers = [threading.Thread(target=watch, args=(w, s), daemon=True)
-                    for w, s in enumerate(sockets)]
-        for thread in watchers:
-            thread.start()
-        time.sleep(1)
-
-        run_machines(server, names, args.seconds / 4, real=False, sent_log={})
-        base_count, base_elapsed = run_machines(server, names, args.seconds, False, {})
-        sent = {i: [] for i in range(len(names))}
-        count, elapsed = run_machines(server, names, args.seconds, True, sent)
-        time.sleep(2)
-        for sock in sockets:
-            sock.close()
-
-        delays = []
-        missing = 0
-        for w, index in watched.items():
-            got = arrivals[w]
-            for k, answered in enumerate(sent[index]):
-                if k >= len(got):
-                    missing += 1
-                elif answered is not None:
-                    delays.append((got[k] - answered) * 1000)
-        rate, base_rate = count / elapsed, base_count / base_elapsed
+        base_rate, rate, latencies, delays, missing = asyncio.run(
+            measure(server, names, machine_ids, args))
         print(f"machines={args.machines} watchers={args.watchers} seconds={args.seconds:g} "
-              f"tests/run={TESTS_PER_RUN} (one daphne process, PostgreSQL + Redis)")
+              f"tests/run={TESTS_PER_RUN} (one daphne process, PostgreSQL + Redis; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
         print(f"baseline (400 on malformed JSON, same view): {base_rate:8.0f} req/s")
         print(f"test_start/test_stop:                        {rate:8.0f} req/s  "
               f"= {rate / base_rate:.2f} x baseline")
+        print(f"request latency: p50 {percentile(latencies, 50):.1f} ms, "
+              f"p99 {percentile(latencies, 99):.1f} ms")
         print(f"202 -> frame at watchers: p50 {percentile(delays, 50):.1f} ms, "
-              f"p99 {percentile(delays, 99):.1f} ms, max {max(delays):.1f} ms over "
-              f"{len(delays)} frames; missing frames: {missing}")
-        print("(negative: the frame arrived before the client had read the 202; frames are "
-              "sent after commit, before the response)")
+              f"p99 {percentile(delays, 99):.1f} ms over {len(delays)} frames; "
+              f"missing frames: {missing}")
+        print("(a negative delay: the frame arrived before the client had read the 202; "
+              "frames are sent after commit, before the response)")
     finally:
         if server:
             server.stop()

@@ -78,7 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "trace_project.static.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -140,9 +140,19 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "NAME", os.path.join(tempfile.gettempdir(), f"monitor-test-{os.getpid()}.sqlite3")
     )
 elif _database["ENGINE"] == "django.db.backends.postgresql":
+    _options = _database.setdefault("OPTIONS", {})
     # Fail fast with a 503 instead of hanging while PostgreSQL is unreachable.
-    _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
-    _database.setdefault("CONN_HEALTH_CHECKS", True)
+    _options.setdefault("connect_timeout", 5)
+    _pool_size = _read("int", "DATABASE_POOL_SIZE", 10)
+    if _pool_size > 0 and "pool" not in _options:
+        # A connection per request costs milliseconds; under daphne, requests and consumers
+        # take pooled ones. Django checks each one when it is taken, so a PostgreSQL restart
+        # costs the requests made during the outage, not a restart of this server.
+        _options["pool"] = {"min_size": 1, "max_size": _pool_size, "timeout": 2}
+    if "pool" in _options:
+        _database["CONN_MAX_AGE"] = 0  # pooling replaces persistent connections
+    else:
+        _database.setdefault("CONN_HEALTH_CHECKS", True)
 
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
