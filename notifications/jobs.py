@@ -113,3 +113,86 @@ def detect_silent_machines() -> str:
     silenced = silence_runs(timedelta(minutes=settings.TM_SILENCE_MINUTES))
     names = ", ".join(f"{m.run.machine.machine_name} (run {m.run_id})" for m in silenced)
     return f"{len(silenced)} silent run(s) ended" + (f": {names}" if names else "")
+
+
+@job("check_projects", "* * * * *",
+     "Notify project_degraded when a tracked project's 5xx rate or p95 latency is over its "
+     "limit for the last PROJECT_ALERT_WINDOW_MINUTES.")
+def check_projects() -> str:
+    from notifications.rules import project_degraded
+    from tracking.models import Project
+    from tracking.services import Window, summarize
+
+    # The last whole minutes and the current one, which is still filling.
+    until = timezone.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    minutes = settings.PROJECT_ALERT_WINDOW_MINUTES
+    window = Window(until - timedelta(minutes=minutes), until)
+    report = []
+    for project in Project.objects.all():
+        crossed = project_degraded(project, summarize(project, window), minutes)
+        if crossed:
+            report.append(f"{project.name}: {', '.join(crossed)}")
+    return "; ".join(report) or "every project within its limits"
+
+
+@job("prune_old_data", "0 3 * * *",
+     "Delete raw request metrics (TRACKING_RAW_RETENTION_DAYS), traces (TRACE_RETENTION_DAYS) "
+     "and test runs (TM_RUN_RETENTION_DAYS) older than their retention; rollups stay.",
+     lease=timedelta(hours=2))
+def prune_old_data() -> str:
+    from tm_api.models import Run
+    from traces.models import Trace
+    from tracking.services import prune_raw_requests
+
+    now = timezone.now()
+    requests_deleted = prune_raw_requests()
+    traces_deleted = _delete_in_batches(
+        Trace.objects.filter(created__lt=now - timedelta(days=settings.TRACE_RETENTION_DAYS)))
+    runs_deleted = _delete_in_batches(
+        Run.objects.filter(received__lt=now - timedelta(days=settings.TM_RUN_RETENTION_DAYS)))
+    return (f"{requests_deleted} raw requests, {traces_deleted} traces and {runs_deleted} runs "
+            f"deleted")
+
+
+def _delete_in_batches(queryset, batch_size=500) -> int:
+    """Delete rows (and what cascades from them) a batch at a time, so that no transaction
+    holds locks over a whole table. Counts the top-level rows."""
+    deleted = 0
+    while True:
+        ids = list(queryset.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        queryset.model.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+
+
+@job("daily_digest", "0 8 * * *",
+     "Notify daily_digest: runs, failures, traces and tracked requests of the last 24 hours.")
+def daily_digest() -> str:
+    from django.db.models import Count, Sum
+
+    from notifications.rules import daily_digest as notify
+    from tm_api.models import MasterScenario
+    from traces.models import Trace
+    from tracking.models import RequestRollup
+
+    now = timezone.now()
+    since = now - timedelta(days=1)
+    runs = MasterScenario.objects.filter(run__received__gte=since)
+    by_status = dict(runs.values_list("status").annotate(n=Count("pk")))
+    failing_runs = runs.filter(status__in=["failed", "error"]).count()
+    traces = dict(Trace.objects.filter(created__gte=since).values_list("status")
+                  .annotate(n=Count("pk")))
+    requests = RequestRollup.objects.filter(period_seconds=60, period_start__gte=since).aggregate(
+        count=Sum("count"), server_errors=Sum("server_errors"))
+    request_count, server_errors = requests["count"] or 0, requests["server_errors"] or 0
+    lines = [
+        f"Test runs: {sum(by_status.values())} started, {failing_runs} ending failed or error.",
+        f"Traces: {sum(traces.values())} received, {traces.get('inconsistent', 0)} inconsistent.",
+        f"Tracked requests: {request_count}, {server_errors} answered 5xx.",
+    ]
+    facts = [["Runs", sum(by_status.values())], ["Failing runs", failing_runs],
+             ["Traces", sum(traces.values())], ["Requests", request_count],
+             ["5xx", server_errors]]
+    notify(f"{now:%Y-%m-%d}", lines, facts)
+    return " ".join(lines)

@@ -71,3 +71,39 @@ def machine_silent(master, quiet_since) -> None:
         link=_run_link(run),
         machine=machine,
     )
+
+
+def project_degraded(project, stats: dict, window_minutes: int) -> list[str]:
+    """A tracked project over its error-rate or p95 limit during the last window. Returns the
+    limits crossed (each has its own cooldown key, so a latency alert does not hide an
+    error-rate one)."""
+    if stats["count"] < settings.PROJECT_ALERT_MIN_REQUESTS:
+        return []
+    crossed = []
+    error_rate, p95 = stats["error_rate"], stats["p95_ms"]
+    if error_rate > settings.PROJECT_ALERT_ERROR_RATE:
+        crossed.append(("error_rate", f"error rate {error_rate:.1%} "
+                                      f"(limit {settings.PROJECT_ALERT_ERROR_RATE:.1%})"))
+    if p95 is not None and p95 > settings.PROJECT_ALERT_P95_MS:
+        crossed.append(("p95", f"p95 latency {p95:.0f} ms "
+                               f"(limit {settings.PROJECT_ALERT_P95_MS:.0f} ms)"))
+    for limit, description in crossed:
+        raise_notification(
+            Rule.PROJECT_DEGRADED,
+            key=f"project:{project.pk}:{limit}",
+            title=f"{project.name}: {description} over the last {window_minutes} min",
+            text=f"{stats['count']} requests in the window, {stats['server_errors']} with 5xx.",
+            facts=[["Project", project.name], ["Requests", stats["count"]],
+                   ["Error rate (5xx)", f"{error_rate:.1%}"],
+                   ["p95", f"{p95:.0f} ms" if p95 is not None else "-"]],
+            link=f"{settings.SITE_URL}/metrics/{project.pk}/",
+            project=str(project.pk),
+        )
+    return [limit for limit, _ in crossed]
+
+
+def daily_digest(day: str, lines: list[str], facts: list) -> None:
+    raise_notification(
+        Rule.DAILY_DIGEST, key=f"digest:{day}", title=f"Monitor digest for {day}",
+        text="\n".join(lines), facts=facts, link=f"{settings.SITE_URL}/",
+    )

@@ -314,6 +314,14 @@ NOTIFY_MAX_ATTEMPTS = _read("int", "NOTIFY_MAX_ATTEMPTS", 8)
 NOTIFY_RETRY_BASE_SECONDS = _read("float", "NOTIFY_RETRY_BASE_SECONDS", 5.0)
 NOTIFY_RETRY_MAX_SECONDS = _read("float", "NOTIFY_RETRY_MAX_SECONDS", 3600.0)
 NOTIFY_RETENTION_DAYS = _read("int", "NOTIFY_RETENTION_DAYS", 90)
+# project_degraded: a tracked project over either limit during the last window (with at least
+# the minimum of requests in it, so one failing request at night does not page anyone).
+PROJECT_ALERT_ERROR_RATE = _read("float", "PROJECT_ALERT_ERROR_RATE", 0.05)
+PROJECT_ALERT_P95_MS = _read("float", "PROJECT_ALERT_P95_MS", 1000.0)
+PROJECT_ALERT_WINDOW_MINUTES = _read("int", "PROJECT_ALERT_WINDOW_MINUTES", 5)
+PROJECT_ALERT_MIN_REQUESTS = _read("int", "PROJECT_ALERT_MIN_REQUESTS", 20)
+# Stored traces older than this are deleted by the prune_old_data job.
+TRACE_RETENTION_DAYS = _read("int", "TRACE_RETENTION_DAYS", 30)
 # The address pages link to in notifications (e.g. https://monitor.example.com).
 SITE_URL = _read("str", "SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
