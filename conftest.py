@@ -109,6 +109,13 @@ test_database_env.__test__ = False
 
 
 @pytest.fixture
+def database_env(django_db_setup):
+    """Environment for a process started by a test (a worker, a command) to use the test
+    database; use with transactional_db so that it sees the test's rows."""
+    return {"DB_DEFAULT": test_database_env()}
+
+
+@pytest.fixture
 def server_factory(django_db_setup, transactional_db):
     """server_factory(**env) -> a started Server of its own on the test database (stopped after
     the test); for tests that need other settings (REDIS_URL, ...) or that stop the server."""
