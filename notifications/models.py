@@ -52,7 +52,7 @@ class Channel(models.Model):
     )
     projects = models.CharField(
         max_length=1000, blank=True,
-        help_text="Only these tracked projects (comma-separated ids); empty means all.",
+        help_text="Only these tracked projects (comma-separated PROJECT_IDs); empty means all.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

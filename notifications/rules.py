@@ -90,14 +90,14 @@ def project_degraded(project, stats: dict, window_minutes: int) -> list[str]:
     for limit, description in crossed:
         raise_notification(
             Rule.PROJECT_DEGRADED,
-            key=f"project:{project.pk}:{limit}",
+            key=f"project:{project.public_id}:{limit}",
             title=f"{project.name}: {description} over the last {window_minutes} min",
             text=f"{stats['count']} requests in the window, {stats['server_errors']} with 5xx.",
             facts=[["Project", project.name], ["Requests", stats["count"]],
                    ["Error rate (5xx)", f"{error_rate:.1%}"],
                    ["p95", f"{p95:.0f} ms" if p95 is not None else "-"]],
-            link=f"{settings.SITE_URL}/metrics/{project.pk}/",
-            project=str(project.pk),
+            link=f"{settings.SITE_URL}/metrics/{project.public_id}/",
+            project=str(project.public_id),
         )
     return [limit for limit, _ in crossed]
 

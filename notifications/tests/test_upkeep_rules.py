@@ -30,7 +30,7 @@ def requests_now(project, count, status=200, duration=20.0, seconds_ago=30):
 def shop():
     project, _ = Project.create_with_token("Shop")
     Channel.objects.create(name="ops", kind="slack", url="http://127.0.0.1:1/",
-                           rules=["project_degraded"], projects=str(project.pk))
+                           rules=["project_degraded"], projects=str(project.public_id))
     return project
 
 
@@ -49,6 +49,7 @@ def test_error_rate_over_the_limit_notifies_once_per_cooldown(shop, settings):
     assert notification.rule == "project_degraded"
     assert notification.title.startswith("Shop: error rate 20.0% (limit 5.0%)")
     assert notification.deliveries.count() == 1
+    assert notification.link.endswith(f"/metrics/{shop.public_id}/")
     run_job("check_projects")
     assert Notification.objects.count() == 1  # cooldown
 
