@@ -9,6 +9,7 @@ import websocket
 from django.db import connection
 
 from traces.messages import parse_message
+from traces.models import Trace
 from traces.services import ingest_messages
 from traces.tests.helpers import README_EXAMPLE, event, span, trace_end, trace_start
 
@@ -19,6 +20,9 @@ def test_an_open_trace_page_shows_new_spans_live(server_factory, page):
     server = server_factory(DASHBOARDS_PUBLIC="True")
     ws = websocket.create_connection(f"{server.ws_url}/ws/trace/42", timeout=10)
     ws.send(json.dumps([README_EXAMPLE[0], *README_EXAMPLE[5:6]]))  # TRACE_START, movies_load starts
+    deadline = time.monotonic() + 10  # the frame is stored by the server, a moment later
+    while not Trace.objects.filter(id=42).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     page.goto(f"{server.url}/traces/42/")
     page.wait_for_selector(".live-indicator.connected")
     page.wait_for_selector(".wf-row .wf-name:text-is('movies_load')")
