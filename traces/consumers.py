@@ -14,7 +14,7 @@ from django.db import DatabaseError, connection, connections
 from trace_project.consumers import LiveConsumer
 from trace_project.live import asend_frame
 from traces.services import (
-    STORED_REPLY, IngestError, ingest_frame, ingest_group, reply_for, trace_group,
+    STORED_REPLY, IngestError, ingest_frames, ingest_group, reply_for, trace_group,
 )
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 CLOSE_STORED = 1000  # seed 000: the trace is complete and stored
 CLOSE_ERROR = 4000  # seed 000: the client sent something wrong
 CLOSE_SERVER_ERROR = 1011  # the server could not store the frame; nothing of it was kept
+MAX_BATCH = 50  # queued frames of one connection stored in one transaction
 MAX_TRACE_ID = 2**63 - 1  # a BIGINT primary key
 
 
@@ -61,15 +62,15 @@ def close_ingest_connections() -> None:
         future.result()
 
 
-def _ingest_on_kept_connection(trace_id: int, data) -> object:
-    """ingest_frame on the ingest thread's own database connection.
+def _ingest_on_kept_connection(trace_id: int, frames: list):
+    """ingest_frames on the ingest thread's own database connection.
 
     channels' database_sync_to_async opens a connection per call when CONN_MAX_AGE is 0; at
     hundreds of frames per second that costs more than the insert. The connection is kept
     instead and thrown away only when it broke (or handed back after each frame when the
     project uses a connection pool, so that ingestion never holds pooled connections idle)."""
     try:
-        return ingest_frame(trace_id, data, publish=False)
+        return ingest_frames(trace_id, frames, publish=False)
     except DatabaseError:
         connection.close()
         raise
@@ -87,6 +88,8 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
         self.last_live = 0.0
         self.pending_live = None  # the newest frame not yet published
         self.live_timer = None
+        self.queued = []  # frames received, not yet stored
+        self.storing = None  # the task storing them
         if not 0 < self.trace_id <= MAX_TRACE_ID:
             await self.close()  # refuses the handshake, like a non-numeric id
             return
@@ -97,11 +100,22 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if self.finished:
             return  # the reply is out and the socket is closing
-        data = text_data if text_data is not None else bytes_data
+        # Frames queue up while earlier ones are being stored; each batch is stored in one
+        # transaction with the outcome of storing its frames one by one (see ingest_frames).
+        self.queued.append(text_data if text_data is not None else bytes_data)
+        if self.storing is None or self.storing.done():
+            self.storing = asyncio.ensure_future(self.store_queued())
+
+    async def store_queued(self):
+        while self.queued and not self.finished:
+            frames, self.queued = self.queued[:MAX_BATCH], self.queued[MAX_BATCH:]
+            await self.store(frames)
+
+    async def store(self, frames: list):
         try:
-            result = await sync_to_async(
+            result, refused = await sync_to_async(
                 _ingest_on_kept_connection, thread_sensitive=False, executor=ingest_threads()
-            )(self.trace_id, data)
+            )(self.trace_id, frames)
         except IngestError as error:
             await self.finish(f"Error: {error}", CLOSE_ERROR)
             return
@@ -112,12 +126,15 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
                 "send it again later", CLOSE_SERVER_ERROR,
             )
             return
-        await self.publish(result.live_frame, now=result.finished)
-        if result.finished:
-            await asend_frame(ingest_group(self.trace_id), result.decision)
-        reply = reply_for(result)
-        if reply is not None:
-            await self.finish(reply, CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR)
+        if result is not None:
+            await self.publish(result.live_frame, now=result.finished)
+            if result.finished:
+                await asend_frame(ingest_group(self.trace_id), result.decision)
+                reply = reply_for(result)
+                await self.finish(reply, CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR)
+                return
+        if refused is not None:
+            await self.finish(f"Error: {refused}", CLOSE_ERROR)
 
     async def publish(self, frame: dict, now: bool = False):
         """Tell the trace page, at most every LIVE_INTERVAL, always ending with the last state.
@@ -140,6 +157,12 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
             await asend_frame(trace_group(self.trace_id), frame)
 
     async def disconnect(self, code):
+        # Frames that arrived before the client went away are stored all the same.
+        if self.storing is not None:
+            try:
+                await self.storing
+            except Exception:  # noqa: BLE001 - logged; the socket is gone anyway
+                logger.exception("trace %s: storing queued frames failed", self.trace_id)
         await self.flush_live()
 
     async def live_frame(self, event):

@@ -83,36 +83,65 @@ def ingest_messages(trace_id: int, messages: list[Message], publish: bool = True
 
     With publish=False the caller sends `result.live_frame` itself (the websocket consumer does,
     from its event loop, throttled) once this returns, i.e. after the commit."""
+    result, refused = _ingest_parsed(trace_id, [messages], publish)
+    if refused is not None:
+        raise refused
+    return result
+
+
+def ingest_frames(trace_id: int, frames: list, publish: bool = True):
+    """Frames that arrived together on one connection (JSON texts, in order), in one transaction
+    with the outcome of storing them one by one: each frame all or nothing; the first refused
+    frame stops the batch (the ones before it are kept); the frame that decides the trace ends
+    it (the connection is closing). Returns (IngestResult of the stored frames or None,
+    IngestError of the refused frame or None)."""
+    parsed, refused = [], None
+    for data in frames:
+        try:
+            parsed.append(parse_frame(
+                data, settings.TRACE_MAX_FRAME_BYTES, settings.TRACE_MAX_FRAME_MESSAGES
+            ))
+        except FrameError as error:
+            refused = IngestError(str(error))
+            break
+    if not parsed:
+        return None, refused
+    result, conflict = _ingest_parsed(trace_id, parsed, publish)
+    if result is not None and result.finished:
+        return result, None
+    return result, conflict or refused
+
+
+def _ingest_parsed(trace_id: int, frames: list[list[Message]], publish: bool):
     try:
         with transaction.atomic():
-            result = _ingest_locked(trace_id, messages)
-            if publish:
+            result, refused = _ingest_locked(trace_id, frames)
+            if result is not None and publish:
                 publish_after_commit(trace_group(trace_id), result.live_frame)
                 if result.finished:
                     publish_after_commit(ingest_group(trace_id), result.decision)
-            return result
+            return result, refused
     except IntegrityError:
         # Only reachable if the row lock were bypassed; the unique (trace, group_id) constraint
         # still keeps the trace whole.
-        raise IngestError(
+        return None, IngestError(
             f"trace {trace_id} was changed by another connection at the same time; "
             "nothing from this frame was stored, send it again"
-        ) from None
+        )
 
 
 # The per-frame path runs hundreds of times a second, so it speaks plain SQL: a few statements
 # per frame whatever its size (Django's query compiler cost more than the database did).
 
 
-def _ingest_locked(trace_id: int, messages: list[Message]) -> IngestResult:
-    group_ids = {m.group_id for m in messages if m.type in (SPAN_START, SPAN_END)}
+def _ingest_locked(trace_id: int, frames: list[list[Message]]):
+    group_ids = {m.group_id for frame in frames for m in frame
+                 if m.type in (SPAN_START, SPAN_END)}
     trace, known_span_rows = _lock_trace(trace_id, group_ids)
     if not trace.is_open:
         raise IngestError(
             f"trace {trace_id} is already stored ({trace.status}); send a new trace under a new id"
         )
-    if trace.integer_timestamps and any(isinstance(m.timestamp, float) for m in messages):
-        trace.integer_timestamps = False
 
     field = Span._meta.get_field("start")
     known_rows = {
@@ -121,13 +150,35 @@ def _ingest_locked(trace_id: int, messages: list[Message]) -> IngestResult:
             trace.as_number(field.from_db_value(end, None, connection)), service))
         for row_id, group_id, name, service, start, end in known_span_rows
     }
-    try:
-        changes = assembly.merge_frame(trace.bounds(), {g: r for g, (_, r) in known_rows.items()},
-                                       messages)
-    except Conflict as error:
-        raise IngestError(str(error)) from None
+    spans = {group_id: record for group_id, (_, record) in known_rows.items()}
+    bounds, touched, events, repeats, taken, refused = trace.bounds(), {}, [], 0, 0, None
+    for messages in frames:
+        try:
+            changes = assembly.merge_frame(bounds, spans, messages)
+        except Conflict as error:
+            refused = IngestError(str(error))
+            break
+        bounds = changes.bounds
+        for span in changes.new_spans + changes.finished_spans:
+            spans[span.group_id] = touched[span.group_id] = span
+        events += changes.events
+        repeats += changes.repeats
+        taken += 1
+        if bounds.ready:
+            break
+    if taken == 0:
+        raise refused
+    frames = frames[:taken]
+    if trace.integer_timestamps and any(isinstance(m.timestamp, float)
+                                        for frame in frames for m in frame):
+        trace.integer_timestamps = False
+    changes = assembly.FrameChanges(
+        bounds,
+        new_spans=[s for g, s in touched.items() if g not in known_rows],
+        finished_spans=[s for g, s in touched.items() if g in known_rows],
+        events=events, repeats=repeats,
+    )
 
-    bounds = changes.bounds
     trace.start, trace.end = _decimal(bounds.start), _decimal(bounds.end)
     trace.group_id, trace.end_group_id = bounds.start_group_id or "", bounds.end_group_id or ""
     trace.service = bounds.service
@@ -148,9 +199,9 @@ def _ingest_locked(trace_id: int, messages: list[Message]) -> IngestResult:
     else:
         _write_frame(trace, changes, known_rows, with_progress=True)
 
-    stored = len(messages) - changes.repeats
-    return IngestResult(trace_id, trace.status, stored, changes.repeats, list(trace.problems),
-                        span_count=trace.span_count, event_count=trace.event_count)
+    stored = sum(len(frame) for frame in frames) - repeats
+    return IngestResult(trace_id, trace.status, stored, repeats, list(trace.problems),
+                        span_count=trace.span_count, event_count=trace.event_count), refused
 
 
 def _write_frame(trace: Trace, changes, known_rows: dict, with_progress: bool) -> None:

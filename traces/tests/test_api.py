@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from traces.models import Event, Span, Trace
-from traces.services import ingest_frame
+from traces.services import ingest_frame, ingest_frames
 from traces.tests.helpers import README_EXAMPLE, README_TREE, span, trace_end, trace_start
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -131,3 +131,29 @@ def test_schema_lists_the_trace_paths(api):
     params = {p["name"] for p in schema["paths"]["/api/traces/"]["get"]["parameters"]}
     assert {"name", "min_duration", "max_duration", "since", "until", "status", "page"} <= params
 
+
+
+def test_frames_stored_together_keep_the_one_by_one_outcome():
+    """ingest_frames: what the websocket consumer does with frames that queued up."""
+    first = json.dumps([trace_start(0), *span("a", "a", 1, 2)])
+    bad = json.dumps([{"type": "EVENT", "timestamp": "x", "name": "e"}])
+    later = json.dumps(span("b", "b", 3, 4))
+    result, refused = ingest_frames(1, [first, bad, later])
+    assert result.status == "open" and result.stored == 3
+    assert str(refused) == "message 0 (EVENT): 'timestamp' must be a number, got a string \"x\""
+    assert list(Span.objects.filter(trace_id=1).values_list("name", flat=True)) == ["a"]
+
+    conflict = json.dumps([{"type": "SPAN_START", "timestamp": 9, "group_id": "a", "name": "a"}])
+    result, refused = ingest_frames(1, [later, conflict, json.dumps([trace_end(10)])])
+    assert "span 'a' was already started" in str(refused)
+    assert Span.objects.filter(trace_id=1).count() == 2 and Trace.objects.get(id=1).is_open
+
+    # The frame that decides the trace ends the batch: what follows is not stored.
+    result, refused = ingest_frames(1, [json.dumps([trace_end(10)]), json.dumps(span("c", "c", 5, 6))])
+    assert result.status == "complete" and refused is None
+    assert Span.objects.filter(trace_id=1).count() == 2
+    # Spans begun and ended across frames of one batch are one row.
+    result, _ = ingest_frames(2, [json.dumps([trace_start(0), README_EXAMPLE[5]]),
+                                  json.dumps([README_EXAMPLE[1]]), json.dumps([trace_end(9)])])
+    assert result.status == "inconsistent"  # the span lies outside [0, 9]
+    assert Span.objects.filter(trace_id=2).count() == 1

@@ -289,3 +289,19 @@ async def test_the_noop_baseline_replies_on_trace_end_only():
     await send(communicator, README_EXAMPLE[2:])
     assert await reply_and_close(communicator) == (STORED, 1000)
     assert await row_counts() == (0, 0, 0)
+
+
+async def test_frames_sent_back_to_back_are_all_stored_and_answered_once():
+    communicator = await open_trace(70)
+    for message in README_EXAMPLE:  # seven frames, queued while the first ones are stored
+        await send(communicator, [message])
+    assert await reply_and_close(communicator) == (STORED, 1000)
+    assert (await stored(70))[1] == README_TREE
+    communicator = await open_trace(71)
+    await send(communicator, README_EXAMPLE[:2])
+    await send(communicator, "not json")
+    await send(communicator, README_EXAMPLE[2:])
+    reply, code = await reply_and_close(communicator)
+    assert code == 4000 and reply["message"].startswith("Error: invalid JSON")
+    trace, _ = await stored(71)
+    assert trace.is_open and trace.span_count == 1  # the frame before the bad one, not after
