@@ -10,7 +10,6 @@ class SpanInline(admin.TabularInline):
     extra = 0
     max_num = 0
     show_change_link = False
-    # A trace can hold 10,000 spans; the inline shows the first ones, the page holds the rest.
     classes = ["collapse"]
 
     def get_queryset(self, request):
@@ -37,6 +36,10 @@ class TraceAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # traces come in over the websocket, never typed in
+
+    def get_inlines(self, request, obj):
+        # A trace can hold 10,000 spans: a form that big is of no use; the trace page is.
+        return [SpanInline] if obj is None or obj.span_count <= 200 else []
 
 
 @admin.register(Span)
