@@ -144,7 +144,7 @@ elif _database["ENGINE"] == "django.db.backends.postgresql":
     _options = _database.setdefault("OPTIONS", {})
     # Fail fast with a 503 instead of hanging while PostgreSQL is unreachable.
     _options.setdefault("connect_timeout", 5)
-    _pool_size = _read("int", "DATABASE_POOL_SIZE", 10)
+    _pool_size = _read("int", "DATABASE_POOL_SIZE", 20)
     if _pool_size > 0 and "pool" not in _options:
         # A connection per request costs milliseconds; under daphne, requests and consumers
         # take pooled ones. Django checks each one when it is taken, so a PostgreSQL restart
