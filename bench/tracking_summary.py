@@ -5,8 +5,9 @@
 
 A fresh database gets `--rows` raw requests spread over `--days` (20 views, lognormal latencies,
 some 4xx/5xx), generated inside PostgreSQL with one INSERT ... SELECT generate_series (a bulk
-insert, no Python per row); the minute and hour rollups are then built from them in SQL with the
-same bucket formula as tracking.aggregation. One daphne process serves the API
+insert, no Python per row); the per-view minute, hour and day rollups and the all-views series
+rollups are then built from them in SQL with the same bucket formula as tracking.aggregation.
+One daphne process serves the API
 (DASHBOARDS_PUBLIC on). Baseline in the same run: GET /healthz (a SELECT 1). Target: p95 under
 150 ms for the summary at 10 million requests.
 """
@@ -38,12 +39,33 @@ INSERT INTO tracking_requestrollup (project_id, period_seconds, period_start, vi
 SELECT project_id, %(period)s, start, view_name, sum(n), sum(c4), sum(c5), sum(s),
        jsonb_object_agg(b, n)
 FROM (
-  SELECT project_id, date_trunc(%(unit)s, received_at) AS start, view_name,
+  SELECT project_id, date_trunc(%(unit)s, received_at, 'UTC') AS start, view_name,
          LEAST(GREATEST(ceil(ln(duration_ms) / ln(%(gamma)s)) - %(offset)s, 0), %(last)s)::int AS b,
          count(*) AS n, count(*) FILTER (WHERE status_code BETWEEN 400 AND 499) AS c4,
          count(*) FILTER (WHERE status_code >= 500) AS c5, sum(duration_ms) AS s
   FROM tracking_requestmetric GROUP BY 1, 2, 3, 4
 ) cells GROUP BY project_id, start, view_name
+"""
+
+
+# The all-views cells of the series: the per-view minute or hour cells summed over views.
+SERIES = """
+INSERT INTO tracking_requestseriesrollup (project_id, period_seconds, period_start, count,
+    client_errors, server_errors, duration_sum_ms, histogram)
+SELECT project_id, period_seconds, period_start, sum(count), sum(client_errors),
+       sum(server_errors), sum(duration_sum_ms), jsonb_object_agg(b, n)
+FROM (
+  SELECT project_id, period_seconds, period_start, b, sum(n::bigint) AS n,
+         sum(count) FILTER (WHERE first) AS count,
+         sum(client_errors) FILTER (WHERE first) AS client_errors,
+         sum(server_errors) FILTER (WHERE first) AS server_errors,
+         sum(duration_sum_ms) FILTER (WHERE first) AS duration_sum_ms
+  FROM (SELECT r.*, e.key AS b, e.value AS n, e.ordinality = 1 AS first
+        FROM tracking_requestrollup r,
+             jsonb_each_text(r.histogram) WITH ORDINALITY AS e(key, value, ordinality)
+        WHERE r.period_seconds = %(period)s) cells
+  GROUP BY 1, 2, 3, 4
+) buckets GROUP BY 1, 2, 3
 """
 
 
@@ -62,9 +84,11 @@ def fill(url, rows, days):
             connection.execute(GENERATE, {"project": project, "days": days,
                                           "rows": min(chunk, rows - done)})
         generated = time.monotonic()
-        for period, unit in ((60, "minute"), (3600, "hour")):
+        for period, unit in ((60, "minute"), (3600, "hour"), (86400, "day")):
             connection.execute(ROLLUP, {"period": period, "unit": unit, "gamma": agg.GAMMA,
                                         "offset": agg._OFFSET, "last": agg.BUCKET_COUNT - 1})
+        for period in (60, 3600):
+            connection.execute(SERIES, {"period": period})
         connection.execute("ANALYZE")
     print(f"generated {rows} requests in {generated - started:.0f} s, rollups in "
           f"{time.monotonic() - generated:.0f} s")

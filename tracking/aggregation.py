@@ -149,6 +149,26 @@ def choose_step(window_seconds: float) -> int:
     return 60 if window_seconds <= 6 * 3600 + 60 else 3600
 
 
+def cover_levels(since: int, until: int, periods: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """Split [since, until) (whole minutes, unix seconds) into as few aligned periods as the
+    rollup levels `periods` allow (largest first, e.g. (86400, 3600, 60)): whole days in the
+    middle, whole hours next to them, minutes at the edges.
+
+    Returns [(period_seconds, from, to), ...], half-open, contiguous, covering the window.
+    """
+    if since >= until:
+        return []
+    period, smaller = periods[0], periods[1:]
+    if not smaller:
+        return [(period, since, until)]
+    first = -(-since // period) * period
+    last = (until // period) * period
+    if last - first < period:
+        return cover_levels(since, until, smaller)
+    return (cover_levels(since, first, smaller) + [(period, first, last)]
+            + cover_levels(last, until, smaller))
+
+
 def cover(since: int, until: int) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
     """Split [since, until) (whole minutes, unix seconds) into minute ranges at the edges and
     one range of whole hours in the middle, so a window of days reads few rows.

@@ -79,14 +79,16 @@ class RequestMetric(models.Model):
 
 class RequestRollup(models.Model):
     """Counts and a latency histogram (tracking.aggregation) of one project's requests to one view
-    in one minute or one hour. Summaries read these, never the raw rows."""
+    in one minute, hour or (UTC) day. Summaries read these, never the raw rows."""
 
     MINUTE = 60
     HOUR = 3600
+    DAY = 86400
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rollups",
                                 db_index=False)
-    period_seconds = models.PositiveIntegerField(choices=[(MINUTE, "minute"), (HOUR, "hour")])
+    period_seconds = models.PositiveIntegerField(
+        choices=[(MINUTE, "minute"), (HOUR, "hour"), (DAY, "day")])
     period_start = models.DateTimeField()
     view_name = models.CharField(max_length=200, blank=True)
     count = models.BigIntegerField(default=0)
@@ -105,3 +107,28 @@ class RequestRollup(models.Model):
 
     def __str__(self):
         return f"{self.project_id} {self.period_start:%Y-%m-%d %H:%M} {self.view_name}"
+
+
+class RequestSeriesRollup(models.Model):
+    """The same counts and histogram over all of a project's views in one minute or hour: a
+    dashboard's time series reads one row per point instead of one per point and view."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="series_rollups",
+                                db_index=False)
+    period_seconds = models.PositiveIntegerField(
+        choices=[(RequestRollup.MINUTE, "minute"), (RequestRollup.HOUR, "hour")])
+    period_start = models.DateTimeField()
+    count = models.BigIntegerField(default=0)
+    client_errors = models.BigIntegerField(default=0)
+    server_errors = models.BigIntegerField(default=0)
+    duration_sum_ms = models.FloatField(default=0)
+    histogram = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "period_seconds", "period_start"],
+                                    name="tracking_series_cell")
+        ]
+
+    def __str__(self):
+        return f"{self.project_id} {self.period_start:%Y-%m-%d %H:%M} (all views)"

@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 from tracking import aggregation as agg
 from tracking.live import publish_requests_after_commit
-from tracking.models import Project, RequestMetric, RequestRollup
+from tracking.models import Project, RequestMetric, RequestRollup, RequestSeriesRollup
 from tracking.wire import RequestEvent
 from trace_project.tokens import token_digest
 
@@ -112,43 +112,67 @@ def _insert_raw(project: Project, events: list[RequestEvent]) -> None:
 
 
 def _add_to_rollups(project: Project, events: list[RequestEvent]) -> None:
-    """Upsert the cells touched by `events`: create missing ones, then lock, merge and write.
-
-    Locks are taken in one order (period, start, view), so concurrent batches wait for each
-    other instead of deadlocking; on SQLite the IMMEDIATE transaction already serialises writers.
-    """
+    """Add `events` to the per-view cells (minute, hour, day) and to the all-views series cells
+    (minute, hour) they touch."""
     facts = [(e.timestamp, e.view_name, e.duration_ms, e.status_code) for e in events]
-    fresh: dict[tuple[int, datetime, str], agg.Cell] = {}
-    for period in (RequestRollup.MINUTE, RequestRollup.HOUR):
+    per_view: dict[tuple[int, datetime, str], agg.Cell] = {}
+    series: dict[tuple[int, datetime], agg.Cell] = {}
+    for period in (RequestRollup.MINUTE, RequestRollup.HOUR, RequestRollup.DAY):
         for (start, view), cell in agg.rollup_cells(facts, period).items():
-            fresh[(period, _utc(start), view)] = cell
+            moment = _utc(start)
+            per_view[(period, moment, view)] = cell
+            if period != RequestRollup.DAY:
+                series.setdefault((period, moment), agg.Cell()).merge(cell)
+    # Always this table order, and sorted cells within each, so concurrent batches wait for each
+    # other instead of deadlocking.
+    _upsert_cells(RequestRollup, project.pk, per_view)
+    _upsert_cells(RequestSeriesRollup, project.pk, series)
+
+
+def _upsert_cells(model, project_id: int, fresh: dict) -> None:
+    """Upsert cells keyed (period, start, view) (RequestRollup) or (period, start)
+    (RequestSeriesRollup): create missing ones, then lock, merge and write.
+
+    Locks are taken in one order (period, start, view); on SQLite the IMMEDIATE transaction
+    already serialises writers.
+    """
+    with_view = model is RequestRollup
     keys = sorted(fresh)
-    RequestRollup.objects.bulk_create(
-        [RequestRollup(project_id=project.pk, period_seconds=p, period_start=s, view_name=v)
-         for p, s, v in keys],
+    model.objects.bulk_create(
+        [model(project_id=project_id, period_seconds=key[0], period_start=key[1],
+               **({"view_name": key[2]} if with_view else {})) for key in keys],
         ignore_conflicts=True,
     )
-    # A range that covers every touched cell (one condition per cell would make the SQL grow
-    # with the batch); untouched cells inside it are locked too, harmlessly, and skipped.
-    starts = [start for _, start, _ in keys]
-    rows = [
-        row for row in RequestRollup.objects.select_for_update()
-        .filter(project_id=project.pk, period_start__gte=min(starts),
-                period_start__lte=max(starts), view_name__in={view for _, _, view in keys})
-        .order_by("period_seconds", "period_start", "view_name")
-        if (row.period_seconds, row.period_start, row.view_name) in fresh
-    ]
+    # One start range per period that covers its touched cells (one condition per cell would
+    # make the SQL grow with the batch); untouched cells inside it are locked too, harmlessly,
+    # and skipped.
+    ranges: dict[int, list[datetime]] = {}
+    for key in keys:
+        ranges.setdefault(key[0], []).append(key[1])
+    match = Q()
+    for period, starts in ranges.items():
+        match |= Q(period_seconds=period, period_start__gte=min(starts),
+                   period_start__lte=max(starts))
+    rows = model.objects.select_for_update().filter(match, project_id=project_id)
+    if with_view:
+        rows = rows.filter(view_name__in={key[2] for key in keys})
+        order, key_of = ("period_seconds", "period_start", "view_name"), (
+            lambda row: (row.period_seconds, row.period_start, row.view_name))
+    else:
+        order, key_of = ("period_seconds", "period_start"), (
+            lambda row: (row.period_seconds, row.period_start))
+    rows = [row for row in rows.order_by(*order) if key_of(row) in fresh]
     for row in rows:
         cell = agg.Cell(row.count, row.client_errors, row.server_errors, row.duration_sum_ms,
                         {int(k): v for k, v in row.histogram.items()})
-        cell.merge(fresh[(row.period_seconds, row.period_start, row.view_name)])
+        cell.merge(fresh[key_of(row)])
         row.count, row.client_errors, row.server_errors = (
             cell.count, cell.client_errors, cell.server_errors)
         row.duration_sum_ms, row.histogram = cell.duration_sum_ms, cell.histogram
     json_value = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"UPDATE {RequestRollup._meta.db_table} SET count = %s, client_errors = %s, "
+            f"UPDATE {model._meta.db_table} SET count = %s, client_errors = %s, "
             f"server_errors = %s, duration_sum_ms = %s, histogram = {json_value} WHERE id = %s",
             [(row.count, row.client_errors, row.server_errors, row.duration_sum_ms,
               json.dumps(row.histogram), row.pk) for row in rows],
@@ -190,33 +214,45 @@ def resolve_window(project: Project, since: datetime | None, until: datetime | N
 def summarize(project: Project, window: Window) -> dict:
     """Counts, error rates and percentiles over the window, per view, and as a time series:
     all from rollups, so the cost depends on the window and the number of views, not on the
-    number of stored requests."""
+    number of stored requests.
+
+    Per-view figures come from day cells in the middle of the window, hour cells next to them and
+    minute cells at the edges; the series from the all-views cells (one row per point). Where the
+    project has no data before (after) the window, its edge is moved out to a whole day for the
+    reading, which changes no figure and replaces minute cells by fewer, larger ones: so the
+    default all-time window reads about one row per view and day plus one per hour.
+    """
     since, until = int(window.since.timestamp()), int(window.until.timestamp())
     step = agg.choose_step(until - since)
-    rollups = RequestRollup.objects.filter(project_id=project.pk)
-    if step == RequestRollup.MINUTE:
-        rows = rollups.filter(period_seconds=60, period_start__gte=window.since,
-                              period_start__lt=window.until)
-    else:
-        minute_ranges, hour_range = agg.cover(since, until)
-        match = Q()
-        for start, end in minute_ranges:
-            match |= Q(period_seconds=60, period_start__gte=_utc(start), period_start__lt=_utc(end))
-        if hour_range:
-            match |= Q(period_seconds=3600, period_start__gte=_utc(hour_range[0]),
-                       period_start__lt=_utc(hour_range[1]))
-        rows = rollups.filter(match)
-    total = agg.Cell()
+    read_since, read_until = since, until
+    stored = RequestRollup.objects.filter(project_id=project.pk, period_seconds=60).aggregate(
+        first=Min("period_start"), last=Max("period_start"))
+    if stored["first"] is not None:
+        if stored["first"].timestamp() >= since:
+            read_since = agg.floor_to(since, RequestRollup.DAY)
+        if stored["last"].timestamp() + 60 <= until:
+            read_until = -(-until // RequestRollup.DAY) * RequestRollup.DAY
     by_view: dict[str, agg.Cell] = {}
     by_point: dict[int, agg.Cell] = {}
-    for start, view, count, client_errors, server_errors, duration_sum, histogram in rows.values_list(
-        "period_start", "view_name", "count", "client_errors", "server_errors",
-        "duration_sum_ms", "histogram",
-    ).iterator(chunk_size=5000):
-        cell = agg.Cell(count, client_errors, server_errors, duration_sum, histogram)
-        by_view.setdefault(view, agg.Cell()).merge(cell)
-        point = agg.floor_to(start.timestamp(), step)
-        by_point.setdefault(point, agg.Cell()).merge(cell)
+    if stored["first"] is not None:
+        levels = (RequestRollup.DAY, RequestRollup.HOUR, RequestRollup.MINUTE)
+        for view, count, client_errors, server_errors, duration_sum, histogram in (
+            _cells(RequestRollup, project, read_since, read_until, levels)
+            .values_list("view_name", "count", "client_errors", "server_errors",
+                         "duration_sum_ms", "histogram")
+        ):
+            by_view.setdefault(view, agg.Cell()).merge(
+                agg.Cell(count, client_errors, server_errors, duration_sum, histogram))
+        levels = ((RequestRollup.HOUR, RequestRollup.MINUTE) if step == RequestRollup.HOUR
+                  else (RequestRollup.MINUTE,))
+        for start, count, client_errors, server_errors, duration_sum, histogram in (
+            _cells(RequestSeriesRollup, project, read_since, read_until, levels)
+            .values_list("period_start", "count", "client_errors", "server_errors",
+                         "duration_sum_ms", "histogram")
+        ):
+            by_point.setdefault(agg.floor_to(start.timestamp(), step), agg.Cell()).merge(
+                agg.Cell(count, client_errors, server_errors, duration_sum, histogram))
+    total = agg.Cell()
     for cell in by_view.values():
         total.merge(cell)
     series = []
@@ -235,6 +271,21 @@ def summarize(project: Project, window: Window) -> dict:
         "views": views,
         "series": {"step_seconds": step, "points": series},
     }
+
+
+def summarize_project(project: Project, since: datetime | None = None,
+                      until: datetime | None = None) -> dict:
+    """summarize() over resolve_window(): what the summary API answers, for other apps."""
+    return summarize(project, resolve_window(project, since, until))
+
+
+def _cells(model, project: Project, since: int, until: int, levels: tuple[int, ...]):
+    """The cells of `model` that exactly cover [since, until) with the given rollup levels."""
+    match = Q(pk__in=[])
+    for period, start, end in agg.cover_levels(since, until, levels):
+        match |= Q(period_seconds=period, period_start__gte=_utc(start),
+                   period_start__lt=_utc(end))
+    return model.objects.filter(match, project_id=project.pk)
 
 
 def filter_requests(project: Project, *, since=None, until=None, path=None, status=None,
@@ -263,12 +314,12 @@ def filter_requests(project: Project, *, since=None, until=None, path=None, stat
 
 
 def project_overview(projects) -> list[dict]:
-    """Last 24 hours of each project, from hour rollups, for the project list."""
+    """Last 24 hours of each project, from its all-views hour cells, for the project list."""
     since = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
     totals = {p.pk: agg.Cell() for p in projects}
     for project_id, count, client_errors, server_errors, duration_sum, histogram in (
-        RequestRollup.objects.filter(project__in=list(totals), period_seconds=3600,
-                                     period_start__gte=since)
+        RequestSeriesRollup.objects.filter(project__in=list(totals), period_seconds=3600,
+                                           period_start__gte=since)
         .values_list("project_id", "count", "client_errors", "server_errors",
                      "duration_sum_ms", "histogram")
     ):
