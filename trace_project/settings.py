@@ -365,6 +365,8 @@ TM_RUN_RETENTION_DAYS = _read("int", "TM_RUN_RETENTION_DAYS", 180)
 TRACKING_RAW_RETENTION_DAYS = _read("int", "TRACKING_RAW_RETENTION_DAYS", 30)
 # Overload: ingest requests in flight (waiting or running) per server process beyond this get 429.
 TRACKING_INGEST_MAX_INFLIGHT = _read("int", "TRACKING_INGEST_MAX_INFLIGHT", 16)
+# Threads per server process that store ingest batches on PostgreSQL (0: Django's one sync thread).
+TRACKING_INGEST_THREADS = _read("int", "TRACKING_INGEST_THREADS", 4)
 # Largest batch accepted by the batch endpoint, in events and in uncompressed bytes.
 TRACKING_MAX_BATCH_EVENTS = _read("int", "TRACKING_MAX_BATCH_EVENTS", 5000)
 TRACKING_MAX_BATCH_BYTES = _read("int", "TRACKING_MAX_BATCH_BYTES", 16 * 1024 * 1024)
