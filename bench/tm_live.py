@@ -107,17 +107,28 @@ async def load(server, names, seconds, real, answered, latencies):
         return sum(counts), time.monotonic() - started
 
 
+def _check_alive(watchers):
+    for task in watchers:
+        if task.done():
+            raise RuntimeError(f"a watcher socket failed: {task.exception() or 'closed'}")
+
+
 async def measure(server, names, machine_ids, args):
     arrivals = {w: [] for w in range(args.watchers)}
     watched = {w: w % len(names) for w in range(args.watchers)}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        watchers = [
-            asyncio.create_task(watch(
+        watchers = []
+        # Browsers open their sockets over time; 200 handshakes in one instant would also
+        # exhaust the channel layer's Redis connection pool (100) in group_add.
+        for w, index in watched.items():
+            watchers.append(asyncio.create_task(watch(
                 session, f"{server.ws_url}/ws/machine/{machine_ids[names[index]]}/last/",
-                arrivals[w]))
-            for w, index in watched.items()
-        ]
+                arrivals[w])))
+            while sum(1 for a in arrivals.values() if a) < len(watchers) - 20:
+                _check_alive(watchers)
+                await asyncio.sleep(0.01)
         while sum(1 for a in arrivals.values() if a) < args.watchers:
+            _check_alive(watchers)
             await asyncio.sleep(0.05)
         for a in arrivals.values():
             a.clear()

@@ -1,5 +1,13 @@
 """REST API of seed 003: machines write (token or, in development, anonymous), people read."""
 
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import AsyncToSync, sync_to_async
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.parsers import JSONParser
@@ -7,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trace_project.errors import ErrorSerializer
-from tm_api import bodies, services
+from tm_api import bodies, live, services
 from tm_api import status as S
 from tm_api.auth import MachineTokenAuthentication, MachineWriter, check_token_allows
 from tm_api.models import Machine, MasterScenario, Scenario, Test
@@ -115,6 +123,69 @@ class TestStopView(MachineReport):
              "timestamp_stop": S.iso(test.timestamp_stop)},
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+# --- where reports run ------------------------------------------------------------------------
+
+_write_threads = None
+
+
+def write_threads() -> ThreadPoolExecutor:
+    global _write_threads
+    if _write_threads is None:
+        _write_threads = ThreadPoolExecutor(settings.TM_WRITE_THREADS,
+                                            thread_name_prefix="tm-write")
+    return _write_threads
+
+
+def _called_from_sync_code() -> bool:
+    # A test client or async_to_sync: that caller's thread holds the connection (and maybe the
+    # transaction) the report must use, as Django would run a sync view.
+    return getattr(AsyncToSync.executors, "current", None) is not None
+
+
+def on_write_threads(drf_view):
+    """Run a machine-report view on TM_WRITE_THREADS threads of their own under the server.
+
+    Django gives every sync request a thread of its own, so 50 machines posting at once meant
+    50 threads fighting for the GIL and for the DATABASE_POOL_SIZE connections (a report that
+    waited 2 s for one answered 500). Here reports queue for a few threads, each taking a pooled
+    connection per report, and the view's frames are handed to the event loop without waiting.
+    The view itself (DRF: auth, parsing, validation, errors) is unchanged.
+    """
+    sync_view = sync_to_async(drf_view)
+
+    def run(request, loop, *args, **kwargs):
+        live.send_frames_on(loop)
+        try:
+            response = drf_view(request, *args, **kwargs)
+            response.render()
+            # Rendered here, so Django does not hop to yet another thread to render it.
+            plain = HttpResponse(response.content, status=response.status_code,
+                                 headers=dict(response.items()))
+            return plain
+        except DatabaseError:
+            connection.close()
+            raise
+        finally:
+            live.send_frames_on(None)
+            connection.close()  # back to the pool (or closed): an idle thread holds none
+
+    @functools.wraps(drf_view)
+    async def view(request, *args, **kwargs):
+        if settings.TM_WRITE_THREADS < 1 or _called_from_sync_code():
+            return await sync_view(request, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            write_threads(), functools.partial(run, request, loop, *args, **kwargs)
+        )
+
+    return view
+
+
+dry_run_view = on_write_threads(DryRunView.as_view())
+test_start_view = on_write_threads(TestStartView.as_view())
+test_stop_view = on_write_threads(TestStopView.as_view())
 
 
 # --- reads ---------------------------------------------------------------------------------

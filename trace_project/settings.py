@@ -358,6 +358,9 @@ except (ValueError, _zoneinfo.ZoneInfoNotFoundError):
 TM_SILENCE_MINUTES = _read("int", "TM_SILENCE_MINUTES", 15)
 # Runs (with their tests and scripts) older than this are deleted by the prune_old_data job.
 TM_RUN_RETENTION_DAYS = _read("int", "TM_RUN_RETENTION_DAYS", 180)
+# Threads per server process that run machine reports (dry run, start, stop), each with a pooled
+# database connection while it works; keep it below DATABASE_POOL_SIZE. 0: Django's own threads.
+TM_WRITE_THREADS = _read("int", "TM_WRITE_THREADS", 4)
 
 
 # --- tracking -----------------------------------------------------------------------------------
