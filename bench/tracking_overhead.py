@@ -12,7 +12,9 @@ Trackers send to a local receiver that answers 200 to everything. sentry-sdk and
 are installed with `pip install --target` into a scratch directory (never into requirements);
 a variant whose package does not install is reported as skipped.
 Rounds are interleaved (bare, ours, sentry, seed, bare, ...) and the median per variant is
-reported, as added µs per request against bare (p50, p99) and throughput as a ratio of bare's.
+reported, as added µs per request against bare (p50, p99) and throughput as a ratio of bare's,
+both in wall time and in process CPU time (every thread's, the trackers' senders included,
+counted until their queued requests have gone out).
 """
 
 import argparse
@@ -79,8 +81,10 @@ def child(variant, requests, receiver):
 
     for _ in range(2000):  # warm-up: imports, caches, the sender thread
         handler(environ(), start_response)
+    time.sleep(2.5)  # let the warm-up's batches go out before CPU time is counted
     times = []
     perf = time.perf_counter_ns
+    cpu_started = time.process_time()
     started = perf()
     for _ in range(requests):
         env = environ()
@@ -89,10 +93,15 @@ def child(variant, requests, receiver):
         response.close()
         times.append(perf() - t0)
     elapsed = (perf() - started) / 1e9
+    # The trackers' background threads send what was queued within their flush interval (1 s
+    # for ours): their CPU time counts too (process_time covers every thread, and is not
+    # inflated by other processes on a loaded machine the way wall time is).
+    time.sleep(2.5)
+    cpu = time.process_time() - cpu_started
     times.sort()
     print(json.dumps({"p50_us": times[len(times) // 2] / 1000,
                       "p99_us": times[int(len(times) * 0.99)] / 1000,
-                      "rps": requests / elapsed}))
+                      "rps": requests / elapsed, "cpu_us": cpu / requests * 1e6}))
     sys.stdout.flush()
     os._exit(0)  # skip the trackers' exit flush: not part of the per-request cost
 
@@ -153,28 +162,36 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated subset of " + ",".join(VARIANTS) + " (bare always runs)")
     args = parser.parse_args()
     install_extras()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     receiver = f"http://127.0.0.1:{server.server_address[1]}"
-    variants = [v for v in VARIANTS if available(v)]
-    skipped = [v for v in VARIANTS if v not in variants]
+    wanted = {"bare", *args.variants.split(",")}
+    variants = [v for v in VARIANTS if v in wanted and available(v)]
+    skipped = [v for v in VARIANTS if v in wanted and v not in variants]
     results = {v: [] for v in variants}
     for round_number in range(args.rounds):
         for variant in variants:
             results[variant].append(run_variant(variant, args.requests, receiver))
-    median = {v: {k: statistics.median(r[k] for r in rs) for k in ("p50_us", "p99_us", "rps")}
+    median = {v: {k: statistics.median(r[k] for r in rs)
+                  for k in ("p50_us", "p99_us", "rps", "cpu_us")}
               for v, rs in results.items()}
     bare = median["bare"]
     print(f"Trivial Django view, {args.requests} requests x {args.rounds} interleaved rounds, "
           f"median of rounds (python {sys.version.split()[0]})")
     print(f"{'variant':<8} {'p50 µs':>8} {'p99 µs':>8} {'+p50 µs':>8} {'+p99 µs':>8} "
-          f"{'req/s':>9} {'vs bare':>8}")
+          f"{'req/s':>9} {'vs bare':>8} {'CPU µs':>8} {'+CPU µs':>8} {'CPU-bound vs bare':>18}")
     for variant, m in median.items():
         print(f"{variant:<8} {m['p50_us']:8.1f} {m['p99_us']:8.1f} "
               f"{m['p50_us'] - bare['p50_us']:8.1f} {m['p99_us'] - bare['p99_us']:8.1f} "
-              f"{m['rps']:9.0f} {m['rps'] / bare['rps']:8.3f}")
+              f"{m['rps']:9.0f} {m['rps'] / bare['rps']:8.3f} {m['cpu_us']:8.1f} "
+              f"{m['cpu_us'] - bare['cpu_us']:8.1f} {bare['cpu_us'] / m['cpu_us']:18.3f}")
+    print("CPU µs: process CPU time per request, sender threads included (less sensitive to "
+          "other load than wall time); CPU-bound vs bare: the throughput ratio of a server that "
+          "is CPU-bound, bare CPU / variant CPU.")
     for variant in skipped:
         print(f"{variant:<8} skipped: package did not install")
     print(f"receiver got {Receiver.received} POSTs")

@@ -231,25 +231,28 @@ class Sender:
         self.dropped += len(batch)
 
     def serialise(self, batch: list, dropped: int) -> bytes:
+        # Runs for every request in the sender thread, which shares the GIL with the host's
+        # request threads: repeated values (queries, visitors, header sets) are worked out once
+        # and cached, and the whole batch is encoded by one json.dumps call.
         token = self.config.project_token
         events = []
+        append = events.append
         for (started, duration_ns, method, path, query, view, status, cookie, user_agent,
              client_ip, response_size, header_values) in batch:
-            headers = {name: value for name, value in zip(HEADER_NAMES, header_values)
-                       if value and name in SAFE_HEADER_NAMES}
-            events.append({
+            append({
                 "time": started,
                 "duration_ms": duration_ns / 1e6,
                 "method": method,
                 "path": path,
-                "query": scrub_query(query or ""),
+                "query": _scrubbed_query(query) if query else "",
                 "view": view or "",
                 "status": status,
-                "session_id": session_id(cookie, client_ip, user_agent, started, token),
+                "session_id": _session_id(cookie, client_ip, user_agent, int(started // 86400),
+                                          token),
                 "user_agent": user_agent or "",
                 "client_ip": client_ip or None,
                 "response_size": response_size,
-                "headers": headers,
+                "headers": _captured_headers(header_values),
             })
         return json.dumps({"project_id": self.config.project_id, "events": events,
                            "dropped": max(0, dropped),
@@ -283,6 +286,18 @@ class Sender:
                 logger.exception("request tracker: flush at exit failed")
         if hasattr(self.transport, "close"):
             self.transport.close()
+
+
+@functools.lru_cache(maxsize=1024)  # an app sees the same few query strings again and again
+def _scrubbed_query(query: str) -> str:
+    return scrub_query(query)
+
+
+@functools.lru_cache(maxsize=256)
+def _captured_headers(header_values: tuple) -> dict:
+    """The captured headers that have a value (read-only: shared between events)."""
+    return {name: value for name, value in zip(HEADER_NAMES, header_values)
+            if value and name in SAFE_HEADER_NAMES}
 
 
 def session_id(cookie, client_ip, user_agent, started, token) -> str:
