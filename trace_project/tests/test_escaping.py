@@ -133,7 +133,7 @@ def test_machine_names_paths_and_scripts_are_text(asgi_server, logged_in):
     assert_inert(page, machine_name, test_file, SVG + ".py")
     for title in (test_file, SVG + ".py", SCRIPT + ".py"):  # the script modal of each kind
         page.locator(f"button.tm-script[data-script-title='{title}']").click()
-        page.wait_for_selector("dialog.tm-modal[open] .body :is(.highlight, .tm-empty)")
+        page.wait_for_selector("dialog.tm-modal[open] .body .highlight")
         assert_inert(page, title)
         assert page.inner_text("#tm-script-title") == title
         body = page.inner_text("dialog.tm-modal .body")
