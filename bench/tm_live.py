@@ -11,6 +11,10 @@ baseline measured in the same run: the same machines posting a malformed body to
 endpoint (400 from the same view stack: no database, no frames).
 
     .venv/bin/python bench/tm_live.py [--machines 50] [--watchers 200] [--seconds 20]
+                                      [--channel-layer shipped|pubsub]
+
+--channel-layer pubsub runs the server with channels_redis' RedisPubSubChannelLayer instead of
+the shipped RedisChannelLayer (settings.CHANNEL_LAYERS), to compare the delivery side.
 Env: BENCH_PG (default postgres://postgres@127.0.0.1:5432), BENCH_REDIS_DB (default 13).
 """
 
@@ -19,6 +23,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,6 +90,9 @@ async def machine(session, url, name, deadline, real, answered_log, latencies):
     return done
 
 
+CLOSED_BY_SERVER = []
+
+
 async def watch(session, url, arrivals):
     async with session.ws_connect(url, max_msg_size=0) as socket:
         arrivals.append("open")
@@ -93,6 +101,7 @@ async def watch(session, url, arrivals):
                 arrivals.append(time.monotonic())
             else:
                 break
+        CLOSED_BY_SERVER.append(url)
 
 
 async def load(server, names, seconds, real, answered, latencies):
@@ -159,6 +168,7 @@ def main():
     parser.add_argument("--machines", type=int, default=50)
     parser.add_argument("--watchers", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--channel-layer", choices=["shipped", "pubsub"], default="shipped")
     args = parser.parse_args()
     pg = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
     redis_url = f"redis://127.0.0.1:6379/{os.environ.get('BENCH_REDIS_DB', '13')}"
@@ -167,6 +177,17 @@ def main():
            "REDIS_PREFIX": database, "SECRET_KEY": "bench-" + "x" * 50, "DEBUG": "False",
            "TM_ALLOW_ANONYMOUS_MACHINES": "True", "DASHBOARDS_PUBLIC": "True",
            "LOG_LEVEL": "WARNING"}
+    if args.channel_layer == "pubsub":
+        settings_dir = tempfile.mkdtemp(prefix="tm-bench-")
+        Path(settings_dir, "tm_bench_settings.py").write_text(
+            "from trace_project.settings import *  # noqa\n"
+            "CHANNEL_LAYERS = {'default': {'BACKEND': "
+            "'channels_redis.pubsub.RedisPubSubChannelLayer', "
+            "'CONFIG': {'hosts': [REDIS_URL], 'prefix': REDIS_PREFIX_}}}\n"
+            .replace("REDIS_PREFIX_", repr(database))
+        )
+        env.update(DJANGO_SETTINGS_MODULE="tm_bench_settings",
+                   PYTHONPATH=os.pathsep.join([settings_dir, str(ROOT)]))
     psql(f"CREATE DATABASE {database}", pg)
     server = None
     try:
@@ -182,7 +203,8 @@ def main():
         base_rate, rate, latencies, delays, missing = asyncio.run(
             measure(server, names, machine_ids, args))
         print(f"machines={args.machines} watchers={args.watchers} seconds={args.seconds:g} "
-              f"tests/run={TESTS_PER_RUN} (one daphne process, PostgreSQL + Redis; "
+              f"tests/run={TESTS_PER_RUN} channel layer: {args.channel_layer} "
+              f"(one daphne process, PostgreSQL + Redis; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
         print(f"baseline (400 on malformed JSON, same view): {base_rate:8.0f} req/s")
         print(f"test_start/test_stop:                        {rate:8.0f} req/s  "
@@ -191,9 +213,10 @@ def main():
               f"p99 {percentile(latencies, 99):.1f} ms")
         print(f"202 -> frame at watchers: p50 {percentile(delays, 50):.1f} ms, "
               f"p99 {percentile(delays, 99):.1f} ms over {len(delays)} frames; "
-              f"missing frames: {missing}")
+              f"missing frames: {missing}; watcher sockets closed by the server: "
+              f"{len(CLOSED_BY_SERVER)}")
         print("(a negative delay: the frame arrived before the client had read the 202; "
-              "frames are sent after commit, before the response)")
+              "frames are sent after commit, alongside the response)")
     finally:
         if server:
             server.stop()
