@@ -8,10 +8,12 @@ Django's own 404/500 pages answer in the same shape under the API prefixes.
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DataError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, serializers
-from rest_framework.views import exception_handler
+from rest_framework.response import Response
+from rest_framework.views import exception_handler, set_rollback
 
 API_PATH_PREFIXES = ("/api/", "/tm_api/", "/tracking/")
 
@@ -49,6 +51,15 @@ def api_exception_handler(exc, context):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    if isinstance(exc, DataError):
+        # The database refused a value the request carried that passed validation (PostgreSQL
+        # takes UTC offsets only up to 15:59, ?since=2024-01-01T00:00+20:23 parses in Python):
+        # the client's input, so a 400 naming it, not a 500. The first line only: the rest
+        # quotes SQL.
+        set_rollback()
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "value out of range"
+        return Response(error_body(f"The database refused a value: {reason}.", "invalid"),
+                        status=400)
     response = exception_handler(exc, context)
     if response is None:
         return None  # unexpected: Django's handler500 answers, in this shape too
