@@ -166,9 +166,13 @@ if REDIS_URL:
         raise ImproperlyConfigured(
             f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}"
         )
+    # The pub/sub layer: live frames go straight to the processes holding the sockets. The core
+    # layer queues each process's frames in one Redis list of bounded capacity (frames dropped
+    # under load) and, with redis-py 8's 5 s socket timeout, closed idle sockets every few
+    # seconds; a live page needs neither queueing nor persistence.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": _read("str", "REDIS_PREFIX", "monitor")},
         }
     }

@@ -29,18 +29,19 @@ def test_healthz_ok_on_the_configured_services(client, settings):
 def test_healthz_ok_on_redis(client, settings, redis_url):
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [redis_url], "prefix": "monitor-test-health"},
         }
     }
     body = client.get("/healthz").json()
-    assert body["channel_layer"] == {**body["channel_layer"], "ok": True, "backend": "RedisChannelLayer"}
+    assert body["channel_layer"] == {**body["channel_layer"], "ok": True,
+                                     "backend": "RedisPubSubChannelLayer"}
 
 
 def test_healthz_names_an_unreachable_channel_layer(client, settings):
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
         }
     }
@@ -81,9 +82,9 @@ def test_healthz_names_an_unreachable_database():
 
 
 async def test_channel_layer_round_trip_through_redis(redis_url):
-    from channels_redis.core import RedisChannelLayer
+    from channels_redis.pubsub import RedisPubSubChannelLayer
 
-    layer = RedisChannelLayer(hosts=[redis_url], prefix="monitor-test-roundtrip")
+    layer = RedisPubSubChannelLayer(hosts=[redis_url], prefix="monitor-test-roundtrip")
     channel = await layer.new_channel()
     await layer.group_add("roundtrip", channel)
     await layer.group_send("roundtrip", {"type": "probe", "n": 1})
@@ -92,7 +93,6 @@ async def test_channel_layer_round_trip_through_redis(redis_url):
     assert (await layer.receive(channel))["n"] == 2
     await layer.group_discard("roundtrip", channel)
     await layer.flush()
-    await layer.close_pools()
 
 
 async def test_configured_channel_layer_round_trip():
