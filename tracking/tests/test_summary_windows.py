@@ -1,5 +1,5 @@
-"""The summary sums rollups inside the database: checked against brute force over the raw events,
-on whichever backend the suite runs (PostgreSQL's jsonb_each_text, SQLite's json_each)."""
+"""Summaries read from day, hour, minute and all-views rollup cells: checked against brute force
+over the raw events, for the all-time window and random windows, on the suite's backend."""
 
 import math
 import time
