@@ -1,4 +1,5 @@
-from trace_project.consumers import LiveConsumer
+from trace_project.access import may_view_dashboards
+from trace_project.consumers import CLOSE_FORBIDDEN, LiveConsumer
 from tracking.live import project_group
 from tracking.models import Project
 
@@ -8,6 +9,10 @@ class ProjectMetricsConsumer(LiveConsumer):
     tracking.live); the page then reads the summary API."""
 
     async def connect(self):
+        # Access first: an anonymous visitor must not learn which project ids exist.
+        if not may_view_dashboards(self.scope.get("user")):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
         public_id = self.scope["url_route"]["kwargs"]["project_id"]
         self.project = await Project.objects.filter(public_id=public_id).afirst()
         if self.project is None:

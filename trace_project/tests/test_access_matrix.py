@@ -207,7 +207,7 @@ WS_TABLE = {
     "ws/machine/<int:pk>/last/": [("/ws/machine/{machine}/last/", LIVE)],
     "ws/metrics/<uuid:project_id>/": [
         ("/ws/metrics/{project}/", LIVE),
-        ("/ws/metrics/{unknown_uuid}/", (4004, 4004, 4004, 4004, 4004)),
+        ("/ws/metrics/{unknown_uuid}/", (4003, 4004, 4004, 4003, 4003)),
     ],
 }
 WS_PUBLIC = (OPEN,) * 5  # every live socket with DASHBOARDS_PUBLIC=True
@@ -549,7 +549,7 @@ async def test_public_dashboards_open_every_live_socket(world, settings):
     settings.ALLOWED_HOSTS = ["monitor.example.com"]
     settings.DASHBOARDS_PUBLIC = True
     rows = [(template, WS_PUBLIC) for rows in WS_TABLE.values() for template, expected in rows
-            if expected[0] == CLOSE_FORBIDDEN]
+            if expected[0] == CLOSE_FORBIDDEN and "{unknown_uuid}" not in template]
     assert len(rows) == 5
     found = await ws_mismatches(world, rows)
     assert not found, "\n".join(found)
@@ -573,7 +573,8 @@ async def test_every_websocket_refuses_a_foreign_origin(world, settings):
                 foreign = await sync_to_async(websocket_headers)(world, identity, FOREIGN_ORIGIN)
                 assert await ws_answer(application, path, foreign) is None, path
                 assert await ws_answer(stack, path, foreign) is None, path
-                if expected[IDENTITIES.index(identity)] == OPEN or expected[0] == CLOSE_FORBIDDEN:
+                opens_when_public = expected[0] == CLOSE_FORBIDDEN and "{unknown_uuid}" not in template
+                if expected[IDENTITIES.index(identity)] == OPEN or opens_when_public:
                     path = await sync_to_async(world.fill)(template)
                     own = await sync_to_async(websocket_headers)(world, identity, OWN_ORIGIN)
                     assert await ws_answer(stack, path, own) == OPEN, path
@@ -582,9 +583,6 @@ async def test_every_websocket_refuses_a_foreign_origin(world, settings):
 
 
 @pytest.mark.asyncio
-@pytest.mark.xfail(strict=True, reason=(
-    "tracking.consumers.ProjectMetricsConsumer looks the project up before the dashboard "
-    "check: an anonymous visitor learns whether a project id exists (4004) instead of 4003"))
 async def test_metrics_socket_refuses_anonymous_before_looking_the_project_up(world, settings):
     settings.ALLOWED_HOSTS = ["monitor.example.com"]
     settings.DASHBOARDS_PUBLIC = False
