@@ -196,3 +196,12 @@ def daily_digest() -> str:
              ["5xx", server_errors]]
     notify(f"{now:%Y-%m-%d}", lines, facts)
     return " ".join(lines)
+
+
+@job("compact_rollups", "30 2 * * *",
+     "Rollup upkeep: delete per-minute rollup cells older than TRACKING_MINUTE_ROLLUP_DAYS; "
+     "hour and day cells keep the history.")
+def compact_rollups() -> str:
+    from tracking.services import compact_rollups as compact
+
+    return f"{compact()} minute rollup cells deleted"

@@ -370,6 +370,9 @@ TM_WRITE_THREADS = _read("int", "TM_WRITE_THREADS", 4)
 # --- tracking -----------------------------------------------------------------------------------
 # Raw request rows older than this are deleted by `manage.py prune_request_metrics` (rollups stay).
 TRACKING_RAW_RETENTION_DAYS = _read("int", "TRACKING_RAW_RETENTION_DAYS", 30)
+# Per-minute rollup cells older than this are deleted by the compact_rollups job; hour and day
+# cells stay, so older windows are answered at hour resolution.
+TRACKING_MINUTE_ROLLUP_DAYS = _read("int", "TRACKING_MINUTE_ROLLUP_DAYS", 30)
 # Overload: ingest requests in flight (waiting or running) per server process beyond this get 429.
 TRACKING_INGEST_MAX_INFLIGHT = _read("int", "TRACKING_INGEST_MAX_INFLIGHT", 16)
 # Threads per server process that store ingest batches on PostgreSQL (0: Django's one sync thread).

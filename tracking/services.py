@@ -343,3 +343,21 @@ def prune_raw_requests(older_than_days: int | None = None, batch_size: int = 50_
             return deleted
         deleted += RequestMetric.objects.filter(id__in=ids).delete()[0]
         time.sleep(0)  # let other threads in between batches
+
+
+def compact_rollups(older_than_days: int | None = None, batch_size: int = 20_000) -> int:
+    """Delete per-minute rollup cells (per view and all-views) older than
+    TRACKING_MINUTE_ROLLUP_DAYS, in batches. Hour and day cells hold the same counts and
+    histograms, so only the resolution of old windows drops (to whole hours)."""
+    days = settings.TRACKING_MINUTE_ROLLUP_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted = 0
+    for model in (RequestRollup, RequestSeriesRollup):
+        old = model.objects.filter(period_seconds=RequestRollup.MINUTE, period_start__lt=cutoff)
+        while True:
+            ids = list(old.values_list("id", flat=True)[:batch_size])
+            if not ids:
+                break
+            deleted += model.objects.filter(id__in=ids).delete()[0]
+    return deleted
+

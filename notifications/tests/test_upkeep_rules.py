@@ -108,3 +108,22 @@ def test_daily_digest_once_a_day(shop):
     run_job("daily_digest")
     digest = Notification.objects.get(rule="daily_digest")
     assert digest.deliveries.get().channel.name == "digest"
+
+
+def test_compact_rollups_drops_old_minute_cells_and_keeps_the_history(shop, settings):
+    from tracking.models import RequestRollup, RequestSeriesRollup
+
+    settings.TRACKING_MINUTE_ROLLUP_DAYS = 30
+    requests_now(shop, 4, seconds_ago=40 * 86400)
+    requests_now(shop, 6)
+    window = tracking.Window(timezone.now() - timedelta(days=60), timezone.now())
+    before = tracking.summarize(shop, window)["count"]
+    old_minutes = RequestRollup.objects.filter(
+        period_seconds=60, period_start__lt=timezone.now() - timedelta(days=30)).count()
+    assert old_minutes == 1
+    assert run_job("compact_rollups").last_detail == "2 minute rollup cells deleted"
+    assert not RequestSeriesRollup.objects.filter(
+        period_seconds=60, period_start__lt=timezone.now() - timedelta(days=30)).exists()
+    assert RequestRollup.objects.filter(period_seconds=60).count() == 1  # the recent minute
+    assert tracking.summarize(shop, window)["count"] == before == 10  # hours and days hold it
+    assert run_job("compact_rollups").last_detail == "0 minute rollup cells deleted"
