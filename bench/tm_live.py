@@ -11,10 +11,10 @@ baseline measured in the same run: the same machines posting a malformed body to
 endpoint (400 from the same view stack: no database, no frames).
 
     .venv/bin/python bench/tm_live.py [--machines 50] [--watchers 200] [--seconds 20]
-                                      [--channel-layer shipped|pubsub]
+                                      [--channel-layer shipped|core]
 
---channel-layer pubsub runs the server with channels_redis' RedisPubSubChannelLayer instead of
-the shipped RedisChannelLayer (settings.CHANNEL_LAYERS), to compare the delivery side.
+--channel-layer core runs the server with channels_redis' queueing RedisChannelLayer instead of
+the shipped pub/sub layer (settings.CHANNEL_LAYERS), to compare the delivery side.
 Env: BENCH_PG (default postgres://postgres@127.0.0.1:5432), BENCH_REDIS_DB (default 13).
 """
 
@@ -168,7 +168,7 @@ def main():
     parser.add_argument("--machines", type=int, default=50)
     parser.add_argument("--watchers", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--channel-layer", choices=["shipped", "pubsub"], default="shipped")
+    parser.add_argument("--channel-layer", choices=["shipped", "core"], default="shipped")
     args = parser.parse_args()
     pg = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
     redis_url = f"redis://127.0.0.1:6379/{os.environ.get('BENCH_REDIS_DB', '13')}"
@@ -177,12 +177,12 @@ def main():
            "REDIS_PREFIX": database, "SECRET_KEY": "bench-" + "x" * 50, "DEBUG": "False",
            "TM_ALLOW_ANONYMOUS_MACHINES": "True", "DASHBOARDS_PUBLIC": "True",
            "LOG_LEVEL": "WARNING"}
-    if args.channel_layer == "pubsub":
+    if args.channel_layer == "core":
         settings_dir = tempfile.mkdtemp(prefix="tm-bench-")
         Path(settings_dir, "tm_bench_settings.py").write_text(
             "from trace_project.settings import *  # noqa\n"
             "CHANNEL_LAYERS = {'default': {'BACKEND': "
-            "'channels_redis.pubsub.RedisPubSubChannelLayer', "
+            "'channels_redis.core.RedisChannelLayer', "
             "'CONFIG': {'hosts': [REDIS_URL], 'prefix': REDIS_PREFIX_}}}\n"
             .replace("REDIS_PREFIX_", repr(database))
         )
