@@ -39,6 +39,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def live_frame(self, event):
         await self.send_json(event["data"])
 
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """Live sockets only speak to the browser; whatever a client sends is ignored. (The
+        JSON consumer's own receive raised on text that is not JSON and on binary frames,
+        which ended the socket with 1011.)"""
+
     @classmethod
     async def encode_json(cls, content):
         return json.dumps(content, cls=DjangoJSONEncoder)
