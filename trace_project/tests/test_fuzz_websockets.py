@@ -358,16 +358,9 @@ async def test_random_frames_on_fresh_connections_never_crash_the_consumer(frame
         assert reply["message"] == STORED or reply["message"].startswith("Error: ")
 
 
-ON_POSTGRESQL = os.environ.get("DATABASE_URL", "").startswith(("postgres:", "postgresql:"))
-
-
-@pytest.mark.xfail(
-    ON_POSTGRESQL, strict=True,
-    reason="traces: a span name with U+0000 passes validation, PostgreSQL cannot store it "
-           "(psycopg.DataError: text fields cannot contain NUL), so the frame is answered 1011 "
-           "'could not store ... send it again later' forever; it should be a 4000 Error naming "
-           "the key (SQLite stores it)")
-async def test_known_bug_nul_in_a_name_is_a_1011_on_postgresql():
+async def test_a_nul_in_a_name_is_refused_naming_the_key():
+    # No database text column stores U+0000 (PostgreSQL refuses it): a 4000 Error, not a 1011
+    # "send it again later" that a client would retry forever.
     trace_id = next(_trace_ids)
     communicator = await connect(f"/ws/trace/{trace_id}")
     await send_frame(communicator, [
@@ -376,7 +369,10 @@ async def test_known_bug_nul_in_a_name_is_a_1011_on_postgresql():
         {"type": "SPAN_END", "timestamp": 2, "group_id": "s"},
         {"type": "TRACE_END", "timestamp": 2, "group_id": "t"}])
     reply, code = await reply_and_close(communicator)
-    assert code in (1000, 4000), (reply, code)
+    assert code == 4000, (reply, code)
+    assert reply["message"] == (
+        "Error: message 1 (SPAN_START): 'name' contains a NUL character (\\u0000), "
+        "which cannot be stored")
 
 
 # --- browser live sockets -----------------------------------------------------------------------
