@@ -201,8 +201,11 @@ def _ceil_minute(moment: datetime) -> datetime:
 
 
 def resolve_window(project: Project, since: datetime | None, until: datetime | None) -> Window:
-    """Whole minutes covering [since, until); no `since` means from the first stored request."""
-    until = _ceil_minute(until or timezone.now())
+    """Whole minutes covering [since, until); no `since` means from the first stored request.
+
+    A window never ends after the current minute: nothing is stored in the future."""
+    now = _ceil_minute(timezone.now())
+    until = min(_ceil_minute(until), now) if until else now
     if since is None:
         first = project.rollups.filter(period_seconds=RequestRollup.MINUTE).aggregate(
             first=Min("period_start"))["first"]
@@ -256,7 +259,12 @@ def summarize(project: Project, window: Window) -> dict:
     for cell in by_view.values():
         total.merge(cell)
     series = []
-    for point in range(agg.floor_to(since, step), until, step):
+    # Points start where the project's data does: a window reaching back decades must not make
+    # the series hundreds of thousands of empty points long.
+    first = project.rollups.aggregate(first=Min("period_start"))["first"]
+    series_since = (max(since, int(first.timestamp())) if first is not None
+                    else max(since, until - 3600))
+    for point in range(agg.floor_to(series_since, step), until, step):
         stats = (by_point.get(point) or agg.Cell()).stats()
         del stats["mean_ms"]
         series.append({"start": _utc(point), **stats})

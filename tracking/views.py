@@ -3,7 +3,8 @@ import json
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -252,12 +253,22 @@ def _project_or_404(project_id) -> Project:
     return project
 
 
+# Windows outside these bounds are refused (400): nothing is stored there, and date arithmetic
+# near year 1 overflows.
+EARLIEST_WINDOW = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+LATEST_WINDOW = datetime(2200, 1, 1, tzinfo=dt_timezone.utc)
+
+
 def _window_arguments(params):
     query = WindowQuerySerializer(data=params)
     query.is_valid(raise_exception=True)
     data = query.validated_data
     until = data.get("until")
     since = data.get("since")
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and not (EARLIEST_WINDOW <= value <= LATEST_WINDOW):
+            raise ValidationError({name: [
+                f"must be between {EARLIEST_WINDOW:%Y-%m-%d} and {LATEST_WINDOW:%Y-%m-%d}."]})
     if "last" in data:
         since = (until or timezone.now()) - timedelta(minutes=WINDOWS[data["last"]])
     return since, until

@@ -102,3 +102,18 @@ def test_endpoints_are_in_the_openapi_schema(admin_client):
     for path in ("/api/tracking/ingest/", "/api/tracking/projects/{project_id}/summary/",
                  "/api/tracking/projects/{project_id}/requests/", "/tracking/{project_id}"):
         assert path in paths, path
+
+
+def test_windows_far_in_the_past_are_refused_or_bounded(admin_client, project):
+    """Found by the API fuzzer: `until` near year 1 overflowed (500), and `since` in year 352
+    made the series one point per hour since then (minutes of work)."""
+    summary = f"/api/tracking/projects/{project.public_id}/summary/"
+    requests = f"/api/tracking/projects/{project.public_id}/requests/"
+    response = admin_client.get(requests, {"last": "1h", "until": "0001-01-01T00:03:02Z"})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("until: must be between 1970-01-01")
+    assert admin_client.get(summary, {"since": "0352-02-17T12:00:11Z"}).status_code == 400
+    body = admin_client.get(summary, {"since": "1970-01-01T00:00:00Z"}).json()
+    assert body["count"] == 5
+    # From the day of the first stored request (data spans 26 h), not hourly since 1970.
+    assert len(body["series"]["points"]) <= 50
