@@ -107,8 +107,8 @@ class ScriptSerializer(serializers.Serializer):
     file_path = serializers.CharField()
     script = serializers.CharField()
     status = serializers.CharField()
-    timestamp_start = serializers.DateTimeField()
-    timestamp_stop = serializers.DateTimeField()
+    timestamp_start = serializers.DateTimeField(allow_null=True, help_text="null until started")
+    timestamp_stop = serializers.DateTimeField(allow_null=True, help_text="null until stopped")
     duration = serializers.FloatField(allow_null=True, help_text="seconds")
 
 

@@ -19,15 +19,15 @@ class TraceSummarySerializer(serializers.ModelSerializer):
         fields = ["id", "created", "completed", "status", "name", "service", "start", "end",
                   "duration", "span_count", "event_count", "url"]
 
-    @extend_schema_field(OpenApiTypes.NUMBER)
+    @extend_schema_field(serializers.FloatField(allow_null=True))  # null while the trace is open
     def get_start(self, trace):
         return trace.as_number(trace.start)
 
-    @extend_schema_field(OpenApiTypes.NUMBER)
+    @extend_schema_field(serializers.FloatField(allow_null=True))  # null while the trace is open
     def get_end(self, trace):
         return trace.as_number(trace.end)
 
-    @extend_schema_field(OpenApiTypes.NUMBER)
+    @extend_schema_field(serializers.FloatField(allow_null=True))  # null while the trace is open
     def get_duration(self, trace):
         return trace.as_number(trace.duration)
 

@@ -380,13 +380,11 @@ def _validate(server, path, method, **parts):
                                               checks=checks())
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["open-trace-null-times"][2])
-def test_known_bug_open_trace_times_are_null(asgi_server):
+def test_open_trace_times_are_null_as_documented(asgi_server):
     _validate(asgi_server, "/api/trace/{id}/", "GET", path_parameters={"id": 9002})
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["tm-null-timestamps"][2])
-def test_known_bug_waiting_test_timestamps_are_null(asgi_server):
+def test_waiting_test_timestamps_are_null_as_documented(asgi_server):
     from tm_api.models import Test
 
     world = build_world(asgi_server.url)
