@@ -2,11 +2,9 @@
 
 import asyncio
 import functools
-from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import AsyncToSync, sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, connection
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
@@ -15,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trace_project.errors import ErrorSerializer
+from trace_project.workers import WorkerThreads, kept_connection
 from tm_api import bodies, live, services
 from tm_api import status as S
 from tm_api.auth import MachineTokenAuthentication, MachineWriter, check_token_allows
@@ -127,15 +126,7 @@ class TestStopView(MachineReport):
 
 # --- where reports run ------------------------------------------------------------------------
 
-_write_threads = None
-
-
-def write_threads() -> ThreadPoolExecutor:
-    global _write_threads
-    if _write_threads is None:
-        _write_threads = ThreadPoolExecutor(settings.TM_WRITE_THREADS,
-                                            thread_name_prefix="tm-write")
-    return _write_threads
+write_threads = WorkerThreads("tm-write", "TM_WRITE_THREADS")
 
 
 def _called_from_sync_code() -> bool:
@@ -158,18 +149,14 @@ def on_write_threads(drf_view):
     def run(request, loop, *args, **kwargs):
         live.send_frames_on(loop)
         try:
-            response = drf_view(request, *args, **kwargs)
-            response.render()
+            with kept_connection():
+                response = drf_view(request, *args, **kwargs)
+                response.render()
             # Rendered here, so Django does not hop to yet another thread to render it.
-            plain = HttpResponse(response.content, status=response.status_code,
-                                 headers=dict(response.items()))
-            return plain
-        except DatabaseError:
-            connection.close()
-            raise
+            return HttpResponse(response.content, status=response.status_code,
+                                headers=dict(response.items()))
         finally:
             live.send_frames_on(None)
-            connection.close()  # back to the pool (or closed): an idle thread holds none
 
     @functools.wraps(drf_view)
     async def view(request, *args, **kwargs):
@@ -177,7 +164,7 @@ def on_write_threads(drf_view):
             return await sync_view(request, *args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            write_threads(), functools.partial(run, request, loop, *args, **kwargs)
+            write_threads.executor, functools.partial(run, request, loop, *args, **kwargs)
         )
 
     return view

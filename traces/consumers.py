@@ -3,16 +3,13 @@
 import asyncio
 import json
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
-from django.db import DatabaseError, connection, connections
 
 from trace_project.consumers import LiveConsumer
 from trace_project.live import asend_frame
+from trace_project.workers import WorkerThreads, kept_connection
 from traces.services import (
     STORED_REPLY, IngestError, ingest_frames, ingest_group, reply_for, trace_group,
 )
@@ -31,52 +28,20 @@ MAX_TRACE_ID = 2**63 - 1  # a BIGINT primary key
 LIVE_INTERVAL = 0.25
 
 
-_ingest_threads = None
-
-
-def ingest_threads() -> ThreadPoolExecutor:
-    """Threads that store frames: several, so that one frame's database round trips overlap
-    with the next frame's work (frames of one trace are still serialised by its row lock)."""
-    global _ingest_threads
-    if _ingest_threads is None:
-        _ingest_threads = ThreadPoolExecutor(settings.TRACE_INGEST_THREADS,
-                                             thread_name_prefix="trace-ingest")
-    return _ingest_threads
+ingest_threads = WorkerThreads("trace-ingest", "TRACE_INGEST_THREADS")
 
 
 def close_ingest_connections() -> None:
     """Close the database connection each ingest thread keeps (tests; before dropping a DB)."""
-    if _ingest_threads is None:
-        return
-    count = _ingest_threads._max_workers
-    everyone = threading.Barrier(count)
-
-    def close():
-        connections.close_all()
-        try:  # hold this thread until each thread has a task: one close per thread
-            everyone.wait(timeout=5)
-        except threading.BrokenBarrierError:
-            pass
-
-    for future in [_ingest_threads.submit(close) for _ in range(count)]:
-        future.result()
+    ingest_threads.close_connections()
 
 
 def _ingest_on_kept_connection(trace_id: int, frames: list):
-    """ingest_frames on the ingest thread's own database connection.
-
-    channels' database_sync_to_async opens a connection per call when CONN_MAX_AGE is 0; at
-    hundreds of frames per second that costs more than the insert. The connection is kept
-    instead and thrown away only when it broke (or handed back after each frame when the
-    project uses a connection pool, so that ingestion never holds pooled connections idle)."""
-    try:
+    """ingest_frames on the ingest thread's own, kept database connection: channels'
+    database_sync_to_async opens one per call when CONN_MAX_AGE is 0, and at hundreds of frames
+    per second that costs more than the insert."""
+    with kept_connection():
         return ingest_frames(trace_id, frames, publish=False)
-    except DatabaseError:
-        connection.close()
-        raise
-    finally:
-        if connection.settings_dict.get("OPTIONS", {}).get("pool"):
-            connection.close()  # with a connection pool, closing hands it back (cheap)
 
 
 class TraceIngestConsumer(AsyncWebsocketConsumer):
@@ -114,7 +79,7 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
     async def store(self, frames: list):
         try:
             result, refused = await sync_to_async(
-                _ingest_on_kept_connection, thread_sensitive=False, executor=ingest_threads()
+                _ingest_on_kept_connection, thread_sensitive=False, executor=ingest_threads.executor
             )(self.trace_id, frames)
         except IngestError as error:
             await self.finish(f"Error: {error}", CLOSE_ERROR)

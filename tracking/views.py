@@ -2,13 +2,12 @@ import functools
 import json
 import uuid
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, connection, connections
+from django.db import connection, connections
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -21,6 +20,7 @@ from rest_framework.views import APIView
 
 from trace_project.access import dashboard_page
 from trace_project.errors import ErrorSerializer, error_body
+from trace_project.workers import WorkerThreads, kept_connection
 from tracking import services
 from tracking.models import Project
 from tracking.serializers import (
@@ -159,32 +159,16 @@ class BatchIngestView(APIView):
                          "rejected_events": rejected[:100]})
 
 
-_ingest_threads = None
-
-
-def ingest_threads() -> ThreadPoolExecutor:
-    global _ingest_threads
-    if _ingest_threads is None:
-        _ingest_threads = ThreadPoolExecutor(settings.TRACKING_INGEST_THREADS,
-                                             thread_name_prefix="tracking-ingest")
-    return _ingest_threads
+ingest_threads = WorkerThreads("tracking-ingest", "TRACKING_INGEST_THREADS")
 
 
 def _on_ingest_thread(sync_view):
-    """The view on an ingest thread's own database connection: kept between batches (a new
-    connection per batch costs milliseconds), dropped when it broke, and handed back after each
-    batch when a connection pool is configured, so idle threads hold no pooled connection."""
+    """The view on an ingest thread's own, kept database connection (trace_project.workers)."""
 
     @functools.wraps(sync_view)
     def view(request, *args, **kwargs):
-        try:
+        with kept_connection():
             return sync_view(request, *args, **kwargs)
-        except DatabaseError:
-            connection.close()
-            raise
-        finally:
-            if connection.settings_dict.get("OPTIONS", {}).get("pool"):
-                connection.close()
 
     return view
 
@@ -231,7 +215,7 @@ class Overload:
                         and connections["default"].vendor == "postgresql"
                         and not await _caller_in_transaction()):
                     return await sync_to_async(on_ingest_thread, thread_sensitive=False,
-                                               executor=ingest_threads())(request, *args, **kwargs)
+                                               executor=ingest_threads.executor)(request, *args, **kwargs)
                 return await to_async(request, *args, **kwargs)
             finally:
                 self.inflight -= 1
