@@ -77,7 +77,20 @@ class RequestMetric(models.Model):
         return f"{self.method or '?'} {self.path} {self.status_code}"
 
 
-class RequestRollup(models.Model):
+class RollupCounts(models.Model):
+    """What one rollup cell holds (tracking.aggregation.Cell): counts and a latency histogram."""
+
+    count = models.BigIntegerField(default=0)
+    client_errors = models.BigIntegerField(default=0)
+    server_errors = models.BigIntegerField(default=0)
+    duration_sum_ms = models.FloatField(default=0)
+    histogram = models.JSONField(default=dict)
+
+    class Meta:
+        abstract = True
+
+
+class RequestRollup(RollupCounts):
     """Counts and a latency histogram (tracking.aggregation) of one project's requests to one view
     in one minute, hour or (UTC) day. Summaries read these, never the raw rows."""
 
@@ -91,11 +104,6 @@ class RequestRollup(models.Model):
         choices=[(MINUTE, "minute"), (HOUR, "hour"), (DAY, "day")])
     period_start = models.DateTimeField()
     view_name = models.CharField(max_length=200, blank=True)
-    count = models.BigIntegerField(default=0)
-    client_errors = models.BigIntegerField(default=0)
-    server_errors = models.BigIntegerField(default=0)
-    duration_sum_ms = models.FloatField(default=0)
-    histogram = models.JSONField(default=dict)
 
     class Meta:
         constraints = [
@@ -109,7 +117,7 @@ class RequestRollup(models.Model):
         return f"{self.project_id} {self.period_start:%Y-%m-%d %H:%M} {self.view_name}"
 
 
-class RequestSeriesRollup(models.Model):
+class RequestSeriesRollup(RollupCounts):
     """The same counts and histogram over all of a project's views in one minute or hour: a
     dashboard's time series reads one row per point instead of one per point and view."""
 
@@ -118,11 +126,6 @@ class RequestSeriesRollup(models.Model):
     period_seconds = models.PositiveIntegerField(
         choices=[(RequestRollup.MINUTE, "minute"), (RequestRollup.HOUR, "hour")])
     period_start = models.DateTimeField()
-    count = models.BigIntegerField(default=0)
-    client_errors = models.BigIntegerField(default=0)
-    server_errors = models.BigIntegerField(default=0)
-    duration_sum_ms = models.FloatField(default=0)
-    histogram = models.JSONField(default=dict)
 
     class Meta:
         constraints = [
