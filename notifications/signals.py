@@ -14,7 +14,13 @@ def notify_server_error(sender, request=None, **kwargs):
 
     from notifications.rules import server_error
 
+    from django.db import DatabaseError
+
     error = sys.exc_info()[1]
+    if isinstance(error, DatabaseError):
+        # The outbox lives in that database: trying to write it would only make the failing
+        # request wait for the pool's timeout too. The error is logged by Django as usual.
+        return
     try:
         server_error(request, error)
     except Exception:  # noqa: BLE001 - the database may be the very thing that failed

@@ -78,6 +78,13 @@ def test_a_server_error_notifies_once_within_the_cooldown(client):
     assert notification.deliveries.count() == 1
 
 
+@pytest.mark.urls("notifications.tests.urls_crash")
+def test_a_database_error_does_not_try_the_outbox_in_that_database(client):
+    client.raise_request_exception = False
+    assert client.get("/db-down/").status_code == 500
+    assert not Notification.objects.exists()
+
+
 def test_admin_refuses_non_http_urls_and_never_shows_saved_secrets(admin_client):
     response = admin_client.post("/admin/notifications/channel/add/", {
         "name": "bad", "kind": "discord", "enabled": "on", "url": "ftp://example.com/hook",

@@ -5,4 +5,11 @@ def crash(request):
     raise ValueError("kaput")
 
 
-urlpatterns = [path("crash/", crash), path("", include("trace_project.urls"))]
+def database_down(request):
+    from django.db import OperationalError
+
+    raise OperationalError("connection refused")
+
+
+urlpatterns = [path("crash/", crash), path("db-down/", database_down),
+               path("", include("trace_project.urls"))]
