@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 
+import idempotency
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
@@ -150,8 +151,9 @@ def prune_old_data() -> str:
         Trace.objects.filter(created__lt=now - timedelta(days=settings.TRACE_RETENTION_DAYS)))
     runs_deleted = _delete_in_batches(
         Run.objects.filter(received__lt=now - timedelta(days=settings.TM_RUN_RETENTION_DAYS)))
-    return (f"{requests_deleted} raw requests, {traces_deleted} traces and {runs_deleted} runs "
-            f"deleted")
+    keys_deleted = idempotency.prune(now)
+    return (f"{requests_deleted} raw requests, {traces_deleted} traces, {runs_deleted} runs and "
+            f"{keys_deleted} idempotency keys deleted")
 
 
 def _delete_in_batches(queryset, batch_size=500) -> int:

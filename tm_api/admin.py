@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from trace_project.admin_views import ReceivedDataAdmin
 from trace_project.tokens import new_token, token_digest, token_hint
 from tm_api.auth import TOKEN_PREFIX
 from tm_api.models import Machine, MachineToken, MasterScenario, Run, Scenario, Test
@@ -46,14 +47,16 @@ class ScenarioInline(admin.TabularInline):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(ReceivedDataAdmin, admin.ModelAdmin):
+    deletable = True  # a run goes with its scenarios and tests
+
     list_display = ["machine", "timestamp", "received"]
     list_filter = ["machine"]
     date_hierarchy = "timestamp"
 
 
 @admin.register(MasterScenario)
-class MasterScenarioAdmin(admin.ModelAdmin):
+class MasterScenarioAdmin(ReceivedDataAdmin, admin.ModelAdmin):
     list_display = ["file_name", "run", "status", "tests_count"]
     list_filter = ["status"]
     inlines = [ScenarioInline]
@@ -61,7 +64,7 @@ class MasterScenarioAdmin(admin.ModelAdmin):
 
 
 @admin.register(Test)
-class TestAdmin(admin.ModelAdmin):
+class TestAdmin(ReceivedDataAdmin, admin.ModelAdmin):
     list_display = ["file_name", "file_path", "status", "machine", "timestamp_start"]
     list_filter = ["status"]
     search_fields = ["file_name", "file_path"]

@@ -12,12 +12,14 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+import idempotency
 from trace_project.errors import ErrorSerializer
+from trace_project.schema import IDEMPOTENCY_KEY
 from trace_project.workers import WorkerThreads, kept_connection
 from tm_api import bodies, live, services
 from tm_api import status as S
 from tm_api.auth import MachineTokenAuthentication, MachineWriter, check_token_allows
-from tm_api.models import Machine, MasterScenario, Scenario, Test
+from tm_api.models import Machine, MasterScenario, Scenario, Test, machine_key
 from tm_api.serializers import (
     DryRunInput,
     DryRunReply,
@@ -63,6 +65,12 @@ class MachineReport(APIView):
     permission_classes = [MachineWriter]
     parser_classes = [JSONParser]
 
+    def once(self, data, write):
+        """write() applied once per Idempotency-Key of this machine; a retry with the same key
+        gets the first answer again (idempotency/)."""
+        scope = f"tm_api:{machine_key(data['machine_name'])}"
+        return idempotency.once(scope, idempotency.key_of(self.request), write)
+
     def validated(self, serializer_class):
         serializer = serializer_class(data=self.request.data)
         serializer.is_valid(raise_exception=True)
@@ -78,50 +86,64 @@ class MachineReport(APIView):
 
 
 @extend_schema(
-    tags=["test machines: machines write"], request=DryRunInput,
+    tags=["test machines: machines write"], request=DryRunInput, parameters=[IDEMPOTENCY_KEY],
     responses={201: DryRunReply, **_errors(400, 401, 403)},
     summary="A machine announces a run: every test it will run, all waiting.",
 )
 class DryRunView(MachineReport):
     def post(self, request):
         data = self.validated(DryRunInput)
-        services.record_dry_run(data["machine_name"], data["timestamp"], data["master_scenario"])
-        return Response(dry_run_reply(data), status=status.HTTP_201_CREATED)
+
+        def write():
+            services.record_dry_run(data["machine_name"], data["timestamp"],
+                                    data["master_scenario"])
+            return Response(dry_run_reply(data), status=status.HTTP_201_CREATED)
+
+        return self.once(data, write)
 
 
 @extend_schema(
-    tags=["test machines: machines write"], request=TestStartInput,
+    tags=["test machines: machines write"], request=TestStartInput, parameters=[IDEMPOTENCY_KEY],
     responses={202: TestStartInput, **_errors(400, 401, 403, 404, 409)},
     summary="A test starts (the first waiting one with this file, in dry-run order).",
 )
 class TestStartView(MachineReport):
     def post(self, request):
         data = self.validated(TestStartInput)
-        test = services.start_test(data["machine_name"], data["file_path"], data["file_name"],
-                                   data.get("timestamp_start"))
-        return Response(
-            {"machine_name": data["machine_name"], "file_path": data["file_path"],
-             "file_name": data["file_name"], "timestamp_start": S.iso(test.timestamp_start)},
-            status=status.HTTP_202_ACCEPTED,
-        )
+
+        def write():
+            test = services.start_test(data["machine_name"], data["file_path"],
+                                       data["file_name"], data.get("timestamp_start"))
+            return Response(
+                {"machine_name": data["machine_name"], "file_path": data["file_path"],
+                 "file_name": data["file_name"], "timestamp_start": S.iso(test.timestamp_start)},
+                status=status.HTTP_202_ACCEPTED,
+            )
+
+        return self.once(data, write)
 
 
 @extend_schema(
-    tags=["test machines: machines write"], request=TestStopInput,
+    tags=["test machines: machines write"], request=TestStopInput, parameters=[IDEMPOTENCY_KEY],
     responses={202: TestStopInput, **_errors(400, 401, 403, 404, 409)},
     summary="A running test ends with a status; 'cancelled' cancels the rest of the run.",
 )
 class TestStopView(MachineReport):
     def post(self, request):
         data = self.validated(TestStopInput)
-        test = services.stop_test(data["machine_name"], data["file_path"], data["file_name"],
-                                  data["status"], data.get("timestamp_stop"))
-        return Response(
-            {"machine_name": data["machine_name"], "file_path": data["file_path"],
-             "file_name": data["file_name"], "status": test.status,
-             "timestamp_stop": S.iso(test.timestamp_stop)},
-            status=status.HTTP_202_ACCEPTED,
-        )
+
+        def write():
+            test = services.stop_test(data["machine_name"], data["file_path"],
+                                      data["file_name"], data["status"],
+                                      data.get("timestamp_stop"))
+            return Response(
+                {"machine_name": data["machine_name"], "file_path": data["file_path"],
+                 "file_name": data["file_name"], "status": test.status,
+                 "timestamp_stop": S.iso(test.timestamp_stop)},
+                status=status.HTTP_202_ACCEPTED,
+            )
+
+        return self.once(data, write)
 
 
 # --- where reports run ------------------------------------------------------------------------

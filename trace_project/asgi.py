@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP to Django, websockets through origin and auth checks to the apps."""
+"""ASGI entry point: HTTP to Django, websockets through origin and auth checks to the apps; both
+through the limits of trace_project/limits.py first."""
 
 import os
 
@@ -8,17 +9,24 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trace_project.settings")
 # Django must be set up before anything imports models (consumers, routing).
 django_asgi_app = get_asgi_application()
 
+from trace_project.daphne_requests import leave_request_bodies_to_django  # noqa: E402
+
+# Under daphne: bodies reach Django unparsed by Twisted (a bad multipart body is ours to answer).
+leave_request_bodies_to_django()
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from trace_project.limits import BodySizeLimit, WebsocketLimits  # noqa: E402
 from trace_project.routing import websocket_urlpatterns  # noqa: E402
 from trace_project.security import allowed_hosts_origin_validator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": allowed_hosts_origin_validator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        # Limits first (docs/limits.md): a client over one costs no more than the check.
+        "http": BodySizeLimit(django_asgi_app),
+        "websocket": WebsocketLimits(
+            allowed_hosts_origin_validator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

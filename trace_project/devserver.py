@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# As the Procfile and the Dockerfile: websocket messages up to 16 MiB reach the application.
+DAPHNE_OPTIONS = ["--websocket-max-message-size", "16777216", "--websocket-max-frame-size",
+                  "16777216"]
 
 
 def free_port() -> int:
@@ -41,7 +44,7 @@ class Server:
     def start(self, timeout=30):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "trace_project.asgi:application"],
+             *DAPHNE_OPTIONS, "trace_project.asgi:application"],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.wait_healthy(timeout)

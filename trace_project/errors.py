@@ -8,14 +8,41 @@ Django's own 404/500 pages answer in the same shape under the API prefixes.
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import DataError
-from django.http import Http404, JsonResponse
+import logging
+import sys
+
+from django.db import DataError, InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
-from rest_framework.views import exception_handler, set_rollback
 
 API_PATH_PREFIXES = ("/api/", "/tm_api/", "/tracking/")
+
+logger = logging.getLogger(__name__)
+
+# While the database cannot be reached (down, restarting, every pooled connection taken), a
+# request answers 503 with this, in a bounded time: the connect timeout and the pool's timeout
+# (settings.py, DATABASE_CONNECT_TIMEOUT and DATABASE_POOL_TIMEOUT) bound the wait.
+DATABASE_UNAVAILABLE = "The database is unavailable; nothing was stored. Try again shortly."
+DATABASE_UNAVAILABLE_CODE = "database_unavailable"
+RETRY_AFTER_SECONDS = 5
+
+
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """A connection that could not be made, was lost, or did not come from the pool in time
+    (psycopg_pool.PoolTimeout is an OperationalError, wrapped by Django as its own). Errors of
+    the request's own SQL or values (IntegrityError, DataError, ...) are not."""
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def database_unavailable_response(request, exc) -> JsonResponse:
+    logger.warning("%s %s: database unavailable: %s", request.method, request.path,
+                   str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    response = JsonResponse(error_body(DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_CODE),
+                            status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def error_body(detail: str, code: str, errors: dict | None = None) -> dict:
@@ -46,11 +73,22 @@ def _flatten(errors, prefix=""):
 
 
 def api_exception_handler(exc, context):
+    # Imported here: rest_framework.views reads DRF's settings on import, whose classes
+    # (throttles, ...) may import this module.
+    from rest_framework.views import exception_handler, set_rollback
+
     # As DRF does inside exception_handler, so that `code` says what happened.
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    if is_database_unavailable(exc):
+        set_rollback()
+        response = Response(error_body(DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_CODE),
+                            status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        logger.warning("database unavailable: %s", str(exc).strip().splitlines()[0]
+                       if str(exc).strip() else type(exc).__name__)
+        return response
     if isinstance(exc, DataError):
         # The database refused a value the request carried that passed validation (PostgreSQL
         # takes UTC offsets only up to 15:59, ?since=2024-01-01T00:00+20:23 parses in Python):
@@ -96,6 +134,16 @@ def page_not_found(request, exception):
 
 
 def server_error(request):
+    # Django calls this inside its `except`: the exception is at hand.
+    exc = sys.exc_info()[1]
+    if is_database_unavailable(exc):
+        response = database_unavailable_response(request, exc)
+        if not _is_api(request):
+            response = HttpResponse(
+                "<!doctype html><title>503 Service unavailable</title><h1>Service unavailable"
+                "</h1><p>The database is unavailable. Try again in a moment.</p>",
+                status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return response
     if _is_api(request):
         return JsonResponse(
             error_body("Internal server error; it has been logged.", "server_error"), status=500

@@ -30,16 +30,52 @@ async def check_database() -> dict:
 async def _channel_layer_round_trip():
     layer = get_channel_layer()
     channel = await layer.new_channel("healthz.")
-    token = uuid.uuid4().hex
-    await layer.send(channel, {"type": "health.ping", "token": token})
-    message = await layer.receive(channel)
-    if message.get("token") != token:
-        raise RuntimeError("received a different message than the one sent")
+    try:
+        token = uuid.uuid4().hex
+        await layer.send(channel, {"type": "health.ping", "token": token})
+        message = await layer.receive(channel)
+        if message.get("token") != token:
+            raise RuntimeError("received a different message than the one sent")
+    finally:
+        # The pub/sub layer keeps a channel's subscription until told otherwise: without this,
+        # each probe would leave one behind (and redis-py would make them all again after
+        # each reconnection).
+        forget = getattr(layer, "forget_channel", None)
+        if forget is not None:
+            try:
+                await forget(channel)
+            except Exception:  # noqa: BLE001 - the check's own answer matters more
+                pass
     return type(layer).__name__
 
 
 async def check_channel_layer() -> dict:
-    return await _timed(_channel_layer_round_trip(), "backend")
+    result = await _timed(_channel_layer_round_trip(), "backend")
+    if not result["ok"]:
+        result["error"] = f"{_channel_layer_name()}: {result['error']}"
+    from trace_project.live import OUTAGE_COUNTS
+
+    if OUTAGE_COUNTS:  # since this process started: frames lost to Redis outages, ...
+        result["outages"] = dict(OUTAGE_COUNTS)
+    return result
+
+
+def _channel_layer_name() -> str:
+    """'Redis at 127.0.0.1:6379' (never the password of the URL), or the backend's name."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    layer = settings.CHANNEL_LAYERS["default"]
+    hosts = layer.get("CONFIG", {}).get("hosts") or []
+    if hosts:
+        host = hosts[0]
+        address = host.get("address", "") if isinstance(host, dict) else host
+        if isinstance(address, str) and address:
+            parts = urlsplit(address)
+            return f"Redis at {parts.hostname or parts.path}" + (
+                f":{parts.port}" if parts.port else "")
+    return layer["BACKEND"].rsplit(".", 1)[-1]
 
 
 async def _timed(awaitable, label: str) -> dict:

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "tm_api",
     "tracking",
     "notifications",
+    "idempotency",
 ]
 
 MIDDLEWARE = [
@@ -142,14 +143,23 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     )
 elif _database["ENGINE"] == "django.db.backends.postgresql":
     _options = _database.setdefault("OPTIONS", {})
-    # Fail fast with a 503 instead of hanging while PostgreSQL is unreachable.
-    _options.setdefault("connect_timeout", 5)
+    # Fail fast with a 503 instead of hanging while PostgreSQL is unreachable (docs/outages.md):
+    # a new connection gives up after DATABASE_CONNECT_TIMEOUT seconds, a request waiting for a
+    # pooled one after DATABASE_POOL_TIMEOUT seconds.
+    _options.setdefault("connect_timeout", _read("int", "DATABASE_CONNECT_TIMEOUT", 5))
     _pool_size = _read("int", "DATABASE_POOL_SIZE", 20)
     if _pool_size > 0 and "pool" not in _options:
         # A connection per request costs milliseconds; under daphne, requests and consumers
-        # take pooled ones. Django checks each one when it is taken, so a PostgreSQL restart
-        # costs the requests made during the outage, not a restart of this server.
-        _options["pool"] = {"min_size": 1, "max_size": _pool_size, "timeout": 2}
+        # take pooled ones. A connection broken by a PostgreSQL restart fails the request that
+        # takes it (503) and is thrown away. While PostgreSQL is down the pool tries to connect
+        # again with a doubling delay; it starts over after DATABASE_POOL_RECONNECT_TIMEOUT
+        # seconds (psycopg_pool's default, 300 s, let the delay grow to minutes, and so the
+        # time to recover after PostgreSQL is back).
+        _options["pool"] = {
+            "min_size": 1, "max_size": _pool_size,
+            "timeout": _read("float", "DATABASE_POOL_TIMEOUT", 2.0),
+            "reconnect_timeout": _read("float", "DATABASE_POOL_RECONNECT_TIMEOUT", 5.0),
+        }
     if "pool" in _options:
         _database["CONN_MAX_AGE"] = 0  # pooling replaces persistent connections
     else:
@@ -170,10 +180,20 @@ if REDIS_URL:
     # layer queues each process's frames in one Redis list of bounded capacity (frames dropped
     # under load) and, with redis-py 8's 5 s socket timeout, closed idle sockets every few
     # seconds; a live page needs neither queueing nor persistence.
+    # trace_project.live.PubSubChannelLayer is channels-redis's pub/sub layer made to survive
+    # Redis outages (docs/outages.md): each Redis call of the layer gives up after
+    # REDIS_TIMEOUT seconds, and while Redis is away it tries again every REDIS_RETRY seconds.
+    REDIS_TIMEOUT = _read("float", "REDIS_TIMEOUT", 2.0)
+    REDIS_RETRY = _read("float", "REDIS_RETRY", 0.25)
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": _read("str", "REDIS_PREFIX", "monitor")},
+            "BACKEND": "trace_project.live.PubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": REDIS_TIMEOUT}],
+                "prefix": _read("str", "REDIS_PREFIX", "monitor"),
+                "timeout": REDIS_TIMEOUT,
+                "retry": REDIS_RETRY,
+            },
         }
     }
     CACHES = {
@@ -254,7 +274,7 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "trace_project.schema.AutoSchema",  # + the error answers
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -282,6 +302,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Security schemes no authentication class declares (trace_project/schema.py).
+    "APPEND_COMPONENTS": {"securitySchemes": {"projectToken": {
+        "type": "http", "scheme": "bearer",
+        "description": "'Authorization: Bearer <project token>' (shown once when the project "
+                       "is created: python manage.py create_project NAME).",
+    }}},
 }
 
 
@@ -331,12 +357,19 @@ TRACE_RETENTION_DAYS = _read("int", "TRACE_RETENTION_DAYS", 30)
 SITE_URL = _read("str", "SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 
+# --- idempotency keys ---------------------------------------------------------------------------
+# How long the answer to a write sent with an Idempotency-Key is kept for its retries (idempotency/).
+IDEMPOTENCY_KEY_HOURS = _read("int", "IDEMPOTENCY_KEY_HOURS", 24)
+
+
 # --- traces -------------------------------------------------------------------------------------
 # Limits of one websocket frame of trace messages (docs/traces.md); bigger frames are refused.
 from marshmallow.validate import Range as _TraceRange  # noqa: E402
 
 TRACE_MAX_FRAME_BYTES = _read("int", "TRACE_MAX_FRAME_BYTES", 1_048_576, validate=_TraceRange(min=1))
 TRACE_MAX_FRAME_MESSAGES = _read("int", "TRACE_MAX_FRAME_MESSAGES", 10_000, validate=_TraceRange(min=1))
+# Spans one trace may have; a frame that would pass it is refused (nothing of it stored).
+TRACE_MAX_SPANS = _read("int", "TRACE_MAX_SPANS", 100_000, validate=_TraceRange(min=1))
 # Mounts ws/bench/noop/<id>, a consumer that only parses JSON: the benchmark's baseline. Never on
 # in production.
 TRACE_BENCH_NOOP = _read("bool", "TRACE_BENCH_NOOP", False)
@@ -382,3 +415,45 @@ TRACKING_MAX_BATCH_EVENTS = _read("int", "TRACKING_MAX_BATCH_EVENTS", 5000)
 TRACKING_MAX_BATCH_BYTES = _read("int", "TRACKING_MAX_BATCH_BYTES", 16 * 1024 * 1024)
 # Live dashboard frames per project and server process: at most one per this many seconds.
 TRACKING_LIVE_MIN_INTERVAL = _read("float", "TRACKING_LIVE_MIN_INTERVAL", 0.5)
+
+
+# --- limits -------------------------------------------------------------------------------------
+# What one client may send (docs/limits.md; enforced by trace_project/limits.py). 0 turns a limit
+# off. The defaults are far above what the clients of the seeds and of this project send.
+from marshmallow.validate import Range as _LimitRange  # noqa: E402
+
+# Largest request body of any HTTP request, in bytes: 413 above it. Above TRACKING_MAX_BATCH_BYTES
+# so that an uncompressed batch of the largest size still fits.
+HTTP_MAX_BODY_BYTES = _read("int", "HTTP_MAX_BODY_BYTES", 20 * 1024 * 1024,
+                            validate=_LimitRange(min=0))
+# Django's own check of request.body (a bare 400) agrees with it instead of cutting at 2.5 MB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = HTTP_MAX_BODY_BYTES or None
+# Largest frame a browser live socket takes (they send nothing): closed with 1009 above it. Trace
+# ingest sockets use TRACE_MAX_FRAME_BYTES; daphne's --websocket-max-message-size (1 MiB by
+# default) caps every socket before the application sees a frame.
+WEBSOCKET_MAX_FRAME_BYTES = _read("int", "WEBSOCKET_MAX_FRAME_BYTES", 65_536,
+                                  validate=_LimitRange(min=0))
+# Messages per second on one websocket connection (a token bucket: this rate, bursts of
+# WEBSOCKET_MESSAGE_BURST); over it the socket is closed with 4029.
+WEBSOCKET_MESSAGES_PER_SECOND = _read("float", "WEBSOCKET_MESSAGES_PER_SECOND", 1000.0,
+                                      validate=_LimitRange(min=0))
+WEBSOCKET_MESSAGE_BURST = _read("int", "WEBSOCKET_MESSAGE_BURST", 5000, validate=_LimitRange(min=1))
+# Open websockets per client address, and per Authorization header presented, in each server
+# process; one more is closed with 4029.
+WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT = _read("int", "WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT", 1000,
+                                             validate=_LimitRange(min=0))
+# Writes (POST/PUT/PATCH/DELETE) per second through the REST API, as token buckets shared by all
+# server processes through Redis (REDIS_URL) or kept in the process: per machine token
+# (tm_api), per project token (tracking ingest; seed 001's client posts one request per tracked
+# request), per logged-in user or client address for the rest (anonymous machines in development).
+RATE_LIMIT_MACHINE_TOKEN = _read("float", "RATE_LIMIT_MACHINE_TOKEN", 200.0,
+                                 validate=_LimitRange(min=0))
+RATE_LIMIT_MACHINE_TOKEN_BURST = _read("int", "RATE_LIMIT_MACHINE_TOKEN_BURST", 2000,
+                                       validate=_LimitRange(min=1))
+RATE_LIMIT_PROJECT_TOKEN = _read("float", "RATE_LIMIT_PROJECT_TOKEN", 2000.0,
+                                 validate=_LimitRange(min=0))
+RATE_LIMIT_PROJECT_TOKEN_BURST = _read("int", "RATE_LIMIT_PROJECT_TOKEN_BURST", 10_000,
+                                       validate=_LimitRange(min=1))
+RATE_LIMIT_CLIENT = _read("float", "RATE_LIMIT_CLIENT", 100.0, validate=_LimitRange(min=0))
+RATE_LIMIT_CLIENT_BURST = _read("int", "RATE_LIMIT_CLIENT_BURST", 1000, validate=_LimitRange(min=1))
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["trace_project.limits.WriteRateThrottle"]

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from trace_project.admin_views import ReceivedDataAdmin
 from traces.models import Event, Span, Trace
 
 
@@ -43,7 +44,7 @@ class TraceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Span)
-class SpanAdmin(admin.ModelAdmin):
+class SpanAdmin(ReceivedDataAdmin, admin.ModelAdmin):
     list_display = ["name", "service", "trace", "start", "end"]
     search_fields = ["name", "service", "group_id", "=trace__id"]
     list_select_related = ["trace"]
@@ -52,7 +53,7 @@ class SpanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReceivedDataAdmin, admin.ModelAdmin):
     list_display = ["name", "trace", "timestamp"]
     search_fields = ["name", "=trace__id"]
     list_select_related = ["trace"]

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -18,7 +19,9 @@ logger = logging.getLogger(__name__)
 
 CLOSE_STORED = 1000  # seed 000: the trace is complete and stored
 CLOSE_ERROR = 4000  # seed 000: the client sent something wrong
-CLOSE_SERVER_ERROR = 1011  # the server could not store the frame; nothing of it was kept
+# The server could not store the frame; nothing of it was kept: send it again later. Not 1011:
+# autobahn (daphne) sends only 1000 and 3000-4999 from a server, and left such a socket open.
+CLOSE_SERVER_ERROR = 4011
 MAX_BATCH = 50  # queued frames of one connection stored in one transaction
 MAX_TRACE_ID = 2**63 - 1  # a BIGINT primary key
 
@@ -36,12 +39,19 @@ def close_ingest_connections() -> None:
     ingest_threads.close_connections()
 
 
-def _ingest_on_kept_connection(trace_id: int, frames: list):
+def _ingest_on_kept_connection(trace_id: int, frames: list, acked: bool):
     """ingest_frames on the ingest thread's own, kept database connection: channels'
     database_sync_to_async opens one per call when CONN_MAX_AGE is 0, and at hundreds of frames
     per second that costs more than the insert."""
     with kept_connection():
-        return ingest_frames(trace_id, frames, publish=False)
+        return ingest_frames(trace_id, frames, publish=False, acked=acked)
+
+
+def _asks_for_acks(scope) -> bool:
+    """/ws/trace/<id>?ack=1: the client numbers its frames and hears {"ack": seq} once they are
+    stored (docs/traces.md, "Acknowledgements")."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query.get("ack", ["0"])[-1].lower() in ("1", "true", "yes")
 
 
 class TraceIngestConsumer(AsyncWebsocketConsumer):
@@ -55,6 +65,7 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
         self.live_timer = None
         self.queued = []  # frames received, not yet stored
         self.storing = None  # the task storing them
+        self.acks = _asks_for_acks(self.scope)
         if not 0 < self.trace_id <= MAX_TRACE_ID:
             await self.close()  # refuses the handshake, like a non-numeric id
             return
@@ -80,7 +91,7 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
         try:
             result, refused = await sync_to_async(
                 _ingest_on_kept_connection, thread_sensitive=False, executor=ingest_threads.executor
-            )(self.trace_id, frames)
+            )(self.trace_id, frames, self.acks)
         except IngestError as error:
             await self.finish(f"Error: {error}", CLOSE_ERROR)
             return
@@ -91,6 +102,8 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
                 "send it again later", CLOSE_SERVER_ERROR,
             )
             return
+        if result is not None and result.acked is not None:
+            await self.send(text_data=json.dumps({"ack": result.acked}))
         if result is not None:
             await self.publish(result.live_frame, now=result.finished)
             if result.finished:
@@ -133,7 +146,11 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
     async def live_frame(self, event):
         """Another connection's frame decided this trace: answer here too, as if it were ours."""
         decision = event["data"]
-        if decision.get("event") == "trace.decided" and not self.finished and decision["reply"]:
+        # Only this trace's decision: a channel name can come round again (the in-memory layer
+        # names channels with `random`), and a message left for an old consumer must not close
+        # a new one.
+        if (decision.get("event") == "trace.decided" and decision.get("id") == self.trace_id
+                and not self.finished and decision["reply"]):
             reply = decision["reply"]
             await self.finish(reply, CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR)
 

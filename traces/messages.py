@@ -44,6 +44,33 @@ class Message(NamedTuple):
 
 def parse_frame(data: str | bytes, max_bytes: int, max_messages: int) -> list[Message]:
     """JSON text of one frame -> its messages, validated; FrameError otherwise."""
+    document, data = _load(data, max_bytes)
+    return _messages(document, data, max_messages)
+
+
+def parse_acked_frame(data: str | bytes, max_bytes: int,
+                      max_messages: int) -> tuple[int, list[Message]]:
+    """A frame of a connection that asked for acknowledgements (/ws/trace/<id>?ack=1):
+    {"seq": <integer from 1>, "messages": <a seed frame>} -> (seq, messages); FrameError
+    otherwise."""
+    document, data = _load(data, max_bytes)
+    if not isinstance(document, dict) or set(document) != {"seq", "messages"}:
+        raise FrameError(
+            'with ?ack=1 a frame must be an object {"seq": <integer from 1>, "messages": '
+            f"[<messages>]}}, got {_json_type(document)}"
+            + (f" with keys {sorted(document)}" if isinstance(document, dict) else "")
+        )
+    seq = document["seq"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ:
+        raise FrameError(f"'seq' must be an integer from 1 to {MAX_SEQ}, got {seq!r}"[:300])
+    return seq, _messages(document["messages"], data, max_messages)
+
+
+MAX_SEQ = 2**63 - 1  # stored in a BIGINT
+
+
+def _load(data: str | bytes, max_bytes: int):
+    """(the JSON document of a frame, its text); FrameError if too big, not UTF-8 or not JSON."""
     size = len(data.encode() if isinstance(data, str) else data)
     if size > max_bytes:
         raise FrameError(f"frame of {size} bytes is over the limit of {max_bytes} bytes")
@@ -58,6 +85,10 @@ def parse_frame(data: str | bytes, max_bytes: int, max_messages: int) -> list[Me
         raise FrameError(
             f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
         ) from None
+    return document, data
+
+
+def _messages(document, data: str, max_messages: int) -> list[Message]:
     if isinstance(document, dict):
         document = [document]
     if not isinstance(document, list):

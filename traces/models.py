@@ -64,6 +64,8 @@ class Trace(models.Model):
     event_count = models.PositiveIntegerField(default=0)
     unfinished_span_count = models.PositiveIntegerField(default=0)
     problems = models.JSONField(default=list, blank=True)  # why it is inconsistent
+    # Clients that ask for acknowledgements (?ack=1) number their frames: the highest stored.
+    last_seq = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created", "-id"]

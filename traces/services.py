@@ -19,7 +19,9 @@ from django.utils import timezone
 from trace_project.live import publish_after_commit
 from traces import assembly
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, Conflict
-from traces.messages import SPAN_END, SPAN_START, FrameError, Message, parse_frame
+from traces.messages import (
+    SPAN_END, SPAN_START, FrameError, Message, parse_acked_frame, parse_frame,
+)
 from traces.models import Event, Span, Trace
 
 STORED_REPLY = "Trace stored. Closing the connection"  # seed 000's text; seed clients match it
@@ -38,6 +40,7 @@ class IngestResult:
     problems: list[str]
     span_count: int = 0
     event_count: int = 0
+    acked: int | None = None  # ?ack=1: every frame with a seq up to this one is stored
 
     @property
     def finished(self) -> bool:
@@ -89,33 +92,44 @@ def ingest_messages(trace_id: int, messages: list[Message], publish: bool = True
     return result
 
 
-def ingest_frames(trace_id: int, frames: list, publish: bool = True):
+def ingest_frames(trace_id: int, frames: list, publish: bool = True, acked: bool = False):
     """Frames that arrived together on one connection (JSON texts, in order), in one transaction
     with the outcome of storing them one by one: each frame all or nothing; the first refused
     frame stops the batch (the ones before it are kept); the frame that decides the trace ends
     it (the connection is closing). Returns (IngestResult of the stored frames or None,
-    IngestError of the refused frame or None)."""
-    parsed, refused = [], None
+    IngestError of the refused frame or None).
+
+    acked: the connection asked for acknowledgements, its frames are {"seq", "messages"}
+    envelopes (messages.parse_acked_frame); a frame whose seq is not above the trace's highest
+    stored one is a repeat (a client resending what it was not sure of) and is not stored again.
+    """
+    parsed, seqs, refused = [], [], None
     for data in frames:
         try:
-            parsed.append(parse_frame(
-                data, settings.TRACE_MAX_FRAME_BYTES, settings.TRACE_MAX_FRAME_MESSAGES
-            ))
+            if acked:
+                seq, messages = parse_acked_frame(
+                    data, settings.TRACE_MAX_FRAME_BYTES, settings.TRACE_MAX_FRAME_MESSAGES)
+                seqs.append(seq)
+                parsed.append(messages)
+            else:
+                parsed.append(parse_frame(
+                    data, settings.TRACE_MAX_FRAME_BYTES, settings.TRACE_MAX_FRAME_MESSAGES
+                ))
         except FrameError as error:
             refused = IngestError(str(error))
             break
     if not parsed:
         return None, refused
-    result, conflict = _ingest_parsed(trace_id, parsed, publish)
+    result, conflict = _ingest_parsed(trace_id, parsed, publish, seqs if acked else None)
     if result is not None and result.finished:
         return result, None
     return result, conflict or refused
 
 
-def _ingest_parsed(trace_id: int, frames: list[list[Message]], publish: bool):
+def _ingest_parsed(trace_id: int, frames: list[list[Message]], publish: bool, seqs=None):
     try:
         with transaction.atomic():
-            result, refused = _ingest_locked(trace_id, frames)
+            result, refused = _ingest_locked(trace_id, frames, seqs)
             if result is not None and publish:
                 publish_after_commit(trace_group(trace_id), result.live_frame)
                 if result.finished:
@@ -134,10 +148,16 @@ def _ingest_parsed(trace_id: int, frames: list[list[Message]], publish: bool):
 # per frame whatever its size (Django's query compiler cost more than the database did).
 
 
-def _ingest_locked(trace_id: int, frames: list[list[Message]]):
+def _ingest_locked(trace_id: int, frames: list[list[Message]], seqs: list[int] | None = None):
     group_ids = {m.group_id for frame in frames for m in frame
                  if m.type in (SPAN_START, SPAN_END)}
     trace, known_span_rows = _lock_trace(trace_id, group_ids)
+    if seqs is not None and all(seq <= trace.last_seq for seq in seqs):
+        # Only frames already stored (resent after a reconnect): acknowledged again, and if
+        # they decided the trace, its reply again.
+        return IngestResult(trace_id, trace.status, 0, sum(map(len, frames)),
+                            list(trace.problems), span_count=trace.span_count,
+                            event_count=trace.event_count, acked=trace.last_seq), None
     if not trace.is_open:
         raise IngestError(
             f"trace {trace_id} is already stored ({trace.status}); send a new trace under a new id"
@@ -151,24 +171,44 @@ def _ingest_locked(trace_id: int, frames: list[list[Message]]):
         for row_id, group_id, name, service, start, end in known_span_rows
     }
     spans = {group_id: record for group_id, (_, record) in known_rows.items()}
-    bounds, touched, events, repeats, taken, refused = trace.bounds(), {}, [], 0, 0, None
-    for messages in frames:
+    bounds, touched, events, repeats, refused = trace.bounds(), {}, [], 0, None
+    merged, acked, span_total, resent = [], None, trace.span_count, 0
+    for index, messages in enumerate(frames):
+        seq = seqs[index] if seqs is not None else None
+        if seq is not None and seq <= max(trace.last_seq, acked or 0):
+            acked = max(acked or 0, trace.last_seq)  # a repeat of a stored frame
+            resent += len(messages)
+            continue
         try:
             changes = assembly.merge_frame(bounds, spans, messages)
         except Conflict as error:
             refused = IngestError(str(error))
             break
+        new = sum(1 for span in changes.new_spans if span.group_id not in spans)
+        if span_total + new > settings.TRACE_MAX_SPANS:
+            refused = IngestError(
+                f"trace {trace_id} would have {span_total + new} spans, over the limit of "
+                f"{settings.TRACE_MAX_SPANS} spans per trace (TRACE_MAX_SPANS); nothing from "
+                "this frame was stored")
+            break
+        span_total += new
         bounds = changes.bounds
         for span in changes.new_spans + changes.finished_spans:
             spans[span.group_id] = touched[span.group_id] = span
         events += changes.events
         repeats += changes.repeats
-        taken += 1
+        merged.append(messages)
+        if seq is not None:
+            acked = trace.last_seq = seq
         if bounds.ready:
             break
-    if taken == 0:
-        raise refused
-    frames = frames[:taken]
+    if not merged:
+        if acked is None:
+            raise refused
+        return IngestResult(trace_id, trace.status, 0, resent, list(trace.problems),
+                            span_count=trace.span_count, event_count=trace.event_count,
+                            acked=acked), refused
+    frames = merged
     if trace.integer_timestamps and any(isinstance(m.timestamp, float)
                                         for frame in frames for m in frame):
         trace.integer_timestamps = False
@@ -200,8 +240,9 @@ def _ingest_locked(trace_id: int, frames: list[list[Message]]):
         _write_frame(trace, changes, known_rows, with_progress=True)
 
     stored = sum(len(frame) for frame in frames) - repeats
-    return IngestResult(trace_id, trace.status, stored, repeats, list(trace.problems),
-                        span_count=trace.span_count, event_count=trace.event_count), refused
+    return IngestResult(trace_id, trace.status, stored, repeats + resent, list(trace.problems),
+                        span_count=trace.span_count, event_count=trace.event_count,
+                        acked=acked), refused
 
 
 def _write_frame(trace: Trace, changes, known_rows: dict, with_progress: bool) -> None:
@@ -273,7 +314,7 @@ def _write_frame(trace: Trace, changes, known_rows: dict, with_progress: bool) -
 
 _PROGRESS_FIELDS = ("start", "end", "duration", "group_id", "end_group_id", "service",
                     "integer_timestamps", "unfinished_span_count", "span_count", "event_count",
-                    "name", "updated")
+                    "name", "last_seq", "updated")
 
 
 _KNOWN_SPANS = ('SELECT "id", "group_id", "name", "service", "start", "end" FROM "traces_span" '

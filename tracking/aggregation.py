@@ -143,10 +143,19 @@ def rollup_cells(events: Iterable[tuple[float, str, float, int]], period_seconds
     return cells
 
 
+MAX_DAILY_POINTS = 2000
+
+
 def choose_step(window_seconds: float) -> int:
     """Series resolution for a window: minutes up to six hours (plus the minute a window gains
-    when widened to whole minutes), hours beyond."""
-    return 60 if window_seconds <= 6 * 3600 + 60 else 3600
+    when widened to whole minutes), hours up to 60 days, days beyond; past MAX_DAILY_POINTS days,
+    whole numbers of days, so that a series never has more than about 2,000 points (a project
+    with one request in 2000 and one today made 230,000 hourly points: seconds of work)."""
+    if window_seconds <= 6 * 3600 + 60:
+        return 60
+    if window_seconds <= 60 * 86400 + 3600:
+        return 3600
+    return 86400 * max(1, -(-int(window_seconds) // (86400 * MAX_DAILY_POINTS)))
 
 
 def cover_levels(since: int, until: int, periods: tuple[int, ...]) -> list[tuple[int, int, int]]:

@@ -246,7 +246,7 @@ def summarize(project: Project, window: Window) -> dict:
         ):
             by_view.setdefault(view, agg.Cell()).merge(
                 agg.Cell(count, client_errors, server_errors, duration_sum, histogram))
-        levels = ((RequestRollup.HOUR, RequestRollup.MINUTE) if step == RequestRollup.HOUR
+        levels = ((RequestRollup.HOUR, RequestRollup.MINUTE) if step >= RequestRollup.HOUR
                   else (RequestRollup.MINUTE,))
         for start, count, client_errors, server_errors, duration_sum, histogram in (
             _cells(RequestSeriesRollup, project, read_since, read_until, levels)

@@ -18,8 +18,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+import idempotency
 from trace_project.access import dashboard_page
 from trace_project.errors import ErrorSerializer, error_body
+from trace_project.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
 from trace_project.workers import WorkerThreads, kept_connection
 from tracking import services
 from tracking.models import Project
@@ -106,13 +108,20 @@ class BatchIngestView(APIView):
     parser_classes = []  # the body is read (and gunzipped) by _read_batch_body
 
     @extend_schema(
-        operation_id="tracking_batch_ingest", tags=["tracking"], request=BatchSerializer,
+        operation_id="tracking_batch_ingest", tags=["tracking"],
+        # Explicit media type: the view has no parsers (it reads the body itself), so
+        # drf-spectacular would otherwise document no body at all.
+        request={"application/json": BatchSerializer},
+        parameters=[CONTENT_ENCODING, IDEMPOTENCY_KEY], auth=[{PROJECT_TOKEN: []}],
         responses={200: BatchResultSerializer, **ERRORS},
         summary="Store a batch of requests from monitor-request-tracker",
         description=(
-            "Body: JSON, optionally with `Content-Encoding: gzip`. Header: `Authorization: "
-            "Bearer <project token>`. Valid events are stored even when others are not "
-            "(partial success): 200 with `accepted`, `rejected` and each `rejected_events` "
+            "Body: a JSON batch, plain or gzip'd (`Content-Encoding: gzip`); at most "
+            "TRACKING_MAX_BATCH_BYTES uncompressed and TRACKING_MAX_BATCH_EVENTS events (413). "
+            "Header: `Authorization: Bearer <project token>` (401 without, 403 unknown token). "
+            "Optional `Idempotency-Key`: a retry with the same key and project answers the first "
+            "answer again without storing twice. Valid events are stored even when others are "
+            "not (partial success): 200 with `accepted`, `rejected` and each `rejected_events` "
             "entry naming the field. 400 only when no event could be stored. 429 with "
             "Retry-After when this server process has TRACKING_INGEST_MAX_INFLIGHT ingest "
             "requests in flight."
@@ -154,9 +163,14 @@ class BatchIngestView(APIView):
             field_name = f"events[{first['index']}].{first['field']}"
             return _error(f"{field_name}: {first['message']}", "invalid", 400, errors,
                           accepted=0, rejected=len(rejected), rejected_events=rejected[:100])
-        accepted = services.ingest_events(project, events, dropped_by_client=dropped)
-        return Response({"accepted": accepted, "rejected": len(rejected),
-                         "rejected_events": rejected[:100]})
+
+        def write():
+            accepted = services.ingest_events(project, events, dropped_by_client=dropped)
+            return Response({"accepted": accepted, "rejected": len(rejected),
+                             "rejected_events": rejected[:100]})
+
+        # A retried batch (same key, same project) is answered again, not stored twice.
+        return idempotency.once(f"tracking:{project.pk}", idempotency.key_of(request), write)
 
 
 ingest_threads = WorkerThreads("tracking-ingest", "TRACKING_INGEST_THREADS")
@@ -274,7 +288,8 @@ class SummaryView(APIView):
         summary="Counts, error rates and latency percentiles of a project over a window",
         description="From rollups only (fast at any number of stored requests). The window is "
                     "widened to whole minutes; default: all time. The series has one point per "
-                    "minute for windows up to 6 hours, per hour beyond.",
+                    "minute for windows up to 6 hours, per hour up to 60 days, per day (or "
+                    "several days, at most about 2,000 points) beyond.",
     )
     def get(self, request, project_id):
         project = _project_or_404(project_id)

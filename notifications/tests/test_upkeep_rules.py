@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from idempotency.models import IdempotentRequest
 from notifications.jobs import run_job
 from notifications.models import Channel, Notification
 from tm_api import services as tm
@@ -88,12 +89,18 @@ def test_prune_old_data_keeps_recent_rows_and_can_run_twice(shop, settings):
     tm.record_dry_run("m1", timezone.now(), {"file_path": "/", "file_name": "b.py",
                                              "script": "", "scenarios": []})
     type(old_run).objects.filter(pk=old_run.pk).update(received=old_time)
+    IdempotentRequest.objects.create(scope="tm_api:m1", key="old", status=202)
+    IdempotentRequest.objects.create(scope="tm_api:m1", key="new", status=202)
+    IdempotentRequest.objects.filter(key="old").update(
+        created=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS, minutes=1))
     detail = run_job("prune_old_data").last_detail
-    assert detail == "2 raw requests, 1 traces and 1 runs deleted"
+    assert detail == "2 raw requests, 1 traces, 1 runs and 1 idempotency keys deleted"
+    assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new"]
     assert RequestMetric.objects.count() == 3
     assert list(Trace.objects.values_list("id", flat=True)) == [2]
     assert type(old_run).objects.count() == 1
-    assert run_job("prune_old_data").last_detail == "0 raw requests, 0 traces and 0 runs deleted"
+    assert run_job("prune_old_data").last_detail == (
+        "0 raw requests, 0 traces, 0 runs and 0 idempotency keys deleted")
 
 
 def test_daily_digest_once_a_day(shop):

@@ -1,11 +1,11 @@
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from traces.messages import (
-    MESSAGE_TYPES, FrameError, Message, _parse_message_checked, parse_frame, parse_message,
+    MESSAGE_TYPES, FrameError, Message, _parse_message_checked, parse_frame,
 )
 
 pytestmark = pytest.mark.unit
@@ -97,12 +97,17 @@ message_dicts = st.fixed_dictionaries(
 
 @settings(max_examples=300)
 @given(message_dicts)
+@example({"type": "EVENT", "timestamp": 0, "name": "\x00"})
 def test_the_fast_path_agrees_with_the_checked_one(item):
+    """parse_frame answers as the checked path does: through the fast path, or through the
+    checked one for a frame holding a NUL, which the fast path does not look for (so the fast
+    path is compared through parse_frame, not alone: Hypothesis found `{"name": "\\x00"}`)."""
+    frame = json.dumps([item])
     try:
         expected = _parse_message_checked(item, 0)
     except FrameError as error:
         with pytest.raises(FrameError) as raised:
-            parse_message(item, 0)
+            parse_frame(frame, 10**9, 10)
         assert str(raised.value) == str(error)
         return
-    assert parse_message(item, 0) == expected
+    assert parse_frame(frame, 10**9, 10) == [expected]

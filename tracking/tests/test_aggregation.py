@@ -99,3 +99,7 @@ def test_stats_of_nothing():
 
 def test_choose_step():
     assert agg.choose_step(3600) == 60 and agg.choose_step(86400) == 3600
+    assert agg.choose_step(90 * 86400) == 86400
+    # 26 years: whole days, at most about 2,000 points.
+    step = agg.choose_step(26 * 365 * 86400)
+    assert step % 86400 == 0 and 26 * 365 * 86400 / step <= agg.MAX_DAILY_POINTS

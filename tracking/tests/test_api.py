@@ -117,3 +117,17 @@ def test_windows_far_in_the_past_are_refused_or_bounded(admin_client, project):
     assert body["count"] == 5
     # From the day of the first stored request (data spans 26 h), not hourly since 1970.
     assert len(body["series"]["points"]) <= 50
+
+
+def test_a_request_from_long_ago_does_not_make_the_series_huge(admin_client, project):
+    """Found by the API fuzzer: ingest accepts requests back to 2000 and the default window
+    starts at the first one, so one old request made 230,000 hourly points (over 10 s)."""
+    from tracking import services
+    from tracking.wire import RequestEvent
+
+    services.ingest_events(project, [RequestEvent(timestamp=946_771_200.0, duration_ms=5,
+                                                  path="/old", status_code=200)])
+    body = admin_client.get(f"/api/tracking/projects/{project.public_id}/summary/").json()
+    points = body["series"]["points"]
+    assert body["series"]["step_seconds"] % 86400 == 0 and len(points) <= 2001
+    assert sum(p["count"] for p in points) == body["count"]

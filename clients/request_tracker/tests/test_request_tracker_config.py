@@ -55,3 +55,14 @@ def test_scrubbing_before_anything_leaves_the_host():
     assert scrub_headers(headers) == {"Host": "a"}
     assert scrub_query("a=1&token=abc") == "a=1&token=%5Bscrubbed%5D"
     assert scrub_query("a=1") == "a=1"
+
+
+def test_retry_tuning_keys_and_values_that_are_not_numbers(caplog):
+    config = resolve({**BASE, "BACKOFF_MAX": "5", "MAX_BATCH_AGE": 30, "MAX_RETRIES": "2"}, False)
+    assert (config.backoff_max, config.max_batch_age, config.max_retries) == (5.0, 30.0, 2)
+    default = resolve(BASE, False)
+    assert (default.backoff_max, default.max_batch_age, default.max_retries) == (30.0, 120.0, 6)
+    with caplog.at_level("WARNING", logger="monitor_request_tracker"):
+        config = resolve({**BASE, "QUEUE_SIZE": "lots", "BATCH_SIZE": 0}, False)
+    assert config.queue_size == 10_000 and config.batch_size == 1  # never raises into the app
+    assert "QUEUE_SIZE" in caplog.text

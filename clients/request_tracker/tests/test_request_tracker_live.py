@@ -3,9 +3,11 @@ delivering to a running Monitor server; no credential reaches its database."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -149,3 +151,76 @@ def test_seed_client_wire_format_delivers_to_a_running_server(asgi_server):
     rows = wait_for_rows(project, 1)
     assert rows[0].view_name == "home" and rows[0].query == "q=1"
     assert_no_secrets(rows)
+
+
+class AnswerLosingProxy:
+    """TCP proxy to the server that forwards the first request, waits for the server's answer
+    (so the batch is stored) and then cuts the connection instead of passing the answer on, as
+    a server killed or a network cut after the commit would; later connections pass through."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            lose = self.connections == 1
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, lose), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, target, lose_answer):
+        try:
+            while data := source.recv(65536):
+                if lose_answer:
+                    break  # the server answered: it has stored the batch; the client never hears
+                target.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, target):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self):
+        self.listener.close()
+
+
+def test_a_batch_whose_answer_was_lost_is_stored_once_by_the_server(asgi_server):
+    """The tracker retries with the batch's Idempotency-Key; the server answers the first answer
+    again (Idempotent-Replayed) instead of storing the batch twice."""
+    from monitor_request_tracker.config import TrackerConfig, ingest_url
+    from monitor_request_tracker.sender import Sender
+
+    project, token = Project.create_with_token("Lost answers")
+    proxy = AnswerLosingProxy(int(asgi_server.url.rsplit(":", 1)[1]))
+    sender = Sender(TrackerConfig(str(project.public_id), token,
+                                  ingest_url(f"http://127.0.0.1:{proxy.port}/"), True,
+                                  flush_interval=0.05, timeout=10, backoff_max=0.2))
+    try:
+        for n in range(7):
+            sender.record((time.time(), 2_000_000, "GET", f"/lost/{n}", "", "lost", 200, None,
+                           "agent", "10.0.0.1", 1, (None,) * 4))
+        deadline = time.monotonic() + 15
+        while sender.sent < 7 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sender.sent == 7 and sender.retries == 1 and proxy.connections == 2
+        assert "RemoteDisconnected" in sender.last_error or "Connection" in sender.last_error
+    finally:
+        sender.close()
+        proxy.close()
+    time.sleep(0.3)
+    assert RequestMetric.objects.filter(project=project).count() == 7

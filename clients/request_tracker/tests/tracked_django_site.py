@@ -5,6 +5,7 @@ DJANGO_SETTINGS_MODULE=tracked_django_site.
 """
 
 import asyncio
+import json
 import os
 
 from django.http import HttpResponse, JsonResponse
@@ -28,6 +29,7 @@ RIGID_ANALYTICS = {
     "DEBUG_DISABLE_ANALYTICS": None,  # follows DEBUG (False here): tracking on
     "BACKEND_ENDPOINT": os.environ.get("RA_BACKEND_ENDPOINT", ""),
     "FLUSH_INTERVAL": 0.1,
+    **json.loads(os.environ.get("RA_TEST_TUNING", "{}")),  # the outage tests' small queue
 }
 
 
@@ -44,8 +46,20 @@ def broken(request):
     raise RuntimeError("boom")
 
 
+def after(request):
+    return HttpResponse("after")
+
+
+def tracker_state(request):
+    from tracked_app_server import state  # the outage tests serve this site with it
+
+    return JsonResponse(state())
+
+
 urlpatterns = [
     path("", home, name="home"),
     path("async/", slow_async, name="slow-async"),
     path("broken/", broken, name="broken"),
+    path("after/", after, name="after"),
+    path("_tracker/", tracker_state, name="tracker-state"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import uuid
 from datetime import datetime, timezone
 
 import requests
@@ -37,9 +38,10 @@ def tree(file_path, file_name, script="", children=None, children_key=None) -> d
 
 
 class Reporter:
-    """Posts dry runs, starts and stops. Connection errors and 502/503/504 answers are retried
+    """Posts dry runs, starts and stops. Connection errors and 429/502/503/504 answers are retried
     with exponential backoff (urllib3's Retry: backoff_factor * 2**(n-1) seconds); every request
-    has a timeout. A 4xx answer raises ReportError with the server's reason at once."""
+    has a timeout. A 4xx answer raises ReportError with the server's reason at once. Each report
+    carries an Idempotency-Key, so a retry never applies a report twice."""
 
     def __init__(self, url, machine_name, token=None, timeout=10.0, retries=4,
                  backoff_factor=0.5, session=None):
@@ -49,7 +51,7 @@ class Reporter:
         self.session = session or requests.Session()
         retry = Retry(
             total=retries, connect=retries, read=retries, status=retries,
-            backoff_factor=backoff_factor, status_forcelist=(502, 503, 504),
+            backoff_factor=backoff_factor, status_forcelist=(429, 502, 503, 504),
             allowed_methods=frozenset({"POST"}), raise_on_status=False,
         )
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
@@ -59,8 +61,12 @@ class Reporter:
             self.session.headers["Authorization"] = f"Token {token}"
 
     def _post(self, path, body):
+        # One key per report, the same on every retry urllib3 makes: a report the server stored
+        # but whose answer was lost (a restart, a timeout) is answered again, not applied twice.
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
         try:
-            response = self.session.post(self.url + path, json=body, timeout=self.timeout)
+            response = self.session.post(self.url + path, json=body, timeout=self.timeout,
+                                         headers=headers)
         except requests.RequestException as error:
             raise ReportError(f"POST {path} failed: {error}") from error
         if response.status_code >= 400:

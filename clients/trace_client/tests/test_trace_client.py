@@ -103,3 +103,48 @@ def test_against_a_real_server(server_factory):
     assert root["children"][0]["children"][0]["name"] == "card accepted"
     with pytest.raises(TraceError, match="already stored"):
         client.send(trace.id, [{"type": "EVENT", "timestamp": 1, "name": "late"}])
+
+
+class DroppingSocket(FakeSocket):
+    """Answers `replies`, then the connection is gone."""
+
+    def recv(self):
+        if not self.replies:
+            raise ConnectionResetError("server gone")
+        return super().recv()
+
+
+@pytest.mark.unit
+def test_with_acks_frames_not_acknowledged_are_sent_again_after_a_drop():
+    # The server acknowledged frame 1, then died before acknowledging 2 and 3.
+    first = DroppingSocket([{"ack": 1}])
+    second = DroppingSocket([{"ack": 3}, STORED])
+    connect, urls = fake_server(first, second)
+    messages = [{"type": "TRACE_START", "timestamp": 1, "group_id": "t"},
+                {"type": "EVENT", "timestamp": 1, "name": "e"},
+                {"type": "TRACE_END", "timestamp": 2, "group_id": "t"}]
+    assert send_trace("ws://m", 9, messages, batch_size=1, connect=connect, acks=True) == STORED
+    assert urls == ["ws://m/ws/trace/9?ack=1"] * 2
+    assert [f["seq"] for f in first.frames] == [1, 2, 3]
+    assert [(f["seq"], f["messages"]) for f in second.frames] == [(2, [messages[1]]),
+                                                                   (3, [messages[2]])]
+
+
+@pytest.mark.unit
+def test_with_acks_a_lost_reply_is_asked_for_again_with_the_last_frame():
+    first = DroppingSocket([{"ack": 1}])  # stored and acknowledged, but the reply was lost
+    second = DroppingSocket([{"ack": 1}, STORED])
+    connect, _ = fake_server(first, second)
+    message = [{"type": "TRACE_START", "timestamp": 1, "group_id": "t"}]
+    assert send_trace("ws://m", 9, message, connect=connect, acks=True) == STORED
+    assert [f["seq"] for f in second.frames] == [1]
+
+
+@pytest.mark.unit
+def test_with_acks_a_server_that_stays_away_is_an_error_after_retry_for():
+    def connect(url, timeout):
+        raise TraceError("cannot connect")
+
+    with pytest.raises(TraceError, match="for 0.3 s"):
+        send_trace("ws://m", 9, [{"type": "TRACE_START", "timestamp": 1, "group_id": "t"}],
+                   connect=connect, acks=True, retry_for=0.3)

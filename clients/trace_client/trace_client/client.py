@@ -28,10 +28,12 @@ def _connect(url: str, timeout: float):
 
 
 def send_trace(server_url: str, trace_id: int, messages: list, batch_size: int = 100,
-               timeout: float = 10.0, connect=_connect) -> dict:
+               timeout: float = 10.0, connect=_connect, acks: bool = False,
+               retry_for: float = 30.0) -> dict:
     """Send a whole trace (seed 000 messages) in frames of `batch_size` and return the server's
-    reply once it is stored. Raises TraceError with the server's reason otherwise."""
-    connection = TraceConnection(server_url, trace_id, timeout, connect)
+    reply once it is stored. Raises TraceError with the server's reason otherwise.
+    With `acks`, see TraceConnection."""
+    connection = TraceConnection(server_url, trace_id, timeout, connect, acks, retry_for)
     try:
         for first in range(0, len(messages), batch_size):
             connection.send(messages[first:first + batch_size])
@@ -42,18 +44,44 @@ def send_trace(server_url: str, trace_id: int, messages: list, batch_size: int =
 
 class TraceConnection:
     """One websocket to /ws/trace/<id>; reconnects once if the server dropped it (what was sent
-    before is stored: the server continues the same trace)."""
+    before is stored: the server continues the same trace).
 
-    def __init__(self, server_url: str, trace_id: int, timeout: float = 10.0, connect=_connect):
+    With `acks` (the server's ?ack=1) nothing is lost and nothing stored twice, whatever happens
+    to the connection or the server: frames are numbered and kept until the server acknowledges
+    them as stored; when the connection drops (the server restarting, a network cut) the client
+    reconnects, with backoff, for up to `retry_for` seconds, and sends again every frame not
+    acknowledged; the server does not store a frame twice."""
+
+    def __init__(self, server_url: str, trace_id: int, timeout: float = 10.0, connect=_connect,
+                 acks: bool = False, retry_for: float = 30.0):
         base = server_url.rstrip("/")
         if base.startswith("http"):
             base = "ws" + base[len("http"):]
-        self.url = f"{base}/ws/trace/{int(trace_id)}"
+        self.url = f"{base}/ws/trace/{int(trace_id)}" + ("?ack=1" if acks else "")
         self.timeout = timeout
         self.connect = connect
         self.socket = None
+        self.acks = acks
+        self.retry_for = retry_for
+        self.seq = 0
+        self.unacked: dict[int, str] = {}  # seq -> frame, until the server acknowledges it
+        self.last_frame: str | None = None
+        self.connections = 0  # opened with acks
+        self.reconnects = 0  # of them after a drop
 
     def send(self, messages: list) -> None:
+        if self.acks:
+            self.seq += 1
+            self.last_frame = self.unacked[self.seq] = json.dumps(
+                {"seq": self.seq, "messages": messages})
+            if self.socket is None:
+                self._recover()
+                return
+            try:
+                self.socket.send(self.last_frame)
+            except (OSError, websocket.WebSocketException):
+                self._recover()
+            return
         frame = json.dumps(messages)
         for attempt in (1, 2):
             if self.socket is None:
@@ -66,13 +94,56 @@ class TraceConnection:
                 if attempt == 2:
                     raise TraceError(f"cannot send to {self.url}: {error}") from error
 
+    def _recover(self) -> None:
+        """Reconnect and send again what is not acknowledged (at least the last frame, whose
+        repeat brings the trace's reply again if it was lost)."""
+        deadline, delay = time.monotonic() + self.retry_for, 0.05
+        while True:
+            self.close()
+            try:
+                self.socket = self.connect(self.url, self.timeout)
+                self.reconnects += self.connections > 0
+                self.connections += 1
+                for frame in list(self.unacked.values()) or [self.last_frame]:
+                    self.socket.send(frame)
+                return
+            except (TraceError, OSError, websocket.WebSocketException) as error:
+                if time.monotonic() + delay > deadline:
+                    self.close()
+                    raise TraceError(f"cannot send to {self.url} for {self.retry_for} s: "
+                                     f"{error}") from error
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 2.0)
+
+    def _acked_reply(self) -> dict:
+        while True:
+            try:
+                reply = json.loads(self.socket.recv())
+            except (OSError, ValueError, websocket.WebSocketException):
+                self._recover()
+                continue
+            if "ack" in reply:
+                for seq in [s for s in self.unacked if s <= reply["ack"]]:
+                    del self.unacked[seq]
+                continue
+            if "send it again later" in reply.get("message", ""):
+                time.sleep(0.5)  # the server could not store a frame: nothing of it was kept
+                self._recover()
+                continue
+            return reply
+
     def wait_for_reply(self) -> dict:
-        if self.socket is None:
+        if (self.last_frame if self.acks else self.socket) is None:
             raise TraceError("nothing was sent")
-        try:
-            reply = json.loads(self.socket.recv())
-        except (OSError, ValueError, websocket.WebSocketException) as error:
-            raise TraceError(f"no reply from {self.url}: {error}") from error
+        if self.acks:
+            if self.socket is None:
+                self._recover()
+            reply = self._acked_reply()
+        else:
+            try:
+                reply = json.loads(self.socket.recv())
+            except (OSError, ValueError, websocket.WebSocketException) as error:
+                raise TraceError(f"no reply from {self.url}: {error}") from error
         message = reply.get("message", "")
         if message != STORED:
             raise TraceError(message.removeprefix("Error: ") if message else str(reply))
@@ -92,7 +163,7 @@ class TraceClient:
     `lambda: int(time.time())` for whole seconds like the seed's clients)."""
 
     def __init__(self, server_url: str, batch_size: int = 100, timeout: float = 10.0,
-                 clock=time.time, connect=_connect):
+                 clock=time.time, connect=_connect, acks: bool = False, retry_for: float = 30.0):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.server_url = server_url
@@ -100,6 +171,8 @@ class TraceClient:
         self.timeout = timeout
         self.clock = clock
         self.connect = connect
+        self.acks = acks
+        self.retry_for = retry_for
 
     def trace(self, name: str | None = None, trace_id: int | None = None,
               service: str | None = None) -> "Trace":
@@ -107,7 +180,7 @@ class TraceClient:
 
     def send(self, trace_id: int, messages: list) -> dict:
         return send_trace(self.server_url, trace_id, messages, self.batch_size, self.timeout,
-                          self.connect)
+                          self.connect, self.acks, self.retry_for)
 
 
 class Trace:
@@ -122,7 +195,7 @@ class Trace:
         self.group_id = str(uuid.uuid4())
         self.buffer: list = []
         self.connection = TraceConnection(client.server_url, trace_id, client.timeout,
-                                          client.connect)
+                                          client.connect, client.acks, client.retry_for)
         self.root = None
         self.reply = None
 

@@ -14,7 +14,8 @@
   is disabled exactly when the app runs with DEBUG on.
 - Without a project id or token tracking is disabled (with a warning), never an exception.
 Optional tuning keys: QUEUE_SIZE, BATCH_SIZE, FLUSH_INTERVAL, TIMEOUT, MAX_RETRIES,
-SHUTDOWN_TIMEOUT.
+BACKOFF_MAX, MAX_BATCH_AGE, SHUTDOWN_TIMEOUT (a value that is not a number is ignored with a
+warning).
 """
 
 import logging
@@ -39,6 +40,8 @@ class TrackerConfig:
     flush_interval: float = 1.0
     timeout: float = 5.0
     max_retries: int = 6
+    backoff_max: float = 30.0
+    max_batch_age: float = 120.0
     shutdown_timeout: float = 2.0
 
 
@@ -73,9 +76,13 @@ def resolve(settings, debug: bool) -> TrackerConfig:
         enabled = False
     tuning = {}
     for key, kind in (("QUEUE_SIZE", int), ("BATCH_SIZE", int), ("FLUSH_INTERVAL", float),
-                      ("TIMEOUT", float), ("MAX_RETRIES", int), ("SHUTDOWN_TIMEOUT", float)):
+                      ("TIMEOUT", float), ("MAX_RETRIES", int), ("BACKOFF_MAX", float),
+                      ("MAX_BATCH_AGE", float), ("SHUTDOWN_TIMEOUT", float)):
         if settings.get(key) is not None:
-            tuning[key.lower()] = kind(settings[key])
+            try:
+                tuning[key.lower()] = max(kind(settings[key]), kind(key == "BATCH_SIZE"))
+            except (TypeError, ValueError):
+                logger.warning("RIGID_ANALYTICS[%r] is not a number: ignored", key)
     return TrackerConfig(project_id, token, ingest_url(pick("BACKEND_ENDPOINT",
                                                             "RA_BACKEND_ENDPOINT")),
                          enabled, **tuning)

@@ -5,7 +5,12 @@ queued tuples into JSON, gzips batches and POSTs them. It never blocks or raises
 when the queue is full a request's metrics are dropped and counted (the count travels with the
 next batch); when the backend is down, slow or answers 429/5xx the batch is retried with
 exponential backoff (Retry-After honoured) while new requests keep being queued or dropped.
+Each batch carries an Idempotency-Key (uuid4 hex) that its retries reuse, so a batch the server
+stored but whose answer was lost is not stored twice. A batch is given up (and its requests
+counted as dropped) after MAX_RETRIES retries or MAX_BATCH_AGE seconds. Backoff state is kept
+across batches: during an outage the backend sees at most one attempt per BACKOFF_MAX seconds.
 At interpreter exit what is queued is flushed within SHUTDOWN_TIMEOUT seconds.
+Counters: Sender.stats(), or monitor_request_tracker.stats() for every sender of the process.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import random
 import threading
 import time
+import uuid
 import weakref
 from collections import deque
 from http.cookies import SimpleCookie
@@ -104,30 +110,68 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _Batch:
+    """One batch as sent: its body and idempotency key are fixed, so a retry is the same request
+    (the server answers a replayed key with its first answer instead of storing twice)."""
+
+    __slots__ = ("size", "body", "key", "dropped_total", "first_attempt", "attempts")
+
+    def __init__(self, size: int, body: bytes, dropped_total: int):
+        self.size = size
+        self.body = body
+        self.key = uuid.uuid4().hex
+        self.dropped_total = dropped_total  # the drop count this batch reports up to
+        self.first_attempt = None  # monotonic time of the first attempt
+        self.attempts = 0
+
+
 class Sender:
     def __init__(self, config: TrackerConfig, transport=None):
         self.config = config
         self.transport = transport or HttpTransport(config.ingest_url, config.timeout)
         self._max = config.queue_size
         self._batch_size = config.batch_size
-        self._queue: deque = deque()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._start_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self.dropped = 0  # total since start; read by tests and the host's own monitoring
-        self._dropped_reported = 0
-        self.sent = 0
-        self.batches_failed = 0
-        self._sending = 0  # requests taken off the queue and not yet delivered or given up
         self._auth_headers = {
             "Content-Type": "application/json",
             "Content-Encoding": "gzip",
             "Authorization": f"Bearer {config.project_token}",
             "User-Agent": f"monitor-request-tracker/{__version__}",
         }
+        self._reset_state()
         _senders.add(self)
         atexit.register(self.close)
+
+    def _reset_state(self):
+        self._queue: deque = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._start_lock = threading.Lock()
+        self._drop_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        # Counters (see stats()). Request threads only touch dropped_queue_full, under a lock
+        # taken on the drop path alone; everything else belongs to the sender thread.
+        self.dropped_queue_full = 0  # requests not queued: the queue was full
+        self.dropped_given_up = 0  # requests in batches given up (retries or age exhausted, 4xx)
+        self._dropped_reported = 0  # drops already told to the server
+        self.sent = 0
+        self.batches_sent = 0
+        self.batches_failed = 0
+        self.retries = 0
+        self._sending = 0  # requests taken off the queue and not yet delivered or given up
+        self._pending: _Batch | None = None  # a batch put back at shutdown, to retry as is
+        self._failures = 0  # consecutive failed attempts, across batches; 0 when healthy
+        self._not_before = 0.0  # monotonic time before which no attempt is made
+        self._failing_since: float | None = None
+        self._dropped_at_failure = 0
+        self._drops_logged = False
+        self._refusal_logged: set = set()
+        self.last_error = ""
+        self.last_success: float | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Requests whose metrics were lost, whatever the reason (the total the server hears)."""
+        return self.dropped_queue_full + self.dropped_given_up
 
     # --- host side: must stay tiny -------------------------------------------------------------
 
@@ -135,7 +179,8 @@ class Sender:
         """Queue one request's fields (a FIELDS tuple). Never blocks; drops when full."""
         queue = self._queue
         if len(queue) >= self._max:
-            self.dropped += 1
+            with self._drop_lock:
+                self.dropped_queue_full += 1
             return
         queue.append(item)
         if self._thread is None:
@@ -153,15 +198,30 @@ class Sender:
             self._thread = thread
 
     def _reset_after_fork(self):
-        # The parent's thread does not exist here and its queue belongs to the parent.
-        self._queue = deque()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._start_lock = threading.Lock()
-        self._thread = None
-        self.dropped = self._dropped_reported = self.sent = self._sending = 0
+        # The parent's thread does not exist here and its queue and counters are the parent's.
+        self._reset_state()
         if hasattr(self.transport, "close"):
             self.transport.close()
+
+    def stats(self) -> dict:
+        """This sender's counters, for the host's own monitoring (cheap; any thread)."""
+        return {
+            "queued": len(self._queue),
+            "queue_size": self._max,
+            "in_flight": self._sending,
+            "sent": self.sent,
+            "dropped": self.dropped,
+            "dropped_queue_full": self.dropped_queue_full,
+            "dropped_given_up": self.dropped_given_up,
+            "batches_sent": self.batches_sent,
+            "batches_failed": self.batches_failed,
+            "retries": self.retries,
+            "backend_failing": self._failures > 0,
+            "consecutive_failures": self._failures,
+            "failing_since": self._failing_since,
+            "last_error": self.last_error,
+            "last_success": self.last_success,
+        }
 
     # --- sender thread ---------------------------------------------------------------------------
 
@@ -175,12 +235,16 @@ class Sender:
                 logger.exception("request tracker: unexpected error while sending")
 
     def _flush(self, deadline: float | None) -> None:
-        while self._queue:
-            batch = []
-            queue = self._queue
-            while queue and len(batch) < self._batch_size:
-                batch.append(queue.popleft())
-            self._sending = len(batch)
+        while self._pending is not None or self._queue:
+            batch, self._pending = self._pending, None
+            if batch is None:
+                self._sending = 1  # before the queue looks empty: flush() waits for this
+                items = []
+                queue = self._queue
+                while queue and len(items) < self._batch_size:
+                    items.append(queue.popleft())
+                batch = self._prepare(items)
+            self._sending = batch.size
             try:
                 self._deliver(batch, deadline)
             finally:
@@ -190,45 +254,111 @@ class Sender:
             if self._stop.is_set() and deadline is None:
                 return
 
-    def _deliver(self, batch: list, deadline: float | None) -> None:
-        dropped_now = self.dropped
-        body = gzip.compress(self.serialise(batch, dropped_now - self._dropped_reported),
+    def _prepare(self, items: list) -> _Batch:
+        dropped_total = self.dropped
+        body = gzip.compress(self.serialise(items, dropped_total - self._dropped_reported),
                              compresslevel=1)
-        attempt = 0
+        return _Batch(len(items), body, dropped_total)
+
+    def _deliver(self, batch: _Batch, deadline: float | None) -> None:
         while True:
-            try:
-                status, retry_after = self.transport.post(body, self._auth_headers)
-            except Exception as error:  # noqa: BLE001 - down, refused, timed out
-                status, retry_after = None, None
-                reason = repr(error)
+            wait = self._not_before - time.monotonic()
+            if wait > 0:  # backing off, or the server's Retry-After
+                if deadline is None:
+                    if self._stop.wait(wait):
+                        self._pending = batch  # shutting down: close() retries it in time
+                        return
+                elif time.monotonic() + wait > deadline:
+                    self._give_up(batch, "exit deadline (SHUTDOWN_TIMEOUT) before the next "
+                                  "attempt")
+                    return
+                else:
+                    time.sleep(wait)
+            now = time.monotonic()
+            if batch.first_attempt is None:
+                batch.first_attempt = now
             else:
-                reason = f"HTTP {status}"
+                self.retries += 1
+            batch.attempts += 1
+            headers = {**self._auth_headers, "Idempotency-Key": batch.key}
+            try:
+                status, retry_after = self.transport.post(batch.body, headers)
+            except Exception as error:  # noqa: BLE001 - down, refused, timed out
+                retry_after = None
+                reason = f"{type(error).__name__}: {error}"
+            else:
                 if 200 <= status < 300:
-                    self.sent += len(batch)
-                    self._dropped_reported = dropped_now
+                    self._delivered(batch)
                     return
+                reason = f"HTTP {status}"
                 if status in GIVE_UP_STATUSES:
-                    logger.warning("request tracker: backend refused a batch (%s); check "
-                                   "PROJECT_ID, PROJECT_TOKEN and BACKEND_ENDPOINT", reason)
-                    self._lose(batch)
+                    if status not in self._refusal_logged:
+                        self._refusal_logged.add(status)
+                        logger.warning("request tracker: backend refused a batch (%s); check "
+                                       "PROJECT_ID, PROJECT_TOKEN and BACKEND_ENDPOINT", reason)
+                    self.last_error = reason
+                    self._give_up(batch, None)
                     return
-            attempt += 1
-            delay = retry_after if retry_after is not None else min(
-                BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
-            out_of_time = deadline is not None and time.monotonic() + delay > deadline
-            if attempt > self.config.max_retries or out_of_time:
-                logger.warning("request tracker: giving up a batch of %d after %d attempt(s): %s",
-                               len(batch), attempt, reason)
-                self._lose(batch)
+            self._failed(reason)
+            delay = self._delay(retry_after)
+            now = time.monotonic()
+            self._not_before = now + delay
+            if batch.attempts > self.config.max_retries:
+                self._give_up(batch, f"{batch.attempts} attempt(s), last: {reason}")
                 return
-            if self._stop.wait(delay) and deadline is None:
-                # Shutting down: close() flushes again with its own deadline.
-                self._queue.extendleft(reversed(batch))
+            if now + delay - batch.first_attempt > self.config.max_batch_age:
+                self._give_up(batch, f"older than MAX_BATCH_AGE after {batch.attempts} "
+                              f"attempt(s), last: {reason}")
+                return
+            if deadline is not None and now + delay > deadline:
+                self._give_up(batch, f"exit deadline (SHUTDOWN_TIMEOUT), last: {reason}")
                 return
 
-    def _lose(self, batch):
+    def _delay(self, retry_after: float | None) -> float:
+        """Seconds before the next attempt: the server's Retry-After (plus up to 10 % so that
+        clients told the same do not come back at the same instant), else exponential backoff
+        over consecutive failures with jitter; never more than BACKOFF_MAX."""
+        cap = self.config.backoff_max
+        if retry_after is not None:
+            return min(cap, retry_after * random.uniform(1.0, 1.1))
+        exponent = min(self._failures - 1, 32)
+        return min(cap, BACKOFF_BASE * 2 ** exponent) * random.uniform(0.5, 1.0)
+
+    def _failed(self, reason: str) -> None:
+        self.last_error = reason
+        if self._failures == 0:
+            self._failing_since = time.time()
+            self._dropped_at_failure = self.dropped
+            self._drops_logged = False
+            logger.warning("request tracker: backend unreachable or refusing (%s); retrying with "
+                           "backoff; up to QUEUE_SIZE=%d requests wait, later ones are dropped "
+                           "and counted", reason, self._max)
+        self._failures += 1
+        if not self._drops_logged and self.dropped_queue_full > self._dropped_at_failure:
+            self._drops_logged = True
+            logger.warning("request tracker: queue full (%d): dropping new requests' metrics "
+                           "until the backend answers again", self._max)
+
+    def _delivered(self, batch: _Batch) -> None:
+        self.sent += batch.size
+        self.batches_sent += 1
+        self._dropped_reported = batch.dropped_total
+        self.last_success = time.time()
+        if self._failures:
+            logger.warning("request tracker: delivery resumed after %.1f s and %d failed "
+                           "attempt(s); %d request(s) dropped meanwhile",
+                           self.last_success - (self._failing_since or self.last_success),
+                           self._failures, self.dropped - self._dropped_at_failure)
+        self._failures = 0
+        self._not_before = 0.0
+        self._failing_since = None
+        self._refusal_logged.clear()
+
+    def _give_up(self, batch: _Batch, why: str | None) -> None:
+        if why:
+            logger.warning("request tracker: giving up a batch of %d: %s", batch.size, why)
         self.batches_failed += 1
-        self.dropped += len(batch)
+        self.dropped_given_up += batch.size
 
     def serialise(self, batch: list, dropped: int) -> bytes:
         # Runs for every request in the sender thread, which shares the GIL with the host's
@@ -266,7 +396,8 @@ class Sender:
         deadline = time.monotonic() + (timeout if timeout is not None else
                                        self.config.shutdown_timeout)
         self._wake.set()
-        while (self._queue or self._sending) and time.monotonic() < deadline:
+        while ((self._queue or self._sending or self._pending is not None)
+               and time.monotonic() < deadline):
             time.sleep(0.01)
 
     def close(self) -> None:
@@ -279,7 +410,8 @@ class Sender:
         thread = self._thread
         if thread is not None:
             thread.join(max(0.0, deadline - time.monotonic()))
-        if self._queue and (thread is None or not thread.is_alive()):
+        if ((self._queue or self._pending is not None)
+                and (thread is None or not thread.is_alive())):
             try:
                 self._flush(deadline)
             except Exception:  # noqa: BLE001
@@ -336,3 +468,23 @@ def get_sender(config: TrackerConfig) -> Sender:
             if sender is None:
                 sender = _shared[key] = Sender(config)
     return sender
+
+
+def stats() -> dict:
+    """The counters of every sender in this process, summed (usually there is one): queued,
+    sent, dropped (= dropped_queue_full + dropped_given_up), batches, retries, and whether the
+    backend is failing now (with the last error)."""
+    total: dict = {"senders": 0}
+    for sender in list(_senders):
+        total["senders"] += 1
+        for key, value in sender.stats().items():
+            if isinstance(value, bool):
+                total[key] = total.get(key, False) or value
+            elif isinstance(value, int):
+                total[key] = total.get(key, 0) + value
+            elif key == "last_error" and value:
+                total[key] = value
+            elif key in ("failing_since", "last_success") and value is not None:
+                total[key] = value if total.get(key) is None else (
+                    min if key == "failing_since" else max)(total[key], value)
+    return total

@@ -1,0 +1,106 @@
+"""Idempotency-Key on the writes a client may retry: tm_api's dry run, test start and stop, and
+tracking batches. A retry with the same key gets the first answer, and nothing is stored twice."""
+
+import json
+
+import pytest
+
+from idempotency.models import IdempotentRequest
+from tm_api import status as S
+from tm_api.models import Run, Test
+from tm_api.tests.conftest import (  # noqa: F401 - machines is a fixture
+    LAMP_1, SEED_DRY_RUN, SEED_TEST_START, SEED_TEST_STOP, dry_run_payload, machines, scenario,
+)
+from tracking.models import Project, RequestMetric
+from tracking.tests.conftest import batch_event, gzip_json
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+
+def key(value):
+    return {"HTTP_IDEMPOTENCY_KEY": value}
+
+
+def start(machines, idempotency_key=None):
+    headers = key(idempotency_key) if idempotency_key else {}
+    return machines.post("/tm_api/test_start/", SEED_TEST_START, **headers)
+
+
+def stop(machines, idempotency_key=None):
+    headers = key(idempotency_key) if idempotency_key else {}
+    return machines.post("/tm_api/test_stop/", SEED_TEST_STOP, **headers)
+
+
+def test_a_repeated_dry_run_is_answered_again_and_stored_once(machines):
+    first = machines.dry_run(SEED_DRY_RUN, **key("run-1"))
+    again = machines.dry_run(SEED_DRY_RUN, **key("run-1"))
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
+    assert Run.objects.count() == 1
+    machines.dry_run(SEED_DRY_RUN, **key("run-2"))  # another key: another run
+    machines.dry_run(SEED_DRY_RUN)  # no key: as the seed, every post is a run
+    assert Run.objects.count() == 3
+
+
+# The same file twice in a run: a start applied twice would start the second one.
+TWICE = dry_run_payload(scenarios=[scenario("s.py", *[(LAMP_1["file_path"], LAMP_1["file_name"])] * 2)])
+
+
+def test_a_repeated_start_and_stop_do_not_move_on_to_the_next_test(machines):
+    machines.dry_run(TWICE)
+    answers = [start(machines, "start-1") for _ in range(3)]
+    assert {a.status_code for a in answers} == {202}
+    assert answers[1].json() == answers[0].json()
+    assert Test.objects.filter(status=S.RUNNING).count() == 1
+    answers = [stop(machines, "stop-1") for _ in range(2)]
+    assert [a.status_code for a in answers] == [202, 202]
+    assert list(Test.objects.order_by("position").values_list("status", flat=True)) == [
+        S.PASSED, S.WAITING]
+    # Without a key a retry is what the seed did: there is no running test any more.
+    assert stop(machines).status_code == 409
+
+
+def test_keys_belong_to_one_machine(machines):
+    machines.dry_run(SEED_DRY_RUN, **key("same"))
+    other = machines.dry_run({**SEED_DRY_RUN, "machine_name": "machine #2"}, **key("same"))
+    assert other.status_code == 201 and "Idempotent-Replayed" not in other
+    assert Run.objects.count() == 2
+
+
+def test_an_error_is_not_remembered_the_retry_runs_again(machines):
+    machines.dry_run(TWICE)
+    assert stop(machines, "early").status_code == 409  # not started yet
+    assert not IdempotentRequest.objects.exists()
+    assert start(machines).status_code == 202
+    assert stop(machines, "early").status_code == 202
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 65, "é", "tab\there"])
+def test_a_malformed_key_is_a_400_naming_the_header(machines, bad):
+    response = machines.dry_run(SEED_DRY_RUN, HTTP_IDEMPOTENCY_KEY=bad.encode().decode("latin-1"))
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid" and "Idempotency-Key" in body["errors"], body
+    assert Run.objects.count() == 0
+
+
+def test_a_repeated_tracking_batch_is_counted_once(client):
+    project, token = Project.create_with_token("Shop")
+    body = gzip_json({"events": [batch_event(), batch_event(path="/b/"), {"bad": 1}]})
+
+    def post(idempotency_key):
+        return client.post("/api/tracking/ingest/", body, content_type="application/json",
+                           HTTP_CONTENT_ENCODING="gzip", HTTP_AUTHORIZATION=f"Bearer {token}",
+                           HTTP_IDEMPOTENCY_KEY=idempotency_key)
+
+    first, again = post("batch-1"), post("batch-1")
+    assert first.status_code == again.status_code == 200
+    assert json.loads(again.content) == json.loads(first.content)
+    assert first.json()["accepted"] == 2 and again["Idempotent-Replayed"] == "true"
+    assert RequestMetric.objects.count() == 2
+    other_project, other_token = Project.create_with_token("Other")
+    assert client.post("/api/tracking/ingest/", body, content_type="application/json",
+                       HTTP_CONTENT_ENCODING="gzip", HTTP_AUTHORIZATION=f"Bearer {other_token}",
+                       HTTP_IDEMPOTENCY_KEY="batch-1").json()["accepted"] == 2
+    assert RequestMetric.objects.count() == 4

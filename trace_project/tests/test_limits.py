@@ -1,0 +1,352 @@
+"""Every limit of docs/limits.md against a real daphne process (and the websocket stack through
+Channels' communicator where a scope detail matters): what passes under the limit still passes,
+and what goes over it gets the answer the document promises."""
+
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import websocket
+from channels.testing import WebsocketCommunicator
+
+from trace_project.asgi import application
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+SECRET = {"SECRET_KEY": "limits-" + "x" * 50}
+
+
+def limited_server(server_factory, **limits):
+    """A server with the given limits; the others off, so that only these can answer. Its
+    own Redis key prefix, so that buckets of other runs never count."""
+    env = {"HTTP_MAX_BODY_BYTES": "0", "WEBSOCKET_MAX_FRAME_BYTES": "0",
+           "WEBSOCKET_MESSAGES_PER_SECOND": "0", "WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT": "0",
+           "RATE_LIMIT_MACHINE_TOKEN": "0", "RATE_LIMIT_PROJECT_TOKEN": "0",
+           "RATE_LIMIT_CLIENT": "0", "REDIS_PREFIX": f"limits-{uuid.uuid4().hex[:8]}",
+           "TM_ALLOW_ANONYMOUS_MACHINES": "True", "DASHBOARDS_PUBLIC": "True", **SECRET}
+    env.update({key: str(value) for key, value in limits.items()})
+    return server_factory(**env)
+
+
+def dry_run(name="machine #1", script=""):
+    return {"machine_name": name, "timestamp": "2024-01-01 10:00:00",
+            "master_scenario": {"file_path": "/m", "file_name": "master.py", "script": script,
+                                "scenarios": [{"file_path": "/s", "file_name": "s.py",
+                                               "script": "", "tests": []}]}}
+
+
+def close_code(ws) -> int:
+    """The code of the close frame the server sends next (after any text frames)."""
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(data[:2], "big")
+
+
+def still_open(ws, wait=0.3) -> bool:
+    ws.settimeout(wait)
+    try:
+        ws.recv()
+    except websocket.WebSocketTimeoutException:
+        return True
+    except websocket.WebSocketConnectionClosedException:
+        return False
+    finally:
+        ws.settimeout(10)
+    return False
+
+
+def trace_frame(*messages):
+    return json.dumps(list(messages))
+
+
+def span(n, t):
+    return [{"type": "SPAN_START", "timestamp": t, "group_id": f"s{n}", "name": f"span {n}"},
+            {"type": "SPAN_END", "timestamp": t + 1, "group_id": f"s{n}"}]
+
+
+START = {"type": "TRACE_START", "timestamp": 0, "group_id": "t"}
+END = {"type": "TRACE_END", "timestamp": 1000, "group_id": "t"}
+STORED = {"message": "Trace stored. Closing the connection"}
+
+
+# --- HTTP bodies --------------------------------------------------------------------------------
+
+def test_request_bodies_over_the_limit_get_413_naming_the_setting(server_factory):
+    server = limited_server(server_factory, HTTP_MAX_BODY_BYTES=4000)
+    detail = "Request body larger than 4000 bytes (HTTP_MAX_BODY_BYTES); send less in one request."
+
+    under = dry_run(script="x" * 3000)
+    assert len(json.dumps(under)) < 4000
+    assert requests.post(server.url + "/tm_api/dry_run/", json=under).status_code == 201
+
+    over = dry_run(script="x" * 4000)
+    for path in ("/tm_api/dry_run/", "/api/tracking/ingest/", "/tracking/" + str(uuid.uuid4())):
+        response = requests.post(server.url + path, json=over,
+                                 headers={"Authorization": "Bearer rat_whatever"})
+        assert response.status_code == 413, path
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json() == {"detail": detail, "code": "too_large"}, path
+
+    # Without Content-Length (chunked), counted as it is read.
+    chunks = (json.dumps(over)[i:i + 1000].encode() for i in range(0, 5000, 1000))
+    response = requests.post(server.url + "/tm_api/dry_run/", data=chunks,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["code"] == "too_large"
+    small_chunks = (json.dumps(under)[i:i + 1000].encode() for i in range(0, 4000, 1000))
+    response = requests.post(server.url + "/tm_api/dry_run/", data=small_chunks,
+                             headers={"Content-Type": "application/json"})
+    # Under the limit it reaches the view (which, as DRF does, reads no body without a
+    # Content-Length: a 400 naming the missing fields).
+    assert response.status_code == 400 and response.json()["code"] == "invalid", response.text
+
+    # Pages (not the API) get the sentence as text.
+    response = requests.post(server.url + "/login/", data={"username": "x" * 5000})
+    assert response.status_code == 413 and response.text == detail
+    assert requests.get(server.url + "/healthz").status_code == 200
+
+
+# --- websocket frames ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def socket_server(django_db_setup, django_db_blocker):
+    """One server for the frame size and message rate tests (a server takes seconds to start)."""
+    from conftest import test_database_env
+    from trace_project.devserver import Server
+
+    with django_db_blocker.unblock():
+        database = test_database_env()
+    server = Server({
+        "DB_DEFAULT": database, "HTTP_MAX_BODY_BYTES": "0", "WEBSOCKET_MAX_FRAME_BYTES": "1000",
+        "WEBSOCKET_MESSAGES_PER_SECOND": "10", "WEBSOCKET_MESSAGE_BURST": "5",
+        "WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT": "0", "DASHBOARDS_PUBLIC": "True", **SECRET,
+    }).start()
+    yield server
+    server.stop()
+
+
+def test_live_socket_takes_frames_up_to_the_limit_and_closes_4009_above(socket_server):
+    server = socket_server
+    ws = websocket.create_connection(server.ws_url + "/ws/machine/status/", timeout=10)
+    ws.send("é" * 500)  # 1000 bytes of UTF-8
+    assert still_open(ws)
+    ws.send("é" * 500 + "x")
+    assert json.loads(ws.recv()) == {
+        "event": "closing", "code": 4009,
+        "detail": "frame larger than 1000 bytes (WEBSOCKET_MAX_FRAME_BYTES); this socket takes "
+                  "no frames that big"}
+    assert close_code(ws) == 4009
+    ws.close()
+
+    # Trace ingest is not held to it: its frames are limited by TRACE_MAX_FRAME_BYTES.
+    ws = websocket.create_connection(server.ws_url + "/ws/trace/11", timeout=10)
+    ws.send(trace_frame(START, *[m for n in range(50) for m in span(n, n + 1)]))
+    ws.send(trace_frame(END))
+    assert json.loads(ws.recv()) == STORED
+
+
+def test_daphne_closes_1009_on_a_message_over_its_own_cap(socket_server):
+    """daphne's --websocket-max-message-size (16 MiB as we start it, 1 MiB unless given): the
+    application never sees such a frame, on any socket; under it, the trace consumer answers a
+    frame over TRACE_MAX_FRAME_BYTES (1 MiB) with its Error reply."""
+    from trace_project.devserver import DAPHNE_OPTIONS
+
+    server = socket_server
+    cap = int(DAPHNE_OPTIONS[DAPHNE_OPTIONS.index("--websocket-max-message-size") + 1])
+    ws = websocket.create_connection(server.ws_url + "/ws/trace/13", timeout=10)
+    ws.send("x" * (1024 * 1024 + 1))
+    assert json.loads(ws.recv())["message"].startswith("Error: frame of 1048577 bytes is over")
+    ws = websocket.create_connection(server.ws_url + "/ws/trace/12", timeout=10)
+    try:
+        ws.send("x" * (cap + 1))
+        code = close_code(ws)
+    except (ConnectionResetError, BrokenPipeError):
+        # autobahn sends its close frame and drops the connection at once, as soon as it reads
+        # the frame's header; the client may still be writing the payload and get a reset.
+        code = 1009
+    assert code == 1009
+    ws = websocket.create_connection(server.ws_url + "/ws/trace/12", timeout=10)
+    ws.send(trace_frame(START, END))
+    assert json.loads(ws.recv()) == STORED  # nothing of the big frame was taken
+
+
+# --- messages per second per websocket ----------------------------------------------------------
+
+def test_ingest_socket_over_the_message_rate_hears_why_and_is_closed_4029(socket_server):
+    server = socket_server
+    # Under the rate: 16 frames at 8 a second pass (three times the burst).
+    ws = websocket.create_connection(server.ws_url + "/ws/trace/21", timeout=10)
+    ws.send(trace_frame(START))
+    for n in range(15):
+        time.sleep(0.125)
+        ws.send(trace_frame(*span(n, n + 1)))
+    time.sleep(0.125)
+    ws.send(trace_frame(END))
+    assert json.loads(ws.recv()) == STORED
+
+    # Over it: five frames at once are the burst; the sixth closes the socket with a reason.
+    ws = websocket.create_connection(server.ws_url + "/ws/trace/22", timeout=10)
+    ws.send(trace_frame(START))
+    for n in range(4):
+        ws.send(trace_frame(*span(n, n + 1)))
+    ws.send(trace_frame(END))
+    assert json.loads(ws.recv()) == {"message": (
+        "Error: more than 10 messages a second on one connection (WEBSOCKET_MESSAGES_PER_SECOND, "
+        "bursts of 5: WEBSOCKET_MESSAGE_BURST); frames before this one were taken, this one and "
+        "later ones were not")}
+    assert close_code(ws) == 4029
+    # What came before the limit was stored: the END alone completes the trace.
+    ws = websocket.create_connection(server.ws_url + "/ws/trace/22", timeout=10)
+    ws.send(trace_frame(END))
+    assert json.loads(ws.recv()) == STORED
+
+
+async def test_live_socket_over_the_message_rate_is_closed_4029(settings):
+    settings.DASHBOARDS_PUBLIC = True
+    settings.WEBSOCKET_MESSAGES_PER_SECOND = 1
+    settings.WEBSOCKET_MESSAGE_BURST = 3
+    communicator = WebsocketCommunicator(application, "/ws/machine/status/")
+    assert (await communicator.connect())[0]
+    for _ in range(3):
+        await communicator.send_to(text_data="{}")
+    assert await communicator.receive_nothing(0.1)
+    await communicator.send_to(text_data="{}")
+    frame = await communicator.receive_json_from()
+    assert frame["event"] == "closing" and frame["code"] == 4029
+    assert "WEBSOCKET_MESSAGES_PER_SECOND" in frame["detail"]
+    assert await communicator.receive_output() == {
+        "type": "websocket.close", "code": 4029, "reason": frame["detail"][:123]}
+    await communicator.wait()
+
+
+# --- connections per client ---------------------------------------------------------------------
+
+def test_connections_over_the_limit_per_address_hear_why_and_are_closed_4029(server_factory):
+    server = limited_server(server_factory, WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT=3)
+    sockets = [websocket.create_connection(f"{server.ws_url}/ws/trace/{30 + n}", timeout=10)
+               for n in range(3)]
+    assert all(still_open(ws, 0.1) for ws in sockets)
+    extra = websocket.create_connection(server.ws_url + "/ws/machine/status/", timeout=10)
+    assert json.loads(extra.recv()) == {
+        "event": "closing", "code": 4029,
+        "detail": "too many websocket connections from this address: at most 3 per server "
+                  "process (WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT)"}
+    assert close_code(extra) == 4029
+    extra = websocket.create_connection(server.ws_url + "/ws/trace/40", timeout=10)
+    assert json.loads(extra.recv())["message"].startswith("Error: too many websocket connections")
+    assert close_code(extra) == 4029
+
+    # A closed connection frees its place.
+    sockets.pop().close()
+    deadline = time.monotonic() + 5
+    while True:
+        ws = websocket.create_connection(server.ws_url + "/ws/trace/41", timeout=10)
+        if still_open(ws, 0.2):
+            break
+        assert time.monotonic() < deadline, "the closed socket was never counted out"
+    ws.send(trace_frame(START, END))
+    assert json.loads(ws.recv()) == STORED
+
+
+async def test_connections_are_counted_per_token_presented(settings):
+    settings.DASHBOARDS_PUBLIC = True
+    settings.WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT = 2
+
+    def open_socket(token):
+        # The communicator's scope has no client address: only the token is counted.
+        return WebsocketCommunicator(application, "/ws/machine/status/",
+                                     headers=[(b"authorization", f"Bearer {token}".encode())])
+
+    first, second, third, other = (open_socket(t) for t in ("a", "a", "a", "b"))
+    assert (await first.connect())[0] and (await second.connect())[0]
+    assert (await third.connect())[0]  # accepted so that it can hear why, then closed
+    frame = await third.receive_json_from()
+    assert frame["code"] == 4029 and "from this token: at most 2" in frame["detail"]
+    assert (await third.receive_output())["code"] == 4029
+    assert (await other.connect())[0] and await other.receive_nothing(0.1)
+    for communicator in (first, second, other):
+        await communicator.disconnect()
+
+
+# --- requests per second per token --------------------------------------------------------------
+
+def test_writes_over_the_rate_get_429_with_retry_after_per_token(server_factory):
+    from tm_api.auth import issue_token
+    from tracking.models import Project
+
+    _, machine_a = issue_token("team a")
+    _, machine_b = issue_token("team b")
+    project, project_token = Project.create_with_token("Shop")
+    server = limited_server(
+        server_factory, RATE_LIMIT_MACHINE_TOKEN=2, RATE_LIMIT_MACHINE_TOKEN_BURST=3,
+        RATE_LIMIT_PROJECT_TOKEN=2, RATE_LIMIT_PROJECT_TOKEN_BURST=3,
+        RATE_LIMIT_CLIENT=2, RATE_LIMIT_CLIENT_BURST=3,
+    )
+
+    def post(path, token=None, body=None):
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        return requests.post(server.url + path, json=body or dry_run(), headers=headers)
+
+    def assert_throttled(response, setting, who):
+        assert response.status_code == 429, response.text
+        assert response.headers["Retry-After"] == "1"
+        assert response.json() == {"code": "throttled", "detail": (
+            f"Too many requests from {who}: more than 2 a second ({setting}, bursts of 3: "
+            f"{setting}_BURST). Expected available in 1 second.")}
+
+    assert [post("/tm_api/dry_run/", machine_a).status_code for _ in range(3)] == [201] * 3
+    assert_throttled(post("/tm_api/dry_run/", machine_a), "RATE_LIMIT_MACHINE_TOKEN",
+                     "this machine token")
+    assert post("/tm_api/dry_run/", machine_b).status_code == 201  # a bucket per token
+    for _ in range(5):  # reads are not throttled
+        assert requests.get(server.url + "/tm_api/machines/").status_code == 200
+    time.sleep(0.6)  # half a second buys one more at 2 a second
+    assert post("/tm_api/dry_run/", machine_a).status_code == 201
+
+    # Project tokens: in the header (batch) and in seed 001's body share the token's bucket.
+    batch = {"events": [{"path": "/", "status": 200, "duration_ms": 1.0,
+                         "received_at": "2024-01-01T00:00:00Z"}]}
+    seed = {"project_token": project_token, "event_type": "page_view", "event_data": {}}
+    headers = {"Authorization": f"Bearer {project_token}"}
+    codes = [requests.post(server.url + "/api/tracking/ingest/", json=batch,
+                           headers=headers).status_code for _ in range(2)]
+    codes.append(requests.post(f"{server.url}/tracking/{project.public_id}", json=seed).status_code)
+    assert 429 not in codes, codes
+    assert_throttled(requests.post(f"{server.url}/tracking/{project.public_id}", json=seed),
+                     "RATE_LIMIT_PROJECT_TOKEN", "this project token")
+
+    # No token (anonymous machines in development): per client address.
+    codes = [post("/tm_api/dry_run/").status_code for _ in range(3)]
+    assert codes == [201] * 3
+    assert_throttled(post("/tm_api/dry_run/"), "RATE_LIMIT_CLIENT", "this client")
+
+
+def test_write_budget_is_shared_by_server_processes_through_redis(server_factory, redis_url):
+    from tm_api.auth import issue_token
+
+    _, token = issue_token("team")
+    limits = {"REDIS_URL": redis_url, "REDIS_PREFIX": f"limits-{uuid.uuid4().hex[:8]}",
+              "RATE_LIMIT_MACHINE_TOKEN": "0.2", "RATE_LIMIT_MACHINE_TOKEN_BURST": "3"}
+    first = limited_server(server_factory, **limits)
+    second = limited_server(server_factory, **limits)
+
+    def post(server):
+        return requests.post(server.url + "/tm_api/dry_run/", json=dry_run(),
+                             headers={"Authorization": f"Token {token}"}).status_code
+
+    assert [post(first), post(second), post(first)] == [201, 201, 201]
+    assert [post(second), post(first)] == [429, 429]
+
+
+def test_every_limit_setting_is_in_the_table_of_docs_limits():
+    root = Path(__file__).resolve().parents[2]
+    settings_text = (root / "trace_project" / "settings.py").read_text()
+    section = settings_text.split("# --- limits ---", 1)[1].split("\n# --- ", 1)[0]
+    names = re.findall(r'_read\(\s*"\w+",\s*"(\w+)"', section)
+    assert len(names) >= 10
+    table = (root / "docs" / "limits.md").read_text().split("## Notes", 1)[0]
+    assert [name for name in names if f"`{name}`" not in table] == []
