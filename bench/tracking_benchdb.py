@@ -12,10 +12,10 @@ sys.path.insert(0, str(ROOT))
 
 
 @contextmanager
-def bench_database(server_url="postgres://postgres@127.0.0.1:5432"):
+def bench_database(server_url="postgres://postgres@127.0.0.1:5432", prefix="bench_tracking"):
     import psycopg
 
-    name = f"bench_tracking_{os.getpid()}_{int(time.time())}"
+    name = f"{prefix}_{os.getpid()}_{int(time.time())}"
     with psycopg.connect(f"{server_url}/postgres", autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     url = f"{server_url}/{name}"

@@ -6,6 +6,8 @@ Variants, each in its own child process (one Django configuration per process), 
 the same view through Django's WSGI handler in a tight loop (no HTTP parsing noise):
   bare      no tracker
   ours      monitor_request_tracker.django.RequestTrackerMiddleware
+  down      the same, its backend a black hole (accepts connections, never answers): the
+            app's overhead while the Monitor server is unreachable (queue full, drops counted)
   sentry    sentry-sdk with performance tracing on (traces_sample_rate=1.0)
   seed      rigidanalytics-tracker 2.0.5 (seed 001's published client)
 Trackers send to a local receiver that answers 200 to everything. sentry-sdk and the seed tracker
@@ -21,6 +23,7 @@ import argparse
 import io
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTRA = Path(tempfile.gettempdir()) / "monitor-bench-extra"
-VARIANTS = ["bare", "ours", "sentry", "seed"]
+VARIANTS = ["bare", "ours", "down", "sentry", "seed"]
 
 
 # --- child: one variant ---------------------------------------------------------------------------
@@ -43,11 +46,11 @@ def child(variant, requests, receiver):
 
     middleware = ["django.middleware.common.CommonMiddleware"]
     extra = {}
-    if variant == "ours":
+    if variant in ("ours", "down"):
         middleware.append("monitor_request_tracker.django.RequestTrackerMiddleware")
     elif variant == "seed":
         middleware.append("rigidanalytics_tracker.middleware.Analytics")
-    if variant in ("ours", "seed"):
+    if variant in ("ours", "down", "seed"):
         extra["RIGID_ANALYTICS"] = {
             "PROJECT_ID": "bench-project", "PROJECT_TOKEN": "bench-token",
             "DEBUG_DISABLE_ANALYTICS": False, "BACKEND_ENDPOINT": receiver + "/tracking/",
@@ -169,13 +172,18 @@ def main():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     receiver = f"http://127.0.0.1:{server.server_address[1]}"
+    black_hole = socket.socket()  # listens, never accepts nor answers: the tracker times out
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(128)
+    dead = f"http://127.0.0.1:{black_hole.getsockname()[1]}"
     wanted = {"bare", *args.variants.split(",")}
     variants = [v for v in VARIANTS if v in wanted and available(v)]
     skipped = [v for v in VARIANTS if v in wanted and v not in variants]
     results = {v: [] for v in variants}
     for round_number in range(args.rounds):
         for variant in variants:
-            results[variant].append(run_variant(variant, args.requests, receiver))
+            results[variant].append(run_variant(variant, args.requests,
+                                                dead if variant == "down" else receiver))
     median = {v: {k: statistics.median(r[k] for r in rs)
                   for k in ("p50_us", "p99_us", "rps", "cpu_us")}
               for v, rs in results.items()}
