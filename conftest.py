@@ -29,9 +29,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
+# Locally Hypothesis draws new examples each run (that is how it finds things); in CI (.ci/run
+# sets CI_NO_SKIPS) the examples are fixed, so a run's colour depends on the code alone.
 hypothesis_settings.register_profile("default", deadline=None)
 hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
-hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
+hypothesis_settings.load_profile(
+    "ci" if os.environ.get("CI") or os.environ.get("CI_NO_SKIPS") else "default")
 
 
 # --- CI: no test may be skipped for want of a service -------------------------------------------

@@ -97,12 +97,20 @@ class StubBackend:
                 pass
 
     def wait_for(self, count, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.events) >= count:
-                return True
-            time.sleep(0.02)
-        return False
+        """Whether `count` events arrived within `timeout` (received: the client may not have
+        read the answer yet, so wait for its own counters separately)."""
+        return wait_until(lambda: len(self.events) >= count, timeout)
+
+
+def wait_until(condition, timeout=10):
+    """condition()'s first truthy result within `timeout` seconds, else its last (falsy) one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.01)
+    return condition()
 
 
 class BlackHole:

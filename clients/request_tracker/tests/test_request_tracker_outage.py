@@ -18,10 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
-from request_tracker_stub import BlackHole, StubBackend
+from request_tracker_stub import BlackHole, StubBackend, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +42,12 @@ MEMORY_SLACK = 256 * 1024  # the in-flight batch's JSON and gzip buffers, alloca
 
 
 class TrackedApp:
-    """The app process and a keep-alive client that counts every request it makes."""
+    """The app process and a client that counts every request it makes (Werkzeug closes each
+    connection after its answer; http.client opens the next one)."""
 
     def __init__(self, framework, backend_url):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(SRC)]),
-               "TRACKED_FRAMEWORK": framework, "TRACKED_TRACEMALLOC": "1",
+               "TRACKED_FRAMEWORK": framework, "TRACKED_TRACEMALLOC": "4",
                "RA_PROJECT_ID": "outage-project", "RA_PROJECT_TOKEN": "outage-token",
                "RA_BACKEND_ENDPOINT": backend_url, "RA_TEST_TUNING": json.dumps(TUNING)}
         env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -75,10 +77,11 @@ class TrackedApp:
             latencies.append(clock() - started)
         return sorted(latencies)
 
-    def state(self):
-        """The tracker's stats and memory, as they were before this request was recorded."""
+    def state(self, dump=None):
+        """The tracker's stats and memory, as they were before this request was recorded;
+        with `dump` (a path), the app also writes a tracemalloc snapshot there."""
         made_before = self.made
-        answer = json.loads(self.get("/_tracker/"))
+        answer = json.loads(self.get(f"/_tracker/?dump={dump}" if dump else "/_tracker/"))
         answer["made_before"] = made_before
         return answer
 
@@ -97,14 +100,17 @@ def percentile(sorted_values, q):
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
 
 
-def wait_for(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    return condition()
+def where_memory_went(old_dump, new_dump, top=8):
+    """The allocation sites that grew most between two snapshots, for a failure message."""
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__),
+              tracemalloc.Filter(False, "<frozen importlib._bootstrap*>")]
+    old = tracemalloc.Snapshot.load(str(old_dump)).filter_traces(ignore)
+    new = tracemalloc.Snapshot.load(str(new_dump)).filter_traces(ignore)
+    lines = []
+    for stat in new.compare_to(old, "traceback")[:top]:
+        lines.append(f"{stat.size_diff / 1024:+.0f} KiB in {stat.count_diff:+d} blocks:")
+        lines.extend("    " + line for line in stat.traceback.format(limit=4, most_recent_first=True))
+    return "\n".join(lines)
 
 
 def start_fault(kind, port):
@@ -121,7 +127,7 @@ def start_fault(kind, port):
 @pytest.mark.parametrize("framework, fault", [
     ("flask", "refused"), ("flask", "black-hole"), ("flask", "503"), ("django", "black-hole"),
 ])
-def test_the_tracked_app_rides_out_a_backend_outage(framework, fault):
+def test_the_tracked_app_rides_out_a_backend_outage(framework, fault, tmp_path):
     healthy = StubBackend()
     port = healthy.port
     app = TrackedApp(framework, healthy.url)
@@ -134,11 +140,12 @@ def test_the_tracked_app_rides_out_a_backend_outage(framework, fault):
 
         healthy.stop()
         backends.append(start_fault(fault, port))
-        before = app.state()
+        dumps = {name: tmp_path / f"{name}.tracemalloc" for name in ("before", "half", "after")}
+        before = app.state(dumps["before"])
         down_half = app.drive(5 * QUEUE_SIZE)
-        half = app.state()
+        half = app.state(dumps["half"])
         down = sorted(down_half + app.drive(5 * QUEUE_SIZE))
-        after = app.state()
+        after = app.state(dumps["after"])
 
         # Latency: no change (a request path that waited on the network would take seconds).
         ratio_p50 = percentile(down, 0.5) / percentile(base, 0.5)
@@ -149,16 +156,20 @@ def test_the_tracked_app_rides_out_a_backend_outage(framework, fault):
         assert ratio_p50 < 2.5 and ratio_p99 < 8, (ratio_p50, ratio_p99)
         assert down[-1] < TIMEOUT * 0.9
 
-        # Memory: bounded by the queue, and flat once the queue is full.
+        # Memory: bounded by the queue, and flat once the queue is full (measured with no other
+        # request in flight: see tracked_app_server.other_requests_done).
+        assert before["alone"] and half["alone"] and after["alone"]
         growth = after["traced_bytes"] - before["traced_bytes"]
         plateau = after["traced_bytes"] - half["traced_bytes"]
         print(f"{framework}/{fault}: traced memory +{growth / 1024:.0f} KiB over "
               f"{10 * QUEUE_SIZE} requests (+{plateau / 1024:.0f} KiB over the last half); RSS "
               f"{before['rss_bytes'] >> 20} -> {after['rss_bytes'] >> 20} MiB")
-        assert growth < (QUEUE_SIZE + BATCH_SIZE) * ITEM_BOUND + MEMORY_SLACK
+        assert growth < (QUEUE_SIZE + BATCH_SIZE) * ITEM_BOUND + MEMORY_SLACK, \
+            where_memory_went(dumps["before"], dumps["after"])
         # Between the two snapshots only the batch in flight may differ (about 27 KiB here);
         # an unbounded queue would add 5 × QUEUE_SIZE items, about 550 KiB.
-        assert plateau < BATCH_SIZE * ITEM_BOUND + 64 * 1024
+        assert plateau < BATCH_SIZE * ITEM_BOUND + 64 * 1024, \
+            where_memory_went(dumps["half"], dumps["after"])
 
         # Drops: counted, and the backend's failure is visible.
         stats = after["stats"]
@@ -183,14 +194,14 @@ def test_the_tracked_app_rides_out_a_backend_outage(framework, fault):
             stats = app.state()["stats"]
             return not stats["backend_failing"] and stats["queued"] == 0
 
-        assert wait_for(drained, timeout=TIMEOUT + BACKOFF_MAX + 3)
+        assert wait_until(drained, timeout=TIMEOUT + BACKOFF_MAX + 3)
         resumed = time.monotonic() - came_back
         app.drive(20, "/after/")
 
         def arrived():
             return sum(1 for event in back.events if event["path"] == "/after/") == 20
 
-        assert wait_for(arrived, timeout=5)
+        assert wait_until(arrived, timeout=5)
         print(f"{framework}/{fault}: delivery resumed and the backlog was sent {resumed:.2f} s "
               f"after the backend came back")
 
@@ -200,7 +211,7 @@ def test_the_tracked_app_rides_out_a_backend_outage(framework, fault):
             received = len(healthy.events) + len(back.events)
             return now if received + now["stats"]["dropped"] == now["made_before"] else None
 
-        final = wait_for(settled, timeout=10)
+        final = wait_until(settled, timeout=10)
         assert final, "received + dropped != requests made"
         assert not final["stats"]["backend_failing"]
         told = sum(batch["dropped"] for batch in healthy.batches + back.batches)

@@ -5,7 +5,7 @@ import re
 import time
 
 import pytest
-from request_tracker_stub import StubBackend
+from request_tracker_stub import StubBackend, wait_until
 
 import monitor_request_tracker
 from monitor_request_tracker.config import TrackerConfig, ingest_url
@@ -48,15 +48,6 @@ def senders():
         sender.close()
 
 
-def wait_until(condition, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_each_batch_has_its_own_idempotency_key_and_every_retry_reuses_it(stub, senders):
     stub.statuses = [503, 429]
     stub.retry_after = "0.05"
@@ -69,7 +60,9 @@ def test_each_batch_has_its_own_idempotency_key_and_every_retry_reuses_it(stub, 
     assert [status for *_, status in stub.attempts] == [503, 429, 200, 200]
     assert all(re.fullmatch(r"[0-9a-f]{32}", key) for key in keys)  # uuid4 hex: ≤ 64 printable
     assert keys[0] == keys[1] == keys[2] != keys[3]
-    assert sender.stats()["retries"] == 2 and sender.sent == 2 and sender.dropped == 0
+    # The stub has the batch before the sender has read its answer.
+    assert wait_until(lambda: sender.sent == 2, timeout=5)
+    assert sender.stats()["retries"] == 2 and sender.dropped == 0
 
 
 def test_a_batch_stored_whose_answer_was_lost_is_not_stored_twice(stub, senders):

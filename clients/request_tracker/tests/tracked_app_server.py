@@ -1,35 +1,60 @@
 """A tracked app served over real HTTP in its own process, for the outage tests.
 
     TRACKED_FRAMEWORK=flask|django RA_PROJECT_ID=... RA_PROJECT_TOKEN=... RA_BACKEND_ENDPOINT=...
-    RA_TEST_TUNING='{"QUEUE_SIZE": 300}' TRACKED_TRACEMALLOC=1 python tracked_app_server.py
+    RA_TEST_TUNING='{"QUEUE_SIZE": 300}' TRACKED_TRACEMALLOC=4 python tracked_app_server.py
 
 Flask: a small app defined here, with the Tracker extension. Django: tracked_django_site (the
-middleware) through Django's WSGI handler. Both are served by Werkzeug's threaded HTTP/1.1
-server (keep-alive, a thread per connection). Prints {"port": N} once listening.
+middleware) through Django's WSGI handler. Both are served by Werkzeug's threaded server, which
+answers each request on its own connection in its own thread. Prints {"port": N} once listening.
 Routes: / ("hello"), /after/ ("after": requests made after the backend came back), and
-/_tracker/: the tracker's stats() with the process's traced (tracemalloc, after a GC) and
-resident memory. Every route is tracked, /_tracker/ included.
+/_tracker/: the tracker's stats() with the process's traced memory (tracemalloc, after a GC,
+once no other request is being handled) and resident memory. /_tracker/?dump=PATH also writes a
+tracemalloc snapshot there (after measuring, and dropped at once, so that it is not counted next
+time), for a failing test to show where memory went. Every route is tracked, /_tracker/ too.
+TRACKED_TRACEMALLOC=N traces N frames per allocation.
 """
 
 import gc
 import json
 import os
 import sys
+import threading
+import time
 import tracemalloc
 
 
-def state() -> dict:
+def other_requests_done(timeout=2.0) -> bool:
+    """Wait until this is the only request being handled. Werkzeug's server answers each request
+    on a new connection in a new thread, which then drains the socket with
+    rfile.read(10_000_000): a 10 MB buffer that lives until the client's close arrives. Measured
+    meanwhile, it looked like a 10 MB leak of the tracker."""
+    me = threading.current_thread()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(thread is not me and "process_request_thread" in thread.name
+                   for thread in threading.enumerate()):
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def state(dump: str | None = None) -> dict:
     import monitor_request_tracker
 
+    alone = other_requests_done()
     gc.collect()
     traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
     with open("/proc/self/statm") as statm:
         rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return {"stats": monitor_request_tracker.stats(), "traced_bytes": traced, "rss_bytes": rss}
+    answer = {"stats": monitor_request_tracker.stats(), "traced_bytes": traced, "rss_bytes": rss,
+              "alone": alone}
+    if dump and tracemalloc.is_tracing():
+        tracemalloc.take_snapshot().dump(dump)
+    return answer
 
 
 def flask_app():
-    from flask import Flask
+    from flask import Flask, request
 
     from monitor_request_tracker.flask import Tracker
 
@@ -41,7 +66,8 @@ def flask_app():
     }
     app.add_url_rule("/", "home", lambda: "hello")
     app.add_url_rule("/after/", "after", lambda: "after")
-    app.add_url_rule("/_tracker/", "tracker-state", state)
+    app.add_url_rule("/_tracker/", "tracker-state",
+                     lambda: state(request.args.get("dump")))
     Tracker(app)
     return app
 
@@ -54,8 +80,9 @@ def django_app():
 
 
 def main():
-    if os.environ.get("TRACKED_TRACEMALLOC") == "1":
-        tracemalloc.start()
+    frames = int(os.environ.get("TRACKED_TRACEMALLOC") or 0)
+    if frames:
+        tracemalloc.start(frames)
     app = django_app() if os.environ.get("TRACKED_FRAMEWORK") == "django" else flask_app()
     from werkzeug.serving import WSGIRequestHandler, make_server
 
