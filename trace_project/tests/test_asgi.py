@@ -1,6 +1,13 @@
-"""Websocket plumbing: origin checks, dashboard access and frames published after commit."""
+"""Websocket plumbing: origin checks, dashboard access and frames published after commit; the
+server's start-up objects frozen out of the garbage collector's way."""
+
+import json
+import os
+import subprocess
+import sys
 
 import pytest
+from django.conf import settings as django_settings
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
@@ -88,3 +95,15 @@ async def test_frames_reach_the_socket_only_after_commit(settings):
     assert await communicator.receive_json_from(timeout=2) == {"n": 2}
     assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()
+
+
+def test_start_up_objects_are_frozen_out_of_the_garbage_collectors_way():
+    """A full collection in the server walks only what was made after start-up."""
+    code = ("import gc, json, trace_project.asgi; "
+            "print(json.dumps([gc.get_freeze_count(), len(gc.get_objects())]))")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "trace_project.settings"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=django_settings.BASE_DIR, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    frozen, tracked = json.loads(result.stdout.splitlines()[-1])
+    assert frozen > 50_000 and tracked < frozen / 10, (frozen, tracked)
