@@ -36,6 +36,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from contextlib import contextmanager
@@ -49,6 +50,10 @@ from tracking_benchdb import ROOT, bench_database, manage
 from tracking_ingest import build_batches
 
 from trace_project.devserver import Server
+
+PROBE_DIR = Path(__file__).resolve().parent / "soak_probe"
+sys.path.insert(0, str(PROBE_DIR))
+import soak_probe  # noqa: E402 - the stall probe, from its own directory (see its docstring)
 
 # Share of the arrivals per kind of request (weights; the rate is --rate in total).
 MIX = {
@@ -70,6 +75,7 @@ TRACE_MESSAGES = 20  # per trace session, sent in 3 frames
 TRACKING_EVENTS = 100  # per batch
 TRACE_WATCH_EVERY = 5  # one trace session in 5 is watched on its page's socket
 GRACE_SECONDS = 5  # after the last arrival, for late answers and frames
+DB_PROBE_SECONDS = 0.25  # period of the database commit probe
 
 
 def rss_mb(pid):
@@ -105,6 +111,18 @@ def process_sample(pids):
     """(server MB, worker MB, server CPU s, worker CPU s, the host's 1-minute load average)."""
     return (*(rss_mb(pid) for pid in pids), *(cpu_seconds(pid) for pid in pids),
             os.getloadavg()[0])
+
+
+def pressure_totals():
+    """The host's pressure stall totals (PSI "some", microseconds): (cpu, io), or None."""
+    totals = []
+    for resource in ("cpu", "io"):
+        try:
+            line = Path(f"/proc/pressure/{resource}").read_text().splitlines()[0]
+            totals.append(int(line.rsplit("total=", 1)[1]))
+        except (OSError, IndexError, ValueError):
+            return None
+    return tuple(totals)
 
 
 def machine_header():
@@ -178,6 +196,10 @@ class Soak:
         self.samples = []  # (t from start at the scheduled time, endpoint, latency ms, outcome)
         self.rss = []  # (t, server MB, worker MB, server CPU s, worker CPU s, host load)
         self.lags = []  # (t, ms the client started an arrival after its scheduled time)
+        self.started_unix = None
+        self.db_probe = []  # (t, ms of a commit on its own connection: WAL flush included)
+        self.pressure = []  # (t, host CPU stall ms, host IO stall ms) over the past second
+        self.probing = threading.Event()
         self.errors = Counter()  # (endpoint, kind)
         self.error_bodies = {}  # (endpoint, kind): the first answer's body, for the report
         self.watchers = []
@@ -353,6 +375,25 @@ class Soak:
             self.errors[(f"watch {watcher.kind}", kind)] += 1
             await asyncio.sleep(1)
 
+    def probe(self, database_url):
+        """Thread: a commit on its own connection every DB_PROBE_SECONDS (a stall of the
+        database or the disk shows here whatever the server does), and once a second the host's
+        CPU and IO pressure stall time (PSI) over that second."""
+        import psycopg
+
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            last = pressure_totals()
+            last_at = time.monotonic()
+            while not self.probing.wait(DB_PROBE_SECONDS):
+                began = time.monotonic()
+                connection.execute("SELECT txid_current()")  # an xid: the commit flushes WAL
+                self.db_probe.append((began - self.started, (time.monotonic() - began) * 1000))
+                if began - last_at >= 1 and last is not None:
+                    now = pressure_totals()
+                    self.pressure.append((began - self.started, (now[0] - last[0]) / 1000,
+                                          (now[1] - last[1]) / 1000))
+                    last, last_at = now, began
+
     async def sample_memory(self, pids):
         while True:
             self.rss.append((time.monotonic() - self.started, *process_sample(pids)))
@@ -383,6 +424,10 @@ class Soak:
                 await asyncio.wait_for(watcher.opened.wait(), 30)
 
             self.started = time.monotonic()
+            self.started_unix = time.time()
+            prober = threading.Thread(target=self.probe, args=(self.server.env["DATABASE_URL"],),
+                                      name="soak-db-probe", daemon=True)
+            prober.start()
             interval_s = self.args.interval_minutes * 60
             helpers = [asyncio.create_task(self.sample_memory(pids)),
                        asyncio.create_task(self.progress(interval_s,
@@ -407,6 +452,8 @@ class Soak:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            self.probing.set()
+            prober.join(5)
 
     async def set_up(self):
         """Every machine's first dry run, one stored trace and one batch before the clock runs."""
@@ -580,6 +627,65 @@ def report(soak, args, seconds):
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ (WARNING|ERROR|CRITICAL) (\S+) (.*)$")
 
 
+def stalls(soak, args, probes):
+    """Bursts: runs of seconds in which at least half the requests scheduled took over
+    --stall-ms; for each, what the probes saw around it (two seconds either side)."""
+    by_second = defaultdict(list)
+    for t, _, latency, _ in soak.samples:
+        by_second[int(t)].append(latency)
+    slow = sorted(second for second, latencies in by_second.items()
+                  if sum(1 for lat in latencies if lat > args.stall_ms) * 2 >= len(latencies))
+    bursts = []
+    for second in slow:
+        if bursts and second - bursts[-1][1] <= 2:
+            bursts[-1][1] = second
+        else:
+            bursts.append([second, second])
+    print()
+    print(f"Stalls: {len(bursts)} bursts of seconds in which at least half the requests took over "
+          f"{args.stall_ms:g} ms; around each (+/-2 s), the worst the probes saw: client = this "
+          f"process, server/worker = their processes (gcN = a collection of generation N, late = "
+          f"a thread woke up late: no GIL or no CPU), db commit = a commit on its own connection, "
+          f"host = CPU/IO pressure stall ms per second (PSI)")
+
+    def worst(events, a, b):
+        return max(((ms, kind) for t, kind, ms in events if a <= t <= b), default=(0.0, "-"))
+
+    if bursts:
+        print(f"  {'at min':>7} {'s':>3} {'slow':>5} {'max ms':>7} {'client start lag':>16} "
+              f"{'client':>13} {'server':>13} {'worker':>13} {'db commit':>9} "
+              f"{'host cpu/io':>11}")
+    for first, last in bursts[:20]:
+        a, b = first - 2, last + 3
+        latencies = [lat for second in range(first, last + 1) for lat in by_second[second]]
+        lag = max((lag for t, lag in soak.lags if a <= t <= b), default=0.0)
+        cells = []
+        for name in ("client", "server", "worker"):
+            ms, kind = worst(probes[name], a, b)
+            cells.append(f"{kind} {ms:.0f}" if ms else "-")
+        commit = max((ms for t, ms in soak.db_probe if a <= t <= b), default=0.0)
+        cpu = max((c for t, c, _ in soak.pressure if a <= t <= b), default=0.0)
+        io = max((i for t, _, i in soak.pressure if a <= t <= b), default=0.0)
+        print(f"  {first / 60:>7.2f} {last - first + 1:>3} "
+              f"{sum(1 for lat in latencies if lat > args.stall_ms):>5} {max(latencies):>7.0f} "
+              f"{lag:>16.0f} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {commit:>9.0f} "
+              f"{cpu:>5.0f}/{io:<5.0f}")
+    quiet = [ms for t, ms in soak.db_probe
+             if not any(first - 2 <= t <= last + 3 for first, last in bursts)]
+    print(f"  {'outside the bursts' if bursts else 'whole run'}: db commit p50 "
+          f"{percentile(quiet, 50):.1f} ms, p99 {percentile(quiet, 99):.1f} ms; probe events in the whole run (count, worst): "
+          + "; ".join(f"{name} " + ", ".join(
+              f"{kind} {len(hits)} ({max(hits):.0f} ms)" for kind, hits in sorted(
+                  group_by_kind(events).items())) for name, events in probes.items()))
+
+
+def group_by_kind(events):
+    kinds = defaultdict(list)
+    for _, kind, ms in events:
+        kinds[kind].append(ms)
+    return kinds
+
+
 def log_problems(text):
     """Counts of the server log's warnings and errors, by level, logger and message (numbers
     made N, so that one kind of message counts as one)."""
@@ -653,6 +759,8 @@ def main():
                         help="p99 stable: most change from the first steady interval, %%")
     parser.add_argument("--min-samples", type=int, default=100,
                         help="an endpoint's interval with fewer answers is shown, not judged")
+    parser.add_argument("--stall-ms", type=float, default=300,
+                        help="a second is part of a stall when half its requests took longer")
     args = parser.parse_args()
     seconds = args.minutes * 60
     if args.warmup_minutes >= args.minutes:
@@ -665,17 +773,25 @@ def main():
         prefix = f"soak_{os.getpid()}"
         project = json.loads(manage(url, "create_project", "Soak"))
         token = manage(url, "machine_token", "create", "soak").strip()
+        probe_dir = tempfile.mkdtemp(prefix="soak-probes-")
+        probe_logs = {name: os.path.join(probe_dir, f"{name}.log")
+                      for name in ("client", "server", "worker")}
+        soak_probe.install(probe_logs["client"])
         env = {"DATABASE_URL": url, "REDIS_URL": args.redis_url, "REDIS_PREFIX": prefix,
                "SECRET_KEY": "soak-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
                "DEBUG": "False", "STATIC_MANIFEST": "False", "DASHBOARDS_PUBLIC": "True",
-               "TM_ALLOW_ANONYMOUS_MACHINES": "False", "LOG_LEVEL": "WARNING"}
+               "TM_ALLOW_ANONYMOUS_MACHINES": "False", "LOG_LEVEL": "WARNING",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(PROBE_DIR),
+                                                           os.environ.get("PYTHONPATH")])),
+               "SOAK_PROBE_LOG": probe_logs["server"]}
         server = Server(env).start()
         server.env.pop("DB_DEFAULT", None)
         worker = None
         worker_log = "-"
         try:
             if not args.no_worker:
-                worker, worker_log = start_worker(server.env)
+                worker, worker_log = start_worker({**server.env,
+                                                   "SOAK_PROBE_LOG": probe_logs["worker"]})
             print(f"server pid {server.process.pid} on {server.url}"
                   + (f", worker pid {worker.pid}" if worker else ", no worker")
                   + f"; database {urlsplit(url).path.strip('/')}"
@@ -696,6 +812,8 @@ def main():
               f"{deleted} Redis keys of the run deleted")
         write_samples(soak, args.samples)
         report(soak, args, seconds)
+        stalls(soak, args, {name: soak_probe.read(path, soak.started_unix)
+                            for name, path in probe_logs.items()})
         problems = log_problems(server.output())
         print(f"\nServer log: {sum(problems.values())} warnings and errors")
         for (level, logger, message), count in problems.most_common(8):
