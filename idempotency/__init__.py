@@ -29,7 +29,8 @@ from rest_framework.response import Response
 
 KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-_KEY = re.compile(r"[\x20-\x7e]{1,64}")  # printable ASCII (trace_project.schema says so too)
+KEY_MAX = 64
+_KEY = re.compile(rf"[\x20-\x7e]{{1,{KEY_MAX}}}")  # printable ASCII (the schema says so too)
 
 
 def key_of(request) -> str | None:
@@ -39,7 +40,7 @@ def key_of(request) -> str | None:
         return None
     if not _KEY.fullmatch(key):
         raise ValidationError({KEY_HEADER: [
-            "Must be 1 to 64 printable ASCII characters (a UUID fits)."
+            f"Must be 1 to {KEY_MAX} printable ASCII characters (a UUID fits)."
         ]})
     return key
 

@@ -106,3 +106,7 @@ def test_idempotency_key_is_an_optional_header_of_64_printable_ascii(schema, key
     assert pattern.match("0b7e2a5c-3f1d-4c2e-9a57-6f0d2b1c8e44")
     assert pattern.match("~" * 64) and not pattern.match("~" * 65)
     assert not pattern.match("") and not pattern.match("caf\u00e9") and not pattern.match("a\tb")
+    successes = {code: answer for code, answer in dict(_operations(schema))[key]["responses"].items()
+                 if code.startswith("2")}
+    assert successes and all(answer["headers"]["Idempotent-Replayed"]["schema"]["enum"] == ["true"]
+                             for answer in successes.values())
