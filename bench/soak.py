@@ -21,7 +21,10 @@ page socket; their frames are counted against what the writes should have sent.
 Prints one progress line per interval, then per interval and endpoint count/errors/p50/p95/p99,
 the server's and the worker's RSS per interval and its growth after warm-up, each endpoint's p99
 per interval relative to its first interval after warm-up, errors by kind, frames received vs
-expected, and a PASS/FAIL line per target (flat memory, no errors, p99 stable within 20%).
+expected, and a PASS/FAIL line per target (flat memory, no errors, p99 stable within 20%); then
+the stalls (bursts of seconds in which most requests were slow) with what the probes saw around
+each: garbage collections and late wake-ups in the client, server and worker (bench/soak_probe),
+the latency of a commit on a connection of its own, and the host's CPU and IO pressure (PSI).
 Every request and RSS sample is written to a CSV (--samples) for plotting. See docs/soak.md.
 """
 
