@@ -20,6 +20,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from request_tracker_stub import BlackHole, StubBackend, wait_until
@@ -81,7 +82,8 @@ class TrackedApp:
         """The tracker's stats and memory, as they were before this request was recorded;
         with `dump` (a path), the app also writes a tracemalloc snapshot there."""
         made_before = self.made
-        answer = json.loads(self.get(f"/_tracker/?dump={dump}" if dump else "/_tracker/"))
+        answer = json.loads(self.get(f"/_tracker/?dump={quote(str(dump))}" if dump
+                                     else "/_tracker/"))
         answer["made_before"] = made_before
         return answer
 
