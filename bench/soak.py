@@ -632,7 +632,7 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ (WARNING|ERROR|CRITICAL) (\S+) 
 
 def stalls(soak, args, probes):
     """Bursts: runs of seconds in which at least half the requests scheduled took over
-    --stall-ms; for each, what the probes saw around it (two seconds either side)."""
+    --stall-ms; for each (the first 20), what the probes saw from 2 s before to 3 s after."""
     by_second = defaultdict(list)
     for t, _, latency, _ in soak.samples:
         by_second[int(t)].append(latency)
@@ -646,7 +646,7 @@ def stalls(soak, args, probes):
             bursts.append([second, second])
     print()
     print(f"Stalls: {len(bursts)} bursts of seconds in which at least half the requests took over "
-          f"{args.stall_ms:g} ms; around each (+/-2 s), the worst the probes saw: client = this "
+          f"{args.stall_ms:g} ms; around each (2 s before to 3 s after), the worst the probes saw: client = this "
           f"process, server/worker = their processes (gcN = a collection of generation N, late = "
           f"a thread woke up late: no GIL or no CPU), db commit = a commit on its own connection, "
           f"host = CPU/IO pressure stall ms per second (PSI)")
@@ -675,11 +675,14 @@ def stalls(soak, args, probes):
               f"{cpu:>5.0f}/{io:<5.0f}")
     quiet = [ms for t, ms in soak.db_probe
              if not any(first - 2 <= t <= last + 3 for first, last in bursts)]
+    if len(bursts) > 20:
+        print(f"  ... and {len(bursts) - 20} more")
     print(f"  {'outside the bursts' if bursts else 'whole run'}: db commit p50 "
-          f"{percentile(quiet, 50):.1f} ms, p99 {percentile(quiet, 99):.1f} ms; probe events in the whole run (count, worst): "
-          + "; ".join(f"{name} " + ", ".join(
+          f"{percentile(quiet, 50):.1f} ms, p99 {percentile(quiet, 99):.1f} ms; "
+          "probe events in the whole run (count, worst): "
+          + "; ".join(f"{name} " + (", ".join(
               f"{kind} {len(hits)} ({max(hits):.0f} ms)" for kind, hits in sorted(
-                  group_by_kind(events).items())) for name, events in probes.items()))
+                  group_by_kind(events).items())) or "none") for name, events in probes.items()))
 
 
 def group_by_kind(events):
