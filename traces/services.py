@@ -148,6 +148,13 @@ def _ingest_parsed(trace_id: int, frames: list[list[Message]], publish: bool, se
 # per frame whatever its size (Django's query compiler cost more than the database did).
 
 
+def _stored_already(trace: Trace, resent: int, acked: int) -> IngestResult:
+    """The result of frames that were all repeats of stored ones: nothing written, acknowledged
+    (again) up to `acked`."""
+    return IngestResult(trace.id, trace.status, 0, resent, list(trace.problems),
+                        span_count=trace.span_count, event_count=trace.event_count, acked=acked)
+
+
 def _ingest_locked(trace_id: int, frames: list[list[Message]], seqs: list[int] | None = None):
     group_ids = {m.group_id for frame in frames for m in frame
                  if m.type in (SPAN_START, SPAN_END)}
@@ -155,9 +162,7 @@ def _ingest_locked(trace_id: int, frames: list[list[Message]], seqs: list[int] |
     if seqs is not None and all(seq <= trace.last_seq for seq in seqs):
         # Only frames already stored (resent after a reconnect): acknowledged again, and if
         # they decided the trace, its reply again.
-        return IngestResult(trace_id, trace.status, 0, sum(map(len, frames)),
-                            list(trace.problems), span_count=trace.span_count,
-                            event_count=trace.event_count, acked=trace.last_seq), None
+        return _stored_already(trace, sum(map(len, frames)), trace.last_seq), None
     if not trace.is_open:
         raise IngestError(
             f"trace {trace_id} is already stored ({trace.status}); send a new trace under a new id"
@@ -205,9 +210,7 @@ def _ingest_locked(trace_id: int, frames: list[list[Message]], seqs: list[int] |
     if not merged:
         if acked is None:
             raise refused
-        return IngestResult(trace_id, trace.status, 0, resent, list(trace.problems),
-                            span_count=trace.span_count, event_count=trace.event_count,
-                            acked=acked), refused
+        return _stored_already(trace, resent, acked), refused
     frames = merged
     if trace.integer_timestamps and any(isinstance(m.timestamp, float)
                                         for frame in frames for m in frame):
