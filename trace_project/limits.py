@@ -16,7 +16,6 @@ ingest sockets, {"event": "closing", "code", "detail"} on the others. The reason
 close message too, for ASGI servers that send it.
 """
 
-import hashlib
 import json
 import logging
 import threading
@@ -27,6 +26,7 @@ from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
 from trace_project.errors import API_PATH_PREFIXES, error_body
+from trace_project.tokens import token_digest
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +43,6 @@ def _header(scope, name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
-
-
-def _digest(secret: bytes | str) -> str:
-    if isinstance(secret, str):
-        secret = secret.encode("utf-8", "surrogatepass")
-    return hashlib.sha256(secret).hexdigest()[:32]
 
 
 # --- HTTP bodies --------------------------------------------------------------------------------
@@ -153,7 +147,7 @@ class WebsocketLimits:
             keys.append(f"ip:{client[0]}")
         authorization = _header(scope, b"authorization")
         if authorization:
-            keys.append(f"token:{_digest(authorization)}")
+            keys.append(f"token:{token_digest(authorization.decode('latin-1'))}")
         return keys
 
     async def __call__(self, scope, receive, send):
@@ -369,7 +363,7 @@ class WriteRateThrottle(BaseThrottle):
             return "machine_token", f"{type(auth).__name__}:{auth.pk}"
         token = _presented_token(request)
         if token is not None:
-            return "project_token", _digest(token)
+            return "project_token", token_digest(token)
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             return "client", f"user:{user.pk}"

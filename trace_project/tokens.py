@@ -15,7 +15,9 @@ def new_token(prefix: str = "") -> str:
 
 
 def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    # surrogatepass: a token from a JSON body may hold a lone surrogate ("\ud800"); it matches
+    # nothing, but must not fail to hash. Well-formed text hashes as plain UTF-8.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def token_matches(token: str, digest: str) -> bool:
