@@ -36,13 +36,22 @@ def is_database_unavailable(exc: BaseException | None) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError))
 
 
-def database_unavailable_response(request, exc) -> JsonResponse:
+def log_database_unavailable(request, exc) -> dict:
+    """Logs the outage for this request; returns the headers of its 503 answer."""
     logger.warning("%s %s: database unavailable: %s", request.method, request.path,
                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-    response = JsonResponse(error_body(DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_CODE),
-                            status=503)
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def database_unavailable_response(request, exc) -> HttpResponse:
+    """Django's 503 with Retry-After: the error shape under the API's paths, a page elsewhere."""
+    headers = log_database_unavailable(request, exc)
+    if _is_api(request):
+        return JsonResponse(error_body(DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_CODE),
+                            status=503, headers=headers)
+    return HttpResponse(
+        "<!doctype html><title>503 Service unavailable</title><h1>Service unavailable</h1>"
+        "<p>The database is unavailable. Try again in a moment.</p>", status=503, headers=headers)
 
 
 def error_body(detail: str, code: str, errors: dict | None = None) -> dict:
@@ -84,11 +93,9 @@ def api_exception_handler(exc, context):
         exc = exceptions.PermissionDenied(*exc.args)
     if is_database_unavailable(exc):
         set_rollback()
-        response = Response(error_body(DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_CODE),
-                            status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-        logger.warning("database unavailable: %s", str(exc).strip().splitlines()[0]
-                       if str(exc).strip() else type(exc).__name__)
-        return response
+        # A DRF Response, as every answer here: the ingest views render it in their threads.
+        return Response(error_body(DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_CODE), status=503,
+                        headers=log_database_unavailable(context["request"], exc))
     if isinstance(exc, DataError):
         # The database refused a value the request carried that passed validation (PostgreSQL
         # takes UTC offsets only up to 15:59, ?since=2024-01-01T00:00+20:23 parses in Python):
@@ -137,13 +144,7 @@ def server_error(request):
     # Django calls this inside its `except`: the exception is at hand.
     exc = sys.exc_info()[1]
     if is_database_unavailable(exc):
-        response = database_unavailable_response(request, exc)
-        if not _is_api(request):
-            response = HttpResponse(
-                "<!doctype html><title>503 Service unavailable</title><h1>Service unavailable"
-                "</h1><p>The database is unavailable. Try again in a moment.</p>",
-                status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-        return response
+        return database_unavailable_response(request, exc)
     if _is_api(request):
         return JsonResponse(
             error_body("Internal server error; it has been logged.", "server_error"), status=500
