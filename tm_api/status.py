@@ -35,12 +35,19 @@ STOP_STATUSES = tuple(s for s in PRIORITY if s in FINISHED)
 EMPTY_ROLL_UP = UNKNOWN
 
 
+def preview(value, limit: int = 40) -> str:
+    """A bad value as an error message quotes it: at most `limit` characters of its repr, so a
+    megabyte of garbage is not echoed back (twice) in the answer."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class InvalidStatus(ValueError):
     def __init__(self, status, allowed=STOP_STATUSES):
         self.status = status
         self.allowed = tuple(allowed)
         super().__init__(
-            f"{status!r} is not a valid status; use one of: {', '.join(self.allowed)}."
+            f"{preview(status)} is not a valid status; use one of: {', '.join(self.allowed)}."
         )
 
 
@@ -131,6 +138,11 @@ def first_occurrence(candidates: Iterable[tuple[object, int]]):
 
 # --- client timestamps -------------------------------------------------------------------------
 
+# Machines' clocks drift, but not by centuries: a reading outside these years is a bad value.
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 2199
+
+
 def parse_client_timestamp(text, zone: tzinfo = dt_timezone.utc) -> datetime:
     """Machines send "2018-12-30 13:01:57.461401" (local time, no zone): read it in `zone`.
     ISO 8601 with a zone ("...T13:01:57Z", "+02:00") keeps its own zone."""
@@ -143,8 +155,15 @@ def parse_client_timestamp(text, zone: tzinfo = dt_timezone.utc) -> datetime:
         moment = datetime.fromisoformat(raw)
     except ValueError:
         raise ValueError(
-            f"{text!r} is not a timestamp; expected e.g. 2018-12-30 13:01:57.461401"
+            f"{preview(text)} is not a timestamp; expected e.g. 2018-12-30 13:01:57.461401"
         ) from None
+    # Checked on the clock reading itself, before any zone arithmetic: near year 1 or 9999 that
+    # arithmetic overflows, and one such stored date broke every page listing its machine.
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise ValueError(
+            f"{preview(text)} is out of range; timestamps must be between the years "
+            f"{EARLIEST_YEAR} and {LATEST_YEAR}"
+        )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     return moment

@@ -143,3 +143,25 @@ def test_iso_and_duration():
     assert S.iso(None) is None
     assert S.duration_seconds(start, start + timedelta(seconds=2.5)) == 2.5
     assert S.duration_seconds(start, None) is None
+
+
+@pytest.mark.parametrize("bad", ["0001-01-01T00:00:00+14:00", "0001-01-01 00:00:00",
+                                 "9999-12-31T23:59:59-14:00", "1969-12-31 23:59:59",
+                                 "2200-01-01 00:00:00"])
+def test_timestamps_outside_the_sane_years_are_refused_naming_the_range(bad):
+    with pytest.raises(ValueError) as caught:
+        S.parse_client_timestamp(bad)
+    assert "between the years 1970 and 2199" in str(caught.value)
+
+
+@pytest.mark.parametrize("edge", ["1970-01-01T00:00:00+14:00", "2199-12-31T23:59:59-14:00"])
+def test_the_range_edges_are_accepted_in_any_zone(edge):
+    assert S.parse_client_timestamp(edge).utcoffset() is not None
+
+
+def test_error_messages_quote_only_a_prefix_of_a_huge_value():
+    huge = "x" * 1_000_000
+    for call in (lambda: S.parse_client_timestamp(huge), lambda: S.check_stop_status(huge)):
+        with pytest.raises(ValueError) as caught:
+            call()
+        assert len(str(caught.value)) < 200

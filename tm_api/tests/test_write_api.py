@@ -266,3 +266,32 @@ def test_machines_need_no_csrf_token_and_sessions_do_not_count(client, settings,
     _, secret = issue_token("team")
     response = Machines(strict).dry_run(HTTP_AUTHORIZATION=f"Token {secret}")
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
+                                    "1900-01-01 00:00:00"])
+def test_timestamps_outside_the_sane_range_are_400_and_leave_the_machines_area_working(
+        machines, reader, moment):
+    response = machines.dry_run(dry_run_payload(timestamp=moment))
+    assert response.status_code == 400
+    assert "between the years 1970 and 2199" in response.json()["errors"]["timestamp"][0]
+    assert not Run.objects.exists()
+    machines.dry_run(dry_run_payload(scenarios=[scenario("s", ("/s/t", "a.py"))]))
+    response = machines.start(timestamp_start=moment)
+    assert response.status_code == 400 and "timestamp_start" in response.json()["errors"]
+    machines.start()
+    response = machines.stop(timestamp_stop=moment)
+    assert response.status_code == 400 and "timestamp_stop" in response.json()["errors"]
+    assert statuses() == [S.RUNNING]
+    assert reader.get("/tm_api/machines/").status_code == 200
+    assert reader.get("/machines/").status_code == 200
+
+
+def test_a_megabyte_of_bad_value_is_not_echoed_back(machines):
+    huge = "9" * 1_000_000
+    response = machines.dry_run(dry_run_payload(timestamp=huge))
+    assert response.status_code == 400 and len(response.content) < 2_000
+    machines.dry_run(dry_run_payload(scenarios=[scenario("s", ("/s/t", "a.py"))]))
+    machines.start()
+    response = machines.stop(status=huge)
+    assert response.status_code == 400 and len(response.content) < 2_000
