@@ -14,17 +14,22 @@ Keys are scoped (a machine's, a project's), kept IDEMPOTENCY_KEY_HOURS and then 
 prune_old_data job. Only answers of successful writes (2xx) are stored: an error changed nothing,
 and the retry is simply run again.
 
-    key = idempotency.key_of(request)           # None without the header; 400 if malformed
-    return idempotency.once(f"tracking:{project.pk}", key, lambda: Response(...))
+A key belongs to one endpoint and one body: the same key sent to another endpoint, or with
+another body, is a client bug (a reused or colliding key), answered 422 with nothing applied.
+Replaying the first answer there would silently drop the second write.
+
+    return idempotency.once(f"tracking:{project.pk}", request, payload, lambda: Response(...))
 """
 
+import hashlib
+import json
 import re
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
 KEY_HEADER = "Idempotency-Key"
@@ -45,19 +50,42 @@ def key_of(request) -> str | None:
     return key
 
 
-def once(scope: str, key: str | None, write) -> Response:
-    """`write()` (which returns a DRF Response) once per (scope, key); its 2xx answer again for
-    every repeat. Without a key, simply `write()`."""
+class KeyReused(APIException):
+    status_code = 422
+    default_code = "idempotency_key_reused"
+
+
+def fingerprint(payload) -> str:
+    """SHA-256 of the parsed body, canonical (key order and spacing do not matter)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def once(scope: str, request, payload, write) -> Response:
+    """`write()` (which returns a DRF Response) once per (scope, Idempotency-Key) of `request`;
+    its 2xx answer again for every repeat to the same endpoint with the same `payload` (the
+    parsed body), 422 for a repeat anywhere else. Without a key, simply `write()`."""
     from idempotency.models import IdempotentRequest
 
+    key = key_of(request)
     if key is None:
         return write()
+    endpoint, body_digest = request.path[:200], fingerprint(payload)
     with transaction.atomic():
         try:
             with transaction.atomic():
-                record = IdempotentRequest.objects.create(scope=scope, key=key, status=0)
+                record = IdempotentRequest.objects.create(
+                    scope=scope, key=key, status=0, endpoint=endpoint, fingerprint=body_digest)
         except IntegrityError:
             record = IdempotentRequest.objects.get(scope=scope, key=key)
+            # Rows stored before keys were bound to an endpoint and a body have neither.
+            if record.endpoint and record.endpoint != endpoint:
+                raise KeyReused(f"This {KEY_HEADER} was already used for {record.endpoint}; "
+                                "use a new key for each write.") from None
+            if record.fingerprint and record.fingerprint != body_digest:
+                raise KeyReused(f"This {KEY_HEADER} was already used with another body; a "
+                                "retry must repeat the same body, a new write needs a new key."
+                                ) from None
             return Response(record.body, status=record.status, headers={REPLAYED_HEADER: "true"})
         response = write()
         if 200 <= response.status_code < 300 and hasattr(response, "data"):

@@ -6,6 +6,9 @@ class IdempotentRequest(models.Model):
 
     scope = models.CharField(max_length=100)  # whose key: "tm_api:<machine>", "tracking:<id>"
     key = models.CharField(max_length=64)
+    # What the key was first used for: a repeat elsewhere or with another body is refused.
+    endpoint = models.CharField(max_length=200, blank=True, default="")
+    fingerprint = models.CharField(max_length=64, blank=True, default="")  # SHA-256 of the body
     status = models.PositiveSmallIntegerField()
     body = models.JSONField(null=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -54,6 +54,7 @@ def _errors(*codes):
         403: "the token belongs to another machine",
         404: "no machine with that name",
         409: "no test of that machine in the needed state",
+        422: "the Idempotency-Key was used before on another endpoint or with another body",
     }
     return {code: OpenApiResponse(ErrorSerializer, description=described[code]) for code in codes}
 
@@ -69,7 +70,7 @@ class MachineReport(APIView):
         """write() applied once per Idempotency-Key of this machine; a retry with the same key
         gets the first answer again (idempotency/)."""
         scope = f"tm_api:{machine_key(data['machine_name'])}"
-        return idempotency.once(scope, idempotency.key_of(self.request), write)
+        return idempotency.once(scope, self.request, self.request.data, write)
 
     def validated(self, serializer_class):
         serializer = serializer_class(data=self.request.data)
@@ -87,7 +88,7 @@ class MachineReport(APIView):
 
 @extend_schema(
     tags=["test machines: machines write"], request=DryRunInput, parameters=[IDEMPOTENCY_KEY],
-    responses={201: DryRunReply, **_errors(400, 401, 403)},
+    responses={201: DryRunReply, **_errors(400, 401, 403, 422)},
     summary="A machine announces a run: every test it will run, all waiting.",
 )
 class DryRunView(MachineReport):
@@ -104,7 +105,7 @@ class DryRunView(MachineReport):
 
 @extend_schema(
     tags=["test machines: machines write"], request=TestStartInput, parameters=[IDEMPOTENCY_KEY],
-    responses={202: TestStartInput, **_errors(400, 401, 403, 404, 409)},
+    responses={202: TestStartInput, **_errors(400, 401, 403, 404, 409, 422)},
     summary="A test starts (the first waiting one with this file, in dry-run order).",
 )
 class TestStartView(MachineReport):
@@ -125,7 +126,7 @@ class TestStartView(MachineReport):
 
 @extend_schema(
     tags=["test machines: machines write"], request=TestStopInput, parameters=[IDEMPOTENCY_KEY],
-    responses={202: TestStopInput, **_errors(400, 401, 403, 404, 409)},
+    responses={202: TestStopInput, **_errors(400, 401, 403, 404, 409, 422)},
     summary="A running test ends with a status; 'cancelled' cancels the rest of the run.",
 )
 class TestStopView(MachineReport):

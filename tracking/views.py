@@ -113,7 +113,9 @@ class BatchIngestView(APIView):
         # drf-spectacular would otherwise document no body at all.
         request={"application/json": BatchSerializer},
         parameters=[CONTENT_ENCODING, IDEMPOTENCY_KEY], auth=[{PROJECT_TOKEN: []}],
-        responses={200: BatchResultSerializer, **ERRORS},
+        responses={200: BatchResultSerializer, **ERRORS,
+                   422: OpenApiResponse(ErrorSerializer, description=(
+                       "the Idempotency-Key was used before with another body"))},
         summary="Store a batch of requests from monitor-request-tracker",
         description=(
             "Body: a JSON batch, plain or gzip'd (`Content-Encoding: gzip`); at most "
@@ -170,7 +172,7 @@ class BatchIngestView(APIView):
                              "rejected_events": rejected[:100]})
 
         # A retried batch (same key, same project) is answered again, not stored twice.
-        return idempotency.once(f"tracking:{project.pk}", idempotency.key_of(request), write)
+        return idempotency.once(f"tracking:{project.pk}", request, body, write)
 
 
 ingest_threads = WorkerThreads("tracking-ingest", "TRACKING_INGEST_THREADS")

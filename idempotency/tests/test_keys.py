@@ -104,3 +104,51 @@ def test_a_repeated_tracking_batch_is_counted_once(client):
                        HTTP_CONTENT_ENCODING="gzip", HTTP_AUTHORIZATION=f"Bearer {other_token}",
                        HTTP_IDEMPOTENCY_KEY="batch-1").json()["accepted"] == 2
     assert RequestMetric.objects.count() == 4
+
+
+def test_a_key_used_on_another_endpoint_is_422_and_applies_nothing(machines):
+    machines.dry_run(TWICE, **key("k"))
+    response = start(machines, "k")
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "idempotency_key_reused" and "/tm_api/dry_run/" in body["detail"]
+    assert "Idempotent-Replayed" not in response
+    assert not Test.objects.filter(status=S.RUNNING).exists()
+    assert start(machines, "k2").status_code == 202  # a new key: applied
+
+
+def test_a_key_repeated_with_another_body_is_422_and_keeps_the_first_write(machines):
+    first = machines.dry_run(dry_run_payload(scenarios=[scenario("first.py", ("/s/t", "a.py"))]),
+                             **key("dry"))
+    assert first.status_code == 201
+    response = machines.dry_run(
+        dry_run_payload(scenarios=[scenario("SECOND.py", ("/s/t", "a.py"))]), **key("dry"))
+    assert response.status_code == 422 and "another body" in response.json()["detail"]
+    assert Run.objects.count() == 1
+    machines.post("/tm_api/test_start/", {"machine_name": "machine #1", "file_path": "/s/t",
+                                          "file_name": "a.py"})
+    stop_body = {"machine_name": "machine #1", "file_path": "/s/t", "file_name": "a.py"}
+    assert machines.post("/tm_api/test_stop/", {**stop_body, "status": "failed"},
+                         **key("stop")).status_code == 202
+    retried = machines.post("/tm_api/test_stop/", {**stop_body, "status": "passed"}, **key("stop"))
+    assert retried.status_code == 422
+    assert Test.objects.get().status == S.FAILED
+    # The same body with its keys in another order is the same body: replayed.
+    reordered = dict(reversed(list({**stop_body, "status": "failed"}.items())))
+    replayed = machines.post("/tm_api/test_stop/", reordered, **key("stop"))
+    assert replayed.status_code == 202 and replayed["Idempotent-Replayed"] == "true"
+
+
+def test_a_second_tracking_batch_with_a_used_key_is_422_not_silently_dropped(client):
+    project, token = Project.create_with_token("Shop")
+
+    def post(events):
+        return client.post("/api/tracking/ingest/", gzip_json({"events": events}),
+                           content_type="application/json", HTTP_CONTENT_ENCODING="gzip",
+                           HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_IDEMPOTENCY_KEY="batch")
+
+    assert post([batch_event()]).json()["accepted"] == 1
+    response = post([batch_event(path="/other/")])
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_reused"
+    assert RequestMetric.objects.count() == 1
