@@ -1,9 +1,12 @@
 """The conditions that raise notifications. Each builds its message and key and calls
 raise_notification(), which applies the cooldown per (rule, key)."""
 
-from django.conf import settings
+from datetime import timedelta
 
-from notifications.models import Rule
+from django.conf import settings
+from django.utils import timezone
+
+from notifications.models import Notification, Rule
 from notifications.services import raise_notification
 
 
@@ -11,6 +14,13 @@ def server_error(request, error) -> None:
     path = getattr(request, "path", "?")
     method = getattr(request, "method", "?")
     kind = type(error).__name__ if error else "Error"
+    # The cooldown is per path, and anyone can choose the path (/tracking/<any uuid>): a total
+    # rate keeps a client that finds one 500 from spamming every channel through many paths.
+    window = timedelta(seconds=settings.NOTIFY_SERVER_ERROR_WINDOW_SECONDS)
+    recent = Notification.objects.filter(rule=Rule.SERVER_ERROR,
+                                         created_at__gte=timezone.now() - window)
+    if recent.count() >= settings.NOTIFY_SERVER_ERROR_MAX:
+        return
     raise_notification(
         Rule.SERVER_ERROR,
         key=f"{kind}:{method}:{path}",

@@ -340,6 +340,9 @@ CSRF_FAILURE_VIEW = "trace_project.errors.csrf_failure"
 # transaction as the change that caused it, and `manage.py db_worker` runs it.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 NOTIFY_COOLDOWN_SECONDS = _read("int", "NOTIFY_COOLDOWN_SECONDS", 600)
+# server_error notifications in total, whatever the path: at most this many per window.
+NOTIFY_SERVER_ERROR_MAX = _read("int", "NOTIFY_SERVER_ERROR_MAX", 5)
+NOTIFY_SERVER_ERROR_WINDOW_SECONDS = _read("int", "NOTIFY_SERVER_ERROR_WINDOW_SECONDS", 600)
 NOTIFY_TIMEOUT_SECONDS = _read("float", "NOTIFY_TIMEOUT_SECONDS", 10.0)
 NOTIFY_MAX_ATTEMPTS = _read("int", "NOTIFY_MAX_ATTEMPTS", 8)
 NOTIFY_RETRY_BASE_SECONDS = _read("float", "NOTIFY_RETRY_BASE_SECONDS", 5.0)

@@ -79,6 +79,20 @@ def test_a_server_error_notifies_once_within_the_cooldown(client):
 
 
 @pytest.mark.urls("notifications.tests.urls_crash")
+def test_server_errors_notify_at_a_fixed_total_rate_whatever_the_path(client, settings):
+    settings.NOTIFY_SERVER_ERROR_MAX = 3
+    Channel.objects.create(name="ops", kind="discord", url="http://127.0.0.1:1/x",
+                           rules=["server_error"])
+    client.raise_request_exception = False
+    for number in range(7):
+        assert client.get(f"/crash/{number}/").status_code == 500
+    assert Notification.objects.filter(rule="server_error").count() == 3
+    Notification.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    assert client.get("/crash/later/").status_code == 500  # the window has passed
+    assert Notification.objects.filter(rule="server_error").count() == 4
+
+
+@pytest.mark.urls("notifications.tests.urls_crash")
 def test_a_database_error_does_not_try_the_outbox_in_that_database(client):
     client.raise_request_exception = False
     assert client.get("/db-down/").status_code == 500

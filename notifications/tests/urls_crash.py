@@ -11,5 +11,6 @@ def database_down(request):
     raise OperationalError("connection refused")
 
 
-urlpatterns = [path("crash/", crash), path("db-down/", database_down),
+urlpatterns = [path("crash/", crash), path("crash/<str:anything>/", crash),
+               path("db-down/", database_down),
                path("", include("trace_project.urls"))]
