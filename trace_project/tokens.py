@@ -14,6 +14,18 @@ def new_token(prefix: str = "") -> str:
     return prefix + secrets.token_urlsafe(32)
 
 
+def derived_token(prefix: str, purpose: str) -> str:
+    """A token this install gives again whenever asked for the same purpose: a keyed digest of
+    SECRET_KEY, as secret as the key and as random as new_token's. The demo commands use it so
+    that running them again keeps the demo's tokens instead of rotating them."""
+    import base64
+
+    from django.utils.crypto import salted_hmac
+
+    digest = salted_hmac("trace_project.tokens.derived_token", purpose, algorithm="sha256").digest()
+    return prefix + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 def token_digest(token: str) -> str:
     # surrogatepass: a token from a JSON body may hold a lone surrogate ("\ud800"); it matches
     # nothing, but must not fail to hash. Well-formed text hashes as plain UTF-8.

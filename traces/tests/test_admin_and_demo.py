@@ -1,9 +1,12 @@
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
+from traces.management.commands.send_demo_traces import DEMO_SPACING_SECONDS
 from traces.models import Trace
 from traces.services import ingest_frame
 from traces.tests.helpers import README_EXAMPLE
@@ -20,6 +23,22 @@ def test_demo_command_fills_a_fresh_install_and_can_run_again():
     assert all(t.span_count >= 4 and t.name for t in Trace.objects.all())
     call_command("send_demo_traces", "--count", "2", stdout=io.StringIO())
     assert Trace.objects.count() == 8
+    assert Trace.objects.filter(status="open").count() == 1  # one open at a time
+
+
+def test_demo_tops_up_only_the_time_since_its_newest_trace_and_resets_its_own():
+    ingest_frame(1, json.dumps(README_EXAMPLE))  # a program's trace
+    call_command("send_demo_traces", "--count", "5", "--top-up", stdout=io.StringIO())
+    assert Trace.objects.count() == 6
+    out = io.StringIO()
+    call_command("send_demo_traces", "--count", "5", "--top-up", stdout=out)
+    assert "up to date" in out.getvalue() and Trace.objects.count() == 6
+    # Three minutes later: about three more (one per DEMO_SPACING_SECONDS), not five.
+    Trace.objects.exclude(id=1).update(created=timezone.now() - timedelta(minutes=3))
+    call_command("send_demo_traces", "--count", "5", "--top-up", stdout=io.StringIO())
+    assert Trace.objects.count() == 6 + 180 // DEMO_SPACING_SECONDS
+    call_command("send_demo_traces", "--count", "2", "--reset", stdout=io.StringIO())
+    assert Trace.objects.filter(id=1).exists() and Trace.objects.count() == 3
 
 
 def test_admin_lists_and_searches_traces_by_span_name(admin_client):

@@ -65,5 +65,27 @@ def test_demo_metrics_fills_a_project_through_the_ingest_service():
     summary = services.summarize(project, window)
     assert summary["count"] == 600 and summary["server_errors"] > 0
     assert len(summary["views"]) >= 6
-    again = json.loads(run("demo_metrics", "--requests", "10"))
-    assert again["id"] == created["id"] and again["token"] != created["token"]
+    # Again: the same project and token (a tracker pointed at it keeps working), topped up with
+    # the seconds since the first run only, not another 600.
+    again = json.loads(run("demo_metrics", "--requests", "600", "--hours", "2"))
+    assert again == created and Project.objects.filter(name="Demo shop").count() == 1
+    assert services.project_for_token(created["token"]) == project
+    assert 600 <= RequestMetric.objects.filter(project=project).count() < 610
+
+
+def test_demo_metrics_reset_deletes_its_project_only_and_starts_over():
+    created = json.loads(run("demo_metrics", "--requests", "50", "--hours", "1"))
+    other = json.loads(run("create_project", "Shop"))
+    reset = json.loads(run("demo_metrics", "--requests", "80", "--hours", "1", "--reset"))
+    assert reset["id"] != created["id"] and reset["token"] == created["token"]
+    assert not Project.objects.filter(public_id=created["id"]).exists()
+    assert RequestMetric.objects.filter(project__public_id=reset["id"]).count() == 80
+    assert services.project_for_token(other["token"]).name == "Shop"
+
+
+def test_demo_metrics_keeps_the_token_of_a_demo_project_it_did_not_make():
+    # A "Demo shop" of an older install: its token was shown once; it is not rotated.
+    project, token = Project.create_with_token("Demo shop")
+    again = json.loads(run("demo_metrics", "--requests", "20", "--hours", "1"))
+    assert again == {"id": str(project.public_id), "token": None}
+    assert services.project_for_token(token) == project

@@ -1,15 +1,18 @@
 """Virtual machines that run scenarios, so a fresh install has live machine pages."""
 
+import http.client
 import json
 import random
 import time
 import urllib.error
 import urllib.request
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from tm_api import services
+from tm_api.models import Machine
+from trace_project.demo import check_server, server_gone
 
 MACHINES = ["rack-01 lamp", "rack-02 door", "rack-03 trunk"]
 SCENARIOS = {
@@ -72,8 +75,24 @@ class OverHttp:
                                          {"Content-Type": "application/json"})
         if self.token:
             request.add_header("Authorization", f"Token {self.token}")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            raise CommandError(self._refusal(path, error)) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            raise server_gone(self.url, error) from None
+
+    def _refusal(self, path, error):
+        try:
+            detail = json.loads(error.read())["detail"]
+        except (ValueError, KeyError, TypeError, OSError):
+            detail = error.reason
+        said = f"the server at {self.url} answered {error.code} to {path}: {detail}"
+        if error.code in (401, 403):
+            return (f"{said}; pass a machine token with --token "
+                    "(manage.py machine_token create NAME)")
+        return said
 
     def dry_run(self, machine, tree):
         self._post("/tm_api/dry_run/", {"machine_name": machine,
@@ -89,20 +108,13 @@ class OverHttp:
                                           "file_name": name, "status": status})
 
 
-def server_answers(url):
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=1) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class Command(BaseCommand):
     help = (
         "Start virtual test machines that run scenarios (dry run, then start/stop per test) so "
-        "the machine pages show live progress. Reports over HTTP to --url when a server answers "
-        "there, else through the service functions in this process. Runs until Ctrl-C; --once "
-        "runs one pass and exits."
+        "the machine pages show live progress. Reports over HTTP to the server at --url, as real "
+        "machines do (--in-process: through the service functions, no server needed). Runs until "
+        "Ctrl-C; --once runs one pass and exits. The machines are reused by name on each run; "
+        "--reset deletes them, with their runs, first."
     )
 
     def add_arguments(self, parser):
@@ -111,16 +123,25 @@ class Command(BaseCommand):
                             help="server to report to over HTTP (default %(default)s)")
         parser.add_argument("--token", help="machine token, when the server needs one")
         parser.add_argument("--in-process", action="store_true",
-                            help="use the service functions even if a server answers")
+                            help="report through the service functions of this process instead "
+                                 "of a server (live pages of a server only hear of it with "
+                                 "REDIS_URL)")
+        parser.add_argument("--reset", action="store_true",
+                            help="delete the demo machines, their runs and tests first")
         parser.add_argument("--machines", type=int, default=len(MACHINES),
                             help=f"how many machines (at most {len(MACHINES)})")
         parser.add_argument("--pace", type=float, default=0.6,
                             help="seconds a test takes (default %(default)s)")
 
     def handle(self, *args, once=False, url=None, token=None, in_process=False, machines=3,
-               pace=0.6, **options):
-        sink = (OverHttp(url, token) if not in_process and url and server_answers(url)
-                else InProcess())
+               pace=0.6, reset=False, **options):
+        if not in_process:
+            check_server(url)  # before anything is deleted or reported
+        sink = InProcess() if in_process else OverHttp(url, token)
+        if reset:
+            deleted = Machine.objects.filter(machine_name__in=MACHINES).delete()[1]
+            self.stdout.write(f"reset: deleted {deleted.get('tm_api.Machine', 0)} demo machines "
+                              f"and {deleted.get('tm_api.Run', 0)} runs")
         names = MACHINES[:max(1, min(machines, len(MACHINES)))]
         self.stdout.write(f"{len(names)} virtual machines reporting through {sink.name}"
                           + ("" if once else " (Ctrl-C to stop)"))

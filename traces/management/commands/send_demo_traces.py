@@ -6,10 +6,18 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Max
+from django.utils import timezone
 
+from traces.assembly import OPEN
 from traces.messages import parse_message
 from traces.models import Trace
 from traces.services import IngestError, ingest_messages
+
+# The demo's traces are the ones whose TRACE_START group_id starts with this: what --reset
+# deletes and --top-up counts, never a trace a program sent.
+DEMO_GROUP_PREFIX = "demo-"
+# Seconds between two demo traces on average (their starts are 20 to 90 s apart).
+DEMO_SPACING_SECONDS = 55
 
 ENDPOINTS = [
     ("GET /movies", "web", [("auth.check_session", "auth", 0.004), ("db.select movies", "db", 0.03),
@@ -33,18 +41,38 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--count", type=int, default=20, help="traces to store (default 20)")
         parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable data")
+        parser.add_argument("--top-up", action="store_true",
+                            help="store only the traces of the time since the newest demo trace "
+                                 "(one per minute or so, at most --count): what `demo` does")
+        parser.add_argument("--reset", action="store_true",
+                            help="delete the demo traces (not those of programs) first")
 
-    def handle(self, *args, count, seed, **options):
+    def handle(self, *args, count, seed, top_up=False, reset=False, **options):
         if count < 1:
             raise CommandError("--count must be at least 1")
         rng = random.Random(seed)
+        demo_traces = Trace.objects.filter(group_id__startswith=DEMO_GROUP_PREFIX)
+        if reset:
+            deleted = demo_traces.delete()[1].get("traces.Trace", 0)
+            self.stdout.write(f"reset: deleted {deleted} demo traces")
+        if top_up:
+            newest = demo_traces.aggregate(newest=Max("created"))["newest"]
+            if newest is not None:
+                since = (timezone.now() - newest).total_seconds()
+                count = min(count, int(since // DEMO_SPACING_SECONDS))
+                if count == 0:
+                    self.stdout.write(f"Demo traces are up to date (the newest is {since:.0f} s "
+                                      "old); see /traces/")
+                    return
+        # One open trace at a time, as if its client were still sending.
+        keep_one_open = not demo_traces.filter(status=OPEN).exists()
         first_id = (Trace.objects.aggregate(last=Max("id"))["last"] or 0) + 1
         now = time.time()
         for number in range(count):
             trace_id = first_id + number
             started = now - (count - number) * rng.uniform(20, 90)
             messages = self.request_trace(rng, started)
-            leave_open = number == count - 1
+            leave_open = keep_one_open and number == count - 1
             if leave_open:  # the newest stays open, as if the client were still sending
                 messages = [m for m in messages if m["type"] != "TRACE_END"]
             rng.shuffle(messages)  # any order works; show it
@@ -62,7 +90,7 @@ class Command(BaseCommand):
     def request_trace(self, rng, started):
         endpoint, service, steps = rng.choice(ENDPOINTS)
         group = lambda: str(uuid.UUID(int=rng.getrandbits(128)))  # noqa: E731
-        trace_group = group()
+        trace_group = DEMO_GROUP_PREFIX + group()
         messages = [{"type": "TRACE_START", "timestamp": round(started, 6), "group_id": trace_group,
                      "service": service}]
         root = group()

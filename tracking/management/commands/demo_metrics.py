@@ -4,9 +4,11 @@ import random
 import time
 
 from django.core.management.base import BaseCommand
+from django.db.models import Max
 
+from trace_project.tokens import derived_token, token_digest, token_hint
 from tracking import services
-from tracking.models import Project
+from tracking.models import TOKEN_PREFIX, Project, RequestMetric
 from tracking.wire import RequestEvent
 
 DEMO_NAME = "Demo shop"
@@ -27,32 +29,53 @@ AGENTS = ["Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0",
 
 
 class Command(BaseCommand):
-    help = ("Create (or refill) the 'Demo shop' project with realistic requests over the last "
-            "hours, through the same ingest service as real trackers; prints its id and a fresh "
-            "token as JSON.")
+    help = ("Create the 'Demo shop' project with realistic requests over the last hours, through "
+            "the same ingest service as real trackers; run again, it tops the project up with the "
+            "requests of the time since the last run (same project, same token); --reset starts "
+            "over. Prints its id and token as JSON.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--requests", type=int, default=15_000)
-        parser.add_argument("--hours", type=float, default=6.0)
+        parser.add_argument("--requests", type=int, default=15_000,
+                            help="requests over the whole window (default %(default)s)")
+        parser.add_argument("--hours", type=float, default=6.0,
+                            help="the window, ending now (default %(default)s)")
         parser.add_argument("--seed", type=int, default=None, help="Random seed (repeatable data).")
+        parser.add_argument("--reset", action="store_true",
+                            help="delete the demo project and all its requests first")
 
-    def handle(self, *args, requests, hours, seed, **options):
+    def handle(self, *args, requests, hours, seed, reset=False, **options):
         rng = random.Random(seed)
         started = time.monotonic()
-        project = Project.objects.filter(name=DEMO_NAME).first()
+        # Derived from SECRET_KEY: every run finds the same project by it and prints the same
+        # token, so a tracker pointed at the demo project keeps working.
+        token = derived_token(TOKEN_PREFIX, "demo_metrics project")
+        project = (Project.objects.filter(token_digest=token_digest(token)).first()
+                   or Project.objects.filter(name=DEMO_NAME).first())
+        if reset and project is not None:
+            project.delete()
+            self.stderr.write(f"reset: deleted the project {DEMO_NAME!r} and its requests")
+            project = None
         if project is None:
-            project, token = Project.create_with_token(DEMO_NAME)
-        else:
-            token = services.rotate_token(project)
+            project = Project.objects.create(name=DEMO_NAME, token_digest=token_digest(token),
+                                             token_hint=token_hint(token))
+        elif not project.token_matches(token):
+            # Made before tokens were derived: its token was shown once, and is kept.
+            token = None
         now = time.time()
         span = hours * 3600
+        newest = RequestMetric.objects.filter(project=project).aggregate(
+            newest=Max("received_at"))["newest"]
+        # Only the part of the window since the last run is filled again: same density, never
+        # twice the requests.
+        gap = min(span, max(0.0, now - newest.timestamp())) if newest else span
+        requests = round(requests * gap / span) if span else 0
         weights = [v[3] for v in VIEWS]
         generated = []
         stored = 0
         for _ in range(requests):
             # Traffic grows towards now, with a slow wave, like a shop in its busy hours.
             while True:
-                age = rng.random() * span
+                age = rng.random() * gap
                 if rng.random() < 0.6 + 0.4 * math.sin(age / span * math.pi * 2) ** 2:
                     break
             view, method, path, _, median, sigma, client_rate, server_rate = rng.choices(
@@ -79,7 +102,13 @@ class Command(BaseCommand):
         generated.sort(key=lambda event: event.timestamp)
         for start in range(0, len(generated), 2500):
             stored += services.ingest_events(project, generated[start:start + 2500])
-        self.stderr.write(f"Stored {stored} requests over the last {hours:g} hours in "
+        window = (f"the last {hours:g} hours" if gap == span
+                  else f"the {gap / 60:.0f} minutes since the last run" if gap >= 120
+                  else f"the {gap:.0f} s since the last run")
+        self.stderr.write(f"Stored {stored} requests over {window} in "
                           f"{time.monotonic() - started:.1f} s; dashboard: /metrics/"
                           f"{project.public_id}/")
+        if token is None:
+            self.stderr.write("The project's token was shown when it was created; "
+                              "manage.py rotate_project_token gives it a new one.")
         self.stdout.write(json.dumps({"id": str(project.public_id), "token": token}))
