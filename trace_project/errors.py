@@ -4,7 +4,8 @@
      "errors": {"<field>": ["<message>", ...]}}      # "errors" only for invalid input
 
 `detail` keeps DRF's key, so clients of the seeds that read {"detail": ...} keep working.
-Django's own 404/500 pages answer in the same shape under the API prefixes.
+Django's own 400/403/404/500 answers have the same shape under the API's paths; elsewhere they
+are pages in the site's layout (templates/404.html, ...).
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -13,6 +14,7 @@ import sys
 
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views import defaults
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -131,7 +133,7 @@ class ErrorSerializer(serializers.Serializer):
 
 
 def _is_api(request):
-    return request.path.startswith(API_PATH_PREFIXES)
+    return request.path.startswith(API_PATH_PREFIXES) or request.path == "/healthz"
 
 
 def page_not_found(request, exception):
@@ -149,13 +151,27 @@ def server_error(request):
         return JsonResponse(
             error_body("Internal server error; it has been logged.", "server_error"), status=500
         )
-    return defaults.server_error(request)
+    return _page_without_request(defaults.server_error, request, "500 Server error",
+                                 "Something went wrong on our side; the error has been logged.")
 
 
 def bad_request(request, exception):
     if _is_api(request):
         return JsonResponse(error_body("Bad request.", "bad_request"), status=400)
-    return defaults.bad_request(request, exception)
+    return _page_without_request(defaults.bad_request, request, "400 Bad request",
+                                 "The server could not understand this request.", exception)
+
+
+def _page_without_request(view, request, title, sentence, *args):
+    """400.html and 500.html in the site's layout; if rendering them fails too (a broken tag in
+    base.html is what failed, say), a plain page rather than no answer at all."""
+    try:
+        return view(request, *args)
+    except Exception:
+        logger.exception("The %s page could not be rendered", title)
+        return HttpResponse(f"<!doctype html><title>{title}</title><h1>{title}</h1>"
+                            f"<p>{sentence}</p><p><a href=\"/\">Home</a></p>",
+                            status=int(title[:3]))
 
 
 def permission_denied(request, exception):
@@ -167,6 +183,5 @@ def permission_denied(request, exception):
 def csrf_failure(request, reason=""):
     if _is_api(request):
         return JsonResponse(error_body(f"CSRF check failed: {reason}", "csrf_failed"), status=403)
-    from django.views.csrf import csrf_failure as html_csrf_failure
-
-    return html_csrf_failure(request, reason)
+    # Rendered here rather than by django.views.csrf, which gives its template no reason.
+    return render(request, "403_csrf.html", {"reason": reason}, status=403)

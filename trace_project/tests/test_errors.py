@@ -65,3 +65,70 @@ def test_unexpected_exception_is_a_json_500(client):
     response = client.get("/api/test/crash/")
     assert response.status_code == 500
     assert response.json()["code"] == "server_error"
+
+
+# --- pages: the site's layout, with DEBUG off (as pytest-django runs every test) ----------------
+
+def assert_error_page(response, status, heading):
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert '<header class="topbar">' in page and "css/site.css" in page  # base.html
+    assert f"<h1>{heading}</h1>" in page
+    assert 'href="/">Back to the home page</a>' in page
+    return page
+
+
+def test_pages_not_found_are_in_the_layout_and_escape_the_path(client, settings):
+    assert settings.DEBUG is False
+    page = assert_error_page(client.get("/no-such-page/<b>x</b>"), 404, "Page not found")
+    assert "<code>/no-such-page/%3Cb%3Ex%3C/b%3E</code>" in page and "<b>x</b>" not in page
+
+
+def test_permission_denied_page_is_in_the_layout_and_offers_to_log_in(client, django_user_model):
+    page = assert_error_page(client.get("/test/forbidden-page/"), 403, "Permission denied")
+    assert 'href="/login/">Log in</a>' in page
+    client.force_login(django_user_model.objects.create_user("ann", password="pw-123456789"))
+    page = assert_error_page(client.get("/test/forbidden-page/"), 403, "Permission denied")
+    assert "Ask an administrator" in page and "<span>ann</span>" in page
+
+
+def test_server_error_and_bad_request_pages_are_in_the_layout(client):
+    client.raise_request_exception = False
+    page = assert_error_page(client.get("/test/crash-page/"), 500,
+                             "Something went wrong on our side")
+    assert "boom" not in page
+    assert_error_page(client.get("/test/suspicious-page/"), 400, "Bad request")
+
+
+def test_a_500_page_that_cannot_render_still_answers(client, settings, tmp_path):
+    (tmp_path / "500.html").write_text("{% url 'no-such-route' %}")  # a broken layout, say
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    client.raise_request_exception = False
+    response = client.get("/test/crash-page/")
+    assert response.status_code == 500
+    assert "<h1>500 Server error</h1>" in response.content.decode()
+
+
+def test_csrf_failure_page_is_in_the_layout_and_says_why(client):
+    from django.test import Client
+
+    page = assert_error_page(Client(enforce_csrf_checks=True).post("/login/", {}), 403,
+                             "The form could not be sent")
+    assert "Reason: CSRF cookie not set." in page
+
+
+def test_real_server_with_debug_off_answers_pages_and_api_paths_apart(asgi_server):
+    import requests
+
+    page = requests.get(asgi_server.url + "/traces/no/such/page/", timeout=10)
+    assert page.status_code == 404 and '<header class="topbar">' in page.text
+    assert "<h1>Page not found</h1>" in page.text
+    stylesheet = page.text.split('<link rel="stylesheet" href="')[1].split('"')[0]
+    assert requests.get(asgi_server.url + stylesheet, timeout=10).status_code == 200
+    for path in ("/api/no-such-thing/", "/tm_api/no-such-thing/", "/tracking/no/such/thing/"):
+        response = requests.get(asgi_server.url + path, timeout=10)
+        assert response.status_code == 404, path
+        assert response.json() == {"detail": "Not found.", "code": "not_found"}, path
+    refused = requests.post(asgi_server.url + "/login/", data={"username": "x"}, timeout=10)
+    assert refused.status_code == 403 and "<h1>The form could not be sent</h1>" in refused.text

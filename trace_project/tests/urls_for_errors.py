@@ -40,7 +40,26 @@ def crash(request):
     raise RuntimeError("boom")
 
 
+def crash_page(request):
+    raise RuntimeError("boom")
+
+
+def forbidden_page(request):
+    from django.core.exceptions import PermissionDenied
+
+    raise PermissionDenied("not for you")
+
+
+def suspicious_page(request):
+    from django.core.exceptions import SuspiciousOperation
+
+    raise SuspiciousOperation("odd")
+
+
 urlpatterns = [
+    path("test/crash-page/", crash_page),
+    path("test/forbidden-page/", forbidden_page),
+    path("test/suspicious-page/", suspicious_page),
     path("api/test/validate/", validate),
     path("api/test/missing/", missing),
     path("api/test/crash/", crash),
