@@ -1,6 +1,7 @@
 """The settings module read with a given environment, as a fresh process would read it."""
 
 import json
+import os
 import runpy
 from pathlib import Path
 
@@ -160,3 +161,53 @@ def test_static_files_are_hashed_in_production(load):
     development = load(DEBUG="True")
     assert development["STORAGES"]["staticfiles"]["BACKEND"].startswith("django.")
     assert development["WHITENOISE_USE_FINDERS"] is True
+
+
+# --- the .env file of `make run` ----------------------------------------------------------------
+
+@pytest.fixture
+def env_file(tmp_path):
+    """env_file(text) -> the path of a file holding text; what reading it put into os.environ is
+    undone after the test, as for monkeypatch's own changes."""
+    saved = dict(os.environ)
+
+    def write(text):
+        path = tmp_path / ".env"
+        path.write_text(text)
+        return str(path)
+
+    yield write
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_tests_read_no_env_file(load):
+    # pytest.ini empties ENV_FILE: a developer's .env (DEBUG=True) cannot change test results.
+    assert os.environ["ENV_FILE"] == ""
+    assert load(SECRET_KEY="k" * 60)["DEBUG"] is False
+
+
+def test_env_file_gives_development_defaults_to_every_command(load, env_file):
+    path = env_file("# written by make run\nDEBUG=True\nSECRET_KEY=" + "s" * 60 + "\n")
+    settings = load(ENV_FILE=path)
+    assert settings["DEBUG"] is True
+    assert settings["SECRET_KEY"] == "s" * 60
+    assert settings["TM_ALLOW_ANONYMOUS_MACHINES"] is True
+
+
+def test_real_environment_wins_over_the_env_file(load, env_file):
+    path = env_file("DEBUG=True\nSECRET_KEY=" + "s" * 60 + "\n")
+    settings = load(ENV_FILE=path, DEBUG="False", SECRET_KEY="e" * 60)
+    assert settings["DEBUG"] is False
+    assert settings["SECRET_KEY"] == "e" * 60
+
+
+def test_production_without_secret_key_refuses_to_start_whatever_the_env_file(load, env_file):
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY is not set"):
+        load(ENV_FILE=env_file("TIME_ZONE=Europe/Warsaw\n"))
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY is not set"):
+        load(ENV_FILE=env_file("DEBUG=True\n"), DEBUG="False")
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY is not set"):
+        load(ENV_FILE=str(Path(env_file("")).parent / "missing.env"))
+    with pytest.raises(ImproperlyConfigured, match="ENV_FILE"):
+        load(ENV_FILE=str(Path(env_file("")).parent))

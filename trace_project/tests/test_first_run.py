@@ -1,0 +1,92 @@
+"""A fresh clone after `make run`: the manage.py commands the README shows work exactly as
+written, from another shell, with nothing in the environment but the .env that make wrote."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+# What a clone does not have: a virtualenv (linked below), history, local data, generated files.
+NOT_IN_A_CLONE = shutil.ignore_patterns(
+    ".venv", ".git", ".env", "db.sqlite3*", "staticfiles", "__pycache__", ".pytest_cache",
+    ".hypothesis", "node_modules", "results", "*.egg-info")
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory):
+    """A copy of the working tree with the virtualenv linked in and `make`'s .env written."""
+    path = tmp_path_factory.mktemp("clone") / "monitor"
+    shutil.copytree(ROOT, path, ignore=NOT_IN_A_CLONE, symlinks=True)
+    (path / ".venv").symlink_to(ROOT / ".venv")
+    # Only PATH and HOME: no DEBUG, SECRET_KEY or ENV_FILE (pytest.ini's) from this process.
+    environment = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+                   "LANG": "C.UTF-8"}
+    subprocess.run(["make", ".env"], cwd=path, env=environment, check=True,
+                   capture_output=True, timeout=60)
+    return path, environment
+
+
+def shell(clone, command, **extra_env):
+    """`command` typed in a shell at the clone's root, as the README writes it."""
+    path, environment = clone
+    return subprocess.run(command, shell=True, cwd=path, env={**environment, **extra_env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_make_writes_development_defaults_once(clone):
+    path, _ = clone
+    written = (path / ".env").read_text()
+    assert "DEBUG=True\n" in written
+    key = next(line for line in written.splitlines() if line.startswith("SECRET_KEY="))
+    assert len(key) > len("SECRET_KEY=") + 50
+    (path / ".env").write_text(written + "TIME_ZONE=Europe/Warsaw\n")  # the user's edit
+    assert "is up to date" in shell(clone, "make .env").stdout
+    assert (path / ".env").read_text().endswith("TIME_ZONE=Europe/Warsaw\n")
+
+
+def test_readme_commands_work_as_written_after_make_run(clone):
+    assert shell(clone, ".venv/bin/python manage.py migrate --noinput").returncode == 0
+
+    created = shell(clone, ".venv/bin/python manage.py createsuperuser --noinput",
+                    DJANGO_SUPERUSER_USERNAME="admin", DJANGO_SUPERUSER_EMAIL="a@example.com",
+                    DJANGO_SUPERUSER_PASSWORD="a-long-password-1")
+    assert created.returncode == 0, created.stderr
+    assert "Superuser created successfully." in created.stdout
+
+    project = shell(clone, ".venv/bin/python manage.py create_project Shop")
+    assert project.returncode == 0, project.stderr
+    assert set(json.loads(project.stdout)) == {"id", "token"}
+
+    token = shell(clone, '.venv/bin/python manage.py machine_token create "lab rack 3" '
+                         '--machine "rack-3"')
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.startswith("tm_")
+    assert "lab rack 3" in shell(clone, ".venv/bin/python manage.py machine_token list").stdout
+
+    jobs = shell(clone, ".venv/bin/python manage.py run_job --list")
+    assert jobs.returncode == 0 and "prune_old_data" in jobs.stdout, jobs.stderr
+
+    traces = shell(clone, ".venv/bin/python manage.py send_demo_traces --count 2")
+    assert "Stored 2 demo traces" in traces.stdout, traces.stderr
+
+    # No server runs here: demo says so in one line (not that SECRET_KEY is missing).
+    demo = shell(clone, ".venv/bin/python manage.py demo")
+    assert demo.returncode == 1 and demo.stderr.count("\n") == 1, demo.stderr
+    assert "the server at http://127.0.0.1:8000 is not reachable" in demo.stderr
+
+
+def test_before_make_run_commands_refuse_without_a_secret_key_and_say_how(clone):
+    path, _ = clone
+    (path / ".env").rename(path / "env.kept")
+    try:
+        check = shell(clone, ".venv/bin/python manage.py check")
+    finally:
+        (path / "env.kept").rename(path / ".env")
+    assert check.returncode == 1
+    assert "SECRET_KEY is not set" in check.stderr and "make run" in check.stderr
