@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 # What a clone does not have: a virtualenv (linked below), history, local data, generated files.
 NOT_IN_A_CLONE = shutil.ignore_patterns(
-    ".venv", ".git", ".env", "db.sqlite3*", "staticfiles", "__pycache__", ".pytest_cache",
+    ".venv*", ".git", ".env", "db.sqlite3*", "staticfiles", "__pycache__", ".pytest_cache",
     ".hypothesis", "node_modules", "results", "*.egg-info")
 
 
