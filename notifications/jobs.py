@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from notifications.models import Delivery, Job, Notification
+from trace_project.times import exact
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def run_job(name: str) -> Job:
     if not taken:
         Job.objects.filter(name=name).update(
             last_outcome=Job.Outcome.SKIPPED,
-            last_detail=f"skipped at {now:%Y-%m-%d %H:%M:%S}: another run holds the lease",
+            last_detail=f"skipped at {exact(now)}: another run holds the lease",
         )
         return Job.objects.get(name=name)
     try:

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from notifications.models import Notification, Rule
 from notifications.services import raise_notification
+from trace_project.times import exact
 
 
 def server_error(request, error) -> None:
@@ -75,9 +76,9 @@ def machine_silent(master, quiet_since) -> None:
         Rule.MACHINE_SILENT,
         key=f"run:{run.pk}",
         title=f"{machine} went silent during run {master.file_name}",
-        text=f"No report since {quiet_since:%Y-%m-%d %H:%M:%S %Z}; its waiting and running "
-             f"tests are now unknown.",
-        facts=[["Machine", machine], ["Last report", quiet_since.isoformat()]],
+        text=f"No report since {exact(quiet_since)}; its waiting and running tests are now "
+             f"unknown.",
+        facts=[["Machine", machine], ["Last report", exact(quiet_since)]],
         link=_run_link(run),
         machine=machine,
     )

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.urls import reverse
 
 from tm_api import status as S
+from trace_project.times import exact
 
 STATUS_CHOICES = [(s, s) for s in S.PRIORITY]
 
@@ -107,7 +108,7 @@ class Run(models.Model):
         indexes = [models.Index(fields=["machine", "-timestamp", "-id"])]
 
     def __str__(self):
-        return f"{self.machine} · {self.timestamp:%Y-%m-%d %H:%M:%S}"
+        return f"{self.machine} · {exact(self.timestamp)}"
 
     def get_absolute_url(self):
         return reverse("tm_api:run", args=[self.pk])

@@ -47,10 +47,9 @@
     return done;
   }
 
+  // The one format of every page (static/js/times.js), not the browser's locale.
   function when(iso) {
-    if (!iso) return "—";
-    const d = new Date(iso);
-    return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+    return window.Times.exact(iso);
   }
 
   // Script modal: any element with data-script-url opens it (event delegation, so rows added

@@ -29,11 +29,9 @@
     el("text", {x: PAD.left - 4, y: PAD.top + 4, "text-anchor": "end"}, svg).textContent = format(max);
     el("text", {x: PAD.left - 4, y: PAD.top + plotH, "text-anchor": "end"}, svg).textContent = format(0);
     if (points.length) {
-      const withDate = points.length > 1 &&
-        new Date(points[points.length - 1].start) - new Date(points[0].start) > 20 * 3600 * 1000;
-      el("text", {x: PAD.left, y: height - 4}, svg).textContent = MetricsFormat.time(points[0].start, withDate);
+      el("text", {x: PAD.left, y: height - 4}, svg).textContent = MetricsFormat.time(points[0].start);
       el("text", {x: width - PAD.right, y: height - 4, "text-anchor": "end"}, svg).textContent =
-        MetricsFormat.time(points[points.length - 1].start, withDate);
+        MetricsFormat.time(points[points.length - 1].start);
     }
     series.forEach((s) => {
       let path = "", area = "", open = false, first = null, last = null;
@@ -58,7 +56,7 @@
     points.forEach((p, i) => {
       const w = points.length > 1 ? plotW / (points.length - 1) : plotW;
       const hit = el("rect", {x: x(i) - w / 2, y: PAD.top, width: w, height: plotH, fill: "transparent"}, svg);
-      el("title", {}, hit).textContent = MetricsFormat.time(p.start, true) + "\n" +
+      el("title", {}, hit).textContent = MetricsFormat.time(p.start) + "\n" +
         series.map((s) => s.key + ": " + format(p[s.key])).join("\n");
     });
   };

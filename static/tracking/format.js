@@ -20,9 +20,8 @@ window.MetricsFormat = {
     if (n >= 1e4) return (n / 1e3).toFixed(1) + "k";
     return String(n);
   },
-  time: function (iso, withDate) {
-    const d = new Date(iso);
-    const t = d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: withDate ? undefined : "2-digit"});
-    return withDate ? d.toLocaleDateString([], {month: "short", day: "numeric"}) + " " + t : t;
+  // The one format of every page (static/js/times.js), not the browser's locale.
+  time: function (iso) {
+    return window.Times.exact(iso);
   },
 };

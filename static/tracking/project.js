@@ -93,7 +93,7 @@
       const row = body.insertRow();
       if (seen && !seen.has(r.id)) row.className = "fresh";
       row.dataset.id = r.id;
-      cell(row, F.time(r.received_at, true));
+      cell(row, "").appendChild(Times.element(r.received_at));
       cell(row, r.method || "–");
       cell(row, r.path + (r.query ? "?" + r.query : ""), "path");
       cell(row, r.view_name || "–");

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tm_api.auth import issue_token
 from tm_api.models import Machine, MachineToken, machine_key
+from trace_project.times import exact
 
 
 class Command(BaseCommand):
@@ -35,7 +36,7 @@ class Command(BaseCommand):
         elif action == "list":
             for token in MachineToken.objects.select_related("machine"):
                 scope = token.machine.machine_name if token.machine else "(team)"
-                used = token.last_used.isoformat() if token.last_used else "never"
+                used = exact(token.last_used) if token.last_used else "never"
                 self.stdout.write(f"{token.pk}\t{token.name}\t{scope}\t{token.hint}\tused {used}")
         elif action == "revoke":
             deleted, _ = MachineToken.objects.filter(pk=options["id"]).delete()
