@@ -36,6 +36,24 @@
     return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
   }
 
+  // The moment a timestamp stands for, read as traces/timeunits.as_datetime reads it; null for a
+  // client clock that counts from its own start rather than from 1970.
+  function moment(t) {
+    if (t === null || t === undefined) return null;
+    const seconds = t / perSecond;
+    // Whole microseconds first, then milliseconds cut off, as Python's datetime reads it: the
+    // page's "Started" and the span detail then agree to the millisecond.
+    return seconds < 946684800 ? null : new Date(Math.floor(Math.round(seconds * 1e6) / 1000));
+  }
+
+  // "+12.3 ms" from the trace's start, then the moment itself where the clock is Unix time.
+  function when(t) {
+    const parts = ["+" + human(t - t0)];
+    const date = moment(t);
+    if (date) parts.push(" (", window.Times.element(date, {ms: true}), ")");
+    return parts;
+  }
+
   function flatten(tree) {
     const out = [];
     // Iterative: a 10,000-deep chain must not overflow the stack.
@@ -167,7 +185,8 @@
 
   function fact(label, value) {
     const dt = document.createElement("dt"); dt.textContent = label;
-    const dd = document.createElement("dd"); dd.textContent = value;
+    const dd = document.createElement("dd");
+    if (Array.isArray(value)) dd.append(...value); else dd.textContent = value;
     const div = document.createElement("div"); div.append(dt, dd);
     return div;
   }
@@ -183,9 +202,9 @@
     const list = document.createElement("dl");
     list.className = "trace-facts";
     list.append(
-      fact("Starts at", "+" + human(node.start - t0)),
+      fact("Start", when(node.start)),
+      fact(node.open ? "Seen until" : "End", when(node.end)),
       fact("Duration", human(node.end - node.start) + (node.open ? " (still open)" : "")),
-      fact("Start", String(node.start)), fact("End", String(node.end)),
       fact("Child spans", String(row.childCount)), fact("Events", String(row.events.length)),
     );
     if (node.service) list.append(fact("Service", node.service));
@@ -211,7 +230,7 @@
     title.textContent = "Event " + ev.name;
     const list = document.createElement("dl");
     list.className = "trace-facts";
-    list.append(fact("At", "+" + human(ev.timestamp - t0)), fact("Timestamp", String(ev.timestamp)),
+    list.append(fact("At", when(ev.timestamp)),
                 fact("In", row.node.type === "TRACE" ? "the trace" : row.node.name));
     detail.append(title, list);
     detail.hidden = false;
