@@ -22,11 +22,13 @@ from django.urls import get_resolver  # noqa: E402
 from trace_project.limits import BodySizeLimit, WebsocketLimits  # noqa: E402
 from trace_project.routing import websocket_urlpatterns  # noqa: E402
 from trace_project.security import allowed_hosts_origin_validator  # noqa: E402
+from tracking.ingest_queue import IngestQueue  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Limits first (docs/limits.md): a client over one costs no more than the check.
-        "http": BodySizeLimit(django_asgi_app),
+        # Limits first (docs/limits.md): a client over one costs no more than the check. A burst
+        # of tracking ingest requests then waits its turn in the event loop, not in a thread.
+        "http": BodySizeLimit(IngestQueue(django_asgi_app)),
         "websocket": WebsocketLimits(
             allowed_hosts_origin_validator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
