@@ -76,7 +76,7 @@ def main():
     args = parser.parse_args()
     with bench_database() as url:
         created = json.loads(manage(url, "create_project", "Bench"))
-        server = Server({"DATABASE_URL": url, "TRACKING_INGEST_MAX_INFLIGHT": "64",
+        server = Server({"DATABASE_URL": url,
                          "SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"}).start()
         try:
             endpoint = server.url + "/api/tracking/ingest/"
