@@ -4,10 +4,15 @@ written, from another shell, with nothing in the environment but the .env that m
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+
+from trace_project.devserver import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +28,12 @@ def clone(tmp_path_factory):
     """A copy of the working tree with the virtualenv linked in and `make`'s .env written."""
     path = tmp_path_factory.mktemp("clone") / "monitor"
     shutil.copytree(ROOT, path, ignore=NOT_IN_A_CLONE, symlinks=True)
-    (path / ".venv").symlink_to(ROOT / ".venv")
+    # This checkout's virtualenv, marked installed after the copied requirements.txt was
+    # written, so that make installs nothing into it.
+    (path / ".venv").mkdir()
+    for name in ("bin", "lib", "pyvenv.cfg"):
+        (path / ".venv" / name).symlink_to(ROOT / ".venv" / name)
+    (path / ".venv" / ".installed").touch()
     # Only PATH and HOME: no DEBUG, SECRET_KEY or ENV_FILE (pytest.ini's) from this process.
     environment = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
                    "LANG": "C.UTF-8"}
@@ -90,3 +100,31 @@ def test_before_make_run_commands_refuse_without_a_secret_key_and_say_how(clone)
         (path / "env.kept").rename(path / ".env")
     assert check.returncode == 1
     assert "SECRET_KEY is not set" in check.stderr and "make run" in check.stderr
+
+
+def test_make_run_serves_and_demo_reports_to_it(clone):
+    path, environment = clone
+    port = free_port()
+    server = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=path, env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.3)
+        demo = shell(clone, f".venv/bin/python manage.py demo --url http://127.0.0.1:{port} "
+                            "--once")
+        assert demo.returncode == 0, demo.stderr
+        assert "3 virtual machines reporting through the HTTP API" in demo.stdout
+    finally:
+        os.killpg(server.pid, signal.SIGINT)  # Ctrl-C: honcho stops all three
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
