@@ -207,6 +207,26 @@ def assemble(
     return Assembly(status, tree, problems, name)
 
 
+def open_root(current_start, spans) -> SpanRecord | None:
+    """The span an open trace is named after, if one of `spans` takes over from the current
+    one (which starts at `current_start`, None when there is none yet).
+
+    The root is the span without a parent: of the named spans, the one that starts first, and on
+    an equal start the longer one, a span still open counting as longest (as in assemble()).
+    A span starting at the same moment as the current root does not replace it: the current one
+    may be the longer, its end is not known yet.
+    """
+    named = [span for span in spans if span.name and span.start is not None]
+    if not named:
+        return None
+    first = min(named, key=lambda span: (
+        span.start, span.end is not None, -(span.end - span.start) if span.end is not None else 0,
+        span.name))
+    if current_start is not None and first.start >= current_start:
+        return None
+    return first
+
+
 def _problems(bounds: TraceBounds, spans, events) -> list[str]:
     problems = []
     if bounds.start_group_id != bounds.end_group_id:

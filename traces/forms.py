@@ -6,7 +6,11 @@ from traces.assembly import COMPLETE, INCONSISTENT, OPEN
 class TraceFilterForm(forms.Form):
     """The trace list's filters, for the page and the REST list alike."""
 
-    name = forms.CharField(required=False, max_length=255,
+    # The page labels the time filters "Received since/until": a URL written after the labels
+    # filters the same (and shows the same errors) instead of being ignored.
+    ALIASES = {"received_since": "since", "received_until": "until"}
+
+    name = forms.CharField(required=False, max_length=255, label="Span name",
                            help_text="Traces with a span of exactly this name.")
     service = forms.CharField(required=False, max_length=255)
     status = forms.ChoiceField(required=False, choices=[
@@ -15,8 +19,18 @@ class TraceFilterForm(forms.Form):
     min_duration = forms.DecimalField(required=False, min_value=0, label="Min duration",
                                       help_text="Whole trace, in the trace's own unit.")
     max_duration = forms.DecimalField(required=False, min_value=0, label="Max duration")
-    since = forms.DateTimeField(required=False, help_text="Received at or after (ISO time).")
-    until = forms.DateTimeField(required=False, help_text="Received before (ISO time).")
+    since = forms.DateTimeField(required=False, label="Received since",
+                                help_text="Received at or after (ISO time).")
+    until = forms.DateTimeField(required=False, label="Received until",
+                                help_text="Received before (ISO time).")
+
+    def __init__(self, data=None, *args, **kwargs):
+        if data is not None and any(alias in data for alias in self.ALIASES):
+            data = data.copy()  # a QueryDict: .get() below keeps its last value, as forms do
+            for alias, field in self.ALIASES.items():
+                if alias in data and field not in data:
+                    data[field] = data.get(alias)
+        super().__init__(data, *args, **kwargs)
 
     def clean(self):
         data = super().clean()

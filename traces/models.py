@@ -58,7 +58,10 @@ class Trace(models.Model):
     end_group_id = models.CharField(max_length=255, blank=True)  # TRACE_END's
     integer_timestamps = models.BooleanField(default=True)
 
-    name = models.CharField(max_length=255, blank=True, db_index=True)  # first top-level span
+    name = models.CharField(max_length=255, blank=True, db_index=True)  # the root span's
+    # Where the span named so far starts, while the trace is open: a frame brings a span that
+    # starts earlier (the root's SPAN_START after its children's), and the name follows it.
+    root_start = TimestampField(null=True, blank=True)
     service = models.CharField(max_length=255, blank=True, db_index=True)
     span_count = models.PositiveIntegerField(default=0)
     event_count = models.PositiveIntegerField(default=0)

@@ -230,8 +230,10 @@ def _ingest_locked(trace_id: int, frames: list[list[Message]], seqs: list[int] |
     trace.event_count += len(changes.events)
     if trace.start is not None and trace.end is not None:
         trace.duration = trace.end - trace.start
-    if not trace.name:
-        trace.name = next((s.name for s in changes.new_spans if s.name), "")
+    root = assembly.open_root(trace.as_number(trace.root_start) if trace.name else None,
+                              touched.values())
+    if root is not None:
+        trace.name, trace.root_start = root.name, _decimal(root.start)
     if bounds.ready:
         # The only assembly of a trace: once, when its last missing piece arrived.
         _write_frame(trace, changes, known_rows, with_progress=False)
@@ -317,7 +319,7 @@ def _write_frame(trace: Trace, changes, known_rows: dict, with_progress: bool) -
 
 _PROGRESS_FIELDS = ("start", "end", "duration", "group_id", "end_group_id", "service",
                     "integer_timestamps", "unfinished_span_count", "span_count", "event_count",
-                    "name", "last_seq", "updated")
+                    "name", "root_start", "last_seq", "updated")
 
 
 _KNOWN_SPANS = ('SELECT "id", "group_id", "name", "service", "start", "end" FROM "traces_span" '

@@ -4,11 +4,19 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
 from trace_project.access import dashboard_page
+from trace_project.sorting import Sorting
 from traces import services, timeunits
 from traces.forms import TraceFilterForm
 from traces.models import Trace
 
 PAGE_SIZE = 25
+# "Started" is not sortable: each trace counts time in its own unit (seconds, nanoseconds...).
+SORTING = Sorting({
+    "id": "id", "name": "name", "service": "service", "status": "status", "spans": "span_count",
+    "events": "event_count", "duration": "duration", "received": "created",
+}, default="-received")
+# The parameters of the page that are not filters.
+PAGE_PARAMS = {"page", "sort"}
 
 
 def _row(trace: Trace) -> dict:
@@ -22,18 +30,29 @@ def _row(trace: Trace) -> dict:
 
 @dashboard_page
 def index(request):
-    form = TraceFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    traces = services.search_traces(filters) if not form.errors else Trace.objects.none()
+    params = {key: value for key, value in request.GET.items() if key not in PAGE_PARAMS}
+    form = TraceFilterForm(request.GET if params else None)
+    invalid = form.is_bound and not form.is_valid()
+    filters = {key: value for key, value in form.cleaned_data.items()
+               if value not in (None, "")} if form.is_bound and not invalid else {}
+    sort = SORTING.of(request.GET)
+    # A filter that cannot be read shows no traces rather than all of them: a list that looks
+    # filtered but is not would be read as the answer.
+    traces = (Trace.objects.none() if invalid
+              else services.search_traces(filters).order_by(*sort.order_by))
     page = Paginator(traces, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    unknown = sorted(set(params) - set(form.fields) - set(TraceFilterForm.ALIASES))
     return render(request, "traces/index.html", {
         "form": form,
         "page": page,
         "rows": [_row(trace) for trace in page.object_list],
         "query": query.urlencode(),
         "filtered": bool(filters),
+        "invalid": invalid,
+        "unknown": unknown,
+        "sort": sort,
         "any_trace": Trace.objects.exists(),
     })
 

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from traces.assembly import (
-    COMPLETE, INCONSISTENT, OPEN, Conflict, TraceBounds, assemble, merge_frame, missing_parts,
+    COMPLETE, INCONSISTENT, OPEN, Conflict, SpanRecord, TraceBounds, assemble, merge_frame,
+    missing_parts, open_root,
 )
 from traces.messages import EVENT, SPAN_END, SPAN_START, TRACE_END, TRACE_START, Message
 
@@ -225,3 +226,42 @@ def test_containment_ordering_and_latest_starting_parent(messages):
             latest = max(s["start"] for s in containing)
             expected = [s for s in containing if s["start"] == latest][-1]
         assert _interval(parents[id(node)]) == _interval(expected)
+
+
+def test_an_open_trace_takes_the_name_of_the_span_that_starts_first():
+    leaf = SpanRecord("b", "movies_network_load", 1569972084, None)
+    root = SpanRecord("a", "movies_load", 1569972082, None)
+    assert open_root(None, [leaf]) == leaf
+    assert open_root(leaf.start, [root]) == root
+    assert open_root(root.start, [leaf._replace(end=1569972090)]) is None
+    assert open_root(root.start, [SpanRecord("c", "same_start", 1569972082, 1569972083)]) is None
+    assert open_root(None, [SpanRecord("d", None, 1, None)]) is None  # no name before SPAN_START
+    # In one frame, on an equal start, the longer span is the parent; a span still open is longest.
+    short, long = SpanRecord("s", "short", 5, 6), SpanRecord("l", "long", 5, 9)
+    assert open_root(None, [short, long]) == long
+    assert open_root(None, [long, SpanRecord("o", "open", 5, None)]).name == "open"
+
+
+@settings(max_examples=150)
+@given(st.data())
+def test_the_open_name_frame_by_frame_is_the_completed_traces_name(data):
+    messages = data.draw(consistent_traces())
+    expected = assemble_frames([messages])
+    bounds, spans, name, root_start = TraceBounds(), {}, "", None
+    for frame in data.draw(shuffled_into_frames(messages)):
+        names = {m.group_id for m in frame if m.type in (SPAN_START, SPAN_END)}
+        changes = merge_frame(bounds, {g: spans[g] for g in names if g in spans}, frame)
+        bounds = changes.bounds
+        touched = changes.new_spans + changes.finished_spans
+        for span in touched:
+            spans[span.group_id] = span
+        root = open_root(root_start if name else None, touched)
+        if root is not None:
+            name, root_start = root.name, root.start
+    if not spans:
+        assert name == expected.name == ""
+        return
+    first = min(span.start for span in spans.values())
+    assert root_start == first
+    if [span.start for span in spans.values()].count(first) == 1:
+        assert name == expected.name
