@@ -250,6 +250,8 @@
 
   function show(body) {
     const tree = body.trace;
+    // The root span's name: while the trace is open, a later frame can bring an earlier span.
+    document.getElementById("trace-name").textContent = body.name || "(unnamed)";
     document.getElementById("trace-status").textContent = body.status;
     document.getElementById("trace-status").className = "badge status-" + body.status;
     document.getElementById("trace-spans").textContent = body.span_count;
