@@ -8,7 +8,6 @@ from datetime import timezone as dt_timezone
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection, connections
-from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -55,6 +54,12 @@ class SeedIngestView(APIView):
         operation_id="tracking_seed_ingest", tags=["tracking"], request=SeedEventSerializer,
         responses={201: BatchResultSerializer, **ERRORS},
         summary="Store one request from seed 001's client (rigidanalytics-tracker 2.0.5)",
+        description=(
+            "That client never retries, so a burst waits its turn instead of being refused "
+            "(docs/limits.md): 429 with Retry-After, nothing stored, only when "
+            "TRACKING_INGEST_MAX_WAITING requests already wait in this server process or this "
+            "one waited TRACKING_INGEST_MAX_WAIT_SECONDS."
+        ),
     )
     def post(self, request, project_id):
         try:
@@ -124,9 +129,10 @@ class BatchIngestView(APIView):
             "Optional `Idempotency-Key`: a retry with the same key and project answers the first "
             "answer again without storing twice. Valid events are stored even when others are "
             "not (partial success): 200 with `accepted`, `rejected` and each `rejected_events` "
-            "entry naming the field. 400 only when no event could be stored. 429 with "
-            "Retry-After when this server process has TRACKING_INGEST_MAX_INFLIGHT ingest "
-            "requests in flight."
+            "entry naming the field. 400 only when no event could be stored. A burst waits "
+            "its turn (docs/limits.md); 429 with Retry-After, nothing stored, when "
+            "TRACKING_INGEST_MAX_WAITING requests already wait in this server process or this "
+            "one waited TRACKING_INGEST_MAX_WAIT_SECONDS."
         ),
     )
     def post(self, request):
@@ -194,54 +200,32 @@ def _caller_in_transaction() -> bool:
     return connection.in_atomic_block
 
 
-class Overload:
-    """At most TRACKING_INGEST_MAX_INFLIGHT ingest requests in flight per server process.
+def _ingest_view(sync_view):
+    """The view, run where ingest runs best. How many run at once, and how the others wait
+    their turn, is tracking.ingest_queue's (in front of Django, in asgi.py).
 
-    Synchronous views share one thread under daphne, so a burst queues up in front of it; this
-    counts the queue (in the event loop, where the count is exact) and answers 429 with
-    Retry-After instead of letting latency grow without bound.
-
-    On PostgreSQL the ingest runs on TRACKING_INGEST_THREADS threads of its own instead, so one
+    On PostgreSQL the ingest runs on TRACKING_INGEST_THREADS threads of its own, so one
     batch's database round trips overlap with the parsing of the next (SQLite serialises
     writers anyway). A caller that already has a transaction open (a test's) keeps the ingest on
     its own thread and connection, inside that transaction.
     """
+    to_async = sync_to_async(sync_view)
+    on_ingest_thread = _on_ingest_thread(sync_view)
 
-    retry_after_seconds = 1
+    @functools.wraps(sync_view)
+    async def view(request, *args, **kwargs):
+        if (settings.TRACKING_INGEST_THREADS > 0
+                and connections["default"].vendor == "postgresql"
+                and not await _caller_in_transaction()):
+            return await sync_to_async(on_ingest_thread, thread_sensitive=False,
+                                       executor=ingest_threads.executor)(request, *args, **kwargs)
+        return await to_async(request, *args, **kwargs)
 
-    def __init__(self):
-        self.inflight = 0
-
-    def guard(self, sync_view):
-        to_async = sync_to_async(sync_view)
-        on_ingest_thread = _on_ingest_thread(sync_view)
-
-        @functools.wraps(sync_view)
-        async def view(request, *args, **kwargs):
-            if self.inflight >= settings.TRACKING_INGEST_MAX_INFLIGHT:
-                response = JsonResponse(
-                    error_body("Too many ingest requests in flight; retry later.", "overloaded"),
-                    status=429,
-                )
-                response["Retry-After"] = str(self.retry_after_seconds)
-                return response
-            self.inflight += 1
-            try:
-                if (settings.TRACKING_INGEST_THREADS > 0
-                        and connections["default"].vendor == "postgresql"
-                        and not await _caller_in_transaction()):
-                    return await sync_to_async(on_ingest_thread, thread_sensitive=False,
-                                               executor=ingest_threads.executor)(request, *args, **kwargs)
-                return await to_async(request, *args, **kwargs)
-            finally:
-                self.inflight -= 1
-
-        return view
+    return view
 
 
-overload = Overload()
-seed_ingest = overload.guard(SeedIngestView.as_view())
-batch_ingest = overload.guard(BatchIngestView.as_view())
+seed_ingest = _ingest_view(SeedIngestView.as_view())
+batch_ingest = _ingest_view(BatchIngestView.as_view())
 
 
 # --- read API -----------------------------------------------------------------------------------
