@@ -2,13 +2,23 @@
 // [{key, cls}] and each point has a `start` time and a value under each key (null = no data).
 (function () {
   const NS = "http://www.w3.org/2000/svg";
-  const PAD = {left: 46, right: 6, top: 8, bottom: 18};
+  const PAD = {left: 46, right: 6, top: 8, bottom: 30};
 
   function el(name, attrs, parent) {
     const node = document.createElementNS(NS, name);
     for (const key in attrs) node.setAttribute(key, attrs[key]);
     if (parent) parent.appendChild(node);
     return node;
+  }
+
+  // An end of the time axis: the exact time on two lines (date and time, then the zone), so that
+  // both ends fit a chart a third of the page wide.
+  function timeLabel(svg, x, y, iso, anchor) {
+    const text = MetricsFormat.time(iso);
+    const cut = text.lastIndexOf(" ");
+    const label = el("text", {x: x, y: y, "text-anchor": anchor}, svg);
+    el("tspan", {x: x}, label).textContent = text.slice(0, cut);
+    el("tspan", {x: x, dy: "1.1em"}, label).textContent = text.slice(cut + 1);
   }
 
   window.lineChart = function (svg, points, series, options) {
@@ -29,9 +39,8 @@
     el("text", {x: PAD.left - 4, y: PAD.top + 4, "text-anchor": "end"}, svg).textContent = format(max);
     el("text", {x: PAD.left - 4, y: PAD.top + plotH, "text-anchor": "end"}, svg).textContent = format(0);
     if (points.length) {
-      el("text", {x: PAD.left, y: height - 4}, svg).textContent = MetricsFormat.time(points[0].start);
-      el("text", {x: width - PAD.right, y: height - 4, "text-anchor": "end"}, svg).textContent =
-        MetricsFormat.time(points[points.length - 1].start);
+      timeLabel(svg, PAD.left, height - 16, points[0].start, "start");
+      timeLabel(svg, width - PAD.right, height - 16, points[points.length - 1].start, "end");
     }
     series.forEach((s) => {
       let path = "", area = "", open = false, first = null, last = null;

@@ -208,7 +208,7 @@ def _store_traces_ns(start):
 
 # --- every page -----------------------------------------------------------------------------------
 
-DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[ \t]*(\S+))?")
+DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*(\S+))?")
 CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")
 MONTH = re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}\b")
 
@@ -285,14 +285,15 @@ def test_every_time_on_the_main_pages_has_the_zone_and_the_exact_time_on_hover(
         f"/machines/{machine.pk}/last/": ".tm-stats time",
         f"/machines/runs/{run.pk}/": None,
         "/metrics/": None,
-        f"/metrics/{holder['project'].public_id}/": "#requests tbody time",
+        f"/metrics/{holder['project'].public_id}/": "#requests tbody time, #chart-rate tspan",
         "/notifications/": None,
     }
     zone = " Europe/Warsaw"
     for path, ready in pages.items():
         page.goto(server.url + path)
-        if ready:
-            page.wait_for_selector(ready)
+        for selector in (ready or "").split(", "):
+            if selector:
+                page.wait_for_selector(selector)
         if path == "/traces/1/":
             page.click(ready)
             page.wait_for_selector("#span-detail time")
