@@ -1,7 +1,7 @@
 """Pages for people: server-rendered, live parts updated from the sockets by a small script."""
 
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import DurationField, ExpressionWrapper, F, Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.html import format_html
@@ -11,6 +11,7 @@ from pygments.lexers import PythonLexer, TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
 from trace_project.access import dashboard_page
+from trace_project.sorting import Sorting
 from tm_api import bodies
 from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
 from tm_api.views import machine_status_body, machines_with_last_run, runs_of
@@ -19,31 +20,49 @@ PAGE_SIZES = (10, 25, 50, 100)
 SCRIPT_KINDS = {"test": Test, "scenario": Scenario, "master": MasterScenario}
 
 
+MACHINE_SORTING = Sorting({
+    "machine": "machine_name", "status": "last_run__master_scenario__status",
+    "started": "last_run__timestamp",
+}, default="machine")
+# Sorted otherwise than by position, a run's tests are one flat list across its scenarios (to
+# find the slowest or the failed ones), each saying its scenario.
+TEST_SORTING = Sorting({
+    "position": "position", "test": "file_name", "scenario": "scenario__position",
+    "status": "status", "started": "timestamp_start", "duration": "run_time",
+}, default="position")
+
+
 def _page(request, queryset):
-    try:
-        size = int(request.GET.get("page_size", PAGE_SIZES[0]))
-    except ValueError:
+    """The page of `queryset` asked for, its size, and what is wrong with ?page_size= if it is."""
+    value = request.GET.get("page_size", "")
+    size = int(value) if value.strip().isdigit() else None
+    error = None
+    if size not in PAGE_SIZES:
+        if value:
+            error = (f"{value!r} is not a page size; showing {PAGE_SIZES[0]} per page "
+                     f"(one of {', '.join(map(str, PAGE_SIZES))}).")
         size = PAGE_SIZES[0]
-    size = size if size in PAGE_SIZES else PAGE_SIZES[0]
-    return Paginator(queryset, size).get_page(request.GET.get("page")), size
+    return Paginator(queryset, size).get_page(request.GET.get("page")), size, error
 
 
 @dashboard_page
 def machine_list(request):
-    page, size = _page(request, machines_with_last_run())
+    sort = MACHINE_SORTING.of(request.GET)
+    page, size, size_error = _page(request, machines_with_last_run().order_by(*sort.order_by))
     rows = [machine_status_body(machine) for machine in page]
     return render(request, "tm/machine_list.html", {
         "page": page, "rows": rows, "page_size": size, "page_sizes": PAGE_SIZES,
+        "page_size_error": size_error, "sort": sort,
     })
 
 
 @dashboard_page
 def machine_detail(request, pk):
     machine = get_object_or_404(Machine.objects.select_related("last_run__master_scenario"), pk=pk)
-    page, size = _page(request, runs_of(pk))
+    page, size, size_error = _page(request, runs_of(pk))
     return render(request, "tm/machine.html", {
         "machine": machine, "status": machine_status_body(machine), "page": page,
-        "page_size": size, "page_sizes": PAGE_SIZES,
+        "page_size": size, "page_sizes": PAGE_SIZES, "page_size_error": size_error,
     })
 
 
@@ -61,9 +80,17 @@ def run_detail(request, pk):
     scenarios = Scenario.objects.filter(master_scenario=run.master_scenario).prefetch_related(
         Prefetch("tests", queryset=Test.objects.order_by("position"))
     )
+    sort = TEST_SORTING.of(request.GET)
+    tests = None
+    if sort.param != TEST_SORTING.default.param:
+        tests = (Test.objects.filter(master_scenario=run.master_scenario)
+                 .select_related("scenario")
+                 .annotate(run_time=ExpressionWrapper(F("timestamp_stop") - F("timestamp_start"),
+                                                      output_field=DurationField()))
+                 .order_by(*sort.order_by))
     return render(request, "tm/run.html", {
-        "run": run, "master": run.master_scenario, "scenarios": scenarios,
-        "is_last": run.machine.last_run_id == run.pk,
+        "run": run, "master": run.master_scenario, "scenarios": scenarios, "tests": tests,
+        "sort": sort, "is_last": run.machine.last_run_id == run.pk,
     })
 
 

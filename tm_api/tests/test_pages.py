@@ -1,11 +1,13 @@
 """Pages with Django's client: access, content, empty states, the seed's paths, the script
 modal's highlighted HTML."""
 
+import re
+
 import pytest
 
 from tm_api.models import Machine, Run, Test
 from tm_api.templatetags.tm_format import human_duration
-from tm_api.tests.conftest import SEED_DRY_RUN
+from tm_api.tests.conftest import SEED_DRY_RUN, dry_run_payload, scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -79,3 +81,81 @@ def test_script_is_highlighted_on_the_server(reader, machine):
                                            (3720, "1 h 2 min")])
 def test_human_durations(seconds, text):
     assert human_duration(seconds) == text
+
+
+def _machine_names(html):
+    return re.findall(r'<td><a href="/machines/\d+/">([^<]*)</a></td>', html)
+
+
+def test_machine_list_sorts_by_name_status_and_start(reader, machines):
+    for name, timestamp in (("bravo", "2024-01-02 10:00:00"), ("alpha", "2024-01-03 10:00:00"),
+                            ("charlie", "2024-01-01 10:00:00")):
+        machines.dry_run(dry_run_payload(name=name, timestamp=timestamp))
+    machines.start(machine="alpha", file_path="/PycharmProjects/system",
+                   file_name="01_01_test_lamp.py")
+    assert _machine_names(reader.get("/machines/").content.decode()) == ["alpha", "bravo", "charlie"]
+    assert _machine_names(reader.get("/machines/?sort=-machine").content.decode()) == [
+        "charlie", "bravo", "alpha"]
+    html = reader.get("/machines/?sort=-started").content.decode()
+    assert _machine_names(html) == ["alpha", "bravo", "charlie"]
+    assert 'aria-sort="descending"' in html and 'href="?sort=started"' in html
+    assert 'data-sort="started"' in html  # the live script says when rows changed since
+    assert _machine_names(reader.get("/machines/?sort=started").content.decode()) == [
+        "charlie", "bravo", "alpha"]
+    # running < waiting: alpha has a test started, the others wait; equal status keeps pk order
+    assert _machine_names(reader.get("/machines/?sort=status").content.decode()) == [
+        "alpha", "bravo", "charlie"]
+    for unknown in ("colour", "-tokens__digest", "machine_name"):
+        response = reader.get(f"/machines/?sort={unknown}")
+        assert response.status_code == 200
+        assert _machine_names(response.content.decode()) == ["alpha", "bravo", "charlie"]
+
+
+def test_machine_list_sort_survives_pages_and_page_size(reader, machines):
+    for index in range(12):
+        machines.dry_run(dry_run_payload(name=f"m{index:02}"))
+    html = reader.get("/machines/?sort=-machine").content.decode()
+    assert _machine_names(html)[0] == "m11"
+    assert 'href="?page=2&amp;page_size=10&amp;sort=-machine"' in html
+    assert '<input type="hidden" name="sort" value="-machine">' in html
+    assert _machine_names(reader.get("/machines/?sort=-machine&page=2").content.decode()) == [
+        "m01", "m00"]
+
+
+def test_an_invalid_page_size_is_said_beside_the_field(reader, machine):
+    html = reader.get("/machines/?page_size=lots").content.decode()
+    assert re.search(r'<select name="page_size"[^>]*>.*?</select><ul class="errorlist"><li>'
+                     r"&#x27;lots&#x27; is not a page size; showing 10 per page", html, re.S)
+    assert "machine #1" in html
+    html = reader.get(f"/machines/{machine.pk}/?page_size=7").content.decode()
+    assert "&#x27;7&#x27; is not a page size" in html
+    assert "errorlist" not in reader.get("/machines/?page_size=25").content.decode()
+
+
+def test_run_page_sorts_its_tests_in_one_list(reader, machines):
+    machines.dry_run(dry_run_payload(scenarios=[
+        scenario("s1.py", ("/t", "slow.py"), ("/t", "quick.py")),
+        scenario("s2.py", ("/t", "middle.py"), ("/t", "never.py")),
+    ]))
+    for name, start, stop, status in (("slow.py", "10:00:00", "10:00:30", "passed"),
+                                      ("quick.py", "10:00:30", "10:00:31", "failed"),
+                                      ("middle.py", "10:00:31", "10:00:41", "passed")):
+        machines.start(file_path="/t", file_name=name, timestamp_start=f"2024-01-01 {start}")
+        machines.stop(file_path="/t", file_name=name, status=status,
+                      timestamp_stop=f"2024-01-01 {stop}")
+    run = Run.objects.get()
+    tests = lambda html: re.findall(r'<td class="test tm-file">([^<]*)<small>', html)
+    html = reader.get(f"/machines/runs/{run.pk}/").content.decode()
+    assert 'class="tm-tree"' in html and tests(html) == ["slow.py", "quick.py", "middle.py",
+                                                         "never.py"]
+    assert 'href="?sort=-duration"' in html and 'href="?sort=status"' in html
+    html = reader.get(f"/machines/runs/{run.pk}/?sort=-duration").content.decode()
+    assert 'class="tm-tests"' in html and "sorted by duration" in html
+    assert tests(html) == ["slow.py", "middle.py", "quick.py", "never.py"]  # not run: last
+    assert re.search(r'aria-sort="descending"><a class="sort active" href="\?sort=duration"', html)
+    html = reader.get(f"/machines/runs/{run.pk}/?sort=test").content.decode()
+    assert tests(html) == ["middle.py", "never.py", "quick.py", "slow.py"]
+    assert tests(reader.get(f"/machines/runs/{run.pk}/?sort=-started").content.decode()) == [
+        "middle.py", "quick.py", "slow.py", "never.py"]
+    html = reader.get(f"/machines/runs/{run.pk}/?sort=bogus").content.decode()
+    assert 'class="tm-tree"' in html and tests(html)[0] == "slow.py"
