@@ -160,6 +160,22 @@ def test_the_browser_formats_a_moment_exactly_as_the_server_does(server_factory,
     assert js == [relative(m, now=now) for m in moments]
 
 
+@pytest.mark.integration
+def test_relative_times_stay_fresh_while_the_page_is_open(server_factory, page):
+    server = server_factory(DASHBOARDS_PUBLIC="True")
+    _in_thread(_store_traces, [1569972082])
+    page.clock.install()  # the page's own clock, moved on below without waiting
+    page.goto(f"{server.url}/traces/")
+    received = page.locator("time[data-relative]")
+    assert RELATIVE.fullmatch(received.inner_text())
+    title = received.get_attribute("title")
+    page.clock.run_for("03:00")
+    assert received.inner_text() == "3 min ago"
+    page.clock.run_for("02:00:00")
+    assert received.inner_text() == "2 h ago"
+    assert received.get_attribute("title") == title  # the exact time does not move
+
+
 # --- span times -----------------------------------------------------------------------------------
 
 EPOCH_NUMBER = re.compile(r"\b\d{9,}(\.\d+)?\b")
