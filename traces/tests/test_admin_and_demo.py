@@ -26,6 +26,13 @@ def test_demo_command_fills_a_fresh_install_and_can_run_again():
     assert Trace.objects.filter(status="open").count() == 1  # one open at a time
 
 
+def test_demo_traces_of_any_seed_are_stored_whole():
+    # Seed 17 shuffled a TRACE_END into the first frame of its 17th trace: the trace completed
+    # early and its second frame was refused, ending `demo` one run in eight.
+    call_command("send_demo_traces", "--count", "20", "--seed", "17", stdout=io.StringIO())
+    assert Trace.objects.count() == 20
+
+
 def test_demo_tops_up_only_the_time_since_its_newest_trace_and_resets_its_own():
     ingest_frame(1, json.dumps(README_EXAMPLE))  # a program's trace
     call_command("send_demo_traces", "--count", "5", "--top-up", stdout=io.StringIO())

@@ -77,6 +77,11 @@ class Command(BaseCommand):
                 messages = [m for m in messages if m["type"] != "TRACE_END"]
             rng.shuffle(messages)  # any order works; show it
             middle = len(messages) // 2
+            # ... but TRACE_END in the first frame could complete the trace before the second
+            # frame (spans not started yet) arrives, which would then be refused.
+            end = next((i for i, m in enumerate(messages) if m["type"] == "TRACE_END"), None)
+            if end is not None and end < middle:
+                messages.append(messages.pop(end))
             try:
                 for frame in (messages[:middle], messages[middle:]):
                     result = ingest_messages(trace_id, [parse_message(m, i) for i, m in enumerate(frame)])
