@@ -197,7 +197,7 @@ def daily_digest() -> str:
     facts = [["Runs", sum(by_status.values())], ["Failing runs", failing_runs],
              ["Traces", sum(traces.values())], ["Requests", request_count],
              ["5xx", server_errors]]
-    notify(f"{now:%Y-%m-%d}", lines, facts)
+    notify(f"{timezone.localdate(now):%Y-%m-%d}", lines, facts)  # the day where people read it
     return " ".join(lines)
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from notifications.jobs import run_job
 from notifications.models import Channel, Delivery, Notification
 from tm_api.models import MasterScenario, Test
+from trace_project.times import exact
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -78,6 +79,7 @@ def test_a_channel_scoped_to_other_machines_gets_nothing(client):
 
 def test_a_silent_machine_ends_its_run_once_and_notifies_once(client, settings):
     settings.TM_SILENCE_MINUTES = 15
+    settings.TIME_ZONE = "Europe/Warsaw"
     Channel.objects.create(name="qa", kind="slack", url="http://127.0.0.1:1/",
                            rules=["machine_silent", "run_failed"])
     dry_run(client)
@@ -85,8 +87,12 @@ def test_a_silent_machine_ends_its_run_once_and_notifies_once(client, settings):
     body = {"machine_name": MACHINE, "file_path": "/vtm/tests", "file_name": "02_test.py"}
     client.post("/tm_api/test_start/", body, content_type="application/json")
     assert "0 silent" in run_job("detect_silent_machines").last_detail  # not silent yet
-    MasterScenario.objects.update(last_report=timezone.now() - timedelta(minutes=16))
+    quiet = timezone.now() - timedelta(minutes=16)
+    MasterScenario.objects.update(last_report=quiet)
     assert "1 silent run(s) ended: machine #1" in run_job("detect_silent_machines").last_detail
+    silent = Notification.objects.get(rule="machine_silent")
+    assert ["Last report", exact(quiet)] in silent.facts and exact(quiet).endswith(" Europe/Warsaw")
+    assert f"No report since {exact(quiet)};" in silent.text
     assert sorted(Test.objects.values_list("status", flat=True)) == ["failed", "unknown", "unknown"]
     master = MasterScenario.objects.get()
     assert master.status == "unknown" and master.tests_statistics["unknown"] == 2
