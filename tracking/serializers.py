@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from tracking.models import Project, RequestMetric
+from tracking.services import REQUEST_SORTING
 
 WINDOWS = {"15m": 15, "1h": 60, "6h": 360, "24h": 1440, "7d": 7 * 1440, "30d": 30 * 1440}
 
@@ -35,6 +36,11 @@ class RequestFilterSerializer(WindowQuerySerializer):
     view = serializers.CharField(required=False, allow_blank=True, help_text="Exact view name.")
     method = serializers.CharField(required=False, max_length=16)
     min_duration_ms = serializers.FloatField(required=False, min_value=0)
+    sort = serializers.ChoiceField(
+        required=False,
+        choices=[prefix + column for column in REQUEST_SORTING.columns for prefix in ("", "-")],
+        help_text="Order of the list: a column, or -column for the reverse; default -time "
+                  "(newest first). Equal values keep the order of their ids.")
 
 
 class RequestMetricSerializer(serializers.ModelSerializer):

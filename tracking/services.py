@@ -21,6 +21,7 @@ from tracking import aggregation as agg
 from tracking.live import publish_requests_after_commit
 from tracking.models import Project, RequestMetric, RequestRollup, RequestSeriesRollup
 from tracking.wire import RequestEvent
+from trace_project.sorting import Sorting
 from trace_project.tokens import token_digest
 
 logger = logging.getLogger(__name__)
@@ -296,9 +297,17 @@ def _cells(model, project: Project, since: int, until: int, levels: tuple[int, .
     return model.objects.filter(match, project_id=project.pk)
 
 
+# The orders of the requests table: ?sort=time, ?sort=-duration... (newest first by default).
+REQUEST_SORTING = Sorting({
+    "time": "received_at", "method": "method", "path": "path", "view": "view_name",
+    "status": "status_code", "duration": "duration_ms",
+}, default="-time")
+
+
 def filter_requests(project: Project, *, since=None, until=None, path=None, status=None,
-                    view=None, min_duration_ms=None, method=None):
-    """Raw requests of a project, newest first. `status` is a code (404) or a class ("5xx")."""
+                    view=None, min_duration_ms=None, method=None, sort=None):
+    """Raw requests of a project, newest first unless `sort` (a ?sort= value of
+    REQUEST_SORTING) says otherwise. `status` is a code (404) or a class ("5xx")."""
     requests = RequestMetric.objects.filter(project_id=project.pk)
     if since is not None:
         requests = requests.filter(received_at__gte=since)
@@ -318,7 +327,8 @@ def filter_requests(project: Project, *, since=None, until=None, path=None, stat
             requests = requests.filter(status_code=int(status))
     if min_duration_ms is not None:
         requests = requests.filter(duration_ms__gte=min_duration_ms)
-    return requests.order_by("-received_at", "-id")
+    order = REQUEST_SORTING.parse(sort) or REQUEST_SORTING.default
+    return requests.order_by(*order.order_by)
 
 
 def project_overview(projects) -> list[dict]:

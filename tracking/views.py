@@ -293,13 +293,22 @@ class RequestListView(generics.ListAPIView):
         query.is_valid(raise_exception=True)
         filters = dict(query.validated_data)
         since, until = _window_arguments(self.request.query_params)
+        if {"since", "until", "last"} & set(filters):
+            # The summary's window, whole minutes and none in the future, so that a page's
+            # table lists the requests its summary counts.
+            window = services.resolve_window(project, since, until)
+            since, until = window.since, window.until
         filters.pop("last", None)
         filters.update(since=since, until=until)
         return services.filter_requests(project, **filters)
 
     @extend_schema(operation_id="tracking_project_requests", tags=["tracking"],
                    parameters=[RequestFilterSerializer],
-                   summary="A project's stored requests, newest first, with filters")
+                   summary="A project's stored requests, newest first, with filters",
+                   description="A window (since, until, last) is widened to whole minutes and "
+                               "ends at the current minute at the latest, as the summary's: the "
+                               "same window lists the requests the summary counts, as long as "
+                               "they are kept (TRACKING_RAW_RETENTION_DAYS).")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -316,4 +325,7 @@ def index(request):
 @dashboard_page
 def project_page(request, project_id):
     project = get_object_or_404(Project, public_id=project_id)
-    return render(request, "tracking/project.html", {"project": project, "windows": WINDOWS})
+    return render(request, "tracking/project.html", {
+        "project": project, "windows": WINDOWS, "sort": services.REQUEST_SORTING.of(request.GET),
+        "raw_retention_days": settings.TRACKING_RAW_RETENTION_DAYS,
+    })

@@ -4,7 +4,8 @@
   const root = document.getElementById("metrics");
   if (!root) return;
   const F = window.MetricsFormat;
-  const state = {window: localStorage.getItem("metrics-window") || "1h", page: 1, filters: {}};
+  const state = {window: localStorage.getItem("metrics-window") || "1h", page: 1, filters: {},
+                 sort: sortFromAddress()};
   let lastRefresh = 0, refreshTimer = null, loading = false;
 
   const $ = (id) => document.getElementById(id);
@@ -21,6 +22,64 @@
     return state.window === "all" ? {} : {last: state.window};
   }
 
+  // --- sorting the requests table: ?sort=column or ?sort=-column, as the server-side tables.
+  function sortHeaders() {
+    return Array.from(document.querySelectorAll("#requests th[data-column]"));
+  }
+
+  function sortFromAddress() {
+    const value = new URLSearchParams(location.search).get("sort") || "";
+    const column = value.replace(/^-/, "");
+    // Anything but a column of the table keeps the default order, as on the other pages.
+    return sortHeaders().some((th) => th.dataset.column === column) ? value : "-time";
+  }
+
+  function showSort() {
+    const column = state.sort.replace(/^-/, ""), descending = state.sort.startsWith("-");
+    sortHeaders().forEach((th) => {
+      const link = th.querySelector("a");
+      const active = th.dataset.column === column;
+      const next = active ? (descending ? "" : "-") : (th.dataset.first === "desc" ? "-" : "");
+      const query = new URLSearchParams(location.search);
+      query.set("sort", next + th.dataset.column);
+      link.href = "?" + query.toString();
+      link.classList.toggle("active", active);
+      link.querySelectorAll(".sort-arrow").forEach((arrow) => arrow.remove());
+      if (active) {
+        th.setAttribute("aria-sort", descending ? "descending" : "ascending");
+        const arrow = document.createElement("span");
+        arrow.className = "sort-arrow";
+        arrow.setAttribute("aria-hidden", "true");
+        arrow.textContent = descending ? " ▼" : " ▲";
+        link.appendChild(arrow);
+      } else {
+        th.removeAttribute("aria-sort");
+      }
+    });
+  }
+
+  // --- filter errors: the requests API names the field; the message goes beside it.
+  function showFilterErrors(errors) {
+    const form = $("request-filters");
+    form.querySelectorAll("label .errorlist").forEach((list) => list.remove());
+    form.querySelectorAll("[aria-invalid]").forEach((input) => input.removeAttribute("aria-invalid"));
+    const unplaced = [];
+    Object.entries(errors || {}).forEach(([name, messages]) => {
+      const input = form.querySelector(`[name="${CSS.escape(name)}"]`);
+      if (!input) { unplaced.push(name + ": " + messages.join(" ")); return; }
+      input.setAttribute("aria-invalid", "true");
+      const list = document.createElement("ul");
+      list.className = "errorlist";
+      messages.forEach((message) => {
+        const item = document.createElement("li");
+        item.textContent = message;
+        list.appendChild(item);
+      });
+      input.closest("label").appendChild(list);
+    });
+    return unplaced;
+  }
+
   async function getJSON(url, params) {
     const query = new URLSearchParams(params).toString();
     const response = await fetch(url + (query ? "?" + query : ""), {headers: {Accept: "application/json"}});
@@ -29,16 +88,24 @@
     return body;
   }
 
+  function perMinute(value) {
+    return value < 10 ? value.toFixed(1) : String(Math.round(value));
+  }
+
   function renderSummary(s) {
+    const minutes = s.series.step_seconds / 60;
+    // The peak is the chart's highest point: per minute, or a per-minute average over an hour
+    // (or day) when the window is too long for one point per minute.
+    const peak = Math.max(0, ...s.series.points.map((p) => p.count / minutes));
+    const per = minutes === 1 ? "" : minutes === 60 ? " (hourly)" : " (daily)";
     text("stat-count", F.count(s.count));
-    text("stat-rate", s.count ? s.requests_per_minute.toFixed(1) + " / min" : "");
+    text("stat-rate", s.count ? `avg ${perMinute(s.requests_per_minute)}/min · peak ${perMinute(peak)}/min${per}` : "");
     text("stat-errors", s.count ? F.percent(s.error_rate) : "–");
     text("stat-client-errors", s.count ? "4xx: " + F.percent(s.client_error_rate) : "");
     text("stat-p50", F.ms(s.p50_ms));
     text("stat-p95", F.ms(s.p95_ms));
     text("stat-p99", F.ms(s.p99_ms));
     $("empty-state").hidden = s.count > 0;
-    const minutes = s.series.step_seconds / 60;
     const points = s.series.points.map((p) => ({
       start: p.start, rate: p.count / minutes,
       errors: p.count ? p.error_rate * 100 : null,
@@ -82,12 +149,19 @@
     });
   }
 
-  function renderRequests(page, seen) {
+  function renderRequests(page, seen, summary) {
     const body = $("requests").tBodies[0];
     body.innerHTML = "";
     if (!page.results.length) {
       const td = cell(body.insertRow(), "No requests match.", "muted");
       td.colSpan = 7;
+    }
+    // Same window as the summary; without filters the counts can differ only where raw
+    // requests were deleted after the retention period (rollups are kept).
+    const note = $("requests-note");
+    note.hidden = !(summary && !Object.keys(state.filters).length && page.count < summary.count);
+    if (!note.hidden) {
+      note.textContent = `The figures above count ${F.count(summary.count)} requests; the table lists the ${F.count(page.count)} still stored: single requests are kept ${root.dataset.rawRetentionDays} days, the counts for good.`;
     }
     page.results.forEach((r) => {
       const row = body.insertRow();
@@ -116,15 +190,32 @@
     lastRefresh = Date.now();
     const seen = new Set(Array.from($("requests").tBodies[0].rows).map((r) => Number(r.dataset.id)));
     try {
-      const [summary, page] = await Promise.all([
-        getJSON(root.dataset.summaryUrl, windowParams()),
-        getJSON(root.dataset.requestsUrl, {...windowParams(), ...state.filters, page: state.page, page_size: 25}),
-      ]);
+      const summary = await getJSON(root.dataset.summaryUrl, windowParams());
+      // The table reads the very window the summary answered for (not "the last hour" again a
+      // moment later), so the two agree.
+      let page;
+      try {
+        page = await getJSON(root.dataset.requestsUrl, {since: summary.since, until: summary.until,
+          ...state.filters, sort: state.sort, page: state.page, page_size: 25});
+      } catch (error) {
+        renderSummary(summary);
+        const unplaced = showFilterErrors(error && error.errors);
+        $("filter-error").firstElementChild.textContent = "No requests listed: "
+          + (unplaced.length ? unplaced.join("; ") : "correct the filter marked above.");
+        $("filter-error").hidden = false;
+        $("requests").tBodies[0].innerHTML = "";
+        $("requests-note").hidden = true;
+        text("page-info", "");
+        $("prev-page").disabled = $("next-page").disabled = true;
+        return;
+      }
+      showFilterErrors({});
       $("filter-error").hidden = true;
+      // Both at once: the card and the table never show two different moments.
       renderSummary(summary);
-      renderRequests(page, seen.size ? seen : null);
+      renderRequests(page, seen.size ? seen : null, summary);
     } catch (error) {
-      $("filter-error").textContent = (error && error.detail) || "Could not load metrics.";
+      $("filter-error").firstElementChild.textContent = (error && error.detail) || "Could not load metrics.";
       $("filter-error").hidden = false;
     } finally {
       loading = false;
@@ -157,6 +248,17 @@
   });
   $("request-filters").addEventListener("submit", (event) => { event.preventDefault(); applyFilters(); });
   $("request-filters").addEventListener("reset", () => setTimeout(applyFilters, 0));
+  sortHeaders().forEach((th) => th.querySelector("a").addEventListener("click", (event) => {
+    event.preventDefault();
+    state.sort = new URLSearchParams(event.currentTarget.search).get("sort");
+    const query = new URLSearchParams(location.search);
+    query.set("sort", state.sort);
+    history.replaceState(null, "", "?" + query.toString());
+    state.page = 1;
+    showSort();
+    refresh();
+  }));
+  showSort();
   $("prev-page").addEventListener("click", () => { state.page -= 1; refresh(); });
   $("next-page").addEventListener("click", () => { state.page += 1; refresh(); });
   window.addEventListener("resize", scheduleRefresh);

@@ -86,3 +86,62 @@ def test_a_ten_thousand_span_trace_stays_usable(server_factory, page):
     assert page.inner_text("#waterfall-count") == "10000 spans · 100 shown"
     page.eval_on_selector("#waterfall-viewport", "el => el.scrollTop = 0")
     page.wait_for_selector(".wf-name:text-is('request 0')")
+
+
+def _deep_trace(trace_id, depth):
+    from traces.tests.test_api import nested_spans
+
+    ingest_messages(trace_id, [parse_message(m) for m in nested_spans(depth)])
+    connection.close()
+
+
+def test_a_trace_two_thousand_spans_deep_is_drawn(server_factory, page):
+    server = server_factory(DASHBOARDS_PUBLIC="True")
+    builder = threading.Thread(target=_deep_trace, args=(8, 2000))  # see the big trace's thread
+    builder.start()
+    builder.join()
+    page.goto(f"{server.url}/traces/8/")
+    page.wait_for_selector(".wf-name:text-is('level 0')")
+    assert page.inner_text("#waterfall-count") == "2000 spans"
+    page.eval_on_selector("#waterfall-viewport", "el => el.scrollTop = el.scrollHeight")
+    page.wait_for_selector(".wf-name:text-is('level 1999')")
+    # Past a dozen levels the indent stops growing and the row says its depth instead.
+    assert page.inner_text(".wf-row:has(.wf-name:text-is('level 1999')) .wf-depth") == "2000"
+    page.screenshot(path="/tmp/deep-waterfall.png")
+
+
+def test_trace_list_sorts_by_a_clicked_header_and_an_open_trace_takes_its_roots_name(
+        server_factory, page):
+    server = server_factory(DASHBOARDS_PUBLIC="True")
+    for trace_id, name, end in ((1, "beta", 5), (2, "alpha", 9), (3, "gamma", 1)):
+        ingest_messages(trace_id, [parse_message(m) for m in
+                                   [trace_start(0), trace_end(end), *span("s", name, 0, 1)]])
+    page.goto(f"{server.url}/traces/?status=complete")
+    names = lambda: page.locator(".trace-table tbody td:nth-child(2)").all_inner_texts()
+    assert names() == ["gamma", "alpha", "beta"]  # newest received first
+    page.click(".trace-table th a:text-is('Name')")
+    page.wait_for_url("**sort=name**")
+    assert names() == ["alpha", "beta", "gamma"]
+    assert "status=complete" in page.url  # the filter stays
+    assert page.locator("th[aria-sort=ascending]").inner_text().startswith("Name")
+    page.click(".trace-table th a:has-text('Name')")
+    page.wait_for_url("**sort=-name**")
+    assert names() == ["gamma", "beta", "alpha"]
+    page.click(".trace-table th a:text-is('Duration')")
+    page.wait_for_url("**sort=-duration**")
+    assert names() == ["alpha", "beta", "gamma"]
+
+    # The README's order: the child's SPAN_START arrives before its parent's, while it is open.
+    ws = websocket.create_connection(f"{server.ws_url}/ws/trace/50", timeout=10)
+    ws.send(json.dumps(README_EXAMPLE[:3]))
+    deadline = time.monotonic() + 10
+    while not Trace.objects.filter(id=50, name="movies_network_load").exists() \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    page.goto(f"{server.url}/traces/50/")
+    page.wait_for_selector(".live-indicator.connected")
+    assert page.inner_text("#trace-name") == "movies_network_load"
+    ws.send(json.dumps(README_EXAMPLE[3:6]))  # the root's SPAN_START; TRACE_END still missing
+    page.wait_for_selector("#trace-name:text-is('movies_load')")
+    assert page.inner_text("#trace-status") == "open"
+    ws.close()

@@ -129,7 +129,7 @@ def test_list_sorts_by_a_column_both_ways_with_pk_breaking_ties(client):
 def test_sort_headers_toggle_show_an_arrow_and_keep_the_filters(client):
     store(1, README_EXAMPLE)
     html = client.get("/traces/?status=complete&sort=name&page=1").content.decode()
-    name = re.search(r'<th class="" aria-sort="ascending"><a class="sort active" href="\?([^"]*)"[^>]*>'
+    name = re.search(r'<th class="" data-column="name" data-first="asc" aria-sort="ascending"><a class="sort active" href="\?([^"]*)"[^>]*>'
                      r'Name <span class="sort-arrow" aria-hidden="true">▲</span>', html)
     assert name and name.group(1) == "status=complete&amp;sort=-name"
     assert 'href="?status=complete&amp;sort=-spans"' in html  # counts: biggest first

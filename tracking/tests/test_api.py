@@ -1,7 +1,7 @@
 """Read API: summary from rollups (checked against the raw rows) and the filtered request list."""
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -131,3 +131,41 @@ def test_a_request_from_long_ago_does_not_make_the_series_huge(admin_client, pro
     points = body["series"]["points"]
     assert body["series"]["step_seconds"] % 86400 == 0 and len(points) <= 2001
     assert sum(p["count"] for p in points) == body["count"]
+
+
+def test_request_list_reads_the_summarys_window(admin_client, project):
+    """The page's card and table agree: the list widens a window to whole minutes as the
+    summary does (a request early in the first minute was counted but not listed)."""
+    minute = datetime.fromtimestamp(NOW - 3600, UTC).replace(second=0, microsecond=0)
+    services.ingest_events(project, [parse_batch_event(
+        {"time": minute.timestamp() + 0.25, "duration_ms": 1, "path": "/early", "status": 200,
+         "view": "home"})])
+    window = {"since": (minute + timedelta(seconds=30)).isoformat()}  # mid-minute
+    summary = admin_client.get(f"/api/tracking/projects/{project.public_id}/summary/",
+                               window).json()
+    requests = admin_client.get(f"/api/tracking/projects/{project.public_id}/requests/",
+                                window).json()
+    assert requests["count"] == summary["count"] == 4
+    assert "/early" in [r["path"] for r in requests["results"]]
+    same = admin_client.get(f"/api/tracking/projects/{project.public_id}/requests/",
+                            {"since": summary["since"], "until": summary["until"]}).json()
+    assert same["count"] == summary["count"]
+    last_hour = admin_client.get(f"/api/tracking/projects/{project.public_id}/requests/",
+                                 {"last": "1h"}).json()
+    assert last_hour["count"] == admin_client.get(
+        f"/api/tracking/projects/{project.public_id}/summary/", {"last": "1h"}).json()["count"]
+
+
+def test_request_list_sorts_by_a_column_and_refuses_an_unknown_one(admin_client, project):
+    url = f"/api/tracking/projects/{project.public_id}/requests/"
+    durations = lambda params: [r["duration_ms"] for r in admin_client.get(url, params).json()["results"]]
+    assert durations({"sort": "duration"}) == [2, 5, 15, 50, 400]
+    assert durations({"sort": "-duration"}) == [400, 50, 15, 5, 2]
+    assert durations({"sort": "-status"})[:2] == [400, 2]  # 500, then 404
+    # Equal paths ("/"): ids break the tie, in the direction asked for.
+    ids = [r["id"] for r in admin_client.get(url, {"sort": "path"}).json()["results"]]
+    assert ids[:3] == sorted(ids[:3])
+    ids = [r["id"] for r in admin_client.get(url, {"sort": "-path"}).json()["results"]]
+    assert ids[-3:] == sorted(ids[-3:], reverse=True)
+    bad = admin_client.get(url, {"sort": "client_ip"})
+    assert bad.status_code == 400 and "sort" in bad.json()["errors"]

@@ -78,3 +78,60 @@ def test_dashboard_updates_live_in_chromium(asgi_server, page, browser_login, dj
     page.click("#request-filters button[type=submit]")
     page.wait_for_function("document.querySelectorAll('#requests tbody tr').length === 1")
     assert "/pay" in page.locator("#requests tbody").inner_text()
+
+
+def test_figures_agree_the_table_sorts_and_a_bad_filter_is_marked_in_chromium(
+        asgi_server, page, browser_login, django_user_model):
+    django_user_model.objects.create_user("ada", "ada@example.com", "lovelace analytical 1843")
+    project, _ = Project.create_with_token("Sorted shop")
+    now = time.time()
+    # A burst of 30 in one minute and a trickle: the peak is well above the average.
+    services.ingest_events(project, [parse_batch_event(
+        {"time": now - 20 * 60 + i, "duration_ms": 10 + i, "path": f"/burst/{i}", "status": 200,
+         "view": "burst", "method": "GET"}) for i in range(30)])
+    services.ingest_events(project, [parse_batch_event(
+        {"time": now - minutes * 60, "duration_ms": 500 + minutes, "path": f"/slow/{minutes}",
+         "status": 503, "view": "slow", "method": "POST"}) for minutes in (5, 40)])
+    browser_login(page, asgi_server, "ada", "lovelace analytical 1843")
+    page.goto(f"{asgi_server.url}/metrics/{project.public_id}/")
+    page.click("[data-window='1h']")
+    page.wait_for_function("document.getElementById('stat-count').textContent === '32'")
+    # The card and the table count the same window.
+    assert page.locator("#page-info").inner_text().endswith("· 32 requests")
+    rate = page.locator("#stat-rate").inner_text()
+    assert rate.startswith("avg 0.5/min · peak 30/min"), rate  # 32 requests in 61 minutes
+
+    # Sorting by a header: biggest first, a second click reverses, the address keeps it.
+    page.click("#requests th[data-column=duration] a")
+    page.wait_for_function("document.querySelector('#requests tbody tr td:nth-child(3)')"
+                           ".textContent === '/slow/40'")
+    header = page.locator("#requests th[data-column=duration]")
+    assert header.get_attribute("aria-sort") == "descending" and "▼" in header.inner_text()
+    assert "sort=-duration" in page.url
+    page.click("#requests th[data-column=duration] a")
+    page.wait_for_function("document.querySelector('#requests tbody tr td:nth-child(3)')"
+                           ".textContent === '/burst/0'")
+    assert header.get_attribute("aria-sort") == "ascending" and "▲" in header.inner_text()
+    # A reload keeps the order; an unknown one is the default (newest first).
+    page.reload()
+    page.wait_for_function("document.querySelector('#requests tbody tr td:nth-child(3)')"
+                           "?.textContent === '/burst/0'")
+    page.goto(f"{asgi_server.url}/metrics/{project.public_id}/?sort=nonsense")
+    page.wait_for_function("document.querySelector('#requests tbody tr td:nth-child(3)')"
+                           "?.textContent === '/slow/5'")
+
+    # A filter value the server cannot read: said beside its field, and no list that looks
+    # filtered but is not.
+    page.fill("#request-filters [name=min_duration_ms]", "fast")
+    page.click("#request-filters button[type=submit]")
+    page.wait_for_selector("#filter-error:not([hidden])")
+    field = page.locator("#request-filters label:has([name=min_duration_ms])")
+    assert "A valid number is required." in field.locator(".errorlist").inner_text()
+    assert page.get_attribute("#request-filters [name=min_duration_ms]", "aria-invalid") == "true"
+    assert page.input_value("#request-filters [name=min_duration_ms]") == "fast"
+    assert page.locator("#requests tbody tr").count() == 0
+    page.fill("#request-filters [name=min_duration_ms]", "500")
+    page.click("#request-filters button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#requests tbody tr').length === 2")
+    assert page.locator("#request-filters .errorlist").count() == 0
+    assert page.locator("#filter-error").is_hidden()
