@@ -372,7 +372,11 @@ def _lock_trace_postgresql(trace_id: int, group_ids: list):
     values = dict(zip(names, row))
     if isinstance(values["problems"], str):
         values["problems"] = json.loads(values["problems"])
-    return Trace.from_db(connection.alias, list(values), list(values.values())), rows
+    # In the model's field order: from_db takes a full row as the fields in that order, and the
+    # table's column order differs once a migration has added a column.
+    fields = Trace._meta.concrete_fields
+    return Trace.from_db(connection.alias, [field.attname for field in fields],
+                         [values[field.column] for field in fields]), rows
 
 
 def _decimal(value) -> Decimal | None:
