@@ -332,12 +332,19 @@ def filter_requests(project: Project, *, since=None, until=None, path=None, stat
 
 
 def project_overview(projects) -> list[dict]:
-    """Last 24 hours of each project, from its all-views hour cells, for the project list."""
-    since = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    """Last 24 hours of each project, for the project list: the window of the project page's
+    "24h" (whole minutes, up to the current one), so both pages show the same figures; hour cells
+    in the middle, minute cells at the edges."""
+    until = _ceil_minute(timezone.now())
+    since, until = int(_floor_minute(until - timedelta(hours=24)).timestamp()), int(until.timestamp())
+    match = Q(pk__in=[])
+    for period, start, end in agg.cover_levels(since, until, (RequestRollup.HOUR,
+                                                              RequestRollup.MINUTE)):
+        match |= Q(period_seconds=period, period_start__gte=_utc(start),
+                   period_start__lt=_utc(end))
     totals = {p.pk: agg.Cell() for p in projects}
     for project_id, count, client_errors, server_errors, duration_sum, histogram in (
-        RequestSeriesRollup.objects.filter(project__in=list(totals), period_seconds=3600,
-                                           period_start__gte=since)
+        RequestSeriesRollup.objects.filter(match, project__in=list(totals))
         .values_list("project_id", "count", "client_errors", "server_errors",
                      "duration_sum_ms", "histogram")
     ):

@@ -33,7 +33,10 @@
     if (s < 1) return +(s * 1e3).toPrecision(3) + " ms";
     if (s < 60) return +s.toPrecision(3) + " s";
     if (s < 3600) return Math.floor(s / 60) + " min " + Math.floor(s % 60) + " s";
-    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+    // As traces/timeunits.human_duration writes it, so the page says the same before and after
+    // its first refresh.
+    if (s < 86400) return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+    return Math.floor(s / 86400) + " d " + Math.floor((s % 86400) / 3600) + " h";
   }
 
   // The moment a timestamp stands for, read as traces/timeunits.as_datetime reads it; null for a

@@ -131,6 +131,13 @@ def test_trace_list_sorts_by_a_clicked_header_and_an_open_trace_takes_its_roots_
     page.wait_for_url("**sort=-duration**")
     assert names() == ["alpha", "beta", "gamma"]
 
+    # The page's script redraws the figures the server wrote, in the same words.
+    ingest_messages(60, [parse_message(m) for m in
+                         [trace_start(0), trace_end(2 * 86400 + 3 * 3600), *span("s", "long", 0, 1)]])
+    page.goto(f"{server.url}/traces/60/")
+    page.wait_for_selector(".wf-row .wf-name:text-is('long')")
+    assert page.inner_text("#trace-duration") == "2 d 3 h"
+
     # The README's order: the child's SPAN_START arrives before its parent's, while it is open.
     ws = websocket.create_connection(f"{server.ws_url}/ws/trace/50", timeout=10)
     ws.send(json.dumps(README_EXAMPLE[:3]))

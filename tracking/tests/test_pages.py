@@ -28,6 +28,19 @@ def test_project_list_shows_last_day_and_empty_state(admin_client):
 
 
 @pytest.mark.django_db
+def test_project_list_counts_the_same_24_hours_as_the_project_page(admin_client):
+    project, _ = Project.create_with_token("Shop")
+    now = time.time()
+    services.ingest_events(project, [parse_batch_event(
+        {"time": now - seconds_ago, "duration_ms": 12, "path": "/", "status": 200})
+        for seconds_ago in (10, 23 * 3600 + 59 * 60, 24 * 3600 + 3 * 60)])
+    summary = admin_client.get(f"/api/tracking/projects/{project.public_id}/summary/",
+                               {"last": "24h"}).json()
+    html = admin_client.get("/metrics/").content.decode()
+    assert summary["count"] == 2 and '<td class="num">2</td>' in html
+
+
+@pytest.mark.django_db
 def test_project_page_needs_login_and_404s_for_unknown(client, admin_client):
     project, _ = Project.create_with_token("Shop")
     assert client.get(f"/metrics/{project.public_id}/").status_code == 302
