@@ -15,6 +15,7 @@ import sys
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template import loader
 from django.views import defaults
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -51,9 +52,14 @@ def database_unavailable_response(request, exc) -> HttpResponse:
     if _is_api(request):
         return JsonResponse(error_body(DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_CODE),
                             status=503, headers=headers)
-    return HttpResponse(
-        "<!doctype html><title>503 Service unavailable</title><h1>Service unavailable</h1>"
-        "<p>The database is unavailable. Try again in a moment.</p>", status=503, headers=headers)
+    try:
+        # Without the request: the layout then asks nothing of the database (no user).
+        body = loader.render_to_string("503.html")
+    except Exception:
+        logger.exception("The 503 page could not be rendered")
+        body = ("<!doctype html><title>503 Service unavailable</title><h1>Service unavailable</h1>"
+                "<p>The database is unavailable. Try again in a moment.</p>")
+    return HttpResponse(body, status=503, headers=headers)
 
 
 def error_body(detail: str, code: str, errors: dict | None = None) -> dict:

@@ -1,4 +1,6 @@
-"""Every API error answers {detail, code, errors?}."""
+"""Every API error answers {detail, code, errors?}; pages answer errors in the site's layout."""
+
+import json
 
 import pytest
 
@@ -108,6 +110,18 @@ def test_a_500_page_that_cannot_render_still_answers(client, settings, tmp_path)
     response = client.get("/test/crash-page/")
     assert response.status_code == 500
     assert "<h1>500 Server error</h1>" in response.content.decode()
+
+
+def test_database_outage_page_is_in_the_layout_and_asks_to_come_back(rf):
+    from django.db import OperationalError
+
+    from trace_project.errors import database_unavailable_response
+
+    response = database_unavailable_response(rf.get("/traces/"), OperationalError("gone"))
+    assert_error_page(response, 503, "Service unavailable")
+    assert response["Retry-After"] == "5"
+    api = database_unavailable_response(rf.get("/api/traces/"), OperationalError("gone"))
+    assert api.status_code == 503 and json.loads(api.content)["code"] == "database_unavailable"
 
 
 def test_csrf_failure_page_is_in_the_layout_and_says_why(client):
