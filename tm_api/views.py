@@ -8,12 +8,12 @@ from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import idempotency
 from trace_project.errors import ErrorSerializer
+from trace_project.rest_json import JSONParser
 from trace_project.schema import IDEMPOTENCY_KEY
 from trace_project.workers import WorkerThreads, kept_connection
 from tm_api import bodies, live, services

@@ -1,6 +1,6 @@
 import json
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.core.serializers.json import DjangoJSONEncoder
 
 from trace_project.access import may_view_dashboards
@@ -47,3 +47,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     @classmethod
     async def encode_json(cls, content):
         return json.dumps(content, cls=DjangoJSONEncoder)
+
+
+class RefusedPath(AsyncWebsocketConsumer):
+    """A websocket path no app serves: the handshake fails (HTTP 403), nothing is logged."""
+
+    async def connect(self):
+        await self.close()

@@ -280,12 +280,17 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["trace_project.access.DashboardReader"],
     "DEFAULT_PAGINATION_CLASS": "trace_project.pagination.PageNumberEnvelope",
+    "DEFAULT_PARSER_CLASSES": [  # DRF's three, with deep JSON nesting a 400 (not a 500)
+        "trace_project.rest_json.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 10,
     "EXCEPTION_HANDLER": "trace_project.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": (
-        ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
+        ["trace_project.rest_json.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
         if DEBUG
-        else ["rest_framework.renderers.JSONRenderer"]
+        else ["trace_project.rest_json.JSONRenderer"]
     ),
 }
 

@@ -160,13 +160,6 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
         await self.close(code=code)
 
 
-class RefusedTraceId(AsyncWebsocketConsumer):
-    """ws/trace/<anything not a number>: the handshake fails, as in seed 000."""
-
-    async def connect(self):
-        await self.close()
-
-
 class TraceLiveConsumer(LiveConsumer):
     """ws/traces/<id>/live/: the trace page hears of every stored frame of its trace."""
 

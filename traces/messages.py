@@ -7,7 +7,10 @@ client can fix its input; a frame with any problem is refused as a whole.
 
 import json
 import math
+import re
 from typing import NamedTuple
+
+from trace_project import jsonio
 
 TRACE_START = "TRACE_START"
 TRACE_END = "TRACE_END"
@@ -67,6 +70,8 @@ def parse_acked_frame(data: str | bytes, max_bytes: int,
 
 
 MAX_SEQ = 2**63 - 1  # stored in a BIGINT
+# A JSON escape of a UTF-16 surrogate: paired ones make one character, a lone one cannot be stored.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _load(data: str | bytes, max_bytes: int):
@@ -80,11 +85,9 @@ def _load(data: str | bytes, max_bytes: int):
         except UnicodeDecodeError as error:
             raise FrameError(f"frame is not UTF-8 text: {error}") from None
     try:
-        document = json.loads(data)
-    except json.JSONDecodeError as error:
-        raise FrameError(
-            f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-        ) from None
+        document = jsonio.loads(data)
+    except jsonio.JSONInputError as error:
+        raise FrameError(str(error)) from None
     return document, data
 
 
@@ -100,9 +103,9 @@ def _messages(document, data: str, max_messages: int) -> list[Message]:
         raise FrameError(
             f"frame of {len(document)} messages is over the limit of {max_messages} messages"
         )
-    if "\\u0000" in data or "\x00" in data:
-        # A NUL can come only through a JSON escape; no database text column stores it, so
-        # such frames take the checked path, which names the key.
+    if "\\u0000" in data or "\x00" in data or _SURROGATE_ESCAPE.search(data):
+        # A NUL or a lone surrogate can come only through a JSON escape; no database text
+        # column stores either, so such frames take the checked path, which names the key.
         return [_parse_message_checked(item, index) for index, item in enumerate(document)]
     return [parse_message(item, index) for index, item in enumerate(document)]
 
@@ -160,9 +163,10 @@ def _parse_message_checked(item, index: int) -> Message:
         raise FrameError(
             f"{where}: 'timestamp' must be a number, got {_json_type(timestamp)} {_short(timestamp)}"
         )
-    if not math.isfinite(timestamp) or timestamp < 0 or timestamp >= MAX_TIMESTAMP:
+    # Range first: math.isfinite() of an integer too large for a float raises OverflowError.
+    if not 0 <= timestamp < MAX_TIMESTAMP or not math.isfinite(timestamp):
         raise FrameError(
-            f"{where}: 'timestamp' must be a finite number from 0 to 1e20, got {timestamp!r}"
+            f"{where}: 'timestamp' must be a finite number from 0 to 1e20, got {_short(timestamp)}"
         )
     if isinstance(timestamp, float):
         # Stored with 6 decimals (microseconds for Unix seconds); rounding here keeps what is
@@ -188,6 +192,12 @@ def _text(item: dict, key: str, where: str, allow_empty: bool = False) -> str:
         raise FrameError(
             f"{where}: '{key}' contains a NUL character (\\u0000), which cannot be stored"
         )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FrameError(
+            f"{where}: '{key}' contains a lone surrogate (\\ud800-\\udfff), which is not text"
+        ) from None
     return value
 
 

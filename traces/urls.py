@@ -2,13 +2,14 @@
 
 from django.urls import path
 
+import trace_project.converters  # noqa: F401 - registers <id:...>
 from traces import api, views
 
 app_name = "traces"
 
 urlpatterns = [
     path("traces/", views.index, name="index"),
-    path("traces/<int:trace_id>/", views.detail, name="detail"),
-    path("api/trace/<int:pk>/", api.TraceDetailView.as_view(), name="api-trace"),
+    path("traces/<id:trace_id>/", views.detail, name="detail"),
+    path("api/trace/<id:pk>/", api.TraceDetailView.as_view(), name="api-trace"),
     path("api/traces/", api.TraceListView.as_view(), name="api-traces"),
 ]

@@ -1,5 +1,4 @@
 import functools
-import json
 import uuid
 import zlib
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from rest_framework.views import APIView
 
 import idempotency
 from trace_project.access import dashboard_page
+from trace_project import jsonio
 from trace_project.errors import ErrorSerializer, error_body
 from trace_project.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
 from trace_project.workers import WorkerThreads, kept_connection
@@ -82,6 +82,9 @@ class SeedIngestView(APIView):
                         status=status.HTTP_201_CREATED)
 
 
+MAX_DROPPED = 10**12  # events one batch may say its client dropped
+
+
 def _read_batch_body(request):
     """The batch's JSON, gunzipped with a bound on the uncompressed size (no zip bombs)."""
     limit = settings.TRACKING_MAX_BATCH_BYTES
@@ -100,9 +103,9 @@ def _read_batch_body(request):
     elif len(raw) > limit:
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationError({"body": ["Not valid JSON."]}) from None
+        return jsonio.loads(raw)
+    except jsonio.JSONInputError as error:
+        raise ValidationError({"body": [f"Not valid JSON: {error}."]}) from None
 
 
 class BatchIngestView(APIView):
@@ -156,8 +159,10 @@ class BatchIngestView(APIView):
         if claimed not in (None, "") and str(claimed) != str(project.public_id):
             return _error("project_id does not belong to this token.", "permission_denied", 403)
         dropped = body.get("dropped") or 0
-        if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0:
-            raise ValidationError({"dropped": ["Must be a non-negative integer."]})
+        # Bounded so that the project's running total stays within its BIGINT column.
+        if (isinstance(dropped, bool) or not isinstance(dropped, int)
+                or not 0 <= dropped <= MAX_DROPPED):
+            raise ValidationError({"dropped": [f"Must be an integer from 0 to {MAX_DROPPED}."]})
         events, rejected = [], []
         for index, item in enumerate(body["events"]):
             try:

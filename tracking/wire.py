@@ -29,6 +29,8 @@ MAX_METHOD = 16
 EARLIEST = 946_684_800.0  # 2000-01-01: older timestamps are clock or unit mistakes
 FUTURE_SLACK_SECONDS = 24 * 3600
 MAX_DURATION_MS = 24 * 3600 * 1000.0
+MAX_RESPONSE_SIZE = 2**63 - 1  # stored in a BIGINT
+MAX_NANOSECONDS = 2**63 - 1  # the seed client's time.time_ns(), far beyond any plausible time
 
 
 class EventError(ValueError):
@@ -75,7 +77,21 @@ def _text(value, name, limit, required=False):
         raise EventError(name, "must be a string.")
     if required and not value:
         raise EventError(name, "may not be empty.")
+    _storable(value, name)
     return value[:limit]
+
+
+def _storable(text: str, name: str) -> None:
+    """No database text column stores a NUL or a lone surrogate (JSON can carry both as
+    escapes): the event is refused, naming the field, instead of failing its whole batch."""
+    if "\x00" in text:
+        raise EventError(name, "contains a NUL character (\\u0000), which cannot be stored.")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise EventError(name, "contains a lone surrogate (\\ud800-\\udfff), which is not "
+                                   "text.") from None
 
 
 def _timestamp(value, name, now):
@@ -115,6 +131,10 @@ def _headers(value, name):
         return {}
     if not isinstance(value, dict):
         raise EventError(name, "must be an object.")
+    for key, item in value.items():
+        _storable(key, name)
+        if isinstance(item, str):
+            _storable(item, f"{name}.{key[:100]}")
     return value
 
 
@@ -140,7 +160,8 @@ def parse_seed_event(body, now: float | None = None) -> tuple[str, RequestEvent]
     parts = urlsplit(full_url)
     path, query = _split_path(parts.path, parts.query)
     received_ns = _number(data.get("time_request_received_ns"),
-                          "event_data.time_request_received_ns", minimum=0)
+                          "event_data.time_request_received_ns", minimum=0,
+                          maximum=MAX_NANOSECONDS)
     processing_ns = _number(data.get("processing_time_ns"), "event_data.processing_time_ns",
                             minimum=0, maximum=MAX_DURATION_MS * 1e6)
     response = data.get("response_data")
@@ -175,7 +196,7 @@ def parse_batch_event(item, now: float | None = None) -> RequestEvent:
     path, query = _split_path(path, query)
     size = item.get("response_size")
     if size is not None:
-        size = int(_number(size, "response_size", minimum=0))
+        size = int(_number(size, "response_size", minimum=0, maximum=MAX_RESPONSE_SIZE))
     headers = scrub_headers(_headers(item.get("headers"), "headers"))
     user_agent = _text(item.get("user_agent"), "user_agent", MAX_USER_AGENT)
     headers.pop("User-Agent", None)

@@ -16,6 +16,7 @@
   const count = document.getElementById("waterfall-count");
   const perSecond = parseFloat(root.dataset.unitsPerSecond) || 1;
 
+  const MAX_INDENT = 12;
   let rows = [];          // every span (and the trace) in tree order: {node, depth, key, parent}
   let visible = [];       // rows not hidden by a collapsed ancestor
   let collapsed = new Set();
@@ -105,7 +106,8 @@
 
     const label = document.createElement("div");
     label.className = "wf-label";
-    label.style.paddingLeft = 6 + Math.min(row.depth, 40) * 14 + "px";
+    // Indent up to MAX_INDENT levels; deeper rows say their depth, so names stay in view.
+    label.style.paddingLeft = 6 + Math.min(row.depth, MAX_INDENT) * 14 + "px";
     if (row.childCount) {
       const toggle = document.createElement("button");
       toggle.type = "button";
@@ -118,6 +120,13 @@
       const pad = document.createElement("span");
       pad.className = "wf-toggle-pad";
       label.appendChild(pad);
+    }
+    if (row.depth > MAX_INDENT) {
+      const depth = document.createElement("span");
+      depth.className = "wf-depth";
+      depth.textContent = row.depth;
+      depth.title = "nested " + row.depth + " levels deep";
+      label.appendChild(depth);
     }
     const name = document.createElement("span");
     name.className = "wf-name";

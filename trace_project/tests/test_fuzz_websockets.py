@@ -73,7 +73,9 @@ def _close_ingest_connections():
 # --- generated traces ---------------------------------------------------------------------------
 
 # U+0000 is left out of valid names: see test_known_bug_nul_in_a_name_is_a_1011_on_postgresql.
-names = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=30)
+# Storable text: no NUL, no lone surrogate (category Cs); bad_strings has both.
+names = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)),
+                min_size=1, max_size=30)
 
 
 @st.composite
@@ -122,12 +124,16 @@ bad_timestamps = st.one_of(
     not_a_number.map(json.dumps),
     st.integers(max_value=-1).map(str),
     st.sampled_from(["1e21", "1e400", "-1e400", "NaN", "Infinity", "-Infinity", "-0.5",
-                     "123456789012345678901234567890"]),
+                     "123456789012345678901234567890", "1" + "0" * 400, "9" * 5000,
+                     "1e-999999999", "9e999999999"]),
     st.floats(min_value=1.0000001e20, allow_infinity=False).map(repr),
 )
 bad_strings = st.one_of(
     st.sampled_from([""]),
     st.text(min_size=256, max_size=300),
+    st.text(max_size=5).map(lambda text: text + "\x00"),  # no text column stores a NUL
+    st.tuples(st.text(max_size=3), st.characters(categories=("Cs",))).map("".join),
+    st.integers(300, 1_000_000).map(lambda size: "x" * size),  # over the 255-character limit
     st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(),
               st.lists(st.text(max_size=2), max_size=2)),
 )
@@ -175,7 +181,7 @@ def _invalid_json(text: str) -> bool:
 def bad_frames(draw):
     """(text or bytes of a frame the server must refuse, why)."""
     kind = draw(st.sampled_from(["message", "mixed", "json", "shape", "binary", "too_many",
-                                 "too_big"]))
+                                 "too_big", "deep"]))
     if kind == "message":
         text, why = draw(bad_messages())
         return (f"[{text}]" if draw(st.booleans()) else text), why
@@ -199,6 +205,9 @@ def bad_frames(draw):
     if kind == "binary":
         payload = draw(st.binary(min_size=1, max_size=40).filter(_not_utf8))
         return payload, "binary, not UTF-8"
+    if kind == "deep":
+        depth = draw(st.sampled_from([2_000, 100_000]))
+        return "[" * depth + "]" * depth, "nested too deeply"
     if kind == "too_many":
         events = [{"type": "EVENT", "timestamp": 1, "name": "n"}] * (MAX_FRAME_MESSAGES + 1)
         return json.dumps(events), "too many messages"

@@ -1,4 +1,5 @@
 import json
+import sys
 
 import pytest
 from rest_framework.test import APIClient
@@ -157,3 +158,30 @@ def test_frames_stored_together_keep_the_one_by_one_outcome():
                                   json.dumps([README_EXAMPLE[1]]), json.dumps([trace_end(9)])])
     assert result.status == "inconsistent"  # the span lies outside [0, 9]
     assert Span.objects.filter(trace_id=2).count() == 1
+
+
+def nested_spans(depth):
+    """A chain of `depth` spans, each inside the one before (group ids g0, g1, ...)."""
+    starts = [{"type": "SPAN_START", "timestamp": 1 + level, "group_id": f"g{level}",
+               "name": f"level {level}"} for level in range(depth)]
+    ends = [{"type": "SPAN_END", "timestamp": 10_000 - level, "group_id": f"g{level}"}
+            for level in reversed(range(depth))]
+    return [trace_start(0), *starts, *ends, trace_end(10_001)]
+
+
+@pytest.mark.parametrize("depth", [500, 3000])
+def test_a_tree_of_any_depth_is_served(api, depth):
+    assert store(40, nested_spans(depth)).finished
+    response = api.get("/api/trace/40/")
+    assert response.status_code == 200
+    # Python's own decoder recurses too (browsers' JSON.parse does not): give it room here.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(3 * depth + 1000)
+    try:
+        node, levels = json.loads(response.content)["trace"], 0
+    finally:
+        sys.setrecursionlimit(limit)
+    while node.get("children"):
+        (node,) = node["children"]
+        levels += 1
+    assert levels == depth and node["name"] == f"level {depth - 1}"

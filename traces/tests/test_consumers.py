@@ -305,3 +305,39 @@ async def test_frames_sent_back_to_back_are_all_stored_and_answered_once():
     assert code == 4000 and reply["message"].startswith("Error: invalid JSON")
     trace, _ = await stored(71)
     assert trace.is_open and trace.span_count == 1  # the frame before the bad one, not after
+
+
+# --- hostile frames: bad input is 4000 with the reason, never "send it again later" (4011) ------
+
+HOSTILE_FRAMES = {
+    "deep nesting": ("[" * 100_000 + "]" * 100_000, "Error: JSON nested too deeply"),
+    "a 5,000-digit integer": ('[{"type": "EVENT", "timestamp": ' + "9" * 5000 + ', "name": "e"}]',
+                              "Error: invalid JSON: Exceeds the limit (4300 digits)"),
+    "a 401-digit timestamp": ([{"type": "EVENT", "timestamp": 10 ** 400, "name": "e"}],
+                              "Error: message 0 (EVENT): 'timestamp' must be a finite number"),
+    "a lone surrogate in a name": ('[{"type": "EVENT", "timestamp": 1, "name": "a\\ud800b"}]',
+                                   "Error: message 0 (EVENT): 'name'"),
+    "a lone surrogate in a group id": (
+        '[{"type": "SPAN_START", "timestamp": 1, "group_id": "\\udfff", "name": "s"}]',
+        "Error: message 0 (SPAN_START): 'group_id'"),
+}
+
+
+@pytest.mark.parametrize("frame, reason", HOSTILE_FRAMES.values(), ids=HOSTILE_FRAMES.keys())
+async def test_hostile_frames_close_4000_with_the_reason_and_store_nothing(frame, reason):
+    communicator = await open_trace(30)
+    await send(communicator, frame)
+    reply, code = await reply_and_close(communicator)
+    assert code == 4000 and reply["message"].startswith(reason), reply
+    assert await row_counts() == (0, 0, 0)
+
+
+@pytest.mark.parametrize("seq", ["9" * 5000, str(2 ** 64), "-1", '"1"'])
+async def test_a_hostile_ack_seq_closes_4000(seq):
+    communicator = WebsocketCommunicator(application, "/ws/trace/31?ack=1")
+    assert (await communicator.connect())[0]
+    await send(communicator, '{"seq": ' + seq + ', "messages": [{"type": "EVENT", "timestamp": 1, '
+                                                '"name": "e"}]}')
+    reply, code = await reply_and_close(communicator)
+    assert code == 4000 and reply["message"].startswith("Error: "), reply
+    assert await row_counts() == (0, 0, 0)

@@ -178,3 +178,64 @@ def test_no_credential_header_is_ever_stored(client, project_and_token):
         for value in ("sessionid", "Bearer", "s3cr3t", "Basic"):
             assert value not in stored
     assert "access_token=%5Bscrubbed%5D" in RequestMetric.objects.get(query__startswith="q=").query
+
+
+# --- hostile values: one bad event is named in rejected_events, the good ones are stored --------
+
+HOSTILE_EVENTS = {
+    "NUL in path": dict(path="/a\x00b"),
+    "NUL in query": dict(query="a=\x00"),
+    "NUL in view": dict(view="v\x00"),
+    "NUL in user agent": dict(user_agent="curl\x00"),
+    "NUL in session": dict(session_id="s\x00"),
+    "NUL in method": dict(method="G\x00T"),
+    "NUL in a header name": dict(headers={"X-A\x00": "1"}),
+    "NUL in a header value": dict(headers={"X-A": "1\x00"}),
+    "lone surrogate in path": dict(path="/\ud800"),
+    "lone surrogate in a header value": dict(headers={"X-A": "\udfff"}),
+    "response_size 10**20": dict(response_size=10**20),
+    "response_size 1e300": dict(response_size=1e300),
+    "response_size of 401 digits": dict(response_size=10**400),
+    "time of 401 digits": dict(time=10**400),
+    "duration of 401 digits": dict(duration_ms=10**400),
+}
+
+
+@pytest.mark.parametrize("change", HOSTILE_EVENTS.values(), ids=HOSTILE_EVENTS.keys())
+def test_one_hostile_event_is_rejected_by_name_and_the_other_hundred_are_stored(
+        client, project_and_token, change):
+    _, token = project_and_token
+    events = [batch_event(path=f"/ok/{number}") for number in range(100)]
+    events.insert(50, batch_event(**change))
+    response = post_batch(client, token, {"events": events})
+    assert response.status_code == 200, response.content[:500]
+    body = response.json()
+    assert body["accepted"] == 100 and body["rejected"] == 1
+    (rejected,) = body["rejected_events"]
+    assert rejected["index"] == 50 and rejected["field"].split(".")[0] in {
+        "path", "query", "view", "user_agent", "session_id", "method", "headers",
+        "response_size", "time", "duration_ms"}, rejected
+    assert RequestMetric.objects.count() == 100
+
+
+def test_an_absurd_dropped_count_is_a_400_and_stores_nothing(client, project_and_token):
+    _, token = project_and_token
+    response = post_batch(client, token, {"events": [batch_event()], "dropped": 10**20})
+    assert response.status_code == 400 and "dropped" in response.json()["errors"]
+    assert RequestMetric.objects.count() == 0
+
+
+@pytest.mark.parametrize("field, value", [
+    ("full_url", "http://shop.example/\x00"), ("full_url", "http://shop.example/\ud800"),
+    ("view_name", "v\x00"), ("view_name", "\ud800"),
+    ("header_data", {"HTTP_X_A": "\x00"}), ("header_data", {"HTTP_X_\ud800": "1"}),
+    ("time_request_received_ns", 10**400),
+])
+def test_the_seed_route_answers_400_for_hostile_values(client, project_and_token, field, value):
+    project, token = project_and_token
+    body = seed_body(token)
+    body["event_data"][field] = value
+    response = post_seed(client, project, body)
+    assert response.status_code == 400, response.content[:500]
+    assert response.json()["code"] == "invalid"
+    assert RequestMetric.objects.count() == 0
