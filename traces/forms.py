@@ -1,6 +1,30 @@
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
 from django import forms
 
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN
+
+MAX_DURATION = 10**20  # timestamps are below 1e20 (traces/messages.py), so are durations
+# Received times outside these are refused, and times are compared in UTC: PostgreSQL knows no
+# zone offset beyond 15:59 (2024-01-01T00:00+20:23 was a 500).
+EARLIEST = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=dt_timezone.utc)
+
+
+class ReceivedField(forms.DateTimeField):
+    def clean(self, value):
+        moment = super().clean(value)
+        if moment is None:
+            return None
+        if not 1970 <= moment.year < 2200:  # checked before any zone arithmetic overflows
+            raise forms.ValidationError(
+                f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+        moment = moment.astimezone(dt_timezone.utc)
+        if not EARLIEST <= moment <= LATEST:
+            raise forms.ValidationError(
+                f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+        return moment
 
 
 class TraceFilterForm(forms.Form):
@@ -16,13 +40,17 @@ class TraceFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[
         ("", "any"), (OPEN, "open"), (COMPLETE, "complete"), (INCONSISTENT, "inconsistent"),
     ])
-    min_duration = forms.DecimalField(required=False, min_value=0, label="Min duration",
+    # Bounded like the stored durations (a float): PostgreSQL refuses to compare with
+    # 9e999999999 or 1e-999999999 at all, which was a 500.
+    min_duration = forms.DecimalField(required=False, min_value=0, max_value=MAX_DURATION,
+                                      decimal_places=9, label="Min duration",
                                       help_text="Whole trace, in the trace's own unit.")
-    max_duration = forms.DecimalField(required=False, min_value=0, label="Max duration")
-    since = forms.DateTimeField(required=False, label="Received since",
-                                help_text="Received at or after (ISO time).")
-    until = forms.DateTimeField(required=False, label="Received until",
-                                help_text="Received before (ISO time).")
+    max_duration = forms.DecimalField(required=False, min_value=0, max_value=MAX_DURATION,
+                                      decimal_places=9, label="Max duration")
+    since = ReceivedField(required=False, label="Received since",
+                          help_text="Received at or after (ISO time).")
+    until = ReceivedField(required=False, label="Received until",
+                          help_text="Received before (ISO time).")
 
     def __init__(self, data=None, *args, **kwargs):
         if data is not None and any(alias in data for alias in self.ALIASES):

@@ -185,3 +185,21 @@ def test_a_tree_of_any_depth_is_served(api, depth):
         (node,) = node["children"]
         levels += 1
     assert levels == depth and node["name"] == f"level {depth - 1}"
+
+
+@pytest.mark.parametrize("query, field", [
+    ("min_duration=9e999999999", "min_duration"), ("min_duration=1e-999999999", "min_duration"),
+    ("max_duration=1e21", "max_duration"), ("since=2024-01-01T00:00%2B20:23", None),
+    ("since=0001-01-01T00:00%2B14:00", "since"), ("until=9999-12-31T23:59-14:00", "until"),
+])
+def test_extreme_filter_values_are_a_400_on_the_api_and_an_error_on_the_page(
+        api, client, query, field):
+    store(1, README_EXAMPLE)
+    response = api.get(f"/api/traces/?{query}")
+    if field is None:  # a zone PostgreSQL does not know, compared in UTC: a valid filter
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 400 and field in response.json()["errors"]
+    page = client.get(f"/traces/?{query}")
+    assert page.status_code == 200
+    assert (b"errorlist" in page.content) == (field is not None)
