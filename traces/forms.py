@@ -41,12 +41,16 @@ class TraceFilterForm(forms.Form):
         ("", "any"), (OPEN, "open"), (COMPLETE, "complete"), (INCONSISTENT, "inconsistent"),
     ])
     # Bounded like the stored durations (a float): PostgreSQL refuses to compare with
-    # 9e999999999 or 1e-999999999 at all, which was a 500.
+    # 9e999999999 or 1e-999999999 at all, which was a 500. Text inputs, not type=number: a
+    # browser shows nothing for a value it cannot read as a number, so the person would not see
+    # what they typed beside the error.
     min_duration = forms.DecimalField(required=False, min_value=0, max_value=MAX_DURATION,
                                       decimal_places=9, label="Min duration",
-                                      help_text="Whole trace, in the trace's own unit.")
+                                      help_text="Whole trace, in the trace's own unit.",
+                                      widget=forms.TextInput(attrs={"inputmode": "decimal"}))
     max_duration = forms.DecimalField(required=False, min_value=0, max_value=MAX_DURATION,
-                                      decimal_places=9, label="Max duration")
+                                      decimal_places=9, label="Max duration",
+                                      widget=forms.TextInput(attrs={"inputmode": "decimal"}))
     since = ReceivedField(required=False, label="Received since",
                           help_text="Received at or after (ISO time).")
     until = ReceivedField(required=False, label="Received until",

@@ -99,6 +99,7 @@ def test_an_invalid_filter_value_is_shown_beside_its_field_and_lists_nothing(cli
     typed = query.split("&")[-1].split("=", 1)[1]
     if field != "status":
         assert f'value="{typed}"' in label  # what the person typed stays, to be corrected
+        assert 'type="number"' not in label  # where a browser would show "x" as nothing
     assert "No traces shown" in html and 'role="alert"' in html
     assert "movies_load" not in html  # not the unfiltered list
 
