@@ -179,21 +179,33 @@ class SeedTrackedApp:
 
 def test_the_published_seed_tracker_loses_no_event_of_a_burst(asgi_server):
     """rigidanalytics-tracker 2.0.5, unchanged, in a Flask app, sends one event per request on
-    up to 20 connections and never retries; a burst of requests to the app reaches the
-    database whole, each event once."""
+    up to 20 connections and never retries: every event it sends during a burst of requests
+    to the app is answered 201 and stored, once.
+
+    The client keeps each request's state on one object shared by all threads, so under
+    concurrency it sometimes fails a request of the app itself (500) or labels an event with
+    another request's view; the events it does hand to its sender are what is counted here. A
+    request the app answered 200 always handed its event over."""
     project, token = Project.create_with_token("Seed tracked app")
     app = SeedTrackedApp(str(project.public_id), token, f"{asgi_server.url}/tracking/")
+    route = f'"POST /tracking/{project.public_id}" '
+    stored = RequestMetric.objects.filter(project=project)
     try:
         burst = AllAtOnce([
             (lambda n=n: requests.get(f"{app.url}/?n={n}", timeout=90)) for n in range(BURST)])
-        assert [status_of(answer) for answer in burst.wait()] == [200] * BURST
-        stored = RequestMetric.objects.filter(project=project)
+        handed_over = {f"n={n}" for n, answer in enumerate(burst.wait())
+                       if status_of(answer) == 200}
+        assert len(handed_over) >= BURST * 0.9, app.log()[-4000:]
         deadline = time.monotonic() + 90
-        while stored.count() < BURST and time.monotonic() < deadline:
+        while stored.count() < len(handed_over) and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(0.5)  # an event sent twice would arrive by now
-        assert stored.count() == BURST, app.log()[-4000:]
+        time.sleep(1)  # an event still on its way (or sent twice) arrives by now
     finally:
         app.stop()
-    assert sorted(stored.values_list("query", flat=True)) == sorted(f"n={n}" for n in range(BURST))
-    assert set(stored.values_list("view_name", "status_code")) == {("home", 200)}
+    # daphne's access log: one line per request the client sent, with the answer's status.
+    sent = [line.split(route)[1].split()[0] for line in asgi_server.output().splitlines()
+            if route in line]
+    assert sent and set(sent) == {"201"}
+    assert stored.count() == len(sent) >= len(handed_over)
+    queries = list(stored.values_list("query", flat=True))
+    assert len(set(queries)) == len(queries) and handed_over <= set(queries)
