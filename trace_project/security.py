@@ -1,5 +1,8 @@
+import math
+
 from channels.security.websocket import OriginValidator
 from django.conf import settings
+from django.shortcuts import render
 
 
 class BrowserOriginValidator(OriginValidator):
@@ -22,3 +25,19 @@ def allowed_hosts_origin_validator(application):
     if settings.DEBUG and not allowed_hosts:
         allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]
     return BrowserOriginValidator(application, allowed_hosts)
+
+
+def client_address(request) -> str | None:
+    """The client's address as the ASGI server gives it (django-axes' AXES_CLIENT_IP_CALLABLE)."""
+    return request.META.get("REMOTE_ADDR")
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer to a login from a locked-out account or address: the login page's
+    layout, the reason in words, 429 with Retry-After."""
+    minutes = max(1, math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+    response = render(request, "registration/locked_out.html", {
+        "failure_limit": settings.AXES_FAILURE_LIMIT, "minutes": minutes,
+    }, status=429)
+    response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    return response

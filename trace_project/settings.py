@@ -8,6 +8,7 @@ silently different configuration.
 import json
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -76,6 +77,7 @@ INSTALLED_APPS = [
     "tracking",
     "notifications",
     "idempotency",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -87,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers the login of a locked-out account or address.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "trace_project.urls"
@@ -217,6 +221,24 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+
+# Password guessing (/login/ and the admin's login) is throttled by django-axes: after
+# LOGIN_FAILURE_LIMIT wrong passwords for one account (from anywhere) or from one address (for
+# any account), that account or address is refused for LOGIN_LOCKOUT_MINUTES, with a page that
+# says so and a Retry-After. Its database handler shares the count across server processes.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _read("int", "LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=_read("int", "LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures are counted; successful logins are not logged here
+AXES_LOCKOUT_CALLABLE = "trace_project.security.login_locked_out"
+# The address daphne saw, or (with --proxy-headers behind the proxy) the one it forwarded.
+AXES_CLIENT_IP_CALLABLE = "trace_project.security.client_address"
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = _read("str", "TIME_ZONE", "UTC")

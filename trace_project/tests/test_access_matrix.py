@@ -65,7 +65,7 @@ URL_TABLE = {
     "admin/auth/user/<id>/password/": [
         ("GET", "/admin/auth/user/{staff_user}/password/", None,
          (LOGIN, LOGIN, OK, LOGIN, LOGIN))],
-    "admin/^(?P<app_label>auth|django_tasks_database|traces|tm_api|tracking|notifications)/$": [
+    "admin/^(?P<app_label>auth|django_tasks_database|traces|tm_api|tracking|notifications|axes)/$": [
         ("GET", "/admin/tm_api/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN))],
     "admin/(?P<url>.*)$": [("GET", "/admin/no-such-page/", None, (LOGIN, LOGIN, 404, LOGIN, LOGIN))],
     "login/": [("GET", "/login/", None, EVERYONE)],
@@ -81,8 +81,8 @@ URL_TABLE = {
     "docs/": [("GET", "/docs/", None, (REDIRECT,) * 5)],
     # traces
     "traces/": [("GET", "/traces/", None, PAGE)],
-    "traces/<int:trace_id>/": [("GET", "/traces/{trace}/", None, PAGE)],
-    "api/trace/<int:pk>/": [
+    "traces/<id:trace_id>/": [("GET", "/traces/{trace}/", None, PAGE)],
+    "api/trace/<id:pk>/": [
         ("GET", "/api/trace/{trace}/", None, READ),
         ("DELETE", "/api/trace/{fresh_trace}/", None, (403, OK, OK, 403, 403)),
         ("PUT", "/api/trace/{trace}/", "empty", (403, 405, 405, 403, 403)),
@@ -95,29 +95,29 @@ URL_TABLE = {
     ],
     "tm_api/test_start/": [("POST", "/tm_api/test_start/", "test_start", (401, 401, 401, OK, 401))],
     "tm_api/test_stop/": [("POST", "/tm_api/test_stop/", "test_stop", (401, 401, 401, OK, 401))],
-    "tm_api/test/<int:pk>": [("GET", "/tm_api/test/{test}", None, READ)],
-    "tm_api/scenario/<int:pk>": [("GET", "/tm_api/scenario/{scenario}", None, READ)],
-    "tm_api/master_scenario/<int:pk>": [("GET", "/tm_api/master_scenario/{master}", None, READ)],
+    "tm_api/test/<id:pk>": [("GET", "/tm_api/test/{test}", None, READ)],
+    "tm_api/scenario/<id:pk>": [("GET", "/tm_api/scenario/{scenario}", None, READ)],
+    "tm_api/master_scenario/<id:pk>": [("GET", "/tm_api/master_scenario/{master}", None, READ)],
     "tm_api/machines/": [
         ("GET", "/tm_api/machines/", None, READ),
         ("POST", "/tm_api/machines/", "empty", (403, 405, 405, 403, 403)),
     ],
-    "tm_api/machine_dry_run_datas/<int:pk>": [
+    "tm_api/machine_dry_run_datas/<id:pk>": [
         ("GET", "/tm_api/machine_dry_run_datas/{machine}", None, READ)],
-    "tm_api/machine_last_data/<int:pk>/": [
+    "tm_api/machine_last_data/<id:pk>/": [
         ("GET", "/tm_api/machine_last_data/{machine}/", None, READ)],
     "machines/": [("GET", "/machines/", None, PAGE)],
-    "machines/<int:pk>/": [("GET", "/machines/{machine}/", None, PAGE)],
-    "machines/<int:pk>/last/": [("GET", "/machines/{machine}/last/", None, PAGE)],
-    "machines/runs/<int:pk>/": [("GET", "/machines/runs/{run}/", None, PAGE)],
-    "machines/script/<str:kind>/<int:pk>/": [
+    "machines/<id:pk>/": [("GET", "/machines/{machine}/", None, PAGE)],
+    "machines/<id:pk>/last/": [("GET", "/machines/{machine}/last/", None, PAGE)],
+    "machines/runs/<id:pk>/": [("GET", "/machines/runs/{run}/", None, PAGE)],
+    "machines/script/<str:kind>/<id:pk>/": [
         ("GET", "/machines/script/test/{test}/", None, PAGE),
         ("GET", "/machines/script/nonsense/{test}/", None, (LOGIN, 404, 404, LOGIN, LOGIN)),
     ],
     # The seed's old page paths redirect to the pages above (which then ask for a login).
-    "matchine/<int:pk>": [("GET", "/matchine/{machine}", None, (REDIRECT,) * 5)],
-    "machine/<int:pk>/last": [("GET", "/machine/{machine}/last", None, (REDIRECT,) * 5)],
-    "machine/run_data/<int:pk>": [("GET", "/machine/run_data/{run}", None, (REDIRECT,) * 5)],
+    "matchine/<id:pk>": [("GET", "/matchine/{machine}", None, (REDIRECT,) * 5)],
+    "machine/<id:pk>/last": [("GET", "/machine/{machine}/last", None, (REDIRECT,) * 5)],
+    "machine/run_data/<id:pk>": [("GET", "/machine/run_data/{run}", None, (REDIRECT,) * 5)],
     # tracking: the seed's client sends its token in the body; the batch endpoint as Bearer.
     "tracking/<str:project_id>": [
         ("POST", "/tracking/{project}", "seed_event", (401, 401, 401, 403, OK)),
@@ -168,6 +168,9 @@ ADMIN_MODELS = {
     "notifications.delivery": ADMIN_STAFF_NO_ADD,
     "notifications.job": ADMIN_STAFF_NO_ADD,
     "notifications.cooldown": ADMIN_STAFF,
+    "axes.accessattempt": ADMIN_STAFF_NO_ADD,
+    "axes.accesslog": ADMIN_STAFF_NO_ADD,
+    "axes.accessfailurelog": ADMIN_STAFF_NO_ADD,
 }
 
 # With DASHBOARDS_PUBLIC=True, reads open to everyone; writes, the admin and /notifications/
@@ -199,16 +202,16 @@ PUBLIC_TABLE = [
 OPEN = "open"
 LIVE = (CLOSE_FORBIDDEN, OPEN, OPEN, CLOSE_FORBIDDEN, CLOSE_FORBIDDEN)
 WS_TABLE = {
-    "^ws/trace/(?P<trace_id>[0-9]+)/?$": [("/ws/trace/{new_trace_id}", (OPEN,) * 5)],
-    "^ws/trace/": [("/ws/trace/not-a-number", (None,) * 5)],
-    "ws/traces/<int:trace_id>/live/": [("/ws/traces/{trace}/live/", LIVE)],
+    "^ws/trace/(?P<trace_id>[0-9]{1,19})/?$": [("/ws/trace/{new_trace_id}", (OPEN,) * 5)],
+    "ws/traces/<id:trace_id>/live/": [("/ws/traces/{trace}/live/", LIVE)],
     "ws/machine/status/": [("/ws/machine/status/", LIVE)],
-    "ws/machine/<int:pk>/runs/": [("/ws/machine/{machine}/runs/", LIVE)],
-    "ws/machine/<int:pk>/last/": [("/ws/machine/{machine}/last/", LIVE)],
+    "ws/machine/<id:pk>/runs/": [("/ws/machine/{machine}/runs/", LIVE)],
+    "ws/machine/<id:pk>/last/": [("/ws/machine/{machine}/last/", LIVE)],
     "ws/metrics/<uuid:project_id>/": [
         ("/ws/metrics/{project}/", LIVE),
         ("/ws/metrics/{unknown_uuid}/", (4003, 4004, 4004, 4003, 4003)),
     ],
+    "": [("/ws/trace/not-a-number", (None,) * 5), ("/ws/nowhere/", (None,) * 5)],  # catch-all
 }
 WS_PUBLIC = (OPEN,) * 5  # every live socket with DASHBOARDS_PUBLIC=True
 
@@ -221,6 +224,7 @@ class World:
     def __init__(self, django_user_model):
         from django.contrib.contenttypes.models import ContentType
 
+        from axes.models import AccessAttempt, AccessFailureLog, AccessLog
         from notifications.models import Channel, Cooldown, Job
         from notifications.services import send_test_notification
         from tm_api.auth import issue_token
@@ -251,6 +255,11 @@ class World:
         send_test_notification(self.channel, requested_by="matrix")
         Job.objects.create(name="matrix_job")
         Cooldown.objects.create(rule="test", key="matrix", last_raised_at=timezone.now())
+        access = {"user_agent": "matrix", "ip_address": "192.0.2.1", "username": "nobody",
+                  "http_accept": "*/*", "path_info": "/login/"}
+        AccessAttempt.objects.create(**access, get_data="", post_data="", failures_since_start=1)
+        AccessLog.objects.create(**access)
+        AccessFailureLog.objects.create(**access)
         Group.objects.create(name="matrix group")
         self.ids = {
             "trace": self.trace_id,
