@@ -22,7 +22,7 @@ SCRIPT_KINDS = {"test": Test, "scenario": Scenario, "master": MasterScenario}
 
 MACHINE_SORTING = Sorting({
     "machine": "machine_name", "status": "last_run__master_scenario__status",
-    "started": "last_run__timestamp",
+    "last_run": "last_run__timestamp",
 }, default="machine")
 # Sorted otherwise than by position, a run's tests are one flat list across its scenarios (to
 # find the slowest or the failed ones), each saying its scenario.

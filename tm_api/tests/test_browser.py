@@ -72,3 +72,33 @@ def test_last_run_page_updates_live_while_a_reporter_runs(server_factory, page):
     page.wait_for_selector(f"tr[data-machine-id='{machine.pk}'] .badge.status-running")
     page.set_viewport_size({"width": 390, "height": 800})
     page.screenshot(path="/tmp/tm-machines-phone.png")
+
+
+def test_machine_list_sorts_by_a_clicked_header_and_live_updates_never_move_rows(
+        server_factory, page):
+    server = server_factory(DASHBOARDS_PUBLIC="True", TM_ALLOW_ANONYMOUS_MACHINES="True")
+    reporters = {name: Reporter(server.url, name, timeout=5) for name in ("bravo", "alpha")}
+    for reporter in reporters.values():
+        reporter.dry_run(tree("/suite", "scenario_master.py", "", [
+            tree("/suite", "scenario_lamp.py", "", [tree("/suite/lamp", "01_test_lamp.py", "")],
+                 "tests")], "scenarios"))
+    page.goto(f"{server.url}/machines/")
+    names = lambda: page.locator("#machines tbody td:first-child").all_inner_texts()
+    assert names() == ["alpha", "bravo"]
+    page.click("#machines th a:has-text('Machine')")
+    page.wait_for_url("**sort=-machine**")
+    assert names() == ["bravo", "alpha"]
+    page.click("#machines th a:has-text('Status')")
+    page.wait_for_url("**sort=status**")
+    assert page.locator("#machines th[aria-sort=ascending]").inner_text().startswith("Status")
+    assert names() == ["bravo", "alpha"]  # both waiting: the first to report first
+    page.wait_for_selector(".live-indicator.connected")
+    assert page.locator("#resort").is_hidden()
+
+    reporters["alpha"].start("/suite/lamp", "01_test_lamp.py")  # waiting -> running
+    page.wait_for_selector("tr[data-status=running]")
+    assert names() == ["bravo", "alpha"]  # where it was, though "running" sorts first
+    assert page.locator("#resort").is_visible()
+    page.click("#resort a")
+    page.wait_for_selector(".live-indicator.connected")
+    assert names() == ["alpha", "bravo"]

@@ -96,11 +96,11 @@ def test_machine_list_sorts_by_name_status_and_start(reader, machines):
     assert _machine_names(reader.get("/machines/").content.decode()) == ["alpha", "bravo", "charlie"]
     assert _machine_names(reader.get("/machines/?sort=-machine").content.decode()) == [
         "charlie", "bravo", "alpha"]
-    html = reader.get("/machines/?sort=-started").content.decode()
+    html = reader.get("/machines/?sort=-last_run").content.decode()
     assert _machine_names(html) == ["alpha", "bravo", "charlie"]
-    assert 'aria-sort="descending"' in html and 'href="?sort=started"' in html
-    assert 'data-sort="started"' in html  # the live script says when rows changed since
-    assert _machine_names(reader.get("/machines/?sort=started").content.decode()) == [
+    assert 'aria-sort="descending"' in html and 'href="?sort=last_run"' in html
+    assert 'data-sort="last_run"' in html  # the live script says when rows changed since
+    assert _machine_names(reader.get("/machines/?sort=last_run").content.decode()) == [
         "charlie", "bravo", "alpha"]
     # running < waiting: alpha has a test started, the others wait; equal status keeps pk order
     assert _machine_names(reader.get("/machines/?sort=status").content.decode()) == [
