@@ -10,10 +10,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trace_project.settings")
 # Django must be set up before anything imports models (consumers, routing).
 django_asgi_app = get_asgi_application()
 
-from trace_project.daphne_requests import leave_request_bodies_to_django  # noqa: E402
+from django.conf import settings  # noqa: E402
 
-# Under daphne: bodies reach Django unparsed by Twisted (a bad multipart body is ours to answer).
+from trace_project.daphne_requests import (  # noqa: E402
+    leave_request_bodies_to_django,
+    time_out_slow_headers,
+)
+
+# Under daphne: bodies reach Django unparsed by Twisted (a bad multipart body is ours to answer),
+# and a request whose headers trickle in is closed with 408 (docs/limits.md).
 leave_request_bodies_to_django()
+time_out_slow_headers(settings.HTTP_HEADER_TIMEOUT_SECONDS)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

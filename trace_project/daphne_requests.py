@@ -41,3 +41,69 @@ def leave_request_bodies_to_django() -> bool:
     WebRequest.__init__ = __init__
     WebRequest._form_parsing_off = True
     return True
+
+
+def time_out_slow_headers(seconds: float) -> bool:
+    """A request's line and headers must arrive within `seconds` of its first byte; otherwise
+    408 and the connection is closed. True when the deadline is on (idempotent).
+
+    Twisted's HTTPChannel has only an idle timeout, reset by every byte: a client that sends one
+    header line every few seconds ("slowloris") kept its connection, and a server thread's worth
+    of buffers, for as long as Twisted's header limits allowed (500 lines). This uses private
+    state of twisted.web.http.HTTPChannel (its allHeadersReceived/allContentReceived hooks);
+    trace_project/tests/test_daphne_requests.py fails loudly if Twisted changes them.
+    """
+    from twisted.internet import reactor
+    from twisted.web import http
+
+    channel = http.HTTPChannel
+    if getattr(channel, "_header_deadline_seconds", None) is not None:
+        channel._header_deadline_seconds = seconds
+        return True
+    for hook in ("dataReceived", "allHeadersReceived", "allContentReceived", "connectionLost"):
+        if not callable(getattr(channel, hook, None)):
+            logger.warning("twisted.web.http.HTTPChannel has no %s: slow request headers are "
+                           "not timed out.", hook)
+            return False
+    originals = {hook: getattr(channel, hook) for hook in
+                 ("dataReceived", "allHeadersReceived", "allContentReceived", "connectionLost")}
+
+    def cancel(self):
+        deadline = self.__dict__.pop("_header_deadline", None)
+        if deadline is not None and deadline.active():
+            deadline.cancel()
+
+    def too_slow(self):
+        self.__dict__.pop("_header_deadline", None)
+        logger.info("%s: request headers not complete after %s s; closed with 408",
+                    self.transport.getPeer(), channel._header_deadline_seconds)
+        self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                             b"Content-Length: 0\r\n\r\n")
+        self.transport.loseConnection()
+
+    def dataReceived(self, data):
+        if "_header_deadline" not in self.__dict__ and not self.__dict__.get("_reading_body"):
+            self._header_deadline = reactor.callLater(channel._header_deadline_seconds,
+                                                      too_slow, self)
+        return originals["dataReceived"](self, data)
+
+    def allHeadersReceived(self):
+        cancel(self)
+        self._reading_body = True
+        return originals["allHeadersReceived"](self)
+
+    def allContentReceived(self):
+        self._reading_body = False
+        return originals["allContentReceived"](self)
+
+    def connectionLost(self, reason):
+        cancel(self)
+        return originals["connectionLost"](self, reason)
+
+    for hook, function in (("dataReceived", dataReceived),
+                           ("allHeadersReceived", allHeadersReceived),
+                           ("allContentReceived", allContentReceived),
+                           ("connectionLost", connectionLost)):
+        setattr(channel, hook, functools.wraps(originals[hook])(function))
+    channel._header_deadline_seconds = seconds
+    return True

@@ -458,6 +458,10 @@ HTTP_MAX_BODY_BYTES = _read("int", "HTTP_MAX_BODY_BYTES", 20 * 1024 * 1024,
                             validate=_LimitRange(min=0))
 # Django's own check of request.body (a bare 400) agrees with it instead of cutting at 2.5 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = HTTP_MAX_BODY_BYTES or None
+# A request's line and headers must arrive within this many seconds of its first byte: 408 and
+# closed otherwise (slow-header clients; trace_project/daphne_requests.py).
+HTTP_HEADER_TIMEOUT_SECONDS = _read("float", "HTTP_HEADER_TIMEOUT_SECONDS", 20.0,
+                                    validate=_LimitRange(min=0.1))
 # Largest frame a browser live socket takes (they send nothing): closed with 1009 above it. Trace
 # ingest sockets use TRACE_MAX_FRAME_BYTES; daphne's --websocket-max-message-size (1 MiB by
 # default) caps every socket before the application sees a frame.
