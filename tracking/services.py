@@ -336,7 +336,8 @@ def project_overview(projects) -> list[dict]:
     "24h" (whole minutes, up to the current one), so both pages show the same figures; hour cells
     in the middle, minute cells at the edges."""
     until = _ceil_minute(timezone.now())
-    since, until = int(_floor_minute(until - timedelta(hours=24)).timestamp()), int(until.timestamp())
+    since = int(_floor_minute(until - timedelta(hours=24)).timestamp())
+    until = int(until.timestamp())
     match = Q(pk__in=[])
     for period, start, end in agg.cover_levels(since, until, (RequestRollup.HOUR,
                                                               RequestRollup.MINUTE)):

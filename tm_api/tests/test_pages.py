@@ -93,7 +93,8 @@ def test_machine_list_sorts_by_name_status_and_start(reader, machines):
         machines.dry_run(dry_run_payload(name=name, timestamp=timestamp))
     machines.start(machine="alpha", file_path="/PycharmProjects/system",
                    file_name="01_01_test_lamp.py")
-    assert _machine_names(reader.get("/machines/").content.decode()) == ["alpha", "bravo", "charlie"]
+    assert _machine_names(reader.get("/machines/").content.decode()) == [
+        "alpha", "bravo", "charlie"]
     assert _machine_names(reader.get("/machines/?sort=-machine").content.decode()) == [
         "charlie", "bravo", "alpha"]
     html = reader.get("/machines/?sort=-last_run").content.decode()

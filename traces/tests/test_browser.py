@@ -132,8 +132,8 @@ def test_trace_list_sorts_by_a_clicked_header_and_an_open_trace_takes_its_roots_
     assert names() == ["alpha", "beta", "gamma"]
 
     # The page's script redraws the figures the server wrote, in the same words.
-    ingest_messages(60, [parse_message(m) for m in
-                         [trace_start(0), trace_end(2 * 86400 + 3 * 3600), *span("s", "long", 0, 1)]])
+    long_trace = [trace_start(0), trace_end(2 * 86400 + 3 * 3600), *span("s", "long", 0, 1)]
+    ingest_messages(60, [parse_message(m) for m in long_trace])
     page.goto(f"{server.url}/traces/60/")
     page.wait_for_selector(".wf-row .wf-name:text-is('long')")
     assert page.inner_text("#trace-duration") == "2 d 3 h"

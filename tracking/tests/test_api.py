@@ -158,7 +158,10 @@ def test_request_list_reads_the_summarys_window(admin_client, project):
 
 def test_request_list_sorts_by_a_column_and_refuses_an_unknown_one(admin_client, project):
     url = f"/api/tracking/projects/{project.public_id}/requests/"
-    durations = lambda params: [r["duration_ms"] for r in admin_client.get(url, params).json()["results"]]
+
+    def durations(params):
+        return [r["duration_ms"] for r in admin_client.get(url, params).json()["results"]]
+
     assert durations({"sort": "duration"}) == [2, 5, 15, 50, 400]
     assert durations({"sort": "-duration"}) == [400, 50, 15, 5, 2]
     assert durations({"sort": "-status"})[:2] == [400, 2]  # 500, then 404
