@@ -436,10 +436,14 @@ TRACKING_RAW_RETENTION_DAYS = _read("int", "TRACKING_RAW_RETENTION_DAYS", 30)
 # Per-minute rollup cells older than this are deleted by the compact_rollups job; hour and day
 # cells stay, so older windows are answered at hour resolution.
 TRACKING_MINUTE_ROLLUP_DAYS = _read("int", "TRACKING_MINUTE_ROLLUP_DAYS", 30)
-# Overload: ingest requests in flight (waiting or running) per server process beyond this get 429.
-TRACKING_INGEST_MAX_INFLIGHT = _read("int", "TRACKING_INGEST_MAX_INFLIGHT", 16)
-# Threads per server process that store ingest batches on PostgreSQL (0: Django's one sync thread).
+# Threads per server process that store ingest batches on PostgreSQL (0: Django's one sync thread);
+# as many ingest requests run at once there (one at a time on SQLite).
 TRACKING_INGEST_THREADS = _read("int", "TRACKING_INGEST_THREADS", 4)
+# A burst of ingest requests waits its turn (tracking/ingest_queue.py): seed 001's client never
+# retries. 429 with Retry-After only for a request that finds this many already waiting in the
+# server process, or that waited this many seconds.
+TRACKING_INGEST_MAX_WAITING = _read("int", "TRACKING_INGEST_MAX_WAITING", 1000)
+TRACKING_INGEST_MAX_WAIT_SECONDS = _read("float", "TRACKING_INGEST_MAX_WAIT_SECONDS", 30.0)
 # Largest batch accepted by the batch endpoint, in events and in uncompressed bytes.
 TRACKING_MAX_BATCH_EVENTS = _read("int", "TRACKING_MAX_BATCH_EVENTS", 5000)
 TRACKING_MAX_BATCH_BYTES = _read("int", "TRACKING_MAX_BATCH_BYTES", 16 * 1024 * 1024)
