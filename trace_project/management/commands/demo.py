@@ -42,7 +42,11 @@ class Command(BaseCommand):
             # Before anything is stored: a demo half done because no server runs helps nobody.
             check_server(options["url"])
         available = get_commands()
-        for name, arguments in APP_DEMOS.items():
-            if name in available:
-                self.stdout.write(self.style.MIGRATE_HEADING(f"== {name}"))
-                call_command(name, *arguments(options), stdout=self.stdout, stderr=self.stderr)
+        try:
+            for name, arguments in APP_DEMOS.items():
+                if name in available:
+                    self.stdout.write(self.style.MIGRATE_HEADING(f"== {name}"))
+                    call_command(name, *arguments(options), stdout=self.stdout,
+                                 stderr=self.stderr)
+        except KeyboardInterrupt:  # Ctrl-C before the machines: what was stored is whole
+            self.stdout.write("stopped")
