@@ -1,6 +1,7 @@
 # Two commands set up a fresh machine:
-#   make run    virtualenv + install + migrate + serve on http://127.0.0.1:8000 (SQLite, in-memory
-#               layer), with the background worker and the job scheduler beside it
+#   make run    virtualenv + .env of development defaults + install + migrate + serve on
+#               http://127.0.0.1:8000 (SQLite, in-memory layer), with the background worker and
+#               the job scheduler beside it
 #   make test   virtualenv + dev install + the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,6 +15,18 @@ run: export DEBUG ?= True
 
 .PHONY: run test install install-dev migrate check clean
 
+# Development defaults for every manage.py command, not only for the processes `make run` starts
+# (settings.py reads .env; the real environment wins). Written once: a .env of yours is kept.
+.env:
+	@printf '%s\n' \
+	  '# Development settings, written by `make run` because no .env was here; edit freely, it is' \
+	  '# never overwritten. manage.py and the server read it; the real environment wins over it.' \
+	  '# SECRET_KEY signs sessions and the demo token of this checkout only. Production sets its' \
+	  '# own SECRET_KEY and DEBUG=False (docker-compose forces DEBUG off; see README, Environment).' \
+	  'DEBUG=True' \
+	  "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
+	@echo "Wrote .env (development defaults: DEBUG=True and a new SECRET_KEY)"
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -26,22 +39,31 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.installed $@
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+# The published seed tracker (rigidanalytics-tracker 2.0.5 with a Flask < 2.3) in a virtualenv of
+# its own, for the test that drives it (tracking/tests/test_ingest_queue.py).
+SEED_TRACKER_VENV := .venv-seed-tracker
+$(SEED_TRACKER_VENV)/.installed: tracking/tests/seed_tracker/requirements.txt
+	$(PYTHON) -m venv $(SEED_TRACKER_VENV)
+	$(SEED_TRACKER_VENV)/bin/pip install --quiet -r tracking/tests/seed_tracker/requirements.txt
+	touch $@
 
-migrate: install
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev $(SEED_TRACKER_VENV)/.installed
+
+migrate: install .env
 	$(BIN)/python manage.py migrate --noinput
 
 # The web server, the notification worker and the job scheduler, together (see Procfile).
-run: migrate
-	@echo "Serving on http://$(HOST):$(PORT)/  (create a login with: $(BIN)/python manage.py createsuperuser)"
+run: .env migrate
+	@echo "Serving on http://$(HOST):$(PORT)/  In another shell: $(BIN)/python manage.py createsuperuser (a login),"
+	@echo "  $(BIN)/python manage.py demo$(if $(filter-out 127.0.0.1:8000,$(HOST):$(PORT)), --url http://$(HOST):$(PORT)) (demo data in every area)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" MONITOR_HOST=$(HOST) MONITOR_PORT=$(PORT) $(BIN)/honcho start
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-check: install
+check: install .env
 	$(BIN)/python manage.py check
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache
+	rm -rf $(VENV) $(SEED_TRACKER_VENV) staticfiles .pytest_cache

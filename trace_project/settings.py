@@ -19,6 +19,17 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = Env(expand_vars=False)
 
+# Development defaults that `make run` writes (DEBUG=True, a generated SECRET_KEY), so that
+# manage.py commands typed in another shell behave as the server does. Variables of the real
+# environment win over the file. ENV_FILE names another file; empty reads none (the tests, whose
+# settings come from pytest.ini alone, and production, which need not rely on the file's absence).
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    try:
+        env.read_env(ENV_FILE, recurse=False, override=False)
+    except (OSError, ValueError) as error:
+        raise ImproperlyConfigured(f"ENV_FILE {ENV_FILE!r} cannot be read: {error}") from None
+
 
 def _read(method, name, *args, **kwargs):
     try:
@@ -38,8 +49,9 @@ SECRET_KEY = _read("str", "SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. It is required when DEBUG is off; set DEBUG=True for "
-            "development or SECRET_KEY to a long random string."
+            "SECRET_KEY is not set. It is required when DEBUG is off; set SECRET_KEY to a long "
+            "random string, or for development run `make run` once: it writes a .env with "
+            "DEBUG=True and a generated SECRET_KEY."
         )
     SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
 
