@@ -1,0 +1,51 @@
+"""Data migrations, run on rows written as the migration before them found them."""
+
+from datetime import datetime, timezone
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+pytestmark = [pytest.mark.integration]
+
+
+def migrate(target):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([target])
+    return executor.loader.project_state([target]).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_out_of_range_timestamps_stored_before_the_check_are_repaired():
+    apps = migrate(("tm_api", "0002_master_scenario_last_report"))
+    Machine, Run = apps.get_model("tm_api", "Machine"), apps.get_model("tm_api", "Run")
+    Master, Test = apps.get_model("tm_api", "MasterScenario"), apps.get_model("tm_api", "Test")
+    machine = Machine.objects.create(machine_name="m", name_key="m")
+    bad = Run.objects.create(machine=machine, timestamp=datetime(1, 1, 2, tzinfo=timezone.utc))
+    good = Run.objects.create(machine=machine, timestamp=datetime(2024, 5, 1, tzinfo=timezone.utc))
+    master = Master.objects.create(run=bad, file_path="/", file_name="m.py",
+                                   timestamp_start=datetime(9999, 1, 1, tzinfo=timezone.utc))
+    scenario = apps.get_model("tm_api", "Scenario").objects.create(
+        master_scenario=master, file_path="/", file_name="s.py", position=0)
+    test = Test.objects.create(master_scenario=master, scenario=scenario, machine=machine,
+                               file_path="/",
+                               file_name="t.py", position=0,
+                               timestamp_start=datetime(2024, 5, 1, tzinfo=timezone.utc),
+                               timestamp_stop=datetime(1, 1, 2, tzinfo=timezone.utc))
+    if connection.vendor == "postgresql":
+        # What the hostile report stored: a date Python cannot read back (year 0 in UTC).
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE tm_api_run SET timestamp = '0001-01-01 00:00:00+14' "
+                           "WHERE id = %s", [bad.pk])
+
+    apps = migrate(("tm_api", "0003_repair_out_of_range_timestamps"))
+    Run, Master = apps.get_model("tm_api", "Run"), apps.get_model("tm_api", "MasterScenario")
+    Test = apps.get_model("tm_api", "Test")
+    repaired = Run.objects.get(pk=bad.pk)
+    assert repaired.timestamp == repaired.received
+    assert Run.objects.get(pk=good.pk).timestamp == datetime(2024, 5, 1, tzinfo=timezone.utc)
+    assert Master.objects.get(pk=master.pk).timestamp_start is None
+    kept = Test.objects.get(pk=test.pk)
+    assert (kept.timestamp_start, kept.timestamp_stop) == (
+        datetime(2024, 5, 1, tzinfo=timezone.utc), None)
