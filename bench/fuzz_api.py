@@ -1,7 +1,9 @@
 """REST fuzzing at length: the CI harness (trace_project/tests/test_fuzz_api.py) with many more
 examples, against a real daphne process on a PostgreSQL database of its own.
 
-For every operation of /api/schema/, positive then negative cases; prints per operation the cases
+For every operation of /api/schema/, positive, negative then hostile cases (valid requests with
+one value replaced by a NUL, a lone surrogate, a 1 MB string, a 401-digit number, a date near
+year 1...: test_fuzz_api.HOSTILE_VALUES); prints per operation the cases
 run, distinct failures (new ones, with a curl line to reproduce) and cases that hit a known bug,
 and the time per case beside GET /healthz timed the same way in the same run.
 
@@ -65,7 +67,7 @@ def main():
         django.setup()
         from trace_project.devserver import Server
         from trace_project.tests.test_fuzz_api import (
-            OPERATIONS, KNOWN_BUGS, build_world, fuzz_operation, load_schema,
+            MODES, OPERATIONS, KNOWN_BUGS, build_world, fuzz_operation, load_schema,
         )
 
         server = Server(env).start()
@@ -82,7 +84,7 @@ def main():
         for key in OPERATIONS:
             if args.only and args.only not in key:
                 continue
-            for mode in ("positive", "negative"):
+            for mode in MODES:
                 result = fuzz_operation(schema, world, key, mode, args.examples, seed=args.seed)
                 per_case = result.seconds / result.cases if result.cases else 0
                 total_cases += result.cases

@@ -12,6 +12,11 @@ views' real code and not only 401/403/404. Each answer must be:
 - the content type the schema documents (`content_type_conformance`);
 - a body that matches the documented schema of that status (`response_schema_conformance`).
 
+A third mode, hostile, sends valid requests with one body value or query parameter replaced by
+a value that once broke something (HOSTILE_VALUES: NUL and lone surrogates, a 1 MB string,
+numbers of 401 digits or beyond 64 bits, dates near year 1 or 9999 and offsets PostgreSQL does
+not know, nesting).
+
 CI runs FUZZ_API_EXAMPLES (default 12) examples per operation and mode; bench/fuzz_api.py runs
 the same harness (`fuzz_operation`) with many more.
 """
@@ -29,6 +34,7 @@ from hypothesis import strategies as st
 pytestmark = [pytest.mark.integration]
 
 EXAMPLES = int(os.environ.get("FUZZ_API_EXAMPLES", "12"))
+MODES = ("positive", "negative", "hostile")
 STAFF_PASSWORD = "fuzz-staff-password-1"
 
 # Which credentials each operation is called with. A new operation in the schema fails
@@ -77,6 +83,68 @@ def tame_case(key: str, case) -> None:
             value = case.query.get(name)
             if isinstance(value, str) and value[:4].isdigit():
                 case.query[name] = "2026" + value[4:]
+
+
+def _nested(depth: int) -> list:
+    value = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+# The hostile mode: a valid request with one value replaced by one of these (found by an
+# adversarial pass: each broke a page, lost good data or answered 500 once).
+HOSTILE_VALUES = [
+    "nul\x00inside", "\ud800", "lone \udfff surrogate", "x" * 1_000_000,
+    10**20, 10**400, -(10**400), 1e300, -1e300, 2**63, -(2**63) - 1,
+    "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01 00:00:00",
+    "2024-01-01T00:00:00+20:23", "9e999999999", "1e-999999999", "9" * 401,
+    _nested(600),  # deep, yet within what a client's own JSON encoder writes
+    {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {}}}}}}}}},
+]
+# In a query string or a form body: what a URL can carry (no lone surrogate: it has no UTF-8
+# encoding).
+HOSTILE_QUERY_VALUES = [value for value in HOSTILE_VALUES
+                        if isinstance(value, (int, float)) or (
+                            isinstance(value, str) and "\ud800" not in value
+                            and "\udfff" not in value and len(value) < 10_000)]
+
+
+def _leaves(value, path=()):
+    """Paths of the scalar leaves of a JSON value (the value itself if it is one)."""
+    if isinstance(value, dict) and value:
+        for key, child in value.items():
+            yield from _leaves(child, (*path, key))
+    elif isinstance(value, list) and value:
+        for index, child in enumerate(value):
+            yield from _leaves(child, (*path, index))
+    else:
+        yield path
+
+
+def make_hostile(case, pick: int) -> str:
+    """Replaces one body leaf or query value of a valid case by a hostile value; says which."""
+    body = getattr(case, "body", None)
+    if isinstance(body, (dict, list)):
+        leaves = list(_leaves(body))
+        path = leaves[pick % len(leaves)]
+        # A form body is encoded as a URL is: it cannot carry a lone surrogate either.
+        values = HOSTILE_VALUES if "json" in (case.media_type or "") else HOSTILE_QUERY_VALUES
+        value = values[(pick // 7) % len(values)]
+        if not path:
+            case.body = value
+        else:
+            parent = body
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = value
+        return f"body{list(path)} = {str(value)[:40]!r}"
+    if case.query:
+        name = sorted(case.query)[pick % len(case.query)]
+        value = HOSTILE_QUERY_VALUES[(pick // 7) % len(HOSTILE_QUERY_VALUES)]
+        case.query[name] = value
+        return f"query {name} = {str(value)[:40]!r}"
+    return "nothing to make hostile"
 
 
 def checks():
@@ -239,7 +307,9 @@ def fuzz_operation(schema, world: FuzzWorld, key: str, mode: str, examples: int,
     operation = schema[path][method]
     headers = world.headers(OPERATIONS[key])
     existing = known_values(world, path)
-    generation_mode = GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE
+    # hostile: valid cases with one value replaced by one of HOSTILE_VALUES.
+    generation_mode = (GenerationMode.NEGATIVE if mode == "negative"
+                       else GenerationMode.POSITIVE)
     strategy = operation.as_strategy(generation_mode=generation_mode)
     result = FuzzResult(key, mode)
     http = requests.Session()
@@ -259,6 +329,7 @@ def fuzz_operation(schema, world: FuzzWorld, key: str, mode: str, examples: int,
             for name in case.path_parameters:
                 case.path_parameters[name] = existing[pick % len(existing)]
         tame_case(key, case)
+        changed = make_hostile(case, pick) + "\n" if mode == "hostile" else ""
         result.cases += 1
         try:
             response = case.call(base_url=world.base_url, session=http, headers=headers,
@@ -280,7 +351,7 @@ def fuzz_operation(schema, world: FuzzWorld, key: str, mode: str, examples: int,
                 return
             new = [f for f, bug in zip(group.exceptions, bugs) if not bug]
             titles = sorted({f"{type(f).__name__}: {f.title}" for f in new})
-            record("; ".join(titles), str(group))
+            record("; ".join(titles), changed + str(group))
 
     started = time.perf_counter()
     if seed is not None:
@@ -306,7 +377,7 @@ def test_every_operation_answers_by_its_schema(asgi_server):
 
     failures, cases, reached = [], 0, {}
     for key in OPERATIONS:
-        for mode in ("positive", "negative"):
+        for mode in MODES:
             result = fuzz_operation(schema, world, key, mode, EXAMPLES, seed=0)
             assert result.cases > 0 or result.unsatisfiable, (key, mode)
             cases += result.cases
