@@ -97,7 +97,8 @@ def _storable(text: str, name: str) -> None:
 def _timestamp(value, name, now):
     _number(value, name)
     if not EARLIEST <= value <= now + FUTURE_SLACK_SECONDS:
-        raise EventError(name, "is not a plausible time (unix time in the expected unit?).")
+        raise EventError(name, "is not a plausible time: expected unix time between 2000-01-01 "
+                               "and a day from now (in the expected unit?).")
     return float(value)
 
 
