@@ -18,7 +18,7 @@ included; top-level items are children of the trace.
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from traces.messages import EVENT, SPAN_END, SPAN_START, TRACE_END, TRACE_START, Message
+from traces.messages import EVENT, SPAN_START, TRACE_END, TRACE_START, Message
 
 OPEN = "open"
 COMPLETE = "complete"

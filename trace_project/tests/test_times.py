@@ -5,7 +5,6 @@ import json
 import re
 import threading
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.template import Context, Template
