@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, tzinfo
 from datetime import timezone as dt_timezone
 
+from trace_project import time_range
+
 CANCELLED = "cancelled"
 RUNNING = "running"
 WAITING = "waiting"
@@ -138,11 +140,6 @@ def first_occurrence(candidates: Iterable[tuple[object, int]]):
 
 # --- client timestamps -------------------------------------------------------------------------
 
-# Machines' clocks drift, but not by centuries: a reading outside these years is a bad value.
-EARLIEST_YEAR = 1970
-LATEST_YEAR = 2199
-
-
 def parse_client_timestamp(text, zone: tzinfo = dt_timezone.utc) -> datetime:
     """Machines send "2018-12-30 13:01:57.461401" (local time, no zone): read it in `zone`.
     ISO 8601 with a zone ("...T13:01:57Z", "+02:00") keeps its own zone."""
@@ -157,12 +154,12 @@ def parse_client_timestamp(text, zone: tzinfo = dt_timezone.utc) -> datetime:
         raise ValueError(
             f"{preview(text)} is not a timestamp; expected e.g. 2018-12-30 13:01:57.461401"
         ) from None
-    # Checked on the clock reading itself, before any zone arithmetic: near year 1 or 9999 that
-    # arithmetic overflows, and one such stored date broke every page listing its machine.
-    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+    # Machines' clocks drift, but not by centuries; one such stored date broke every page
+    # listing its machine.
+    if not time_range.accepted(moment):
         raise ValueError(
             f"{preview(text)} is out of range; timestamps must be between the years "
-            f"{EARLIEST_YEAR} and {LATEST_YEAR}"
+            f"{time_range.EARLIEST_YEAR} and {time_range.LATEST_YEAR}"
         )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)

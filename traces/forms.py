@@ -1,30 +1,24 @@
-from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from django import forms
 
+from trace_project import time_range
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN
 
 MAX_DURATION = 10**20  # timestamps are below 1e20 (traces/messages.py), so are durations
-# Received times outside these are refused, and times are compared in UTC: PostgreSQL knows no
-# zone offset beyond 15:59 (2024-01-01T00:00+20:23 was a 500).
-EARLIEST = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
-LATEST = datetime(2200, 1, 1, tzinfo=dt_timezone.utc)
 
 
 class ReceivedField(forms.DateTimeField):
+    """A received-time filter in the accepted range (trace_project.time_range), sent to the
+    database in UTC: PostgreSQL knows no zone offset beyond 15:59 (+20:23 was a 500)."""
+
     def clean(self, value):
         moment = super().clean(value)
         if moment is None:
             return None
-        if not 1970 <= moment.year < 2200:  # checked before any zone arithmetic overflows
-            raise forms.ValidationError(
-                f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
-        moment = moment.astimezone(dt_timezone.utc)
-        if not EARLIEST <= moment <= LATEST:
-            raise forms.ValidationError(
-                f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
-        return moment
+        if not time_range.accepted(moment):
+            raise forms.ValidationError(f"must be {time_range.RANGE}")
+        return moment.astimezone(dt_timezone.utc)
 
 
 class TraceFilterForm(forms.Form):

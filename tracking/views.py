@@ -1,8 +1,7 @@
 import functools
 import uuid
 import zlib
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -17,8 +16,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import idempotency
+from trace_project import jsonio, time_range
 from trace_project.access import dashboard_page
-from trace_project import jsonio
 from trace_project.errors import ErrorSerializer, error_body
 from trace_project.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
 from trace_project.workers import WorkerThreads, kept_connection
@@ -242,12 +241,6 @@ def _project_or_404(project_id) -> Project:
     return project
 
 
-# Windows outside these bounds are refused (400): nothing is stored there, and date arithmetic
-# near year 1 overflows.
-EARLIEST_WINDOW = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
-LATEST_WINDOW = datetime(2200, 1, 1, tzinfo=dt_timezone.utc)
-
-
 def _window_arguments(params):
     query = WindowQuerySerializer(data=params)
     query.is_valid(raise_exception=True)
@@ -255,9 +248,9 @@ def _window_arguments(params):
     until = data.get("until")
     since = data.get("since")
     for name, value in (("since", since), ("until", until)):
-        if value is not None and not (EARLIEST_WINDOW <= value <= LATEST_WINDOW):
-            raise ValidationError({name: [
-                f"must be between {EARLIEST_WINDOW:%Y-%m-%d} and {LATEST_WINDOW:%Y-%m-%d}."]})
+        # Nothing is stored outside the range, and date arithmetic near year 1 overflows.
+        if value is not None and not time_range.accepted(value):
+            raise ValidationError({name: [f"must be {time_range.RANGE}."]})
     if "last" in data:
         since = (until or timezone.now()) - timedelta(minutes=WINDOWS[data["last"]])
     return since, until
