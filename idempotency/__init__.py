@@ -56,7 +56,10 @@ class KeyReused(APIException):
 
 
 def fingerprint(payload) -> str:
-    """SHA-256 of the parsed body, canonical (key order and spacing do not matter)."""
+    """SHA-256 of a body: of its bytes as they are, or of a parsed body written out canonically
+    (key order and spacing do not matter)."""
+    if isinstance(payload, bytes):
+        return hashlib.sha256(payload).hexdigest()
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -64,7 +67,8 @@ def fingerprint(payload) -> str:
 def once(scope: str, request, payload, write) -> Response:
     """`write()` (which returns a DRF Response) once per (scope, Idempotency-Key) of `request`;
     its 2xx answer again for every repeat to the same endpoint with the same `payload` (the
-    parsed body), 422 for a repeat anywhere else. Without a key, simply `write()`."""
+    body's bytes, or the parsed body), 422 for a repeat anywhere else. Without a key, simply
+    `write()`."""
     from idempotency.models import IdempotentRequest
 
     key = key_of(request)

@@ -85,7 +85,8 @@ MAX_DROPPED = 10**12  # events one batch may say its client dropped
 
 
 def _read_batch_body(request):
-    """The batch's JSON, gunzipped with a bound on the uncompressed size (no zip bombs)."""
+    """(the batch's uncompressed bytes, its JSON), gunzipped with a bound on the uncompressed
+    size (no zip bombs); None when over it."""
     limit = settings.TRACKING_MAX_BATCH_BYTES
     raw = request.body
     encoding = request.headers.get("Content-Encoding", "").lower().strip()
@@ -102,7 +103,7 @@ def _read_batch_body(request):
     elif len(raw) > limit:
         return None
     try:
-        return jsonio.loads(raw)
+        return raw, jsonio.loads(raw)
     except jsonio.JSONInputError as error:
         raise ValidationError({"body": [f"Not valid JSON: {error}."]}) from None
 
@@ -145,10 +146,11 @@ class BatchIngestView(APIView):
         project = services.project_for_token(token.strip())
         if project is None:
             return _error("Unknown or rotated project token.", "authentication_failed", 403)
-        body = _read_batch_body(request)
-        if body is None:
+        read = _read_batch_body(request)
+        if read is None:
             return _error(f"Batch larger than {settings.TRACKING_MAX_BATCH_BYTES} bytes "
                           "uncompressed; send smaller batches.", "too_large", 413)
+        raw, body = read
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             raise ValidationError({"events": ["Required: a list of events."]})
         if len(body["events"]) > settings.TRACKING_MAX_BATCH_EVENTS:
@@ -181,8 +183,10 @@ class BatchIngestView(APIView):
             return Response({"accepted": accepted, "rejected": len(rejected),
                              "rejected_events": rejected[:100]})
 
-        # A retried batch (same key, same project) is answered again, not stored twice.
-        return idempotency.once(f"tracking:{project.pk}", request, body, write)
+        # A retried batch (same key, same project) is answered again, not stored twice. Its
+        # bytes identify it: a tracker resends a batch as it first sent it, and hashing them
+        # costs far less than writing the parsed batch out again.
+        return idempotency.once(f"tracking:{project.pk}", request, raw, write)
 
 
 ingest_threads = WorkerThreads("tracking-ingest", "TRACKING_INGEST_THREADS")
