@@ -13,6 +13,7 @@ from pygments.util import ClassNotFound
 from trace_project.access import dashboard_page
 from trace_project.sorting import Sorting
 from tm_api import bodies
+from tm_api.status import preview
 from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
 from tm_api.views import machine_status_body, machines_with_last_run, runs_of
 
@@ -39,7 +40,7 @@ def _page(request, queryset):
     error = None
     if size not in PAGE_SIZES:
         if value:
-            error = (f"{value!r} is not a page size; showing {PAGE_SIZES[0]} per page "
+            error = (f"{preview(value)} is not a page size; showing {PAGE_SIZES[0]} per page "
                      f"(one of {', '.join(map(str, PAGE_SIZES))}).")
         size = PAGE_SIZES[0]
     return Paginator(queryset, size).get_page(request.GET.get("page")), size, error
