@@ -248,7 +248,9 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # failures are counted; successful logins are not logged here
 AXES_LOCKOUT_CALLABLE = "trace_project.security.login_locked_out"
-# The address daphne saw, or (with --proxy-headers behind the proxy) the one it forwarded.
+# The address daphne saw, or (with --proxy-headers behind the proxy) the one it forwarded. Set
+# explicitly: were django-ipware ever installed, axes would otherwise trust X-Forwarded-For
+# headers a client can write itself, and pick a new address per guess.
 AXES_CLIENT_IP_CALLABLE = "trace_project.security.client_address"
 AXES_VERBOSE = False
 
