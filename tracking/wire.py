@@ -77,7 +77,8 @@ def _text(value, name, limit, required=False):
         raise EventError(name, "must be a string.")
     if required and not value:
         raise EventError(name, "may not be empty.")
-    _storable(value, name)
+    if "\x00" in value or not value.isascii():  # two scans in C: the usual text goes no further
+        _storable(value, name)
     return value[:limit]
 
 
@@ -132,11 +133,18 @@ def _headers(value, name):
         return {}
     if not isinstance(value, dict):
         raise EventError(name, "must be an object.")
-    for key, item in value.items():
-        _storable(key, name)
-        if isinstance(item, str):
-            _storable(item, f"{name}.{key[:100]}")
     return value
+
+
+def _storable_headers(headers: dict, name: str) -> dict:
+    """The scrubbed headers (str names and values), if all can be stored: checked at once, and
+    one by one only to name a bad one. Headers scrubbing dropped are not stored, so not checked."""
+    text = "".join(headers) + "".join(headers.values())
+    if "\x00" in text or not text.isascii():
+        for key, value in headers.items():
+            _storable(key, name)
+            _storable(value, f"{name}.{key[:100]}")
+    return headers
 
 
 def _split_path(path, query):
@@ -170,7 +178,7 @@ def parse_seed_event(body, now: float | None = None) -> tuple[str, RequestEvent]
         raise EventError("event_data.response_data", "must be an object.")
     status = _status(response.get("status_code"), "event_data.response_data.status_code")
     raw_headers = _headers(data.get("header_data"), "event_data.header_data")
-    headers = scrub_headers(raw_headers)
+    headers = _storable_headers(scrub_headers(raw_headers), "event_data.header_data")
     user_agent = headers.pop("User-Agent", "")
     return token, RequestEvent(
         timestamp=_timestamp(received_ns / 1e9, "event_data.time_request_received_ns", now),
@@ -198,7 +206,8 @@ def parse_batch_event(item, now: float | None = None) -> RequestEvent:
     size = item.get("response_size")
     if size is not None:
         size = int(_number(size, "response_size", minimum=0, maximum=MAX_RESPONSE_SIZE))
-    headers = scrub_headers(_headers(item.get("headers"), "headers"))
+    headers = _storable_headers(scrub_headers(_headers(item.get("headers"), "headers")),
+                                "headers")
     user_agent = _text(item.get("user_agent"), "user_agent", MAX_USER_AGENT)
     headers.pop("User-Agent", None)
     return RequestEvent(
