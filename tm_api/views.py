@@ -3,22 +3,28 @@
 import asyncio
 import functools
 
-from asgiref.sync import AsyncToSync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
+from rest_framework.authentication import get_authorization_header
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import idempotency
 from trace_project.errors import ErrorSerializer
+from trace_project.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
 from trace_project.rest_json import JSONParser
 from trace_project.schema import IDEMPOTENCY_KEY
-from trace_project.workers import WorkerThreads, kept_connection
+from trace_project.workers import WorkerThreads
 from tm_api import bodies, live, services
 from tm_api import status as S
-from tm_api.auth import MachineTokenAuthentication, MachineWriter, check_token_allows
+from tm_api.auth import (
+    KEYWORDS,
+    MachineTokenAuthentication,
+    MachineWriter,
+    check_token_allows,
+)
 from tm_api.models import Machine, MasterScenario, Scenario, Test, machine_key
 from tm_api.serializers import (
     DryRunInput,
@@ -77,6 +83,22 @@ class MachineReport(APIView):
         serializer.is_valid(raise_exception=True)
         check_token_allows(self.request, serializer.validated_data["machine_name"])
         return serializer.validated_data
+
+    @staticmethod
+    def check_on_the_loop(view, request):
+        """What DRF answers without the database: an Authorization header that is absent
+        (401 unless anonymous machines are allowed) or malformed (401), and a body that is not
+        JSON (400). A well-formed token is looked up on the write thread, with the report's
+        rate and write: a body that is not JSON is answered 400 whatever the token (nothing
+        was stored), and is not counted against the token's rate. A JSON body that is not a
+        valid report is answered after the token and the rate, as DRF orders it."""
+        header = get_authorization_header(request).split()
+        if not (len(header) == 2 and header[0].lower() in KEYWORDS and header[1].isascii()):
+            view.perform_authentication(request)  # raises, or finds no token: no query
+            view.check_permissions(request)
+        if request.method == "POST":
+            request.data  # noqa: B018 - DRF's ParseError or UnsupportedMediaType
+        return None
 
     def handle_exception(self, exc):
         if isinstance(exc, services.MachineNotFound):
@@ -152,50 +174,45 @@ class TestStopView(MachineReport):
 write_threads = WorkerThreads("tm-write", "TM_WRITE_THREADS")
 
 
-def _called_from_sync_code() -> bool:
-    # A test client or async_to_sync: that caller's thread holds the connection (and maybe the
-    # transaction) the report must use, as Django would run a sync view.
-    return getattr(AsyncToSync.executors, "current", None) is not None
+def machine_report_view(view_class):
+    """A machine report, async: checked on the event loop, written in one hop.
 
-
-def on_write_threads(drf_view):
-    """Run a machine-report view on TM_WRITE_THREADS threads of their own under the server.
-
-    Django gives every sync request a thread of its own, so 50 machines posting at once meant
-    50 threads fighting for the GIL and for the DATABASE_POOL_SIZE connections (a report that
-    waited 2 s for one answered 500). Here reports queue for a few threads, each taking a pooled
-    connection per report, and the view's frames are handed to the event loop without waiting.
-    The view itself (DRF: auth, parsing, validation, errors) is unchanged.
+    What needs no database (the header's form, the body's JSON and fields) is answered on the
+    event loop by DRF's own code (MachineReport.check_on_the_loop). The rest, the whole DRF view
+    (token lookup, rate, idempotency, the write), runs on one of TM_WRITE_THREADS threads, each
+    with a kept connection (trace_project.workers): Django's own threads meant a thread per
+    request fighting for the GIL and for the DATABASE_POOL_SIZE connections. The view's live
+    frames are handed to the event loop without waiting.
     """
+    drf_view = view_class.as_view()
     sync_view = sync_to_async(drf_view)
 
     def run(request, loop, *args, **kwargs):
         live.send_frames_on(loop)
         try:
-            with kept_connection():
-                response = drf_view(request, *args, **kwargs)
-                response.render()
-            # Rendered here, so Django does not hop to yet another thread to render it.
-            return HttpResponse(response.content, status=response.status_code,
-                                headers=dict(response.items()))
+            return drf_view(request, *args, **kwargs)
         finally:
             live.send_frames_on(None)
 
     @functools.wraps(drf_view)
     async def view(request, *args, **kwargs):
-        if settings.TM_WRITE_THREADS < 1 or _called_from_sync_code():
+        if called_from_sync_code():
+            return await sync_view(request, *args, **kwargs)
+        body_read(request)
+        refusal = drf_answer(view_class, request, view_class.check_on_the_loop)
+        if refusal is not None:
+            return refusal
+        if settings.TM_WRITE_THREADS < 1:
             return await sync_view(request, *args, **kwargs)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            write_threads.executor, functools.partial(run, request, loop, *args, **kwargs)
-        )
+        return await on_pool(write_threads, run, request, loop, *args, **kwargs)
 
     return view
 
 
-dry_run_view = on_write_threads(DryRunView.as_view())
-test_start_view = on_write_threads(TestStartView.as_view())
-test_stop_view = on_write_threads(TestStopView.as_view())
+dry_run_view = machine_report_view(DryRunView)
+test_start_view = machine_report_view(TestStartView)
+test_stop_view = machine_report_view(TestStopView)
 
 
 # --- reads ---------------------------------------------------------------------------------

@@ -10,22 +10,27 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trace_project.settings")
 # Django must be set up before anything imports models (consumers, routing).
 django_asgi_app = get_asgi_application()
 
+import sys  # noqa: E402
+
 from django.conf import settings  # noqa: E402
 
-from trace_project.daphne_requests import (  # noqa: E402
-    leave_request_bodies_to_django,
-    time_out_slow_headers,
-)
+if "twisted.internet.reactor" in sys.modules:  # daphne installs its reactor before loading us
+    from trace_project.daphne_requests import (
+        leave_request_bodies_to_django,
+        time_out_slow_headers,
+    )
 
-# Under daphne: bodies reach Django unparsed by Twisted (a bad multipart body is ours to answer),
-# and a request whose headers trickle in is closed with 408 (docs/limits.md).
-leave_request_bodies_to_django()
-time_out_slow_headers(settings.HTTP_HEADER_TIMEOUT_SECONDS)
+    # Under daphne: bodies reach Django unparsed by Twisted (a bad multipart body is ours to
+    # answer), and a request whose headers trickle in is closed with 408 (docs/limits.md).
+    # Under uvicorn, trace_project/uvicorn_protocol.py does the same for headers.
+    leave_request_bodies_to_django()
+    time_out_slow_headers(settings.HTTP_HEADER_TIMEOUT_SECONDS)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
+from trace_project.ingest_path import ByPath, IngestHandler  # noqa: E402
 from trace_project.limits import BodySizeLimit, WebsocketLimits  # noqa: E402
 from trace_project.routing import websocket_urlpatterns  # noqa: E402
 from trace_project.security import allowed_hosts_origin_validator  # noqa: E402
@@ -35,7 +40,9 @@ application = ProtocolTypeRouter(
     {
         # Limits first (docs/limits.md): a client over one costs no more than the check. A burst
         # of tracking ingest requests then waits its turn in the event loop, not in a thread.
-        "http": BodySizeLimit(IngestQueue(django_asgi_app)),
+        # Machine traffic (settings.INGEST_PATHS) then takes the lean path, without the
+        # browser's middleware (trace_project/ingest_path.py).
+        "http": BodySizeLimit(IngestQueue(ByPath(IngestHandler(), django_asgi_app))),
         "websocket": WebsocketLimits(
             allowed_hosts_origin_validator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),

@@ -1,11 +1,14 @@
-"""A real daphne process serving this project, for tests and benchmarks (never for production).
+"""A real server process serving this project, for tests and benchmarks (never for production).
 
     server = Server({"DB_DEFAULT": ..., "REDIS_URL": ...}).start()
+    Server(..., server="daphne")   # or MONITOR_SERVER=daphne; default: production's (uvicorn)
+    Server(..., workers=2)         # processes sharing the listening socket
     ... requests.get(server.url + "/healthz"), websocket.create_connection(server.ws_url + ...)
     server.stop()
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,10 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from trace_project import serve
+
 ROOT = Path(__file__).resolve().parent.parent
-# As the Procfile and the Dockerfile: websocket messages up to 16 MiB reach the application.
-DAPHNE_OPTIONS = ["--websocket-max-message-size", "16777216", "--websocket-max-frame-size",
-                  "16777216"]
 
 
 def free_port() -> int:
@@ -26,13 +28,18 @@ def free_port() -> int:
 
 
 class Server:
-    """daphne on 127.0.0.1:<free port>, environment = this process's plus `env_overrides`."""
+    """The server (trace_project.serve's command line, as production runs it) on
+    127.0.0.1:<free port>, environment = this process's plus `env_overrides`."""
 
-    def __init__(self, env_overrides=None, port=None):
+    def __init__(self, env_overrides=None, port=None, server=None, workers=1, access_log=True):
+        self.server = serve.chosen_server(server or (env_overrides or {}).get("MONITOR_SERVER"))
+        self.workers = workers
+        self.access_log = access_log  # tests read it; production leaves it to the proxy
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{self.server}-", suffix=".log",
+                                               delete=False)
         env = dict(os.environ)
         env.update(ALLOWED_HOSTS="127.0.0.1,localhost", DEBUG="False", PYTHONUNBUFFERED="1")
         env.update(env_overrides or {})
@@ -42,11 +49,12 @@ class Server:
         self.process = None
 
     def start(self, timeout=30):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             *DAPHNE_OPTIONS, "trace_project.asgi:application"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
+        argv = [sys.executable, "-m", "trace_project.serve", "--server", self.server,
+                "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
+        if self.access_log:
+            argv.append("--access-log")
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_healthy(timeout)
         return self
 
@@ -64,7 +72,7 @@ class Server:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"daphne did not become healthy:\n{self.output()[-4000:]}")
+        raise RuntimeError(f"{self.server} did not become healthy:\n{self.output()[-4000:]}")
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -72,7 +80,8 @@ class Server:
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                # Its worker processes too (they share its session).
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
     def output(self) -> str:

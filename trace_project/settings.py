@@ -105,6 +105,17 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Machine traffic (token-authenticated ingest: machine reports, tracking batches and the seed
+# tracker's route, OTLP) takes a lean path (trace_project/ingest_path.py): requests whose path
+# starts with one of INGEST_PATHS run through INGEST_MIDDLEWARE alone, async-native, with no
+# session, CSRF, messages or login machinery. Every other path keeps MIDDLEWARE.
+INGEST_PATHS = [
+    "/tm_api/dry_run/", "/tm_api/test_start/", "/tm_api/test_stop/", "/tm_api/batch/",
+    "/api/tracking/ingest/", "/tracking/",
+    "/v1/",  # OTLP/HTTP (/v1/traces)
+]
+INGEST_MIDDLEWARE = ["trace_project.ingest_path.SecurityHeaders"]
+
 ROOT_URLCONF = "trace_project.urls"
 ASGI_APPLICATION = "trace_project.asgi.application"
 WSGI_APPLICATION = None

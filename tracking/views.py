@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connections
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -20,7 +20,8 @@ from trace_project import jsonio, time_range
 from trace_project.access import dashboard_page
 from trace_project.errors import ErrorSerializer, error_body
 from trace_project.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
-from trace_project.workers import WorkerThreads, kept_connection
+from trace_project.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
+from trace_project.workers import WorkerThreads
 from tracking import services
 from tracking.models import Project
 from tracking.serializers import (
@@ -60,14 +61,30 @@ class SeedIngestView(APIView):
             "one waited TRACKING_INGEST_MAX_WAIT_SECONDS."
         ),
     )
-    def post(self, request, project_id):
+    @staticmethod
+    def parsed(request):
+        """(token, event) of the body, or the answer refusing it."""
         try:
-            token, event = parse_seed_event(request.data)
+            return parse_seed_event(request.data)
         except EventError as error:
             name, message = _event_error(error)
             if error.field == "project_token":
                 return _error("project_token is required.", "not_authenticated", 401)
             return _error(f"{name}: {message}", "invalid", 400, {name: [message]})
+
+    @classmethod
+    def check_on_the_loop(cls, view, request):
+        """A body that is not JSON: 400 on the event loop (DRF's rate check, which reads the
+        token from the body, answers it the same). The event's fields are checked after the
+        rate, on the ingest thread."""
+        request.data  # noqa: B018 - DRF's ParseError, answered as DRF does
+        return None
+
+    def post(self, request, project_id):
+        parsed = self.parsed(request)
+        if isinstance(parsed, Response):
+            return parsed
+        token, event = parsed
         try:
             project = Project.objects.filter(public_id=uuid.UUID(project_id)).first()
         except ValueError:
@@ -108,6 +125,11 @@ def _read_batch_body(request):
         raise ValidationError({"body": [f"Not valid JSON: {error}."]}) from None
 
 
+def _no_bearer_token():
+    return _error("Send the project token as 'Authorization: Bearer <token>'.",
+                  "not_authenticated", 401)
+
+
 class BatchIngestView(APIView):
     """This project's tracker: gzip'd JSON batches, token in the Authorization header."""
 
@@ -138,12 +160,23 @@ class BatchIngestView(APIView):
             "one waited TRACKING_INGEST_MAX_WAIT_SECONDS."
         ),
     )
-    def post(self, request):
+    @staticmethod
+    def presented_token(request):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return _error("Send the project token as 'Authorization: Bearer <token>'.",
-                          "not_authenticated", 401)
-        project = services.project_for_token(token.strip())
+            return None
+        return token.strip()
+
+    @classmethod
+    def check_on_the_loop(cls, view, request):
+        """No bearer token: 401 on the event loop, before any lookup."""
+        return _no_bearer_token() if cls.presented_token(request) is None else None
+
+    def post(self, request):
+        token = self.presented_token(request)
+        if token is None:
+            return _no_bearer_token()
+        project = services.project_for_token(token)
         if project is None:
             return _error("Unknown or rotated project token.", "authentication_failed", 403)
         read = _read_batch_body(request)
@@ -192,48 +225,41 @@ class BatchIngestView(APIView):
 ingest_threads = WorkerThreads("tracking-ingest", "TRACKING_INGEST_THREADS")
 
 
-def _on_ingest_thread(sync_view):
-    """The view on an ingest thread's own, kept database connection (trace_project.workers)."""
+def _ingest_view(view_class):
+    """The view, async: what needs no lookup is answered on the event loop (the view's
+    check_on_the_loop, by DRF's own code), the rest in one hop to where ingest runs best. How
+    many run at once, and how the others wait their turn, is tracking.ingest_queue's (in
+    front of Django, in asgi.py).
 
-    @functools.wraps(sync_view)
-    def view(request, *args, **kwargs):
-        with kept_connection():
-            return sync_view(request, *args, **kwargs)
-
-    return view
-
-
-@sync_to_async
-def _caller_in_transaction() -> bool:
-    return connection.in_atomic_block
-
-
-def _ingest_view(sync_view):
-    """The view, run where ingest runs best. How many run at once, and how the others wait
-    their turn, is tracking.ingest_queue's (in front of Django, in asgi.py).
-
-    On PostgreSQL the ingest runs on TRACKING_INGEST_THREADS threads of its own, so one
-    batch's database round trips overlap with the parsing of the next (SQLite serialises
-    writers anyway). A caller that already has a transaction open (a test's) keeps the ingest on
-    its own thread and connection, inside that transaction.
+    On PostgreSQL the ingest runs on TRACKING_INGEST_THREADS threads of their own, each with a
+    kept connection (trace_project.workers), so one batch's database round trips overlap with
+    the parsing of the next (SQLite serialises writers anyway: Django's sync thread). A caller
+    that already has a transaction open on this thread (a test's) keeps the ingest on its own
+    thread and connection, inside that transaction.
     """
+    sync_view = view_class.as_view()
     to_async = sync_to_async(sync_view)
-    on_ingest_thread = _on_ingest_thread(sync_view)
 
     @functools.wraps(sync_view)
     async def view(request, *args, **kwargs):
+        if called_from_sync_code():
+            return await to_async(request, *args, **kwargs)
+        body_read(request)
+        refusal = drf_answer(view_class, request, view_class.check_on_the_loop, **kwargs)
+        if refusal is not None:
+            return refusal
+        # An attribute read, no query: this thread's connection is a test's, or never used.
         if (settings.TRACKING_INGEST_THREADS > 0
                 and connections["default"].vendor == "postgresql"
-                and not await _caller_in_transaction()):
-            return await sync_to_async(on_ingest_thread, thread_sensitive=False,
-                                       executor=ingest_threads.executor)(request, *args, **kwargs)
+                and not connections["default"].in_atomic_block):
+            return await on_pool(ingest_threads, sync_view, request, *args, **kwargs)
         return await to_async(request, *args, **kwargs)
 
     return view
 
 
-seed_ingest = _ingest_view(SeedIngestView.as_view())
-batch_ingest = _ingest_view(BatchIngestView.as_view())
+seed_ingest = _ingest_view(SeedIngestView)
+batch_ingest = _ingest_view(BatchIngestView)
 
 
 # --- read API -----------------------------------------------------------------------------------

@@ -149,14 +149,14 @@ def test_live_socket_takes_frames_up_to_the_limit_and_closes_4009_above(socket_s
     assert json.loads(ws.recv()) == STORED
 
 
-def test_daphne_closes_1009_on_a_message_over_its_own_cap(socket_server):
-    """daphne's --websocket-max-message-size (16 MiB as we start it, 1 MiB unless given): the
-    application never sees such a frame, on any socket; under it, the trace consumer answers a
-    frame over TRACE_MAX_FRAME_BYTES (1 MiB) with its Error reply."""
-    from trace_project.devserver import DAPHNE_OPTIONS
+def test_the_server_closes_1009_on_a_message_over_its_own_cap(socket_server):
+    """The server's cap on websocket messages (16 MiB as trace_project.serve starts daphne or
+    uvicorn): the application never sees such a frame, on any socket; under it, the trace
+    consumer answers a frame over TRACE_MAX_FRAME_BYTES (1 MiB) with its Error reply."""
+    from trace_project.serve import WEBSOCKET_MAX_BYTES
 
     server = socket_server
-    cap = int(DAPHNE_OPTIONS[DAPHNE_OPTIONS.index("--websocket-max-message-size") + 1])
+    cap = int(WEBSOCKET_MAX_BYTES)
     ws = websocket.create_connection(server.ws_url + "/ws/trace/13", timeout=10)
     ws.send("x" * (1024 * 1024 + 1))
     assert json.loads(ws.recv())["message"].startswith("Error: frame of 1048577 bytes is over")

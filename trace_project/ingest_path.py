@@ -1,0 +1,196 @@
+"""The lean request path of machine traffic: ingest requests skip the browser's middleware.
+
+Machines (test machines, request trackers, trace and OTLP exporters) authenticate with tokens:
+they have no session, no CSRF cookie, no messages, no login to throttle. Django's full stack
+(settings.MIDDLEWARE) costs them nine sync middleware, each run on a thread of its own under
+ASGI (MiddlewareMixin.__acall__ hops twice per middleware), plus a thread per request made by
+ThreadSensitiveContext: about 2.4 ms per request, more than the work itself. So asgi.py sends
+requests whose path starts with one of settings.INGEST_PATHS to IngestHandler, a Django
+ASGIHandler whose chain is settings.INGEST_MIDDLEWARE (async-native middleware only), and every
+other request to Django's full handler. Pages and the read API keep the full stack.
+
+On the lean path:
+- the view is async: what needs neither the database nor a rate bucket (the Authorization
+  header's form, the body's JSON, its fields) is answered on the event loop by DRF's own code
+  (`drf_answer`), and the rest runs in one hop on a WorkerThreads pool (`on_pool`);
+- no session or CSRF cookie is ever set (the middleware that would are not in the chain);
+- the headers of SecurityMiddleware and XFrameOptionsMiddleware are still set (SecurityHeaders);
+- Django's request signals run on the event loop thread, which never holds a database connection
+  here (database work is on the pools' threads, with kept connections).
+"""
+
+import asyncio
+
+from asgiref.sync import AsyncToSync, markcoroutinefunction
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import ImproperlyConfigured, RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.exception import convert_exception_to_response
+from django.http import HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.urls import set_script_prefix, set_urlconf
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.log import log_response
+from django.utils.module_loading import import_string
+from rest_framework.exceptions import APIException
+
+from trace_project.workers import kept_connection
+
+
+def is_ingest_path(path: str) -> bool:
+    return path.startswith(tuple(settings.INGEST_PATHS))
+
+
+class ByPath:
+    """ASGI: HTTP requests to settings.INGEST_PATHS to `ingest`, the others to `full`."""
+
+    def __init__(self, ingest, full):
+        self.ingest = ingest
+        self.full = full
+        self.prefixes = tuple(settings.INGEST_PATHS)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
+            return await self.ingest(scope, receive, send)
+        return await self.full(scope, receive, send)
+
+
+class IngestHandler(ASGIHandler):
+    """Django's ASGI handler with settings.INGEST_MIDDLEWARE for a chain and no thread hop of
+    its own: no ThreadSensitiveContext (a thread per request), the request signals and the
+    error log line on the event loop instead of on threads.
+
+    Unlike Django's handler it does not cancel the view when the client disconnects: an ingest
+    write that started runs to its end on its pool thread either way."""
+
+    def load_middleware(self, is_async=True):
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        handler = convert_exception_to_response(self._get_response_async)
+        for path in reversed(settings.INGEST_MIDDLEWARE):
+            middleware = import_string(path)
+            if (not getattr(middleware, "async_capable", False)
+                    or (issubclass(middleware, MiddlewareMixin)
+                        and middleware.__acall__ is MiddlewareMixin.__acall__)):
+                raise ImproperlyConfigured(
+                    f"INGEST_MIDDLEWARE: {path} is not async-native (a MiddlewareMixin runs "
+                    "its hooks on a thread, two hops per request); wrap its hooks as "
+                    "trace_project.ingest_path.SecurityHeaders does.")
+            instance = middleware(handler)
+            for hook in ("process_view", "process_template_response", "process_exception"):
+                if hasattr(instance, hook):
+                    raise ImproperlyConfigured(f"INGEST_MIDDLEWARE: {path}.{hook} is not "
+                                               "supported on the lean path.")
+            handler = convert_exception_to_response(instance)
+        self._middleware_chain = handler
+
+    async def __call__(self, scope, receive, send):
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        # Django's receivers (reset_queries, close_old_connections) look at this thread's
+        # connections: the event loop thread has none on this path.
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        try:
+            if request is not None:
+                response = await self.run_get_response(request)
+            if not response.streaming and not response.has_header("Content-Length"):
+                response.headers["Content-Length"] = str(len(response.content))  # as CommonMiddleware
+            await self.send_response(response, send)
+        finally:
+            if response is not None:
+                response.close()  # request_finished, on this thread too
+            body_file.close()
+
+    async def get_response_async(self, request):
+        set_urlconf(settings.ROOT_URLCONF)
+        response = await self._middleware_chain(request)
+        response._resource_closers.append(request.close)
+        if response.status_code >= 400:
+            log_response("%s: %s", response.reason_phrase, request.path,
+                         response=response, request=request)
+        return response
+
+
+class SecurityHeaders:
+    """SecurityMiddleware (HTTPS redirect, HSTS, nosniff, Referrer-Policy,
+    Cross-Origin-Opener-Policy) and XFrameOptionsMiddleware, their hooks called on the event
+    loop: they only read settings and set headers."""
+
+    async_capable = True
+    sync_capable = False
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.security = SecurityMiddleware(get_response)
+        self.frames = XFrameOptionsMiddleware(get_response)
+        markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        response = self.security.process_request(request)
+        if response is None:
+            response = await self.get_response(request)
+        response = self.security.process_response(request, response)
+        return self.frames.process_response(request, response)
+
+
+# --- views of the lean path ---------------------------------------------------------------------
+
+def called_from_sync_code() -> bool:
+    """A test client or async_to_sync: that caller's thread holds the connection (and maybe the
+    transaction) the view must use, as Django would run a sync view."""
+    return getattr(AsyncToSync.executors, "current", None) is not None
+
+
+def drf_answer(view_class, request, check, **kwargs):
+    """Runs `check(view, drf_request)` on the event loop inside DRF's own machinery: an
+    APIException it raises (or a Response it returns) becomes the rendered answer DRF would
+    give, with the same body, status and headers; None (the check passed) lets the request
+    go on to the pool. The check must touch neither the database nor the network."""
+    view = view_class()
+    view.args, view.kwargs = (), kwargs
+    view.request = drf_request = view.initialize_request(request, **kwargs)
+    view.headers = view.default_response_headers
+    try:
+        view.format_kwarg = view.get_format_suffix(**kwargs)
+        neg = view.perform_content_negotiation(drf_request)
+        drf_request.accepted_renderer, drf_request.accepted_media_type = neg
+        answer = check(view, drf_request)
+        if answer is None:
+            return None
+    except APIException as exc:
+        answer = view.handle_exception(exc)
+    return rendered(view.finalize_response(drf_request, answer))
+
+
+def rendered(response) -> HttpResponse:
+    """A DRF Response as a plain HttpResponse, rendered where it is (so that Django does not
+    hop to a thread to render it)."""
+    if hasattr(response, "render"):
+        response.render()
+        return HttpResponse(response.content, status=response.status_code,
+                            headers=dict(response.items()))
+    return response
+
+
+async def on_pool(pool, view, request, *args, **kwargs):
+    """One hop: `view` (a sync view) on a WorkerThreads pool, on the thread's kept database
+    connection, its response rendered there."""
+
+    def run():
+        with kept_connection():
+            return rendered(view(request, *args, **kwargs))
+
+    return await asyncio.get_running_loop().run_in_executor(pool.executor, run)
+
+
+def body_read(request) -> bytes:
+    """The request's body, read now (on the event loop: daphne and uvicorn hand it over whole),
+    so that DRF can parse it here and again on the pool's thread."""
+    return request.body
