@@ -119,7 +119,7 @@ def main():
     psql(f"CREATE DATABASE {database}", pg)
     env = {"DATABASE_URL": f"{pg}/{database}", "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
            "SECRET_KEY": "bench-only-" + "x" * 40, "ENV_FILE": "", "DEBUG": "False",
-           "TM_ALLOW_ANONYMOUS_MACHINES": "False"}
+           "TM_ALLOW_ANONYMOUS_MACHINES": "False", "STATIC_MANIFEST": "False"}
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT,
                        env={**os.environ, **env}, check=True)
@@ -139,7 +139,7 @@ def main():
         }
         for name in args.servers.split(","):
             hello = HelloServer(name)
-            project = Server(env, server=name).start()
+            project = Server(env, server=name, access_log=False).start()
             try:
                 hello_case = ("GET", "/", None, {}, 200)
                 results = {"hello world (no middleware)": []}

@@ -23,10 +23,13 @@ REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n"
                    b"content-length: 0\r\n\r\n")
 
 
+DEFAULT_TIMEOUT_SECONDS = 20.0  # settings.py's default, for an application without the setting
+
+
 def header_timeout_seconds() -> float:
     from django.conf import settings
 
-    return settings.HTTP_HEADER_TIMEOUT_SECONDS
+    return getattr(settings, "HTTP_HEADER_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
 
 
 class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):

@@ -1,5 +1,6 @@
-"""trace_project/daphne_requests.py: what it changes in daphne and Twisted, against a real daphne,
-and a loud failure if the Twisted internals it hooks change."""
+"""trace_project/daphne_requests.py (daphne) and trace_project/uvicorn_protocol.py (uvicorn): the
+header deadline and bodies left to Django, against each real server; and a loud failure if the
+Twisted or uvicorn internals they hook change."""
 
 import socket
 import threading
@@ -18,6 +19,17 @@ def test_the_twisted_hooks_the_header_deadline_needs_exist():
     for hook in ("dataReceived", "allHeadersReceived", "allContentReceived", "connectionLost",
                  "lineReceived"):
         assert callable(getattr(http.HTTPChannel, hook, None)), hook
+
+
+SERVERS = ["uvicorn", "daphne"]
+
+
+def test_the_uvicorn_hooks_the_header_deadline_needs_exist():
+    """If this fails, uvicorn changed its httptools protocol: uvicorn_protocol must be revisited."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    for hook in ("connection_made", "on_message_begin", "on_headers_complete", "connection_lost"):
+        assert callable(getattr(HttpToolsProtocol, hook, None)), hook
 
 
 def slow_client(port, results, index, every=0.4, lines=40):
@@ -41,8 +53,9 @@ def slow_client(port, results, index, every=0.4, lines=40):
         sock.close()
 
 
-def test_slow_headers_are_closed_with_408_and_others_are_served(server_factory):
-    server = server_factory(HTTP_HEADER_TIMEOUT_SECONDS="2")
+@pytest.mark.parametrize("server_name", SERVERS)
+def test_slow_headers_are_closed_with_408_and_others_are_served(server_factory, server_name):
+    server = server_factory(HTTP_HEADER_TIMEOUT_SECONDS="2", MONITOR_SERVER=server_name)
     results = [None] * 30
     clients = [threading.Thread(target=slow_client, args=(server.port, results, index))
                for index in range(len(results))]
@@ -64,3 +77,28 @@ def test_slow_headers_are_closed_with_408_and_others_are_served(server_factory):
         response = session.post(server.url + "/api/tracking/ingest/", data=b"x" * 100_000,
                                 headers={"Content-Type": "application/json"}, timeout=10)
         assert response.status_code in (400, 401)
+
+
+@pytest.mark.parametrize("server_name", SERVERS)
+def test_a_connection_that_sends_nothing_is_closed_after_the_deadline(server_factory,
+                                                                     server_name):
+    server = server_factory(HTTP_HEADER_TIMEOUT_SECONDS="1", MONITOR_SERVER=server_name)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # and no more
+        answer = sock.recv(1000)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+
+
+@pytest.mark.parametrize("server_name", SERVERS)
+def test_a_malformed_multipart_body_reaches_django(server_factory, server_name):
+    """Neither server parses (or refuses) a form body itself: the API answers in its shape."""
+    server = server_factory(MONITOR_SERVER=server_name)
+    response = requests.post(f"{server.url}/tracking/0f1e2d3c-0000-0000-0000-000000000000",
+                             data=b"--b--", headers={
+                                 "Content-Type": "multipart/form-data; boundary=b"}, timeout=10)
+    assert response.status_code in (400, 401)  # as Django's parser reads it: no token in it
+    assert response.headers["Content-Type"] == "application/json"
+    assert {"detail", "code"} <= set(response.json())
