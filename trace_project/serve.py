@@ -1,12 +1,13 @@
-"""Starts the web server: `python -m trace_project.serve [--host H] [--port P] [--proxy-headers]`.
+"""Starts the web server: `python -m trace_project.serve [-b HOST] [-p PORT] [--proxy-headers]`.
 
 The one place that knows the command line of each ASGI server this project runs under (the
 Procfile, the Dockerfile, trace_project.devserver for tests and benchmarks):
 
 - MONITOR_SERVER: `uvicorn` (the default: measured cheaper per request, bench/http_floor.py)
-  with uvloop, httptools and websockets, or `daphne`;
-- WEB_CONCURRENCY: server processes sharing the listening socket (one per core in production;
-  the kernel spreads the connections). 1 by default.
+  with uvloop, httptools and websockets (its Sans-I/O protocol; the legacy one is deprecated),
+  or `daphne`;
+- WEB_CONCURRENCY: server processes sharing the listening socket (one per core in production:
+  `auto`; the kernel spreads the connections among them). 1 by default.
 
 `--print` prints the command line instead of running it.
 """
@@ -34,11 +35,13 @@ def chosen_server(name: str | None = None) -> str:
 
 
 def web_concurrency() -> int:
-    raw = os.environ.get("WEB_CONCURRENCY", "1")
+    raw = os.environ.get("WEB_CONCURRENCY", "1").strip().lower()
+    if raw == "auto":
+        return len(os.sched_getaffinity(0))
     try:
         workers = int(raw)
     except ValueError:
-        raise SystemExit(f"WEB_CONCURRENCY must be a whole number, not {raw!r}") from None
+        raise SystemExit(f"WEB_CONCURRENCY must be a whole number or auto, not {raw!r}") from None
     if workers < 1:
         raise SystemExit(f"WEB_CONCURRENCY must be at least 1, not {workers}")
     return workers
@@ -51,7 +54,7 @@ def command(server: str, host: str, port: int, *, workers: int = 1, proxy_header
     if server == "uvicorn":
         argv = [sys.executable, "-m", "uvicorn", application, "--host", host, "--port", str(port),
                 "--loop", "uvloop", "--http", "trace_project.uvicorn_protocol:HttpToolsProtocol",
-                "--ws", "websockets", "--ws-max-size", WEBSOCKET_MAX_BYTES,
+                "--ws", "websockets-sansio", "--ws-max-size", WEBSOCKET_MAX_BYTES,
                 # As daphne: no per-message compression (CPU per frame for every socket).
                 "--ws-per-message-deflate", "False",
                 # Django has no lifespan events.
@@ -96,10 +99,11 @@ def run_daphnes(host: str, port: int, workers: int, proxy_headers: bool) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("-b", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=8000)
     parser.add_argument("--server", choices=SERVERS, help="default: MONITOR_SERVER, else uvicorn")
-    parser.add_argument("--workers", type=int, help="default: WEB_CONCURRENCY, else 1")
+    parser.add_argument("--workers", type=int, help="default: WEB_CONCURRENCY (a number, or auto: "
+                                                    "one per core), else 1")
     parser.add_argument("--proxy-headers", action="store_true",
                         help="trust X-Forwarded-For/-Proto (behind the proxy)")
     parser.add_argument("--access-log", action="store_true",
