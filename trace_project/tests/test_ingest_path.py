@@ -148,3 +148,17 @@ def test_websockets_take_traces_under_each_server(served):
                         {"type": "TRACE_END", "timestamp": 3, "group_id": "t"}]))
     assert json.loads(ws.recv()) == {"message": "Trace stored. Closing the connection"}
     ws.close()
+
+
+@pytest.mark.unit
+async def test_an_unknown_path_under_an_ingest_prefix_is_a_plain_404_without_cookies(settings):
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    for path, content_type in (("/tracking/a/b", b"application/json"),
+                               ("/v1/nothing-here", b"text/html; charset=utf-8")):
+        communicator = HttpCommunicator(application, "GET", path,
+                                        headers=[(b"host", b"127.0.0.1")])
+        response = await communicator.get_response()
+        headers = dict(response["headers"])
+        assert response["status"] == 404, path
+        assert headers[b"Content-Type"] == content_type
+        assert b"Set-Cookie" not in headers
