@@ -5,6 +5,8 @@ minute: bench/hello_project (Django 5.2, one view, no middleware) under that ser
 baseline; against it, the project under the same server on PostgreSQL + Redis, answering
 - `POST /tm_api/test_start/` with a malformed JSON body and a valid machine token: the 400 of
   the ingest path (the issue's target: at least 0.7 x hello world);
+- `POST /tm_api/test_start/` with a JSON body missing fields: a 400 after the token's lookup and
+  rate check, in the write thread: the whole request machinery of a report without its write;
 - `POST /tracking/<id>` with a malformed body: the seed tracker's route, same kind of 400;
 - `GET /healthz` and `GET /no-such-page` (a 404 through the full stack), for information.
 8 clients, each on one keep-alive connection, one request at a time; rounds are interleaved
@@ -119,7 +121,9 @@ def main():
     psql(f"CREATE DATABASE {database}", pg)
     env = {"DATABASE_URL": f"{pg}/{database}", "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
            "SECRET_KEY": "bench-only-" + "x" * 40, "ENV_FILE": "", "DEBUG": "False",
-           "TM_ALLOW_ANONYMOUS_MACHINES": "False", "STATIC_MANIFEST": "False"}
+           "TM_ALLOW_ANONYMOUS_MACHINES": "False", "STATIC_MANIFEST": "False",
+           # The token's bucket is checked in Redis on every report, never empty here.
+           "RATE_LIMIT_MACHINE_TOKEN": "1000000"}
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT,
                        env={**os.environ, **env}, check=True)
@@ -130,6 +134,9 @@ def main():
         cases = {
             "ingest 400 (test_start, malformed body)": (
                 "POST", "/tm_api/test_start/", MALFORMED,
+                {**json_headers, "Authorization": f"Token {token}"}, 400),
+            "ingest 400 after token + rate (bad field)": (
+                "POST", "/tm_api/test_start/", b'{"machine_name": "m1"}',
                 {**json_headers, "Authorization": f"Token {token}"}, 400),
             "seed tracker route 400 (malformed body)": (
                 "POST", "/tracking/00000000-0000-0000-0000-000000000000", MALFORMED,

@@ -10,7 +10,9 @@ The two processes share one listening socket: `uvicorn --workers 2` (trace_proje
 production runs with WEB_CONCURRENCY=2) binds it once and each worker accepts from it, so the
 kernel hands each new connection to whichever process accepts first. No balancer process: on
 a 2-core machine a proxy in the middle would take CPU from the servers and measure itself.
-With keep-alive clients the split is per connection; the per-process CPU shows how even it was.
+With keep-alive clients the split is per connection; the per-process CPU shows how even it was,
+and the machine's busy cores (all processes, from /proc/stat) and PostgreSQL's CPU per request
+show whether the machine itself was the limit.
 
     flock /tmp/h13/bench.lock .venv/bin/python bench/scaling.py [--seconds 15] [--machines 8]
         [--server uvicorn|daphne]
@@ -59,6 +61,26 @@ def cpu_seconds(pid) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def postgres_seconds() -> float:
+    """CPU of every PostgreSQL process on this machine (the server's backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    total += cpu_seconds(int(entry.name))
+            except OSError:
+                pass
+    return total
+
+
 def percentile(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(q / 100 * len(values)))] if values else float("nan")
@@ -101,6 +123,7 @@ def run(server, tokens, seconds):
     latencies = []
     pids = process_tree(server.process.pid)
     before = {pid: cpu_seconds(pid) for pid in pids}
+    ticks, pg = machine_ticks(), postgres_seconds()
 
     async def all_machines():
         await asyncio.gather(*(machine(server.url, f"bench-{n}", token, seconds, latencies)
@@ -110,7 +133,10 @@ def run(server, tokens, seconds):
     asyncio.run(all_machines())
     elapsed = time.monotonic() - started
     cpu = [cpu_seconds(pid) - before[pid] for pid in pids]
-    return len(latencies) / elapsed, latencies, cpu
+    busy, total = (after - first for after, first in zip(machine_ticks(), ticks))
+    machine = {"busy cores": busy / total * os.cpu_count(),
+               "postgres": postgres_seconds() - pg}
+    return len(latencies) / elapsed, latencies, cpu, machine
 
 
 def main():
@@ -145,13 +171,15 @@ def main():
                 server.stop()
         print(f"\n{args.machines} machines, test_start + test_stop, {args.server}, "
               f"{args.seconds:g} s each, PostgreSQL + Redis")
-        for processes, (rate, latencies, cpu) in results.items():
-            per_request = sum(cpu) / max(len(latencies), 1) * 1000
+        for processes, (rate, latencies, cpu, machine) in results.items():
+            count = max(len(latencies), 1)
             split = " / ".join(f"{c:.1f}" for c in cpu if c > 0.05)
             print(f"  {processes} process{'es' if processes > 1 else '  '}: {rate:7.0f} req/s  "
                   f"p50 {percentile(latencies, 50) * 1000:6.1f} ms  "
                   f"p99 {percentile(latencies, 99) * 1000:6.1f} ms  "
-                  f"server CPU {per_request:.2f} ms/req (CPU s per process: {split})")
+                  f"server CPU {sum(cpu) / count * 1000:.2f} ms/req (s per process: {split}), "
+                  f"PostgreSQL {machine['postgres'] / count * 1000:.2f} ms/req, machine busy "
+                  f"{machine['busy cores']:.1f} of {os.cpu_count()} cores")
         print(f"  ratio 2-process/1-process: {results[2][0] / results[1][0]:.2f} x")
     finally:
         psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", pg)

@@ -15,6 +15,7 @@ Procfile, the Dockerfile, trace_project.devserver for tests and benchmarks):
 import argparse
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -79,22 +80,22 @@ def command(server: str, host: str, port: int, *, workers: int = 1, proxy_header
 
 
 def run_daphnes(host: str, port: int, workers: int, proxy_headers: bool) -> int:
-    """`workers` daphne processes accepting on one listening socket, bound here."""
-    listener = socket.create_server((host, port), reuse_port=False, backlog=2048)
+    """`workers` daphne processes accepting on one listening socket, bound here; SIGTERM and
+    SIGINT are passed on to them (docker stop, Ctrl-C), and this process ends when they have."""
+    listener = socket.create_server((host, port), backlog=2048)
     listener.set_inheritable(True)
     fd = listener.fileno()
     children = [subprocess.Popen(command("daphne", host, port, proxy_headers=proxy_headers,
                                          fd=fd), pass_fds=[fd]) for _ in range(workers)]
-    try:
-        return max(child.wait() for child in children)
-    except KeyboardInterrupt:
-        return 0
-    finally:
+
+    def pass_on(signum, frame):
         for child in children:
             if child.poll() is None:
-                child.terminate()
-        for child in children:
-            child.wait()
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, pass_on)
+    signal.signal(signal.SIGINT, pass_on)
+    return max(child.wait() for child in children)
 
 
 def main(argv=None) -> int:
