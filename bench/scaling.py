@@ -134,9 +134,8 @@ def run(server, tokens, seconds):
     elapsed = time.monotonic() - started
     cpu = [cpu_seconds(pid) - before[pid] for pid in pids]
     busy, total = (after - first for after, first in zip(machine_ticks(), ticks))
-    machine = {"busy cores": busy / total * os.cpu_count(),
-               "postgres": postgres_seconds() - pg}
-    return len(latencies) / elapsed, latencies, cpu, machine
+    usage = {"busy cores": busy / total * os.cpu_count(), "postgres": postgres_seconds() - pg}
+    return len(latencies) / elapsed, latencies, cpu, usage
 
 
 def main():
@@ -171,15 +170,15 @@ def main():
                 server.stop()
         print(f"\n{args.machines} machines, test_start + test_stop, {args.server}, "
               f"{args.seconds:g} s each, PostgreSQL + Redis")
-        for processes, (rate, latencies, cpu, machine) in results.items():
+        for processes, (rate, latencies, cpu, usage) in results.items():
             count = max(len(latencies), 1)
             split = " / ".join(f"{c:.1f}" for c in cpu if c > 0.05)
             print(f"  {processes} process{'es' if processes > 1 else '  '}: {rate:7.0f} req/s  "
                   f"p50 {percentile(latencies, 50) * 1000:6.1f} ms  "
                   f"p99 {percentile(latencies, 99) * 1000:6.1f} ms  "
                   f"server CPU {sum(cpu) / count * 1000:.2f} ms/req (s per process: {split}), "
-                  f"PostgreSQL {machine['postgres'] / count * 1000:.2f} ms/req, machine busy "
-                  f"{machine['busy cores']:.1f} of {os.cpu_count()} cores")
+                  f"PostgreSQL {usage['postgres'] / count * 1000:.2f} ms/req, machine busy "
+                  f"{usage['busy cores']:.1f} of {os.cpu_count()} cores")
         print(f"  ratio 2-process/1-process: {results[2][0] / results[1][0]:.2f} x")
     finally:
         psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", pg)

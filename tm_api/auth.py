@@ -5,10 +5,13 @@ DEBUG) a request without the header is let through as the seed's runner expects;
 is refused either way.
 """
 
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -33,6 +36,35 @@ def issue_token(name: str, machine=None) -> tuple[MachineToken, str]:
     return token, secret
 
 
+# Tokens found, by digest, each kept TM_TOKEN_CACHE_SECONDS: looking a token up (an ORM query
+# compiled anew each time) was most of a report's request machinery. A token deleted or saved in
+# this process is forgotten at once; in other server processes within that many seconds.
+_found: dict[str, tuple[float, MachineToken]] = {}
+FOUND_MOST = 10_000  # unknown tokens are never kept, so only real tokens fill it
+clock = time.monotonic
+
+
+def _token_for(digest: str):
+    now = clock()
+    hit = _found.get(digest)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    token = MachineToken.objects.select_related("machine").filter(digest=digest).first()
+    keep = settings.TM_TOKEN_CACHE_SECONDS
+    if token is not None and keep > 0:
+        if len(_found) >= FOUND_MOST:
+            _found.clear()
+        _found[digest] = (now + keep, token)
+    else:
+        _found.pop(digest, None)
+    return token
+
+
+@receiver([post_save, post_delete], sender=MachineToken)
+def _forget_token(sender, instance, **kwargs):
+    _found.pop(instance.digest, None)
+
+
 class MachineTokenAuthentication(BaseAuthentication):
     def authenticate(self, request):
         header = get_authorization_header(request).split()
@@ -46,16 +78,13 @@ class MachineTokenAuthentication(BaseAuthentication):
             secret = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("The machine token is not ASCII.") from None
-        token = (
-            MachineToken.objects.select_related("machine")
-            .filter(digest=token_digest(secret))
-            .first()
-        )
+        token = _token_for(token_digest(secret))
         if token is None:
             raise exceptions.AuthenticationFailed("Unknown machine token.")
         now = timezone.now()
         if token.last_used is None or now - token.last_used > LAST_USED_RESOLUTION:
             MachineToken.objects.filter(pk=token.pk).update(last_used=now)
+            token.last_used = now
         return AnonymousUser(), token
 
     def authenticate_header(self, request):

@@ -450,6 +450,9 @@ except (ValueError, _zoneinfo.ZoneInfoNotFoundError):
 TM_SILENCE_MINUTES = _read("int", "TM_SILENCE_MINUTES", 15)
 # Runs (with their tests and scripts) older than this are deleted by the prune_old_data job.
 TM_RUN_RETENTION_DAYS = _read("int", "TM_RUN_RETENTION_DAYS", 180)
+# Seconds a server process keeps a machine token it looked up; a token revoked elsewhere (another
+# process, manage.py machine_token revoke) is refused by every process within this time. 0: off.
+TM_TOKEN_CACHE_SECONDS = _read("float", "TM_TOKEN_CACHE_SECONDS", 10.0)
 # Threads per server process that run machine reports (dry run, start, stop), each with a pooled
 # database connection while it works; keep it below DATABASE_POOL_SIZE. 0: Django's own threads.
 TM_WRITE_THREADS = _read("int", "TM_WRITE_THREADS", 4)
