@@ -177,9 +177,9 @@ write_threads = WorkerThreads("tm-write", "TM_WRITE_THREADS")
 def machine_report_view(view_class):
     """A machine report, async: checked on the event loop, written in one hop.
 
-    What needs no database (the header's form, the body's JSON and fields) is answered on the
+    What needs no database (the header's form, a body that is not JSON) is answered on the
     event loop by DRF's own code (MachineReport.check_on_the_loop). The rest, the whole DRF view
-    (token lookup, rate, idempotency, the write), runs on one of TM_WRITE_THREADS threads, each
+    (token, rate, fields, idempotency, the write), runs on one of TM_WRITE_THREADS threads, each
     with a kept connection (trace_project.workers): Django's own threads meant a thread per
     request fighting for the GIL and for the DATABASE_POOL_SIZE connections. The view's live
     frames are handed to the event loop without waiting.

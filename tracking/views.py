@@ -50,17 +50,6 @@ class SeedIngestView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    @extend_schema(
-        operation_id="tracking_seed_ingest", tags=["tracking"], request=SeedEventSerializer,
-        responses={201: BatchResultSerializer, **ERRORS},
-        summary="Store one request from seed 001's client (rigidanalytics-tracker 2.0.5)",
-        description=(
-            "That client never retries, so a burst waits its turn instead of being refused "
-            "(docs/limits.md): 429 with Retry-After, nothing stored, only when "
-            "TRACKING_INGEST_MAX_WAITING requests already wait in this server process or this "
-            "one waited TRACKING_INGEST_MAX_WAIT_SECONDS."
-        ),
-    )
     @staticmethod
     def parsed(request):
         """(token, event) of the body, or the answer refusing it."""
@@ -80,6 +69,17 @@ class SeedIngestView(APIView):
         request.data  # noqa: B018 - DRF's ParseError, answered as DRF does
         return None
 
+    @extend_schema(
+        operation_id="tracking_seed_ingest", tags=["tracking"], request=SeedEventSerializer,
+        responses={201: BatchResultSerializer, **ERRORS},
+        summary="Store one request from seed 001's client (rigidanalytics-tracker 2.0.5)",
+        description=(
+            "That client never retries, so a burst waits its turn instead of being refused "
+            "(docs/limits.md): 429 with Retry-After, nothing stored, only when "
+            "TRACKING_INGEST_MAX_WAITING requests already wait in this server process or this "
+            "one waited TRACKING_INGEST_MAX_WAIT_SECONDS."
+        ),
+    )
     def post(self, request, project_id):
         parsed = self.parsed(request)
         if isinstance(parsed, Response):
@@ -137,6 +137,18 @@ class BatchIngestView(APIView):
     permission_classes = [AllowAny]
     parser_classes = []  # the body is read (and gunzipped) by _read_batch_body
 
+    @staticmethod
+    def presented_token(request):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return token.strip()
+
+    @classmethod
+    def check_on_the_loop(cls, view, request):
+        """No bearer token: 401 on the event loop, before any lookup."""
+        return _no_bearer_token() if cls.presented_token(request) is None else None
+
     @extend_schema(
         operation_id="tracking_batch_ingest", tags=["tracking"],
         # Explicit media type: the view has no parsers (it reads the body itself), so
@@ -160,18 +172,6 @@ class BatchIngestView(APIView):
             "one waited TRACKING_INGEST_MAX_WAIT_SECONDS."
         ),
     )
-    @staticmethod
-    def presented_token(request):
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        return token.strip()
-
-    @classmethod
-    def check_on_the_loop(cls, view, request):
-        """No bearer token: 401 on the event loop, before any lookup."""
-        return _no_bearer_token() if cls.presented_token(request) is None else None
-
     def post(self, request):
         token = self.presented_token(request)
         if token is None:
