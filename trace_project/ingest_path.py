@@ -20,8 +20,9 @@ On the lean path:
 """
 
 import asyncio
+import functools
 
-from asgiref.sync import AsyncToSync, markcoroutinefunction
+from asgiref.sync import AsyncToSync, iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import ImproperlyConfigured, RequestAborted
@@ -108,6 +109,25 @@ class IngestHandler(ASGIHandler):
                 response.close()  # request_finished, on this thread too
             body_file.close()
 
+    def make_view_atomic(self, view):
+        """A sync view on this path (one not yet made async for it) runs on a thread of the
+        default executor with a kept connection, rendered there: one hop. Django would run it on
+        the one thread shared by every sync call outside a ThreadSensitiveContext, where nothing
+        hands its connection back or drops it when broken."""
+        view = super().make_view_atomic(view)
+        if iscoroutinefunction(view):
+            return view
+
+        def run(request, *args, **kwargs):
+            with kept_connection():
+                return rendered(view(request, *args, **kwargs))
+
+        @functools.wraps(view)
+        async def on_a_thread(request, *args, **kwargs):
+            return await sync_to_async(run, thread_sensitive=False)(request, *args, **kwargs)
+
+        return on_a_thread
+
     async def get_response_async(self, request):
         set_urlconf(settings.ROOT_URLCONF)
         response = await self._middleware_chain(request)
@@ -174,8 +194,10 @@ def rendered(response) -> HttpResponse:
     hop to a thread to render it)."""
     if hasattr(response, "render"):
         response.render()
-        return HttpResponse(response.content, status=response.status_code,
-                            headers=dict(response.items()))
+        plain = HttpResponse(response.content, status=response.status_code,
+                             headers=dict(response.items()))
+        plain.cookies = response.cookies
+        return plain
     return response
 
 

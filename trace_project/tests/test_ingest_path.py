@@ -162,3 +162,38 @@ async def test_an_unknown_path_under_an_ingest_prefix_is_a_plain_404_without_coo
         assert response["status"] == 404, path
         assert headers[b"Content-Type"] == content_type
         assert b"Set-Cookie" not in headers
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+async def test_a_sync_view_on_an_ingest_path_runs_on_a_thread_with_its_connection_handed_back(
+        settings):
+    """A view not made async for the lean path still works there, off the event loop, and its
+    thread keeps no transaction open."""
+    import threading
+
+    from django.db import connection
+    from django.http import JsonResponse
+    from django.urls import path
+
+    seen = {}
+
+    def plain(request):
+        from tm_api.models import Machine
+
+        seen.update(thread=threading.current_thread().name, machines=Machine.objects.count(),
+                    session=hasattr(request, "session"))
+        return JsonResponse({"ok": True})
+
+    class urls:
+        urlpatterns = [path("v1/plain", plain)]
+
+    settings.ROOT_URLCONF = urls
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    communicator = HttpCommunicator(IngestHandler(), "GET", "/v1/plain",
+                                    headers=[(b"host", b"127.0.0.1")])
+    response = await communicator.get_response()
+    assert response["status"] == 200 and json.loads(response["body"]) == {"ok": True}
+    assert seen["machines"] == 0 and seen["session"] is False
+    assert seen["thread"] != threading.current_thread().name
+    assert not connection.in_atomic_block
