@@ -10,9 +10,11 @@ ASGIHandler whose chain is settings.INGEST_MIDDLEWARE (async-native middleware o
 other request to Django's full handler. Pages and the read API keep the full stack.
 
 On the lean path:
-- the view is async: what needs neither the database nor a rate bucket (the Authorization
-  header's form, the body's JSON, its fields) is answered on the event loop by DRF's own code
-  (`drf_answer`), and the rest runs in one hop on a WorkerThreads pool (`on_pool`);
+- the view is async: what needs no database (the Authorization header's form, a body that is
+  not JSON) is answered on the event loop by DRF's own code (`drf_answer`), and the rest runs in
+  one hop on a WorkerThreads pool (`on_pool`); a sync view is run in one hop too
+  (IngestHandler.make_view_atomic);
+- the paths are one list (settings.INGEST_PATHS): a new machine endpoint is added there;
 - no session or CSRF cookie is ever set (the middleware that would are not in the chain);
 - the headers of SecurityMiddleware and XFrameOptionsMiddleware are still set (SecurityHeaders);
 - Django's request signals run on the event loop thread, which never holds a database connection
@@ -38,10 +40,6 @@ from django.utils.module_loading import import_string
 from rest_framework.exceptions import APIException
 
 from trace_project.workers import kept_connection
-
-
-def is_ingest_path(path: str) -> bool:
-    return path.startswith(tuple(settings.INGEST_PATHS))
 
 
 class ByPath:
