@@ -18,6 +18,9 @@ test runs would mark that one unknown on the server).
 
 from __future__ import annotations
 
+import ast
+import functools
+import linecache
 import os
 import socket
 
@@ -168,18 +171,37 @@ def _status_of(report) -> str | None:
 
 
 def _source(item) -> str:
-    import inspect
-
     function = getattr(item, "function", None)
-    if function is None:
+    code = getattr(function, "__code__", None)
+    if code is None:
         return ""
+    end = _function_ends(code.co_filename).get(code.co_firstlineno)
+    if end is None:  # not a def of that file's syntax tree (generated, exec'd): ask inspect
+        import inspect
+
+        try:
+            return inspect.getsource(function)[:20000]
+        except (OSError, TypeError):
+            return ""
+    lines = linecache.getlines(code.co_filename)
+    return "".join(lines[code.co_firstlineno - 1:end])[:20000]
+
+
+@functools.lru_cache(maxsize=None)
+def _function_ends(filename: str) -> dict:
+    """{first line of each function (its first decorator's): its last line}, one parse per
+    file: inspect.getsource tokenizes the file again for every test (0.1 ms each)."""
     try:
-        return inspect.getsource(function)[:20000]
-    except (OSError, TypeError):
-        return ""
+        tree = ast.parse("".join(linecache.getlines(filename)))
+    except (SyntaxError, ValueError):
+        return {}
+    return {min([node.lineno, *(d.lineno for d in node.decorator_list)]): node.end_lineno
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
 def _warn(session, message, yellow=True):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_line(message, yellow=yellow, green=not yellow)

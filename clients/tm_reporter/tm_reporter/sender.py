@@ -43,7 +43,7 @@ class Retry(Exception):
 
 
 class BatchSender:
-    def __init__(self, reporter: Reporter, spool=None, interval=0.5, max_batch=500,
+    def __init__(self, reporter: Reporter, spool=None, interval=0.5, max_batch=250,
                  retries=3, connect_timeout=0.5):
         self.reporter = reporter
         self.spool = spool
@@ -90,7 +90,8 @@ class BatchSender:
     def finish(self, cap: float) -> None:
         """Send what is left while the server answers, for at most `cap` seconds (plus one
         connect timeout when a request is under way), then keep the rest on disk."""
-        self._deadline = time.monotonic() + cap
+        began = time.monotonic()
+        self._deadline = began + cap
         self._finishing = True
         self._wake.set()
         self._thread.join(cap + self.connect_timeout + 0.5)
@@ -106,9 +107,11 @@ class BatchSender:
                 logger.warning("tm-reporter: %s", self.problem)
                 self.lost = self._stops(left)
                 self.kept = 0
+                self.finish_seconds = time.monotonic() - began
                 return
         self.kept = self._stops(left)
         self.lost = 0 if self.spool is not None else self.kept
+        self.finish_seconds = time.monotonic() - began
         self.reporter.close()
 
     # --- the thread ---------------------------------------------------------------------------
@@ -302,6 +305,8 @@ class BatchSender:
         line = f"tm-reporter: {self.results_sent:,} results sent"
         if self.earlier_sent:
             line += f" ({self.earlier_sent:,} of them from an earlier session)"
+        if self.finish_seconds >= 0.5:
+            line += f", the last ones in {self.finish_seconds:.1f} s after the tests"
         if self.refused_count:
             line += f", {self.refused_count:,} reports refused by the server ({self.refused[0]})"
         if self.kept:
