@@ -150,9 +150,14 @@ class MachineReport:
 
     def pytest_sessionfinish(self, session):
         self.sender.finish(self.config.getoption("tm_finish_seconds"))
-        line = self.sender.summary(self.sender.spool.path if self.sender.spool else None)
-        _warn(session, line, yellow=bool(self.sender.kept or self.sender.lost
-                                          or self.sender.refused_count))
+        self.summary = self.sender.summary(self.sender.spool.path if self.sender.spool else None)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        # Here, not in sessionfinish: the summary starts on a line of its own.
+        sender = self.sender
+        terminalreporter.write_line(
+            self.summary, **({"yellow": True} if sender.kept or sender.lost
+                             or sender.refused_count else {"green": True}))
 
 
 def _status_of(report) -> str | None:
@@ -198,10 +203,3 @@ def _function_ends(filename: str) -> dict:
     return {min([node.lineno, *(d.lineno for d in node.decorator_list)]): node.end_lineno
             for node in ast.walk(tree)
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
-
-
-def _warn(session, message, yellow=True):
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.ensure_newline()
-        reporter.write_line(message, yellow=yellow, green=not yellow)

@@ -31,6 +31,20 @@ MAX_BACKOFF = 10.0
 _INDEX = re.compile(r"^reports\[(\d+)\]")
 
 
+def _why(error) -> str:
+    """A short reason from requests' nest of wrapped exceptions."""
+    text = str(error)
+    if "Read timed out" in text:
+        return "the server did not answer in time"
+    if "timed out" in text:
+        return "server unreachable (no connection in time)"
+    if "Connection refused" in text or "Errno 111" in text:
+        return "server unreachable (connection refused)"
+    if "Name or service not known" in text or "getaddrinfo" in text:
+        return "server unreachable (unknown host)"
+    return f"server unreachable ({type(error).__name__})"
+
+
 class Stop(Exception):
     """Sending is over for this session (no connection at the end, or the server refuses the
     token): keep the rest."""
@@ -224,7 +238,10 @@ class BatchSender:
         self._answer_error(batch, code, response)
 
     def _unreachable(self, error):
-        reason = f"server unreachable ({type(error).__name__})"
+        if self._finishing and time.monotonic() >= self._deadline - 0.01:
+            reason = "the time to send at the end (--tm-finish-seconds) ran out"
+        else:
+            reason = _why(error)
         return Stop(reason) if self._finishing else Retry(reason)
 
     def _answer_error(self, batch, code, response):
