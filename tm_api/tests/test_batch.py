@@ -261,3 +261,33 @@ def test_a_batch_through_a_real_server(asgi_server, settings):
                          headers={"Authorization": f"Token {secret}"},
                          timeout=10).json()["errors"] == {
         "reports[1]": ['Expected a dictionary of items but got type "int".']}
+
+
+def test_a_batch_reaches_a_watching_page_through_redis(server_factory, redis_url):
+    import requests
+    import websocket
+
+    server = server_factory(REDIS_URL=redis_url, DASHBOARDS_PUBLIC="True",
+                            TM_ALLOW_ANONYMOUS_MACHINES="True", REDIS_PREFIX="tm-batch-test")
+    url = server.url + "/tm_api/batch/"
+    assert requests.post(url, json={"machine_name": MACHINE, "reports": [dry_run()]},
+                         timeout=10).status_code == 200
+    machine = requests.get(server.url + "/tm_api/machines/", timeout=5).json()["results"][0]
+    last = websocket.create_connection(f"{server.ws_url}/ws/machine/{machine['id']}/last/",
+                                       timeout=10)
+    try:
+        reports = [start("a.py"), stop("a.py"), start("b.py"), stop("b.py", "failed"),
+                   start("c.py")]
+        assert requests.post(url, json={"machine_name": MACHINE, "reports": reports},
+                             timeout=10).json()["applied"] == 5
+        final = requests.get(f"{server.url}/tm_api/machine_last_data/{machine['id']}/",
+                             timeout=5).json()["last_master_scenario"]
+        while True:  # frames of the batch's changes, up to its final state
+            master = json.loads(last.recv())["machine_data"]["last_master_scenario"]
+            if master["tests_statistics"] == final["tests_statistics"]:
+                break
+        assert master["status"] == S.RUNNING
+        assert [(t["file_name"], t["status"]) for t in master["scenarios"][0]["tests"]] == [
+            ("a.py", S.PASSED), ("b.py", S.FAILED), ("c.py", S.RUNNING)]
+    finally:
+        last.close()
