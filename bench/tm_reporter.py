@@ -93,7 +93,7 @@ def main():
     parser.add_argument("--tests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2,
                         help="runs of each case, interleaved; the median is reported")
-    parser.add_argument("--finish-seconds", type=float, default=20,
+    parser.add_argument("--finish-seconds", type=float, default=10,
                         help="the plugin's --tm-finish-seconds (its default is 60)")
     args = parser.parse_args()
     pg = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
@@ -157,6 +157,11 @@ def main():
             print(f"  round {n}: {done} of {args.tests} results arrived by the session's end, "
                   f"{left} left waiting or running, {listed} tests in the run")
         print(f"  {lines['plugin']}")
+        sent, kept = (int(m.group(1).replace(",", "")) if m else 0 for m in (
+            re.search(r"([\d,]+) results sent", lines["plugin"]),
+            re.search(r"([\d,]+) kept in", lines["plugin"])))
+        print(f"  last round: {sent} acknowledged + {kept} kept in the spool = {sent + kept} of "
+              f"{args.tests} ({'none lost' if sent + kept == args.tests else 'SOME LOST'})")
         print(f"server down:             {server_down:6.2f} s  = {server_down - base:+.2f} s "
               f"against the baseline (target <= +1 s)  "
               f"({', '.join(f'{t:.2f}' for t in times['down'])})")

@@ -104,6 +104,8 @@ class BatchSender:
     def finish(self, cap: float) -> None:
         """Send what is left while the server answers, for at most `cap` seconds (plus one
         connect timeout when a request is under way), then keep the rest on disk."""
+        if self._thread is None:
+            self.start()
         began = time.monotonic()
         self._deadline = began + cap
         self._finishing = True
@@ -136,15 +138,20 @@ class BatchSender:
             if not self._finishing:
                 self._wake.wait(self.interval)
                 self._wake.clear()
-            with self._lock:
-                self._form_batches(everything=True)
             try:
                 while True:
                     with self._lock:
+                        # Before each request: what came meanwhile goes to the journal now.
+                        self._form_batches(everything=True)
                         if not self._pending:
                             break
                         batch = self._pending[0]
-                    self._send(batch)
+                    try:
+                        self._send(batch)
+                    except (ValueError, KeyError, TypeError, AttributeError) as error:
+                        # A 200 that is no answer of ours (a proxy's page): maybe applied, so
+                        # the same batch again later, with its key.
+                        raise Retry(f"unexpected answer from the server ({error})") from None
                     failures = 0
             except Stop as stop:
                 self.problem = str(stop)
