@@ -137,7 +137,6 @@ class Spool:
                     for batch in batches:
                         spool.write(json.dumps(batch, separators=(",", ":")) + "\n")
                     spool.flush()
-                    os.fsync(spool.fileno())
             if self._journal is not None:
                 self._journal.close()
                 self._journal = None
