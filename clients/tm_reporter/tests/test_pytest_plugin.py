@@ -102,6 +102,14 @@ def many_tests(count, prefix="test"):
     return "\n".join(f"def {prefix}_{n:04d}():\n    pass\n" for n in range(count))
 
 
+def runs_of(server, machine_name):
+    """The machine's runs, newest first."""
+    machines = requests.get(server.url + "/tm_api/machines/", timeout=5).json()["results"]
+    [machine] = [m for m in machines if m["machine_name"] == machine_name]
+    return requests.get(f"{server.url}/tm_api/machine_dry_run_datas/{machine['id']}",
+                        timeout=5).json()["results"]
+
+
 def statistics(run):
     return {k: v for k, v in run["tests_statistics"].items() if v}
 
@@ -141,10 +149,7 @@ def test_with_the_server_down_results_are_kept_and_sent_first_next_session(
     second.stdout.re_match_lines([
         rf"tm-reporter: 50 results sent \(30 of them from an earlier session\){AFTER}$"])
     # Sent before this session's dry run: the earlier run is complete, not superseded.
-    machines = requests.get(server.url + "/tm_api/machines/", timeout=5).json()["results"]
-    [machine] = [m for m in machines if m["machine_name"] == "rack"]
-    runs = requests.get(f"{server.url}/tm_api/machine_dry_run_datas/{machine['id']}",
-                        timeout=5).json()["results"]
+    runs = runs_of(server, "rack")
     assert [(r["tests_count"], statistics(r)) for r in runs] == [
         (20, {"passed": 20}), (30, {"passed": 30})]
     assert spool.read_text() == ""
@@ -187,10 +192,7 @@ def test_a_killed_session_leaves_its_reports_to_the_next(pytester, server_factor
     after = pytester.runpytest_subprocess(*RUN, "--tm-url", server.url, "--tm-machine", "rack")
     after.stdout.re_match_lines([
         rf"tm-reporter: 11 results sent \(10 of them from an earlier session\){AFTER}$"])
-    machines = requests.get(server.url + "/tm_api/machines/", timeout=5).json()["results"]
-    [machine] = [m for m in machines if m["machine_name"] == "rack"]
-    runs = requests.get(f"{server.url}/tm_api/machine_dry_run_datas/{machine['id']}",
-                        timeout=5).json()["results"]
+    runs = runs_of(server, "rack")
     # The killed run: its ten results, and its last test, never finished, marked unknown.
     assert [statistics(r) for r in runs] == [{"passed": 1}, {"passed": 10, "unknown": 1}]
     assert not list(tmp_path.glob("rack.jsonl.*.session"))
