@@ -196,3 +196,33 @@ def test_a_killed_session_leaves_its_reports_to_the_next(pytester, server_factor
     # The killed run: its ten results, and its last test, never finished, marked unknown.
     assert [statistics(r) for r in runs] == [{"passed": 1}, {"passed": 10, "unknown": 1}]
     assert not list(tmp_path.glob("rack.jsonl.*.session"))
+
+
+WATCHING_SUITE = many_tests(5, "test_early") + '''
+
+def test_sees_the_early_ones_on_the_server():
+    import os, time
+    import requests
+    url = os.environ["WATCH_URL"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        machines = requests.get(url + "/tm_api/machines/", timeout=5).json()["results"]
+        if machines:
+            run = requests.get(f"{url}/tm_api/machine_last_data/{machines[0]['id']}/",
+                               timeout=5).json()["last_master_scenario"]
+            if run["tests_statistics"]["passed"] == 5:
+                assert run["tests_statistics"]["running"] == 1  # this test, as it runs
+                return
+        time.sleep(0.1)
+    raise AssertionError("the first results never reached the server during the session")
+'''
+
+
+def test_results_reach_the_server_while_the_session_runs(pytester, server_factory,
+                                                         monkeypatch):
+    server = server_factory(TM_ALLOW_ANONYMOUS_MACHINES="True", DASHBOARDS_PUBLIC="True")
+    monkeypatch.setenv("WATCH_URL", server.url)
+    pytester.makepyfile(test_watching=WATCHING_SUITE)
+    result = pytester.runpytest_subprocess(*RUN, "--tm-url", server.url, "--tm-machine", "live")
+    result.assert_outcomes(passed=6)
+    assert statistics(last_run(server, "live")) == {"passed": 6}
