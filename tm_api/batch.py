@@ -43,7 +43,7 @@ class _Typed:
     def get_fields(self):
         fields = super().get_fields()
         fields["machine_name"].required = False
-        fields["machine_name"].help_text = "optional: the batch's machine_name if given"
+        fields["machine_name"].help_text = "optional; if given, the batch's machine (in any case)"
         return {"type": serializers.ChoiceField(choices=[self.report_type]), **fields}
 
 
