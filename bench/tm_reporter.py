@@ -10,7 +10,7 @@ the database: the run's tests that are no longer waiting or running) and the plu
 Targets (issue 13): every result arrives; the suite takes at most 1.2 x its time without the
 plugin; with the server down, at most a second more.
 
-    flock /tmp/h13/bench.lock .venv/bin/python bench/tm_reporter.py [--tests 2000] [--rounds 2]
+    .venv/bin/python bench/tm_reporter.py [--tests 2000] [--rounds 2] [--finish-seconds 10]
 
 Env: BENCH_PG (default postgres://postgres@127.0.0.1:5432), BENCH_REDIS_DB (default 13),
 BENCH_DB_NAME (default bench_tm_reporter_<pid>).
