@@ -213,13 +213,18 @@ class BatchSender:
                 self.results_sent += 1
                 self.earlier_sent += earlier
         with self._lock:
-            if self._pending and self._pending[0] is batch:
-                self._pending.popleft()
+            self._drop(batch)
         if self.spool is not None:
             try:
                 self.spool.answered(batch["key"])
             except OSError:
                 pass
+
+    def _drop(self, batch):
+        """`batch` is answered: out of the queue (unless finish() already took it to the spool,
+        where its key makes the next session's resend a replay)."""
+        if self._pending and self._pending[0] is batch:
+            self._pending.popleft()
 
     def _refuse(self, report, reason):
         self.refused_count += 1
@@ -270,7 +275,7 @@ class BatchSender:
                    if (m := _INDEX.match(name))}
             if bad:
                 with self._lock:
-                    self._pending.popleft()
+                    self._drop(batch)
                     for index in sorted(bad):
                         self._refuse(batch["reports"][index], detail)
                     rest = [r for i, r in enumerate(batch["reports"]) if i not in bad]
@@ -281,13 +286,13 @@ class BatchSender:
         for report in batch["reports"]:
             self._refuse(report, f"{code} {detail}")
         with self._lock:
-            self._pending.popleft()
+            self._drop(batch)
         return None
 
     def _split(self, batch):
         half = len(batch["reports"]) // 2
         with self._lock:
-            self._pending.popleft()
+            self._drop(batch)
             self._add_batch(batch["reports"][half:], front=True)
             self._add_batch(batch["reports"][:half], front=True)
 
