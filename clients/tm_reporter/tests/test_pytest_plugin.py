@@ -70,11 +70,159 @@ def test_the_plugin_is_off_without_tm_url(pytester):
     assert "tm-reporter:" not in result.stdout.str()
 
 
-def test_a_server_that_is_down_never_fails_the_tests(pytester):
+def test_a_server_that_is_down_never_fails_the_tests(pytester, tmp_path):
     pytester.makepyfile(test_one="def test_ok():\n    pass\n")
+    spool = tmp_path / "spool.jsonl"
     result = pytester.runpytest_subprocess(
         "-p", "no:django", "-p", "no:cacheprovider", "--tm-url", "http://127.0.0.1:9",
-        "--tm-timeout", "0.5", "--tm-retries", "0")
+        "--tm-spool", str(spool))
     result.assert_outcomes(passed=1)
     assert result.ret == 0
-    assert "tm-reporter: POST /tm_api/dry_run/ failed" in result.stdout.str()
+    result.stdout.fnmatch_lines([
+        f"tm-reporter: 0 results sent, 1 kept in {spool}, sent next session "
+        "(server unreachable (connection refused))"])
+
+
+# --- batches, the end of the session, the spool -------------------------------------------------
+
+RUN = ["-p", "no:django", "-p", "no:cacheprovider", "-p", "no:randomly"]
+# How long the end of the session took is said when it took a while (a loaded machine).
+AFTER = r"(, the last ones in [\d.]+ s after the tests)?"
+
+
+@pytest.fixture(autouse=True)
+def spool_dir(tmp_path, monkeypatch):
+    """The default spool of the sessions these tests start: never the developer's ~/.cache."""
+    directory = tmp_path / "spool"
+    monkeypatch.setenv("TM_SPOOL_DIR", str(directory))
+    return directory
+
+
+def many_tests(count, prefix="test"):
+    return "\n".join(f"def {prefix}_{n:04d}():\n    pass\n" for n in range(count))
+
+
+def runs_of(server, machine_name):
+    """The machine's runs, newest first."""
+    machines = requests.get(server.url + "/tm_api/machines/", timeout=5).json()["results"]
+    [machine] = [m for m in machines if m["machine_name"] == machine_name]
+    return requests.get(f"{server.url}/tm_api/machine_dry_run_datas/{machine['id']}",
+                        timeout=5).json()["results"]
+
+
+def statistics(run):
+    return {k: v for k, v in run["tests_statistics"].items() if v}
+
+
+def test_every_result_of_a_few_hundred_fast_tests_arrives(pytester, server_factory):
+    server = server_factory(TM_ALLOW_ANONYMOUS_MACHINES="True", DASHBOARDS_PUBLIC="True")
+    pytester.makepyfile(test_many=many_tests(400))
+    result = pytester.runpytest_subprocess(*RUN, "--tm-url", server.url, "--tm-machine", "fast")
+    result.assert_outcomes(passed=400)
+    result.stdout.re_match_lines([rf"tm-reporter: 400 results sent{AFTER}$"])
+    run = last_run(server, "fast")
+    assert run["tests_count"] == 400 and statistics(run) == {"passed": 400}
+    assert run["status"] == "passed"
+
+
+def test_with_the_server_down_results_are_kept_and_sent_first_next_session(
+        pytester, server_factory, tmp_path):
+    from trace_project.devserver import free_port
+
+    spool = tmp_path / "kept" / "rack.jsonl"
+    down = f"http://127.0.0.1:{free_port()}"
+    pytester.makepyfile(test_first=many_tests(30, "test_first"))
+    first = pytester.runpytest_subprocess(*RUN, "--tm-url", down, "--tm-machine", "rack",
+                                          "--tm-spool", str(spool))
+    first.assert_outcomes(passed=30)
+    first.stdout.fnmatch_lines([f"tm-reporter: 0 results sent, 30 kept in {spool}, "
+                                "sent next session (server unreachable (connection refused))"])
+    assert spool.read_text().count('"test_stop"') == 30
+
+    # The same spool reaches the server that is up now, whatever its address.
+    server = server_factory(TM_ALLOW_ANONYMOUS_MACHINES="True", DASHBOARDS_PUBLIC="True")
+    (pytester.path / "test_first.py").unlink()
+    pytester.makepyfile(test_second=many_tests(20, "test_second"))
+    second = pytester.runpytest_subprocess(*RUN, "--tm-url", server.url, "--tm-machine", "rack",
+                                           "--tm-spool", str(spool))
+    second.assert_outcomes(passed=20)
+    second.stdout.re_match_lines([
+        rf"tm-reporter: 50 results sent \(30 of them from an earlier session\){AFTER}$"])
+    # Sent before this session's dry run: the earlier run is complete, not superseded.
+    runs = runs_of(server, "rack")
+    assert [(r["tests_count"], statistics(r)) for r in runs] == [
+        (20, {"passed": 20}), (30, {"passed": 30})]
+    assert spool.read_text() == ""
+    third = pytester.runpytest_subprocess(*RUN, "--tm-url", server.url, "--tm-machine", "rack",
+                                          "--tm-spool", str(spool))
+    third.stdout.re_match_lines([rf"tm-reporter: 20 results sent{AFTER}$"])
+
+
+KILLED_SUITE = many_tests(10, "test_before") + '''
+
+def test_killed():
+    import glob, os, signal, time
+    spool = os.environ["TM_SPOOL"]
+    deadline = time.monotonic() + 60
+    # Until the sender has written the last stop before this test to its journal.
+    while time.monotonic() < deadline:
+        journals = "".join(open(p).read() for p in glob.glob(spool + ".*.session"))
+        if journals.count('"test_stop"') == 10:
+            break
+        time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def test_a_killed_session_leaves_its_reports_to_the_next(pytester, server_factory, tmp_path,
+                                                        monkeypatch):
+    from trace_project.devserver import free_port
+
+    spool = tmp_path / "rack.jsonl"
+    monkeypatch.setenv("TM_SPOOL", str(spool))
+    pytester.makepyfile(test_killed=KILLED_SUITE)
+    killed = pytester.runpytest_subprocess(*RUN, "--tm-url", f"http://127.0.0.1:{free_port()}",
+                                           "--tm-machine", "rack", timeout=120)
+    assert killed.ret == -9 and "tm-reporter:" not in killed.stdout.str()
+    assert len(list(tmp_path.glob("rack.jsonl.*.session"))) == 1
+
+    server = server_factory(TM_ALLOW_ANONYMOUS_MACHINES="True", DASHBOARDS_PUBLIC="True")
+    (pytester.path / "test_killed.py").unlink()
+    pytester.makepyfile(test_after="def test_after():\n    pass\n")
+    after = pytester.runpytest_subprocess(*RUN, "--tm-url", server.url, "--tm-machine", "rack")
+    after.stdout.re_match_lines([
+        rf"tm-reporter: 11 results sent \(10 of them from an earlier session\){AFTER}$"])
+    runs = runs_of(server, "rack")
+    # The killed run: its ten results, and its last test, never finished, marked unknown.
+    assert [statistics(r) for r in runs] == [{"passed": 1}, {"passed": 10, "unknown": 1}]
+    assert not list(tmp_path.glob("rack.jsonl.*.session"))
+
+
+WATCHING_SUITE = many_tests(5, "test_early") + '''
+
+def test_sees_the_early_ones_on_the_server():
+    import os, time
+    import requests
+    url = os.environ["WATCH_URL"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        machines = requests.get(url + "/tm_api/machines/", timeout=5).json()["results"]
+        if machines:
+            run = requests.get(f"{url}/tm_api/machine_last_data/{machines[0]['id']}/",
+                               timeout=5).json()["last_master_scenario"]
+            if run["tests_statistics"]["passed"] == 5:
+                assert run["tests_statistics"]["running"] == 1  # this test, as it runs
+                return
+        time.sleep(0.1)
+    raise AssertionError("the first results never reached the server during the session")
+'''
+
+
+def test_results_reach_the_server_while_the_session_runs(pytester, server_factory,
+                                                         monkeypatch):
+    server = server_factory(TM_ALLOW_ANONYMOUS_MACHINES="True", DASHBOARDS_PUBLIC="True")
+    monkeypatch.setenv("WATCH_URL", server.url)
+    pytester.makepyfile(test_watching=WATCHING_SUITE)
+    result = pytester.runpytest_subprocess(*RUN, "--tm-url", server.url, "--tm-machine", "live")
+    result.assert_outcomes(passed=6)
+    assert statistics(last_run(server, "live")) == {"passed": 6}

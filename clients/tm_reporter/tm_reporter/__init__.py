@@ -2,6 +2,8 @@
 
 - `Reporter`: the HTTP client (timeouts, retries with backoff, token).
 - `BackgroundReporter`: the same calls queued to a thread, so tests never wait for the server.
+- `tm_reporter.sender.BatchSender`: reports sent in batches to /tm_api/batch/ from a thread,
+  what is left at the end kept in a `tm_reporter.spool.Spool` for the next session.
 - `tm_reporter.machine`: a virtual testing machine (dry pass, then start/stop per test).
 - `tm_reporter.pytest_plugin`: `pytest --tm-url URL --tm-machine NAME`.
 """

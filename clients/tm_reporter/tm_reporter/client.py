@@ -56,7 +56,7 @@ class Reporter:
         )
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
-        self.session.headers["User-Agent"] = "tm-reporter/1.0"
+        self.session.headers["User-Agent"] = "tm-reporter/1.1"
         if token:
             self.session.headers["Authorization"] = f"Token {token}"
 

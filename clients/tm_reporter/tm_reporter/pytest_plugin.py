@@ -2,10 +2,14 @@
 Monitor's test-machine pages.
 
 Inactive unless --tm-url is given. The collected tests are sent as one dry run (scenario = test
-module, test = the rest of its node id), then a start and a stop per test, from a background
-thread so the session never waits for the network. Outcomes: passed -> passed, failed in the
-test -> failed, failed in setup/teardown -> error, skipped -> warning, xfail -> passed,
-strict xpass -> failed.
+module, test = the rest of its node id), then a start and a stop per test. Outcomes: passed ->
+passed, failed in the test -> failed, failed in setup/teardown -> error, skipped -> warning,
+xfail -> passed, strict xpass -> failed.
+
+Reports go to a background sender (tm_reporter.sender) that posts them in batches every half
+second: a test never waits for the network. At the end of the session the sender goes on while
+the server answers, for at most --tm-finish-seconds, and what it could not send is kept in a
+spool file (tm_reporter.spool) that the next session sends first. One line says what happened.
 
 With pytest-xdist only the controller reports (workers never do), and since tests then run in
 parallel, each test's start and stop are sent together when it finishes (a start while another
@@ -14,12 +18,20 @@ test runs would mark that one unknown on the server).
 
 from __future__ import annotations
 
+import ast
+import functools
+import linecache
 import os
 import socket
 
 import pytest
 
-from tm_reporter.client import BackgroundReporter, Reporter, tree, utc_now
+from tm_reporter.client import Reporter, tree, utc_now
+from tm_reporter.sender import BatchSender
+from tm_reporter.spool import Spool, default_path
+
+# The server's limits on names (longer ones would make the whole batch a 400).
+MAX_FILE_NAME, MAX_FILE_PATH = 256, 1024
 
 
 def pytest_addoption(parser):
@@ -32,9 +44,23 @@ def pytest_addoption(parser):
                          "else the host name)")
     group.addoption("--tm-token", default=os.environ.get("TM_TOKEN"),
                     help="machine token (default: $TM_TOKEN)")
-    group.addoption("--tm-timeout", type=float, default=10.0, help="seconds per request")
+    group.addoption("--tm-timeout", type=float, default=10.0,
+                    help="seconds to wait for an answer (default 10)")
+    group.addoption("--tm-connect-timeout", type=float, default=0.5,
+                    help="seconds to wait for a connection (default 0.5): what a server that "
+                         "is down can add to the session's end")
     group.addoption("--tm-retries", type=int, default=3,
-                    help="retries per request, with exponential backoff")
+                    help="while the session runs, a batch that failed is tried again after "
+                         "0.5, 1, 2... s this many times, then every 10 s (default 3)")
+    group.addoption("--tm-finish-seconds", type=float,
+                    default=float(os.environ.get("TM_FINISH_SECONDS") or 60),
+                    help="at the end of the session, keep sending while the server answers "
+                         "for at most this long (default: $TM_FINISH_SECONDS, else 60); the "
+                         "rest is kept in the spool")
+    group.addoption("--tm-spool", default=os.environ.get("TM_SPOOL"),
+                    help="file keeping what could not be sent, sent first by the next session "
+                         "(default: $TM_SPOOL, else one file per server and machine under "
+                         "$TM_SPOOL_DIR or ~/.cache/tm-reporter)")
 
 
 def pytest_configure(config):
@@ -42,22 +68,23 @@ def pytest_configure(config):
     if not url or hasattr(config, "workerinput"):  # off, or an xdist worker
         return
     machine = config.getoption("tm_machine") or socket.gethostname()
+    # No retries inside a request: the sender retries a batch itself, and never at the end.
     reporter = Reporter(url, machine, config.getoption("tm_token"),
-                        timeout=config.getoption("tm_timeout"),
-                        retries=config.getoption("tm_retries"))
-    config.pluginmanager.register(
-        MachineReport(config, BackgroundReporter(reporter)), "tm_reporter_session"
-    )
+                        timeout=config.getoption("tm_timeout"), retries=0)
+    spool = Spool(config.getoption("tm_spool") or default_path(url, machine))
+    sender = BatchSender(reporter, spool, retries=config.getoption("tm_retries"),
+                         connect_timeout=config.getoption("tm_connect_timeout")).start()
+    config.pluginmanager.register(MachineReport(config, sender), "tm_reporter_session")
 
 
 def split_node_id(nodeid: str) -> tuple[str, str]:
     """'pkg/test_x.py::TestA::test_b[1]' -> ('pkg/test_x.py', 'TestA::test_b[1]')."""
     module, _, rest = nodeid.partition("::")
-    return module, rest or module
+    return module[:MAX_FILE_PATH], (rest or module)[:MAX_FILE_NAME]
 
 
 class MachineReport:
-    def __init__(self, config, sender: BackgroundReporter):
+    def __init__(self, config, sender: BatchSender):
         self.config = config
         self.sender = sender
         self.parallel = bool(getattr(config.option, "dist", "no") not in (None, "no")
@@ -80,11 +107,11 @@ class MachineReport:
         root = str(self.config.rootpath)
         master = tree(os.path.dirname(root), os.path.basename(root),
                       "pytest " + " ".join(self.config.invocation_params.args), [
-                          tree(os.path.dirname(module) or ".", os.path.basename(module), "",
-                               tests, "tests")
+                          tree((os.path.dirname(module) or ".")[:MAX_FILE_PATH],
+                               os.path.basename(module)[:MAX_FILE_NAME], "", tests, "tests")
                           for module, tests in scenarios.items()
                       ], "scenarios")
-        self.sender.dry_run(master)
+        self.sender.put({"type": "dry_run", "timestamp": utc_now(), "master_scenario": master})
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session):
@@ -100,7 +127,11 @@ class MachineReport:
     def pytest_runtest_logstart(self, nodeid, location):
         self.started[nodeid] = utc_now()
         if not self.parallel:
-            self.sender.start(*split_node_id(nodeid), self.started[nodeid])
+            self._start(*split_node_id(nodeid), self.started[nodeid])
+
+    def _start(self, path, name, timestamp):
+        self.sender.put({"type": "test_start", "file_path": path, "file_name": name,
+                         "timestamp_start": timestamp})
 
     def pytest_runtest_logreport(self, report):
         status = _status_of(report)
@@ -112,15 +143,21 @@ class MachineReport:
                 status = "error"
             path, name = split_node_id(report.nodeid)
             if self.parallel:
-                self.sender.start(path, name, self.started.get(report.nodeid))
-            self.sender.stop(path, name, status)
+                self._start(path, name, self.started.get(report.nodeid) or utc_now())
+            self.sender.put({"type": "test_stop", "file_path": path, "file_name": name,
+                             "status": status, "timestamp_stop": utc_now()})
             self.started.pop(report.nodeid, None)
 
     def pytest_sessionfinish(self, session):
-        if not self.sender.close():
-            _warn(session, "tm-reporter: not every report was sent before the timeout")
-        for error in self.sender.errors[:3]:
-            _warn(session, f"tm-reporter: {error}")
+        self.sender.finish(self.config.getoption("tm_finish_seconds"))
+        self.summary = self.sender.summary(self.sender.spool.path if self.sender.spool else None)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        # Here, not in sessionfinish: the summary starts on a line of its own.
+        sender = self.sender
+        terminalreporter.write_line(
+            self.summary, **({"yellow": True} if sender.kept or sender.lost
+                             or sender.refused_count else {"green": True}))
 
 
 def _status_of(report) -> str | None:
@@ -139,18 +176,30 @@ def _status_of(report) -> str | None:
 
 
 def _source(item) -> str:
-    import inspect
-
     function = getattr(item, "function", None)
-    if function is None:
+    code = getattr(function, "__code__", None)
+    if code is None:
         return ""
+    end = _function_ends(code.co_filename).get(code.co_firstlineno)
+    if end is None:  # not a def of that file's syntax tree (generated, exec'd): ask inspect
+        import inspect
+
+        try:
+            return inspect.getsource(function)[:20000]
+        except (OSError, TypeError):
+            return ""
+    lines = linecache.getlines(code.co_filename)
+    return "".join(lines[code.co_firstlineno - 1:end])[:20000]
+
+
+@functools.lru_cache(maxsize=None)
+def _function_ends(filename: str) -> dict:
+    """{first line of each function (its first decorator's): its last line}, one parse per
+    file: inspect.getsource tokenizes the file again for every test (0.1 ms each)."""
     try:
-        return inspect.getsource(function)[:20000]
-    except (OSError, TypeError):
-        return ""
-
-
-def _warn(session, message):
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(message, yellow=True)
+        tree = ast.parse("".join(linecache.getlines(filename)))
+    except (SyntaxError, ValueError):
+        return {}
+    return {min([node.lineno, *(d.lineno for d in node.decorator_list)]): node.end_lineno
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}

@@ -1,0 +1,129 @@
+"""The background sender and its spool, driven directly (the plugin's tests run real sessions)."""
+
+import http.server
+import json
+import threading
+
+import pytest
+
+from tm_reporter import Reporter
+from tm_reporter.sender import BatchSender
+from tm_reporter.spool import Spool, default_path
+
+pytestmark = pytest.mark.integration
+
+
+def dry_run(*files):
+    return {"type": "dry_run", "timestamp": "2024-05-01T10:00:00+00:00", "master_scenario": {
+        "file_path": "/", "file_name": "m", "script": "", "scenarios": [
+            {"file_path": "/", "file_name": "s", "script": "",
+             "tests": [{"file_path": "/t", "file_name": f, "script": ""} for f in files]}]}}
+
+
+def start(name):
+    return {"type": "test_start", "file_path": "/t", "file_name": name}
+
+
+def stop(name, status="passed"):
+    return {"type": "test_stop", "file_path": "/t", "file_name": name, "status": status}
+
+
+def test_refused_reports_are_counted_and_not_sent_again(server_factory, tmp_path):
+    server = server_factory(TM_ALLOW_ANONYMOUS_MACHINES="True", DASHBOARDS_PUBLIC="True")
+    sender = BatchSender(Reporter(server.url, "rack", retries=0),
+                         Spool(tmp_path / "spool.jsonl")).start()
+    for report in [dry_run("a.py"), start("a.py"), stop("a.py"), stop("a.py"), start("b.py")]:
+        sender.put(report)
+    sender.finish(30)
+    assert (sender.results_sent, sender.refused_count, sender.kept) == (1, 2, 0)
+    line = sender.summary(tmp_path / "spool.jsonl")
+    assert line.startswith("tm-reporter: 1 results sent, 2 reports refused by the server "
+                           "(test_stop a.py: Machine 'rack' has no running test /t/a.py")
+    assert Spool(tmp_path / "spool.jsonl").take_over() == []
+
+
+class OlderServer(http.server.BaseHTTPRequestHandler):
+    """A server from before the batch endpoint: the per-report endpoints only."""
+
+    posts = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path == "/tm_api/batch/":
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.posts.append((self.path, self.headers["Idempotency-Key"], body))
+        known = self.path != "/tm_api/test_stop/" or body["file_name"] != "ghost.py"
+        self.send_response(202 if known else 409)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}" if known else b'{"detail": "no running test"}')
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_without_the_batch_endpoint_gets_each_report_on_its_own(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OlderServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        sender = BatchSender(Reporter(url, "rack", retries=0), Spool(tmp_path / "s.jsonl"))
+        sender.start()
+        for report in [dry_run("a.py"), start("a.py"), stop("a.py"), stop("ghost.py")]:
+            sender.put(report)
+        sender.finish(30)
+    finally:
+        server.shutdown()
+    paths = [path for path, _, _ in OlderServer.posts]
+    assert paths == ["/tm_api/dry_run/", "/tm_api/test_start/", "/tm_api/test_stop/",
+                     "/tm_api/test_stop/"]
+    keys = [key for _, key, _ in OlderServer.posts]
+    batch_key = keys[0].rsplit(".", 1)[0]
+    assert keys == [f"{batch_key}.{n}" for n in range(4)]
+    assert all(body["machine_name"] == "rack" and "type" not in body
+               for _, _, body in OlderServer.posts)
+    assert (sender.results_sent, sender.refused_count, sender.kept) == (1, 1, 0)
+
+
+def batch(key, *names):
+    return {"key": key, "at": 1.0, "machine_name": "rack", "reports": [stop(n) for n in names]}
+
+
+def test_two_sessions_at_once_never_take_the_same_batches(tmp_path):
+    path = tmp_path / "spool.jsonl"
+    first = Spool(path)
+    assert first.take_over() == []
+    first.keep([batch("k1", "a.py"), batch("k2", "b.py")])
+
+    running, meanwhile = Spool(path), Spool(path)
+    assert [b["key"] for b in running.take_over()] == ["k1", "k2"]
+    assert meanwhile.take_over() == []  # the first session holds them in its journal
+    running.answered("k1")
+    running.keep([batch("k2", "b.py")])
+    meanwhile.keep([batch("k3", "c.py")])
+    assert [b["key"] for b in Spool(path).take_over()] == ["k2", "k3"]
+
+
+def test_the_journal_of_a_dead_session_is_taken_over_without_what_was_answered(tmp_path):
+    path = tmp_path / "spool.jsonl"
+    dead = Spool(path)
+    dead.take_over()
+    dead.formed(batch("k1", "a.py"))
+    dead.formed(batch("k2", "b.py"))
+    dead.answered("k1")
+    dead._journal.write('{"key": "k3", "rep')  # torn by the kill
+    dead._journal.close()  # the process is gone: its lock with it
+    heir = Spool(path)
+    assert [b["key"] for b in heir.take_over()] == ["k2"]
+    assert list(tmp_path.glob("spool.jsonl.*.session")) == [heir.journal_path]
+
+
+def test_the_default_spool_is_one_file_per_server_and_machine(monkeypatch, tmp_path):
+    monkeypatch.setenv("TM_SPOOL_DIR", str(tmp_path))
+    one = default_path("http://ci.example:8000", "rack 3")
+    assert one.parent == tmp_path and one.name.startswith("rack_3_ci.example_8000-")
+    assert default_path("http://ci.example:8000/", "rack 3") == one
+    assert default_path("http://ci.example:8000", "rack 4") != one
+    assert default_path("http://other:8000", "rack 3") != one
