@@ -28,7 +28,7 @@ from tm_api import services
 from tm_api.auth import check_token_allows
 from tm_api.models import machine_key
 from tm_api.serializers import DryRunInput, TestStartInput, TestStopInput
-from tm_api.views import MachineReport, _errors, on_write_threads
+from tm_api.views import MachineReport, _errors, machine_report_view
 
 # One request's worth: a pytest session sends a batch every half second, far below this.
 MAX_REPORTS = 1000
@@ -187,4 +187,4 @@ class BatchView(MachineReport):
         return idempotency.once(scope, request, request.data, write)
 
 
-batch_view = on_write_threads(BatchView.as_view())
+batch_view = machine_report_view(BatchView)

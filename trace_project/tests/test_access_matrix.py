@@ -95,6 +95,7 @@ URL_TABLE = {
     ],
     "tm_api/test_start/": [("POST", "/tm_api/test_start/", "test_start", (401, 401, 401, OK, 401))],
     "tm_api/test_stop/": [("POST", "/tm_api/test_stop/", "test_stop", (401, 401, 401, OK, 401))],
+    "tm_api/batch/": [("POST", "/tm_api/batch/", "tm_batch", (401, 401, 401, OK, 401))],
     "tm_api/test/<id:pk>": [("GET", "/tm_api/test/{test}", None, READ)],
     "tm_api/scenario/<id:pk>": [("GET", "/tm_api/scenario/{scenario}", None, READ)],
     "tm_api/master_scenario/<id:pk>": [("GET", "/tm_api/master_scenario/{master}", None, READ)],
@@ -333,6 +334,9 @@ class World:
         if kind == "test_stop":
             return {"machine_name": "matrix-writer", "file_path": "/w", "file_name": "t.py",
                     "status": "passed"}
+        if kind == "tm_batch":
+            return {"machine_name": "matrix-writer", "reports": [
+                {"type": "test_start", "file_path": "/w", "file_name": "t.py"}]}
         if kind == "seed_event":
             # The seed client's token travels in the body: each identity sends the secret it
             # holds (a machine token where a project token belongs is a wrong token).

@@ -56,6 +56,7 @@ OPERATIONS = {
     "GET /tm_api/test/{id}": "session",
     "POST /tm_api/test_start/": "machine_token",
     "POST /tm_api/test_stop/": "machine_token",
+    "POST /tm_api/batch/": "machine_token",
     "POST /tracking/{project_id}": "none",  # seed 001: the token is in the body
 }
 
