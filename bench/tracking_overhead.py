@@ -1,6 +1,6 @@
 """Per-request cost of request trackers on a trivial Django view, side by side in one run.
 
-    flock /tmp/h13/bench.lock .venv/bin/python bench/tracking_overhead.py [--requests 10000] [--rounds 3]
+    .venv/bin/python bench/tracking_overhead.py [--requests 10000] [--rounds 3] [--variants ours]
 
 The figure that matters is the tracker's CPU time per request: process CPU time (every thread:
 the request thread and the tracker's background sender, counted until what the measured requests
