@@ -265,10 +265,8 @@ class Sender:
             batch, self._pending = self._pending, None
             if batch is None:
                 self._sending = 1  # before the queue looks empty: flush() waits for this
-                items = []
-                queue = self._queue
-                while queue and len(items) < self._batch_size:
-                    items.append(queue.popleft())
+                popleft = self._queue.popleft  # only this thread takes: len() can only grow
+                items = [popleft() for _ in range(min(len(self._queue), self._batch_size))]
                 try:
                     batch = self._prepare(items)
                 except Exception:  # noqa: BLE001 - a value JSON cannot hold: count, go on
@@ -402,14 +400,15 @@ class Sender:
         # formatted per event.
         offset_ns = time.time_ns() - time.perf_counter_ns()
         fragments = self._fragments
+        fragments_day = self._fragments_day
         events = []
         append = events.append
         for item in batch:
             started = (item[0] + offset_ns) / 1e9
             day = int(started // 86400)
-            if day != self._fragments_day:  # the visitor hash changes daily
+            if day != fragments_day:  # the visitor hash changes daily
                 fragments.clear()
-                self._fragments_day = day
+                fragments_day = self._fragments_day = day
             key = item[2:]
             try:
                 fragment = fragments.get(key)
