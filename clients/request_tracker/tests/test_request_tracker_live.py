@@ -203,7 +203,7 @@ def test_a_batch_whose_answer_was_lost_is_stored_once_by_the_server(asgi_server)
     """The tracker retries with the batch's Idempotency-Key; the server answers the first answer
     again (Idempotent-Replayed) instead of storing the batch twice."""
     from monitor_request_tracker.config import TrackerConfig, ingest_url
-    from monitor_request_tracker.sender import Sender
+    from monitor_request_tracker.sender import Sender, request_item
 
     project, token = Project.create_with_token("Lost answers")
     proxy = AnswerLosingProxy(int(asgi_server.url.rsplit(":", 1)[1]))
@@ -212,8 +212,10 @@ def test_a_batch_whose_answer_was_lost_is_stored_once_by_the_server(asgi_server)
                                   flush_interval=0.05, timeout=10, backoff_max=0.2))
     try:
         for n in range(7):
-            sender.record((time.time(), 2_000_000, "GET", f"/lost/{n}", "", "lost", 200, None,
-                           "agent", "10.0.0.1", 1, (None,) * 4))
+            sender.record(request_item(f"/lost/{n}", view="lost", response_size=1,
+                                       duration_ns=2_000_000,
+                                       meta={"HTTP_USER_AGENT": "agent",
+                                             "REMOTE_ADDR": "10.0.0.1"}))
         deadline = time.monotonic() + 15
         while sender.sent < 7 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -36,7 +36,7 @@ BACKOFF_MAX = 0.5
 TUNING = {"QUEUE_SIZE": QUEUE_SIZE, "BATCH_SIZE": BATCH_SIZE, "FLUSH_INTERVAL": 0.05,
           "TIMEOUT": TIMEOUT, "BACKOFF_MAX": BACKOFF_MAX, "MAX_RETRIES": 6, "MAX_BATCH_AGE": 5,
           "SHUTDOWN_TIMEOUT": 0.5}
-# The most a queued item may cost: a tuple of 12 fields whose strings come from the request
+# The most a queued item may cost: a flat tuple of 15 fields whose strings come from the request
 # (path, query, user agent, client IP, headers); about 0.55 KiB measured here.
 ITEM_BOUND = 1024
 MEMORY_SLACK = 256 * 1024  # the in-flight batch's JSON and gzip buffers, allocator noise

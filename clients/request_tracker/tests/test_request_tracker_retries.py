@@ -9,7 +9,7 @@ from request_tracker_stub import StubBackend, wait_until
 
 import monitor_request_tracker
 from monitor_request_tracker.config import TrackerConfig, ingest_url
-from monitor_request_tracker.sender import Sender
+from monitor_request_tracker.sender import Sender, request_item
 
 pytestmark = pytest.mark.integration
 
@@ -23,8 +23,8 @@ def config(url, **overrides):
 
 
 def item(n):
-    return (time.time(), 1_000_000, "GET", f"/r/{n}", "", "v", 200, None, "agent", "10.0.0.1",
-            1, (None,) * 4)
+    return request_item(f"/r/{n}", view="v", response_size=1, duration_ns=1_000_000,
+                        meta={"HTTP_USER_AGENT": "agent", "REMOTE_ADDR": "10.0.0.1"})
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from request_tracker_stub import StubBackend, wait_until
 
 from monitor_request_tracker.config import TrackerConfig, ingest_url
-from monitor_request_tracker.sender import Sender
+from monitor_request_tracker import sender as sender_module
+from monitor_request_tracker.sender import Sender, request_item
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +28,12 @@ def config(url, **overrides):
 
 
 def item(n, cookie=None, headers=(None, None, None, None)):
-    return (time.time(), 1_500_000, "GET", f"/item/{n}", "a=1&api_key=k", "items", 200, cookie,
-            "agent", "10.0.0.1", 10, headers)
+    host, referer, content_type, language = headers
+    return request_item(f"/item/{n}", view="items", response_size=10, duration_ns=1_500_000,
+                        meta={"QUERY_STRING": "a=1&api_key=k", "HTTP_COOKIE": cookie,
+                              "HTTP_USER_AGENT": "agent", "REMOTE_ADDR": "10.0.0.1",
+                              "HTTP_HOST": host, "HTTP_REFERER": referer,
+                              "CONTENT_TYPE": content_type, "HTTP_ACCEPT_LANGUAGE": language})
 
 
 @pytest.fixture
@@ -125,12 +130,11 @@ def test_queued_requests_are_flushed_at_exit_within_the_deadline(stub):
     result = run_script(f"""
         import time
         from monitor_request_tracker.config import TrackerConfig
-        from monitor_request_tracker.sender import Sender
+        from monitor_request_tracker.sender import Sender, request_item
         sender = Sender(TrackerConfig("p", "t", "{stub.url}api/tracking/ingest/", True,
                                       flush_interval=60, shutdown_timeout=3))
         for n in range(30):
-            sender.record((time.time(), 1000, "GET", f"/exit/{{n}}", "", "v", 200, None,
-                           None, None, None, (None,) * 4))
+            sender.record(request_item(f"/exit/{{n}}", view="v"))
     """, stub)
     assert result.returncode == 0, result.stderr
     assert len(stub.events) == 30
@@ -143,11 +147,10 @@ def test_exit_is_not_held_up_by_a_dead_backend(stub):
     result = run_script(f"""
         import time
         from monitor_request_tracker.config import TrackerConfig
-        from monitor_request_tracker.sender import Sender
+        from monitor_request_tracker.sender import Sender, request_item
         sender = Sender(TrackerConfig("p", "t", "http://127.0.0.1:{port}/api/tracking/ingest/",
                                       True, flush_interval=60, shutdown_timeout=1))
-        sender.record((time.time(), 1000, "GET", "/", "", "v", 200, None, None, None, None,
-                       (None,) * 4))
+        sender.record(request_item("/", view="v"))
     """, stub)
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 6
@@ -158,12 +161,11 @@ def test_a_forked_child_gets_its_own_sender_thread(stub):
     result = run_script(f"""
         import os, time
         from monitor_request_tracker.config import TrackerConfig
-        from monitor_request_tracker.sender import Sender
+        from monitor_request_tracker.sender import Sender, request_item
         sender = Sender(TrackerConfig("p", "t", "{stub.url}api/tracking/ingest/", True,
                                       flush_interval=0.05))
         def rec(path):
-            sender.record((time.time(), 1000, "GET", path, "", "v", 200, None, None, None,
-                           None, (None,) * 4))
+            sender.record(request_item(path, view="v"))
         rec("/parent")
         sender.flush(5)
         pid = os.fork()
@@ -176,3 +178,62 @@ def test_a_forked_child_gets_its_own_sender_thread(stub):
     """, stub)
     assert result.returncode == 0, result.stderr
     assert sorted(e["path"] for e in stub.events) == ["/child", "/parent"]
+
+
+def test_the_request_thread_queues_raw_values_and_the_sender_scrubs_them(stub):
+    sender = Sender(config(stub.url, flush_interval=60))
+    sender.record(item(1, cookie="sessionid=hunter2; ra_session_id=visitor7",
+                       headers=("shop.example", None, None, "de")))
+    queued = sender._queue[0]  # what the request thread built: the values as the app had them
+    assert "a=1&api_key=k" in queued and "sessionid=hunter2; ra_session_id=visitor7" in queued
+    sender.flush(timeout=5)
+    assert stub.wait_for(1)
+    event = stub.events[0]
+    assert event["query"] == "a=1&api_key=%5Bscrubbed%5D" and event["session_id"] == "visitor7"
+    assert event["headers"] == {"Host": "shop.example", "Accept-Language": "de"}
+    assert "hunter2" not in str(stub.batches) and "api_key=k" not in str(stub.batches)
+    sender.close()
+
+
+def test_a_full_queue_drops_new_requests_and_counts_them(stub):
+    sender = Sender(config(stub.url, queue_size=10, batch_size=100, flush_interval=60))
+    for n in range(25):
+        sender.record(item(n))
+    assert sender.stats()["queued"] == 10 and sender.dropped_queue_full == 15
+    sender.close()
+    assert sorted(e["path"] for e in stub.events) == sorted(f"/item/{n}" for n in range(10))
+    assert sum(batch["dropped"] for batch in stub.batches) == 15
+
+
+def test_full_batches_go_at_once_and_the_rest_at_the_flush_interval(stub):
+    sender = Sender(config(stub.url, batch_size=10, flush_interval=60))
+    for n in range(25):
+        sender.record(item(n))
+    assert stub.wait_for(20)
+    time.sleep(0.3)
+    assert [len(batch["events"]) for batch in stub.batches] == [10, 10]  # 5 wait, not sent alone
+    sender.flush(timeout=5)
+    assert [len(batch["events"]) for batch in stub.batches] == [10, 10, 5]
+    sender.close()
+
+
+def test_alike_requests_share_their_encoding_but_not_their_time_or_visitor_day(stub, monkeypatch):
+    monkeypatch.setattr(sender_module, "FRAGMENT_CACHE_SIZE", 2)
+    sender = Sender(config(stub.url, flush_interval=60))
+    now = time.perf_counter_ns()
+    day_ns = 86_400 * 10**9
+    items = [item(1), item(1), item(2), item(3), item(1)]
+    items[1] = (now - 5_000_000, now, *items[1][2:])  # 5 ms, same request otherwise
+    yesterday = (now - day_ns - 1_000_000, now - day_ns, *items[0][2:])
+    for one in [*items, yesterday]:
+        sender.record(one)
+    sender.flush(timeout=5)
+    events = stub.events
+    assert [e["path"] for e in events] == ["/item/1", "/item/1", "/item/2", "/item/3", "/item/1",
+                                           "/item/1"]
+    assert [e["duration_ms"] for e in events[:2]] == [1.5, 5.0]
+    assert events[0] == {**events[4], "time": events[0]["time"]}  # encoded again after eviction
+    assert abs(events[0]["time"] - time.time()) < 60
+    assert abs(events[5]["time"] - (events[0]["time"] - 86_400)) < 60
+    assert events[5]["session_id"] != events[0]["session_id"]  # the visitor hash is per day
+    sender.close()

@@ -1,14 +1,12 @@
 """Flask extension: Tracker(app) or Tracker().init_app(app), configured by
 app.config["RIGID_ANALYTICS"] (see monitor_request_tracker.config)."""
 
-import time
+from time import perf_counter_ns
 
 from flask import g, request
 
 from monitor_request_tracker.config import resolve
-from monitor_request_tracker.sender import get_sender
-
-_HEADER_KEYS = ("HTTP_HOST", "HTTP_REFERER", "CONTENT_TYPE", "HTTP_ACCEPT_LANGUAGE")
+from monitor_request_tracker.sender import META_KEYS, get_sender
 
 
 class Tracker:
@@ -23,23 +21,23 @@ class Tracker:
         if not config.enabled:
             return
         self.sender = sender = get_sender(config)
+        queue_request = sender.record
 
         @app.before_request
         def _start_clock():
-            g._monitor_tracker_start = (time.time(), time.perf_counter_ns())
+            g._monitor_tracker_start = perf_counter_ns()
 
         @app.after_request
         def _record(response):
+            # The host's request thread: raw values only (sender.FIELDS); the sender thread
+            # scrubs and encodes them.
             try:
-                started, start = g.pop("_monitor_tracker_start")
-                environ = request.environ
-                size = response.calculate_content_length() if not response.is_streamed else None
-                sender.record((
-                    started, time.perf_counter_ns() - start, request.method, request.path,
-                    environ.get("QUERY_STRING"), request.endpoint or "", response.status_code,
-                    environ.get("HTTP_COOKIE"), environ.get("HTTP_USER_AGENT"),
-                    environ.get("REMOTE_ADDR"), size,
-                    tuple(environ.get(key) for key in _HEADER_KEYS),
+                end = perf_counter_ns()
+                queue_request((
+                    g.pop("_monitor_tracker_start"), end, request.method, request.path,
+                    request.endpoint or "", response.status_code,
+                    None if response.is_streamed else response.calculate_content_length(),
+                    *map(request.environ.get, META_KEYS),
                 ))
             except Exception:  # noqa: BLE001 - metrics must never break the host's response
                 pass

@@ -1,7 +1,10 @@
 """The background sender: the host's request threads only append a tuple to a bounded queue.
 
-One daemon thread per process (started on first use, started again in a forked child) turns
-queued tuples into JSON, gzips batches and POSTs them. It never blocks or raises into the host:
+A request thread captures raw values (two monotonic clock readings, method, path, view name,
+status, size, and a few META values as they are) and appends them as one tuple: no clock
+conversion, scrubbing, dict building or JSON there. One daemon thread per process (started on
+first use, started again in a forked child) turns queued tuples into scrubbed JSON events, gzips
+batches and POSTs them. It never blocks or raises into the host:
 when the queue is full a request's metrics are dropped and counted (the count travels with the
 next batch); when the backend is down, slow or answers 429/5xx the batch is retried with
 exponential backoff (Retry-After honoured) while new requests keep being queued or dropped.
@@ -38,10 +41,18 @@ from monitor_request_tracker.scrub import scrub_headers, scrub_query
 
 logger = logging.getLogger("monitor_request_tracker")
 
-# Order of the fields of a queued request (a plain tuple: the cheapest thing to build).
-FIELDS = ("time", "duration_ns", "method", "path", "query", "view", "status", "cookie",
-          "user_agent", "client_ip", "response_size", "headers")
-HEADER_NAMES = ("Host", "Referer", "Content-Type", "Accept-Language")
+# Order of the fields of a queued request: one flat tuple of strings and numbers, the cheapest
+# thing to build, and one the garbage collector stops tracking at its first pass (a nested tuple
+# kept it in the collector's older generations, which made full collections more frequent).
+# start_ns and end_ns are time.perf_counter_ns() readings; the META_KEYS values follow (None when
+# absent), read from Django's request.META or the WSGI environ exactly as they are.
+META_KEYS = ("QUERY_STRING", "HTTP_COOKIE", "HTTP_USER_AGENT", "REMOTE_ADDR",
+             "HTTP_HOST", "HTTP_REFERER", "CONTENT_TYPE", "HTTP_ACCEPT_LANGUAGE")
+FIELDS = ("start_ns", "end_ns", "method", "path", "view", "status", "response_size", *META_KEYS)
+HEADER_NAMES = ("Host", "Referer", "Content-Type", "Accept-Language")  # the last four META_KEYS
+# Events of requests that look alike (same method, path, view, status, size, query, visitor and
+# headers) share their JSON but for time and duration: the sender encodes that part once.
+FRAGMENT_CACHE_SIZE = 1024
 # Captured headers pass the scrubber once, here, instead of once per request.
 SAFE_HEADER_NAMES = frozenset(scrub_headers(dict.fromkeys(HEADER_NAMES, "")))
 SESSION_COOKIE = "ra_session_id"  # seed 001's visitor cookie, when the app sets one
@@ -131,6 +142,7 @@ class Sender:
         self.transport = transport or HttpTransport(config.ingest_url, config.timeout)
         self._max = config.queue_size
         self._batch_size = config.batch_size
+        self._wake_at = config.batch_size - 1  # queued before an append that completes a batch
         self._auth_headers = {
             "Content-Type": "application/json",
             "Content-Encoding": "gzip",
@@ -165,6 +177,9 @@ class Sender:
         self._dropped_at_failure = 0
         self._drops_logged = False
         self._refusal_logged: set = set()
+        self._flush_requested = False  # flush(): send a partial batch now
+        self._fragments: dict = {}  # FIELDS[2:] -> the event's JSON after time and duration
+        self._fragments_day = None
         self.last_error = ""
         self.last_success: float | None = None
 
@@ -178,14 +193,15 @@ class Sender:
     def record(self, item: tuple) -> None:
         """Queue one request's fields (a FIELDS tuple). Never blocks; drops when full."""
         queue = self._queue
-        if len(queue) >= self._max:
+        queued = len(queue)
+        if queued >= self._max:
             with self._drop_lock:
                 self.dropped_queue_full += 1
             return
-        queue.append(item)
+        queue.append(item)  # deque.append is atomic: no lock between request threads
         if self._thread is None:
             self._start()
-        if len(queue) >= self._batch_size:
+        if queued % self._batch_size == self._wake_at:  # a full batch waits: send it now
             self._wake.set()
 
     def _start(self):
@@ -226,24 +242,40 @@ class Sender:
     # --- sender thread ---------------------------------------------------------------------------
 
     def _run(self):
+        # Full batches go as soon as they are complete (record() wakes the thread); what is
+        # left goes every FLUSH_INTERVAL. Sending whatever is queued at each wake-up would send
+        # a trickle of tiny batches while requests keep arriving during a POST.
+        interval = self.config.flush_interval
+        next_flush = time.monotonic() + interval
         while not self._stop.is_set():
-            self._wake.wait(self.config.flush_interval)
+            self._wake.wait(max(0.0, next_flush - time.monotonic()))
             self._wake.clear()
+            partial = self._flush_requested or time.monotonic() >= next_flush
+            if partial:
+                self._flush_requested = False
+                next_flush = time.monotonic() + interval
             try:
-                self._flush(deadline=None)
+                self._flush(deadline=None, partial=partial)
             except Exception:  # noqa: BLE001 - the thread must outlive any surprise
                 logger.exception("request tracker: unexpected error while sending")
 
-    def _flush(self, deadline: float | None) -> None:
-        while self._pending is not None or self._queue:
+    def _flush(self, deadline: float | None, partial: bool = True) -> None:
+        smallest = 1 if partial else self._batch_size
+        while self._pending is not None or len(self._queue) >= smallest:
             batch, self._pending = self._pending, None
             if batch is None:
                 self._sending = 1  # before the queue looks empty: flush() waits for this
-                items = []
-                queue = self._queue
-                while queue and len(items) < self._batch_size:
-                    items.append(queue.popleft())
-                batch = self._prepare(items)
+                popleft = self._queue.popleft  # only this thread takes: len() can only grow
+                items = [popleft() for _ in range(min(len(self._queue), self._batch_size))]
+                try:
+                    batch = self._prepare(items)
+                except Exception:  # noqa: BLE001 - a value JSON cannot hold: count, go on
+                    self._sending = 0
+                    self.batches_failed += 1
+                    self.dropped_given_up += len(items)
+                    logger.exception("request tracker: could not encode a batch of %d",
+                                     len(items))
+                    continue
             self._sending = batch.size
             try:
                 self._deliver(batch, deadline)
@@ -362,32 +394,54 @@ class Sender:
 
     def serialise(self, batch: list, dropped: int) -> bytes:
         # Runs for every request in the sender thread, which shares the GIL with the host's
-        # request threads: repeated values (queries, visitors, header sets) are worked out once
-        # and cached, and the whole batch is encoded by one json.dumps call.
-        token = self.config.project_token
+        # request threads. Request times are monotonic readings, placed on the wall clock here
+        # (the queue holds them for a second or so, minutes at most during an outage). Events
+        # of alike requests share their scrubbed JSON fragment; only time and duration are
+        # formatted per event.
+        offset_ns = time.time_ns() - time.perf_counter_ns()
+        fragments = self._fragments
+        fragments_day = self._fragments_day
         events = []
         append = events.append
-        for (started, duration_ns, method, path, query, view, status, cookie, user_agent,
-             client_ip, response_size, header_values) in batch:
-            append({
-                "time": started,
-                "duration_ms": duration_ns / 1e6,
-                "method": method,
-                "path": path,
-                "query": _scrubbed_query(query) if query else "",
-                "view": view or "",
-                "status": status,
-                "session_id": _session_id(cookie, client_ip, user_agent, int(started // 86400),
-                                          token),
-                "user_agent": user_agent or "",
-                "client_ip": client_ip or None,
-                "response_size": response_size,
-                "headers": _captured_headers(header_values),
-            })
-        return json.dumps({"project_id": self.config.project_id, "events": events,
-                           "dropped": max(0, dropped),
-                           "tracker": f"monitor-request-tracker/{__version__}"},
-                          separators=(",", ":")).encode()
+        for item in batch:
+            started = (item[0] + offset_ns) / 1e9
+            day = int(started // 86400)
+            if day != fragments_day:  # the visitor hash changes daily
+                fragments.clear()
+                fragments_day = self._fragments_day = day
+            key = item[2:]
+            try:
+                fragment = fragments.get(key)
+            except TypeError:  # a value that cannot be hashed: encode it, do not cache it
+                fragment = self._fragment(*key, day)
+            if fragment is None:
+                if len(fragments) >= FRAGMENT_CACHE_SIZE:
+                    fragments.clear()
+                fragment = fragments[key] = self._fragment(*key, day)
+            append(f'{{"time":{started!r},"duration_ms":{(item[1] - item[0]) / 1e6!r},'
+                   f'{fragment}')
+        return (f'{{"project_id":{json.dumps(self.config.project_id)},"events":['
+                f'{",".join(events)}],"dropped":{max(0, dropped)},'
+                f'"tracker":"monitor-request-tracker/{__version__}"}}').encode()
+
+    def _fragment(self, method, path, view, status, response_size, query, cookie, user_agent,
+                  client_ip, *header_values_and_day) -> str:
+        """The event's JSON after its time and duration (from the first key on, closing brace
+        included): scrubbed here, never on the request thread."""
+        *header_values, day = header_values_and_day
+        return json.dumps({
+            "method": method,
+            "path": path,
+            "query": _scrubbed_query(query) if query else "",
+            "view": view or "",
+            "status": status,
+            "session_id": _session_id(cookie, client_ip, user_agent, day,
+                                      self.config.project_token),
+            "user_agent": user_agent or "",
+            "client_ip": client_ip or None,
+            "response_size": response_size,
+            "headers": _captured_headers(tuple(header_values)),
+        }, separators=(",", ":"))[1:]
 
     # --- exit --------------------------------------------------------------------------------------
 
@@ -395,6 +449,7 @@ class Sender:
         """Send what is queued now (for tests and short scripts); waits at most `timeout`."""
         deadline = time.monotonic() + (timeout if timeout is not None else
                                        self.config.shutdown_timeout)
+        self._flush_requested = True
         self._wake.set()
         while ((self._queue or self._sending or self._pending is not None)
                and time.monotonic() < deadline):
@@ -434,6 +489,16 @@ def _captured_headers(header_values: tuple) -> dict:
 
 def session_id(cookie, client_ip, user_agent, started, token) -> str:
     return _session_id(cookie, client_ip, user_agent, int(started // 86400), token)
+
+
+def request_item(path, *, method="GET", view="", status=200, response_size=None,
+                 duration_ns=0, meta=None) -> tuple:
+    """A FIELDS tuple for Sender.record, for integrations other than the middleware (and
+    tests): `meta` maps META_KEYS names to their raw values, e.g. {"QUERY_STRING": "a=1"}."""
+    end = time.perf_counter_ns()
+    meta = meta or {}
+    return (end - duration_ns, end, method, path, view, status, response_size,
+            *map(meta.get, META_KEYS))
 
 
 @functools.lru_cache(maxsize=4096)  # the same visitor makes many requests a day
