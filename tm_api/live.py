@@ -1,22 +1,25 @@
-"""Live groups of the test-machine pages, and the frames sent to them.
+"""Live groups of the test-machine pages, and the frames a change of a run sends to them.
 
 Group names are built here and only here. Frames keep the seed's shapes (extra keys are added
 for the pages, never removed):
-  ws/machine/status/      {"machine_id_status": {"id", "status", ...}}
-  ws/machine/<pk>/runs/   {"run_data": {"id", "status", ...}}
-  ws/machine/<pk>/last/   {"machine_data": <machine_last_data body>}
+  ws/machine/status/      {"machine_id_status": {"id", "status", ..., "version"}}
+  ws/machine/<pk>/runs/   {"run_data": {"id", "status", ..., "version"}}
+  ws/machine/<pk>/last/   {"machine_data": {"id", "machine_name", "delta",
+                                            "last_master_scenario": {..., "version"}}}
+
+The last-run socket gets the whole run when it opens and when a dry run starts a new last run
+("delta": false); after that each change sends only what it changed ("delta": true): the run's
+roll-ups, and in `scenarios` only the changed scenarios, each with only its changed tests. A page
+applies a delta by pk. Every frame carries its run's version (tm_api.bodies.version): a page
+ignores news of a run, scenario or test older than what it shows.
+
+Frames go through trace_project.publisher, coalesced per page: the machine list by machine, a
+machine page by run, a last-run page by run (deltas of one run waiting together are merged, so
+a page that gets fewer frames than there were changes still ends on the last state).
 """
 
-import asyncio
-import logging
-import threading
-
-from asgiref.sync import async_to_sync
-from django.db import transaction
-
-from trace_project.live import asend_frame
-
-logger = logging.getLogger(__name__)
+from trace_project import publisher
+from tm_api import bodies
 
 STATUS = "status"
 RUNS = "runs"
@@ -31,63 +34,141 @@ def live_group(kind: str, machine_id: int | None = None) -> str:
     raise ValueError(f"no live group {kind!r} for machine {machine_id!r}")
 
 
-async def _send_all(frames):
-    await asyncio.gather(*(asend_frame(group, frame) for group, frame in frames))
-
-
-# The server's event loop, set on the write threads (tm_api.views) that run reports for it: their
-# frames are handed to the loop without waiting for Redis, so the reply is not held up by the
-# delivery and the thread goes on with the next report. Elsewhere (tests, commands, the silence
-# job) there is no such loop and frames are sent before publish_after_commit's caller goes on.
-_thread = threading.local()
-
-
 def send_frames_on(loop) -> None:
-    _thread.loop = loop
+    """Frames published on this thread go to `loop`, the server's (worker threads not made by
+    asgiref; see trace_project.publisher)."""
+    publisher.serve_on(loop)
 
 
-# Per group, the task sending that group's latest frame: the next frame of the group waits for
-# it, so sockets see one group's frames in the order their changes were committed.
-_last_send = {}
+def publish_run(machine, master, scenarios: list, whole: bool = False) -> None:
+    """After commit, tell the pages showing `master`'s run of its change. `scenarios` are
+    bodies.scenario_row()s: every scenario with every test when `whole`, else the changed ones
+    with their changed tests. `machine.last_run_id` must be current."""
+    publisher.publish(live_group(RUNS, machine.pk), {"run_data": bodies.run_summary(master)},
+                      key=master.run_id, merge=_newest("run_data"))
+    if master.run_id != machine.last_run_id:
+        return
+    publisher.publish(live_group(STATUS),
+                      {"machine_id_status": bodies.machine_status(machine, master)},
+                      key=machine.pk, merge=_newest("machine_id_status"))
+    publisher.publish(
+        live_group(LAST, machine.pk),
+        {"machine_data": {"id": machine.pk, "machine_name": machine.machine_name,
+                          "delta": not whole,
+                          "last_master_scenario": bodies.run_tree(master, scenarios)}},
+        key=master.run_id, merge=merge_run_frames,
+    )
 
 
-def _schedule(frames) -> None:
-    """On the event loop: send each frame after the previous frame of its group."""
-    loop = asyncio.get_running_loop()
-    for group, frame in frames:
-        task = loop.create_task(_send_after(_last_send.get(group), group, frame))
-        _last_send[group] = task
-        task.add_done_callback(lambda done, group=group: _forget(group, done))
+def _newest(name):
+    def newest(waiting, newer):
+        return waiting if waiting[name]["version"] > newer[name]["version"] else newer
+
+    return newest
 
 
-async def _send_after(previous, group, frame):
-    if previous is not None:
-        await asyncio.wait([previous])
-    await asend_frame(group, frame)  # never raises
+def merge_run_frames(waiting: dict, newer: dict) -> dict:
+    """One `machine_data` frame holding both frames' news of one run (each entity as of the
+    later version); whole if either is whole and not older. May change `waiting`."""
+    first, second = waiting["machine_data"], newer["machine_data"]
+    if second["last_master_scenario"]["version"] < first["last_master_scenario"]["version"]:
+        first, second = second, first
+    if not second.get("delta"):
+        return {"machine_data": second}
+    run, news = first["last_master_scenario"], second["last_master_scenario"]
+    scenarios = {scenario["pk"]: scenario for scenario in run["scenarios"]}
+    for scenario in news["scenarios"]:
+        known = scenarios.get(scenario["pk"])
+        if known is None:
+            run["scenarios"].append(scenario)
+            continue
+        tests = known["tests"]
+        where = {test["pk"]: n for n, test in enumerate(tests)}
+        for test in scenario["tests"]:
+            n = where.get(test["pk"])
+            if n is None:
+                tests.append(test)
+            else:
+                tests[n] = test
+        known.update({name: value for name, value in scenario.items() if name != "tests"})
+    run.update({name: value for name, value in news.items() if name != "scenarios"})
+    return {"machine_data": first}
 
 
-def _forget(group, task):
-    if _last_send.get(group) is task:
-        del _last_send[group]
 
+class LastRunPage:
+    """What a last-run page shows, kept from its socket's frames by the rules its script
+    (templates/tm/last_run.html) follows; for Python clients, tests and bench/tm_live.py.
 
-def publish_after_commit(build_frames) -> None:
-    """Once the transaction commits, call `build_frames()` -> [(group, frame)] and send them all
-    in one hop to the event loop. Building after commit keeps the run's lock short; the frames
-    show committed data only. Never raises into the write that caused them."""
+    A whole run replaces what is shown. A delta of the shown run updates each run, scenario and
+    test it names, unless the page holds a newer version of it. A delta of another run cannot
+    be applied: apply() says so, and the page reads the run over REST (machine_last_data).
+    """
 
-    def send():
-        try:
-            frames = build_frames()
-        except Exception:  # noqa: BLE001 - the write is stored; only the live view misses it
-            logger.warning("live frames not built", exc_info=True)
+    def __init__(self):
+        self.body = None  # a machine_last_data body
+        self.versions = {}
+
+    def apply(self, frame: dict) -> bool:
+        data = frame.get("machine_data")
+        if data is None:
+            return True
+        run = data["last_master_scenario"]
+        if not data.get("delta"):
+            self.show(data)
+            return True
+        shown = self.body and self.body["last_master_scenario"]
+        if not shown or shown["pk"] != run["pk"]:
+            return False
+        version = run["version"]
+        if self._newer("run", run["pk"], version):
+            shown.update({name: value for name, value in run.items() if name != "scenarios"})
+        scenarios = {scenario["pk"]: scenario for scenario in shown["scenarios"]}
+        for scenario in run["scenarios"]:
+            known = scenarios.get(scenario["pk"])
+            if known is None:
+                return False
+            if self._newer("scenario", scenario["pk"], version):
+                known.update({k: v for k, v in scenario.items() if k != "tests"})
+            tests = {test["pk"]: test for test in known["tests"]}
+            for test in scenario["tests"]:
+                if test["pk"] not in tests:
+                    return False
+                if self._newer("test", test["pk"], version):
+                    tests[test["pk"]].update(test)
+        return True
+
+    def show(self, data: dict) -> None:
+        """A whole body (a frame's or machine_last_data's)."""
+        self.body = data
+        self.versions = {}
+        run = data["last_master_scenario"]
+        if run is None:
             return
-        if not frames:
-            return
-        loop = getattr(_thread, "loop", None)
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(_schedule, frames)
-        else:
-            async_to_sync(_send_all)(frames)
+        version = run.get("version", 0)
+        self.versions[("run", run["pk"])] = version
+        for scenario in run["scenarios"]:
+            self.versions[("scenario", scenario["pk"])] = version
+            for test in scenario["tests"]:
+                self.versions[("test", test["pk"])] = version
 
-    transaction.on_commit(send)
+    def _newer(self, kind, pk, version) -> bool:
+        if version < self.versions.get((kind, pk), -1):
+            return False
+        self.versions[(kind, pk)] = version
+        return True
+
+    @staticmethod
+    def summary(body: dict | None):
+        """What a person sees of a machine_last_data body: run, scenario and test statuses and
+        counts (to compare a page with the database)."""
+        run = body and body["last_master_scenario"]
+        if not run:
+            return None
+        return {
+            "run": (run["pk"], run["status"], run["tests_statistics"], run["duration"]),
+            "scenarios": {s["pk"]: (s["status"], s.get("tests_statistics"))
+                          for s in run["scenarios"]},
+            "tests": {t["pk"]: (t["status"], t["duration"])
+                      for s in run["scenarios"] for t in s["tests"]},
+        }

@@ -1,30 +1,31 @@
-"""Pushing changes to live pages, always after the database has them.
+"""Delivering frames to live pages, and the channel layer they travel on.
 
-Each app builds its own group names (one function per app); this module only delivers. A frame
-is the JSON object the browser receives, unchanged.
+Changes are published through trace_project.publisher (after commit, coalesced, at a bounded
+rate); this module keeps the direct sends (send_frame/asend_frame: one frame now, for messages
+between consumers such as a trace's decision) and the pub/sub channel layer below. Each app
+builds its own group names (one function per app).
 """
 
 import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+
+from trace_project import publisher
+from trace_project.publisher import FRAME_EVENT  # noqa: F401 - the event LiveConsumer handles
 
 logger = logging.getLogger(__name__)
 
-FRAME_EVENT = "live.frame"
-
 
 def publish_after_commit(group: str, frame: dict, using: str | None = None) -> None:
-    """Send `frame` to every socket in `group` once the current transaction commits.
-
-    Outside a transaction it is sent at once. A failing channel layer (Redis down) is logged,
-    never raised: the data is stored, only the live view misses a frame.
-    """
-    transaction.on_commit(lambda: send_frame(group, frame), using=using)
+    """Publish `frame` to `group` once the current transaction commits (trace_project.publisher,
+    coalesced per group: the page gets the last frame)."""
+    publisher.publish(group, frame, using=using)
 
 
 def send_frame(group: str, frame: dict) -> None:
+    """Send `frame` now, not coalesced. A failing channel layer (Redis down) is logged, never
+    raised."""
     try:
         async_to_sync(get_channel_layer().group_send)(group, {"type": FRAME_EVENT, "data": frame})
     except Exception:  # noqa: BLE001 - a live view must never break a write
