@@ -161,6 +161,20 @@ def stop_test(machine_name, file_path, file_name, status, timestamp: datetime | 
     return test
 
 
+# What a report reads of its test, scenario, run and machine (scripts, which can be long, stay).
+_ROLL_UP = ["status", "tests_statistics", "tests_count", "timestamp_start", "timestamp_stop",
+            "file_name", "file_path"]
+_MATCHED_FIELDS = [
+    "status", "file_name", "timestamp_start", "timestamp_stop", "scenario_id",
+    "master_scenario_id", "machine_id",
+    *(f"master_scenario__{name}" for name in
+      [*_ROLL_UP, "scenarios_count", "last_report", "run_id"]),
+    "master_scenario__run__timestamp", "master_scenario__run__machine_id",
+    "machine__machine_name", "machine__last_run_id",
+    *(f"scenario__{name}" for name in _ROLL_UP),
+]
+
+
 def _lock_matching_test(machine_name, file_path, file_name, needed_status) -> Test:
     """The first test (dry-run order, newest run first) of that machine with this file in the
     needed status, with its run locked so concurrent reports of one run apply one at a time.
@@ -169,11 +183,15 @@ def _lock_matching_test(machine_name, file_path, file_name, needed_status) -> Te
     test = (
         Test.objects.select_for_update(of=("self", "master_scenario", "scenario"))
         .select_related("master_scenario", "master_scenario__run", "machine", "scenario")
+        .only(*_MATCHED_FIELDS)
         .filter(machine__name_key=machine_key(machine_name), file_name=file_name,
                 file_path=file_path, status=needed_status)
         .order_by("-master_scenario_id", "position")
         .first()
     )
+    if test is not None:
+        test.master_scenario.run.machine = test.machine  # one row; saves a query for rules
+        return test
     if test is None:
         if not Machine.objects.filter(name_key=machine_key(machine_name)).exists():
             raise MachineNotFound(machine_name)

@@ -191,19 +191,31 @@ async def _send_now(items):
         waiting = groups.setdefault(group, {})
         older = waiting.pop(key, None)
         waiting[key] = frame if older is None or merge is None else merge(older, frame)
-    for group, frames in groups.items():
-        await _group_send(group, [_text(frame) for frame in frames.values()])
+    await _send_groups([(group, [_text(frame) for frame in frames.values()])
+                        for group, frames in groups.items()])
 
 
 def _text(frame) -> str:
     return json.dumps(frame, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
-async def _group_send(group, texts) -> None:
+async def _send_groups(batches) -> None:
+    """[(group, texts)]: one channel-layer message per group, in one round trip when the layer
+    can (trace_project.live.PubSubChannelLayer.group_send_many)."""
+    layer = get_channel_layer()
+    messages = [(group, {"type": FRAME_EVENT, "texts": texts}) for group, texts in batches]
     try:
-        await get_channel_layer().group_send(group, {"type": FRAME_EVENT, "texts": texts})
+        if hasattr(layer, "group_send_many"):
+            await layer.group_send_many(messages)
+            return
     except Exception:  # noqa: BLE001 - a live view must never break a write
-        logger.warning("live frames to %s not sent", group, exc_info=True)
+        logger.warning("live frames to %d groups not sent", len(messages), exc_info=True)
+        return
+    for group, message in messages:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # noqa: BLE001
+            logger.warning("live frames to %s not sent", group, exc_info=True)
 
 
 _outboxes = {}  # event loop -> Outbox (not weak: uvloop's loops take no weak references)
@@ -236,6 +248,7 @@ class Outbox:
     def __init__(self, loop):
         self.loop = loop
         self.groups = {}
+        self.due = []  # (group, state, texts) to send in the next round trip
 
     def add(self, items) -> None:
         touched = {}
@@ -278,17 +291,25 @@ class Outbox:
                 texts.append(_text(frame))
             except (TypeError, ValueError):
                 logger.exception("live frame to %s is not JSON", group)
-        self.loop.create_task(self._send(group, state, texts))
+        if not self.due:
+            # Groups flushed in this turn of the loop (the pages of one change) go together.
+            self.loop.call_soon(self._send_due)
+        self.due.append((group, state, texts))
 
-    async def _send(self, group, state, texts) -> None:
+    def _send_due(self) -> None:
+        due, self.due = self.due, []
+        self.loop.create_task(self._send(due))
+
+    async def _send(self, due) -> None:
         try:
-            if texts:
-                await _group_send(group, texts)
+            await _send_groups([(group, texts) for group, _, texts in due if texts])
         finally:
-            state.sending = False
-            # Also forgets the group after a quiet interval (see _flush).
-            state.timer = self.loop.call_later(
-                max(0.0, state.last_sent + state.interval - self.loop.time()), self._flush, group)
+            for group, state, _ in due:
+                state.sending = False
+                # Also forgets the group after a quiet interval (see _flush).
+                state.timer = self.loop.call_later(
+                    max(0.0, state.last_sent + state.interval - self.loop.time()),
+                    self._flush, group)
 
     async def idle(self) -> None:
         """Wait until every waiting frame of this loop was sent (tests, shutdown)."""

@@ -13,7 +13,8 @@ from trace_project import publisher
 from trace_project.consumers import CLOSE_FORBIDDEN
 from tm_api import bodies, services
 from tm_api import status as S
-from tm_api.live import LAST, RUNS, STATUS, LastRunPage, live_group
+from tm_api.deltas import LastRunPage
+from tm_api.live import LAST, RUNS, STATUS, live_group
 from tm_api.models import Machine
 from tm_api.tests.conftest import dry_run_payload, scenario
 
