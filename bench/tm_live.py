@@ -6,9 +6,13 @@ each, as a real machine) post start/stop; W websocket clients watch the machines
 /ws/machine/<pk>/last/ sockets. The load comes from one asyncio process (aiohttp), so the client
 costs little of the machine's CPU next to the server.
 
-Prints requests/s and the delay from the 202 to the frame at the watchers (p50/p99), beside a
-baseline measured in the same run: the same machines posting a malformed body to the same
-endpoint (400 from the same view stack: no database, no frames).
+Prints requests/s and the delay from the 202 to the first frame at each watcher that shows the
+report's change (p50/p99), beside a baseline measured in the same run: the same machines posting
+a malformed body to the same endpoint (400 from the same view stack: no database, no frames).
+Frames are coalesced per page (LIVE_MIN_INTERVAL), so a watcher gets fewer frames than there
+are reports; each watcher applies them as the last-run page does (tm_api.deltas.LastRunPage).
+At the end, every watcher's page is compared with the database (machine_last_data): a page that
+differs is stale (must be 0); a report whose change no watcher of its machine saw is missing.
 
     .venv/bin/python bench/tm_live.py [--machines 50] [--watchers 200] [--seconds 20]
                                       [--channel-layer shipped|core]
@@ -20,6 +24,7 @@ Env: BENCH_PG (default postgres://postgres@127.0.0.1:5432), BENCH_REDIS_DB (defa
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +38,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from trace_project.devserver import Server  # noqa: E402
+from tm_api.deltas import LastRunPage  # noqa: E402
 
 TESTS_PER_RUN = 60
 ORDER = [f"test_{n:03d}.py" for k in range(4) for n in range(TESTS_PER_RUN)[k::4]]
@@ -59,9 +65,20 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(q / 100 * len(values)))]
 
 
-async def machine(session, url, name, deadline, real, answered_log, latencies):
-    """Post as fast as answers come. Every 2*TESTS_PER_RUN reports a new dry run starts over."""
+async def test_ids(session, url, machine_id):
+    """{file name: test pk} of the machine's last run (read once per dry run, not timed)."""
+    async with session.get(f"{url}/tm_api/machine_last_data/{machine_id}/") as response:
+        body = await response.json()
+    return {test["file_name"]: test["pk"]
+            for scenario in body["last_master_scenario"]["scenarios"]
+            for test in scenario["tests"]}
+
+
+async def machine(session, url, name, machine_id, deadline, real, answered_log, latencies):
+    """Post as fast as answers come. Every 2*TESTS_PER_RUN reports a new dry run starts over.
+    answered_log gets (test pk, status it reported, time the 202 was read) per report."""
     done = 0
+    ids = {}
     while time.monotonic() < deadline:
         if not real:
             async with session.post(url + "/tm_api/test_stop/", data=b"{bad",
@@ -73,7 +90,7 @@ async def machine(session, url, name, deadline, real, answered_log, latencies):
         if done % (2 * TESTS_PER_RUN) == 0:
             async with session.post(url + "/tm_api/dry_run/", json=dry_run_body(name)) as r:
                 assert r.status == 201, await r.text()
-            answered_log.append(None)  # its frame is not timed
+            ids = await test_ids(session, url, machine_id)
         test = ORDER[(done // 2) % TESTS_PER_RUN]
         body = {"machine_name": name, "file_path": "/bench", "file_name": test}
         path = "/tm_api/test_stop/" if done % 2 else "/tm_api/test_start/"
@@ -85,7 +102,7 @@ async def machine(session, url, name, deadline, real, answered_log, latencies):
             assert response.status == 202, await response.text()
         answered = time.monotonic()
         latencies.append((answered - sent) * 1000)
-        answered_log.append(answered)
+        answered_log.append((ids[test], body.get("status", "running"), answered))
         done += 1
     return done
 
@@ -93,24 +110,58 @@ async def machine(session, url, name, deadline, real, answered_log, latencies):
 CLOSED_BY_SERVER = []
 
 
-async def watch(session, url, arrivals):
-    async with session.ws_connect(url, max_msg_size=0) as socket:
-        arrivals.append("open")
-        async for message in socket:
-            if message.type == aiohttp.WSMsgType.TEXT:
-                arrivals.append(time.monotonic())
-            else:
-                break
+class Watcher:
+    """One browser on a machine's last-run page: its socket's frames applied as the page does,
+    and when each test was first shown in each status."""
+
+    def __init__(self, machine_id):
+        self.machine_id = machine_id
+        self.page = LastRunPage()
+        self.frames = 0
+        self.refetches = 0
+        self.opened = False
+        self.shown = {}  # test pk -> {status: time first shown}
+
+    async def watch(self, session, server):
+        url = f"{server.ws_url}/ws/machine/{self.machine_id}/last/"
+        async with session.ws_connect(url, max_msg_size=0) as socket:
+            self.opened = True
+            async for message in socket:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    break
+                now = time.monotonic()
+                self.frames += 1
+                frame = json.loads(message.data)
+                if not self.page.apply(frame):
+                    # a delta of a run the page does not show: the page reads it over REST
+                    self.refetches += 1
+                    self.page.show(await self.rest(session, server))
+                news = frame.get("machine_data", {}).get("last_master_scenario") or {}
+                for scenario in news.get("scenarios", []):
+                    for test in scenario["tests"]:
+                        self.shown.setdefault(test["pk"], {}).setdefault(test["status"], now)
         CLOSED_BY_SERVER.append(url)
 
+    async def rest(self, session, server):
+        async with session.get(f"{server.url}/tm_api/machine_last_data/{self.machine_id}/") as r:
+            return await r.json()
 
-async def load(server, names, seconds, real, answered, latencies):
+    def first_shown(self, test, status):
+        """When the page first showed `test` in `status` or, for a start, any later state."""
+        shown = self.shown.get(test, {})
+        if status != "running":
+            return shown.get(status)
+        return min((at for state, at in shown.items() if state != "waiting"), default=None)
+
+
+async def load(server, names, machine_ids, seconds, real, answered, latencies):
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         deadline = time.monotonic() + seconds
         started = time.monotonic()
         counts = await asyncio.gather(*(
-            machine(session, server.url, name, deadline, real, answered[i], latencies)
+            machine(session, server.url, name, machine_ids[name], deadline, real, answered[i],
+                    latencies)
             for i, name in enumerate(names)
         ))
         return sum(counts), time.monotonic() - started
@@ -123,44 +174,55 @@ def _check_alive(watchers):
 
 
 async def measure(server, names, machine_ids, args):
-    arrivals = {w: [] for w in range(args.watchers)}
     watched = {w: w % len(names) for w in range(args.watchers)}
+    watchers = {w: Watcher(machine_ids[names[index]]) for w, index in watched.items()}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        watchers = []
+        tasks = []
         # Browsers open their sockets over time; 200 handshakes in one instant would also
         # exhaust the channel layer's Redis connection pool (100) in group_add.
-        for w, index in watched.items():
-            watchers.append(asyncio.create_task(watch(
-                session, f"{server.ws_url}/ws/machine/{machine_ids[names[index]]}/last/",
-                arrivals[w])))
-            while sum(1 for a in arrivals.values() if a) < len(watchers) - 20:
-                _check_alive(watchers)
+        for watcher in watchers.values():
+            tasks.append(asyncio.create_task(watcher.watch(session, server)))
+            while sum(1 for w in watchers.values() if w.opened) < len(tasks) - 20:
+                _check_alive(tasks)
                 await asyncio.sleep(0.01)
-        while sum(1 for a in arrivals.values() if a) < args.watchers:
-            _check_alive(watchers)
+        while sum(1 for w in watchers.values() if w.opened) < args.watchers:
+            _check_alive(tasks)
             await asyncio.sleep(0.05)
-        for a in arrivals.values():
-            a.clear()
         scratch = {i: [] for i in range(len(names))}
-        await load(server, names, args.seconds / 4, False, scratch, [])  # warm-up
-        base_count, base_elapsed = await load(server, names, args.seconds, False, scratch, [])
+        await load(server, names, machine_ids, args.seconds / 4, False, scratch, [])  # warm-up
+        base_count, base_elapsed = await load(server, names, machine_ids, args.seconds, False,
+                                              scratch, [])
+        for watcher in watchers.values():
+            watcher.frames = 0
         answered = {i: [] for i in range(len(names))}
         latencies = []
-        count, elapsed = await load(server, names, args.seconds, True, answered, latencies)
+        count, elapsed = await load(server, names, machine_ids, args.seconds, True, answered,
+                                    latencies)
         await asyncio.sleep(2)
-        for task in watchers:
+        _check_alive(tasks)
+        stale = 0
+        for watcher in watchers.values():
+            database = await watcher.rest(session, server)
+            if LastRunPage.summary(watcher.page.body) != LastRunPage.summary(database):
+                stale += 1
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     delays, missing = [], 0
     for w, index in watched.items():
-        got = arrivals[w]
-        for k, answered_at in enumerate(answered[index]):
-            if k >= len(got):
+        watcher = watchers[w]
+        for test, status, answered_at in answered[index]:
+            shown = watcher.first_shown(test, status)
+            if shown is None:
                 missing += 1
-            elif answered_at is not None:
-                delays.append((got[k] - answered_at) * 1000)
-    return base_count / base_elapsed, count / elapsed, latencies, delays, missing
+            else:
+                delays.append((shown - answered_at) * 1000)
+    frames = [watcher.frames for watcher in watchers.values()]
+    return {"base_rate": base_count / base_elapsed, "rate": count / elapsed,
+            "latencies": latencies, "delays": delays, "missing": missing, "stale": stale,
+            "frames": frames, "reports": count,
+            "refetches": sum(watcher.refetches for watcher in watchers.values())}
 
 
 def main():
@@ -201,8 +263,9 @@ def main():
                                  json=dry_run_body(name)).status_code == 201
         machine_ids = {m["machine_name"]: m["id"] for m in requests.get(
             server.url + "/tm_api/machines/?page_size=100").json()["results"]}
-        base_rate, rate, latencies, delays, missing = asyncio.run(
-            measure(server, names, machine_ids, args))
+        result = asyncio.run(measure(server, names, machine_ids, args))
+        base_rate, rate = result["base_rate"], result["rate"]
+        latencies, delays, frames = result["latencies"], result["delays"], result["frames"]
         print(f"machines={args.machines} watchers={args.watchers} seconds={args.seconds:g} "
               f"tests/run={TESTS_PER_RUN} channel layer: {args.channel_layer} "
               f"(one daphne process, PostgreSQL + Redis; "
@@ -212,12 +275,25 @@ def main():
               f"= {rate / base_rate:.2f} x baseline")
         print(f"request latency: p50 {percentile(latencies, 50):.1f} ms, "
               f"p99 {percentile(latencies, 99):.1f} ms")
-        print(f"202 -> frame at watchers: p50 {percentile(delays, 50):.1f} ms, "
-              f"p99 {percentile(delays, 99):.1f} ms over {len(delays)} frames; "
-              f"missing frames: {missing}; watcher sockets closed by the server: "
+        print(f"202 -> change shown at watchers: p50 {percentile(delays, 50):.1f} ms, "
+              f"p99 {percentile(delays, 99):.1f} ms over {len(delays)} report x watcher; "
+              f"missing: {result['missing']}; watcher sockets closed by the server: "
               f"{len(CLOSED_BY_SERVER)}")
+        if frames:
+            reports_per_machine = result["reports"] / len(names)
+            print(f"frames per watcher: mean {sum(frames) / len(frames):.0f}, "
+                  f"min {min(frames)}, max {max(frames)} "
+                  f"(for {reports_per_machine:.0f} reports per machine); "
+                  f"REST refetches: {result['refetches']}")
+            print(f"stale pages at the end (page != database): {result['stale']} "
+                  f"of {len(frames)}")
         print("(a negative delay: the frame arrived before the client had read the 202; "
               "frames are sent after commit, alongside the response)")
+        problems = [line for line in server.output().splitlines()
+                    if ("WARNING" in line or "ERROR" in line or "Traceback" in line)
+                    and "Bad Request" not in line]  # the baseline's 400s
+        print(f"server log: {len(problems)} warning/error lines"
+              + "".join(f"\n  {line[:160]}" for line in problems[:5]))
     finally:
         if server:
             server.stop()

@@ -1,8 +1,20 @@
 """JSON bodies shared by the REST read API and the live frames (one builder per body, so a page
 that loads over REST and then follows a socket sees the same shape)."""
 
+from datetime import UTC, datetime, timedelta
+
 from tm_api import status as S
 from tm_api.models import Machine, MasterScenario, Scenario, Test
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def version(master: MasterScenario) -> int:
+    """The run's version: its last report's server time in microseconds. A live page keeps, per
+    run, scenario and test, the version it last showed, and ignores older news of it: frames of
+    different server processes may arrive out of order."""
+    return (master.last_report - _EPOCH) // _MICROSECOND
 
 
 def run_summary(master: MasterScenario) -> dict:
@@ -21,6 +33,7 @@ def run_summary(master: MasterScenario) -> dict:
         "tests_count": master.tests_count,
         "scenarios_count": master.scenarios_count,
         "tests_statistics": master.tests_statistics,
+        "version": version(master),
     }
 
 
@@ -34,29 +47,26 @@ def machine_status(machine: Machine, master: MasterScenario | None) -> dict:
             timestamp=S.iso(master.run.timestamp),
             tests_count=master.tests_count,
             tests_statistics=master.tests_statistics,
+            version=version(master),
         )
     return body
 
 
-def last_master_scenario(master: MasterScenario) -> dict:
-    scenarios = list(
-        Scenario.objects.filter(master_scenario=master)
-        .order_by("position")
-        .values("pk", "file_name", "file_path", "status", "tests_count")
-    )
-    by_scenario = {scenario["pk"]: scenario for scenario in scenarios}
-    for scenario in scenarios:
-        scenario["tests"] = []
-    tests = (
-        Test.objects.filter(master_scenario=master)
-        .order_by("position")
-        .values_list("pk", "scenario_id", "file_name", "status", "timestamp_start", "timestamp_stop")
-    )
-    for pk, scenario_id, file_name, status, start, stop in tests:
-        by_scenario[scenario_id]["tests"].append(
-            {"file_name": file_name, "status": status, "pk": pk,
-             "duration": S.duration_seconds(start, stop)}
-        )
+def test_row(pk, file_name, status, start, stop) -> dict:
+    """A test in a run's tree."""
+    return {"file_name": file_name, "status": status, "pk": pk,
+            "duration": S.duration_seconds(start, stop)}
+
+
+def scenario_row(scenario: Scenario, tests: list) -> dict:
+    """A scenario in a run's tree, with `tests` (all of them, or in a delta the changed ones)."""
+    return {"pk": scenario.pk, "file_name": scenario.file_name, "file_path": scenario.file_path,
+            "status": scenario.status, "tests_count": scenario.tests_count,
+            "tests_statistics": scenario.tests_statistics, "tests": tests}
+
+
+def run_tree(master: MasterScenario, scenarios: list) -> dict:
+    """The `last_master_scenario` body: the run's roll-ups and `scenarios` (scenario_row each)."""
     return {
         "pk": master.pk,
         "file_name": master.file_name,
@@ -71,11 +81,30 @@ def last_master_scenario(master: MasterScenario) -> dict:
         "scenarios": scenarios,
         "dryrundata": master.run_id,
         "timestamp": S.iso(master.run.timestamp),
+        "version": version(master),
     }
 
 
+def last_master_scenario(master: MasterScenario) -> dict:
+    """The whole run as a tree (two queries, whatever its size)."""
+    scenarios = list(
+        Scenario.objects.filter(master_scenario=master).order_by("position")
+        .only("pk", "file_name", "file_path", "status", "tests_count", "tests_statistics")
+    )
+    tests = {scenario.pk: [] for scenario in scenarios}
+    rows = (
+        Test.objects.filter(master_scenario=master)
+        .order_by("position")
+        .values_list("pk", "scenario_id", "file_name", "status", "timestamp_start", "timestamp_stop")
+    )
+    for pk, scenario_id, file_name, status, start, stop in rows:
+        tests[scenario_id].append(test_row(pk, file_name, status, start, stop))
+    return run_tree(master, [scenario_row(scenario, tests[scenario.pk]) for scenario in scenarios])
+
+
 def machine_last_data(machine: Machine) -> dict:
-    """Body of /tm_api/machine_last_data/<pk>/ and of `machine_data` frames."""
+    """Body of /tm_api/machine_last_data/<pk>/ and of the `machine_data` frame a last-run socket
+    gets when it opens."""
     master = None
     if machine.last_run_id is not None:
         master = MasterScenario.objects.select_related("run").get(run_id=machine.last_run_id)

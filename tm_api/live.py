@@ -1,22 +1,26 @@
-"""Live groups of the test-machine pages, and the frames sent to them.
+"""Live groups of the test-machine pages, and the frames a change of a run sends to them.
 
 Group names are built here and only here. Frames keep the seed's shapes (extra keys are added
 for the pages, never removed):
-  ws/machine/status/      {"machine_id_status": {"id", "status", ...}}
-  ws/machine/<pk>/runs/   {"run_data": {"id", "status", ...}}
-  ws/machine/<pk>/last/   {"machine_data": <machine_last_data body>}
+  ws/machine/status/      {"machine_id_status": {"id", "status", ..., "version"}}
+  ws/machine/<pk>/runs/   {"run_data": {"id", "status", ..., "version"}}
+  ws/machine/<pk>/last/   {"machine_data": {"id", "machine_name", "delta",
+                                            "last_master_scenario": {..., "version"}}}
+
+The last-run socket gets the whole run when it opens and when a dry run starts a new last run
+("delta": false); after that each change sends only what it changed ("delta": true): the run's
+roll-ups, and in `scenarios` only the changed scenarios, each with only its changed tests. A page
+applies a delta by pk. Every frame carries its run's version (tm_api.bodies.version): a page
+ignores news of a run, scenario or test older than what it shows.
+
+Frames go through trace_project.publisher, coalesced per page: the machine list by machine, a
+machine page by run, a last-run page by run (deltas of one run waiting together are merged, so
+a page that gets fewer frames than there were changes still ends on the last state).
 """
 
-import asyncio
-import logging
-import threading
-
-from asgiref.sync import async_to_sync
-from django.db import transaction
-
-from trace_project.live import asend_frame
-
-logger = logging.getLogger(__name__)
+from trace_project import publisher
+from tm_api import bodies
+from tm_api.deltas import merge_run_frames
 
 STATUS = "status"
 RUNS = "runs"
@@ -31,63 +35,34 @@ def live_group(kind: str, machine_id: int | None = None) -> str:
     raise ValueError(f"no live group {kind!r} for machine {machine_id!r}")
 
 
-async def _send_all(frames):
-    await asyncio.gather(*(asend_frame(group, frame) for group, frame in frames))
-
-
-# The server's event loop, set on the write threads (tm_api.views) that run reports for it: their
-# frames are handed to the loop without waiting for Redis, so the reply is not held up by the
-# delivery and the thread goes on with the next report. Elsewhere (tests, commands, the silence
-# job) there is no such loop and frames are sent before publish_after_commit's caller goes on.
-_thread = threading.local()
-
-
 def send_frames_on(loop) -> None:
-    _thread.loop = loop
+    """Frames published on this thread go to `loop`, the server's (worker threads not made by
+    asgiref; see trace_project.publisher)."""
+    publisher.serve_on(loop)
 
 
-# Per group, the task sending that group's latest frame: the next frame of the group waits for
-# it, so sockets see one group's frames in the order their changes were committed.
-_last_send = {}
+def publish_run(machine, master, scenarios: list, whole: bool = False) -> None:
+    """After commit, tell the pages showing `master`'s run of its change. `scenarios` are
+    bodies.scenario_row()s: every scenario with every test when `whole`, else the changed ones
+    with their changed tests. `machine.last_run_id` must be current."""
+    publisher.publish(live_group(RUNS, machine.pk), {"run_data": bodies.run_summary(master)},
+                      key=master.run_id, merge=_newest("run_data"))
+    if master.run_id != machine.last_run_id:
+        return
+    publisher.publish(live_group(STATUS),
+                      {"machine_id_status": bodies.machine_status(machine, master)},
+                      key=machine.pk, merge=_newest("machine_id_status"))
+    publisher.publish(
+        live_group(LAST, machine.pk),
+        {"machine_data": {"id": machine.pk, "machine_name": machine.machine_name,
+                          "delta": not whole,
+                          "last_master_scenario": bodies.run_tree(master, scenarios)}},
+        key=master.run_id, merge=merge_run_frames,
+    )
 
 
-def _schedule(frames) -> None:
-    """On the event loop: send each frame after the previous frame of its group."""
-    loop = asyncio.get_running_loop()
-    for group, frame in frames:
-        task = loop.create_task(_send_after(_last_send.get(group), group, frame))
-        _last_send[group] = task
-        task.add_done_callback(lambda done, group=group: _forget(group, done))
+def _newest(name):
+    def newest(waiting, newer):
+        return waiting if waiting[name]["version"] > newer[name]["version"] else newer
 
-
-async def _send_after(previous, group, frame):
-    if previous is not None:
-        await asyncio.wait([previous])
-    await asend_frame(group, frame)  # never raises
-
-
-def _forget(group, task):
-    if _last_send.get(group) is task:
-        del _last_send[group]
-
-
-def publish_after_commit(build_frames) -> None:
-    """Once the transaction commits, call `build_frames()` -> [(group, frame)] and send them all
-    in one hop to the event loop. Building after commit keeps the run's lock short; the frames
-    show committed data only. Never raises into the write that caused them."""
-
-    def send():
-        try:
-            frames = build_frames()
-        except Exception:  # noqa: BLE001 - the write is stored; only the live view misses it
-            logger.warning("live frames not built", exc_info=True)
-            return
-        if not frames:
-            return
-        loop = getattr(_thread, "loop", None)
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(_schedule, frames)
-        else:
-            async_to_sync(_send_all)(frames)
-
-    transaction.on_commit(send)
+    return newest

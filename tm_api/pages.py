@@ -61,6 +61,9 @@ def machine_list(request):
 def machine_detail(request, pk):
     machine = get_object_or_404(Machine.objects.select_related("last_run__master_scenario"), pk=pk)
     page, size, size_error = _page(request, runs_of(pk))
+    page.object_list = list(page.object_list)
+    for master in page.object_list:
+        master.version = bodies.version(master)  # rows ignore older live frames
     return render(request, "tm/machine.html", {
         "machine": machine, "status": machine_status_body(machine), "page": page,
         "page_size": size, "page_sizes": PAGE_SIZES, "page_size_error": size_error,

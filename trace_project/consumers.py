@@ -12,8 +12,10 @@ CLOSE_FORBIDDEN = 4003
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     """Base of every browser-facing live socket.
 
-    Subclasses name the groups to join; frames published with trace_project.live reach the
-    browser as they were published. Anonymous visitors are refused unless DASHBOARDS_PUBLIC.
+    Subclasses name the groups to join; frames published with trace_project.publisher reach the
+    browser as they were published, one websocket message each. A page may miss frames while
+    its socket is closed: on_joined sends the current state, or the page refetches it over REST
+    each time its socket opens. Anonymous visitors are refused unless DASHBOARDS_PUBLIC.
     """
 
     def live_groups(self) -> list[str]:
@@ -37,7 +39,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def live_frame(self, event):
-        await self.send_json(event["data"])
+        texts = event.get("texts")
+        if texts is None:  # a frame sent directly (trace_project.live.send_frame)
+            await self.send_json(event["data"])
+            return
+        # Serialised once by the publisher for every socket of the group.
+        for text in texts:
+            await self.send(text_data=text)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         """Live sockets only speak to the browser; whatever a client sends is ignored. (The

@@ -1,30 +1,31 @@
-"""Pushing changes to live pages, always after the database has them.
+"""Delivering frames to live pages, and the channel layer they travel on.
 
-Each app builds its own group names (one function per app); this module only delivers. A frame
-is the JSON object the browser receives, unchanged.
+Changes are published through trace_project.publisher (after commit, coalesced, at a bounded
+rate); this module keeps the direct sends (send_frame/asend_frame: one frame now, for messages
+between consumers such as a trace's decision) and the pub/sub channel layer below. Each app
+builds its own group names (one function per app).
 """
 
 import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+
+from trace_project import publisher
+from trace_project.publisher import FRAME_EVENT  # noqa: F401 - the event LiveConsumer handles
 
 logger = logging.getLogger(__name__)
 
-FRAME_EVENT = "live.frame"
-
 
 def publish_after_commit(group: str, frame: dict, using: str | None = None) -> None:
-    """Send `frame` to every socket in `group` once the current transaction commits.
-
-    Outside a transaction it is sent at once. A failing channel layer (Redis down) is logged,
-    never raised: the data is stored, only the live view misses a frame.
-    """
-    transaction.on_commit(lambda: send_frame(group, frame), using=using)
+    """Publish `frame` to `group` once the current transaction commits (trace_project.publisher,
+    coalesced per group: the page gets the last frame)."""
+    publisher.publish(group, frame, using=using)
 
 
 def send_frame(group: str, frame: dict) -> None:
+    """Send `frame` now, not coalesced. A failing channel layer (Redis down) is logged, never
+    raised."""
     try:
         async_to_sync(get_channel_layer().group_send)(group, {"type": FRAME_EVENT, "data": frame})
     except Exception:  # noqa: BLE001 - a live view must never break a write
@@ -51,6 +52,10 @@ async def asend_frame(group: str, frame: dict) -> None:
 #   (redis-py re-makes the ones it had when its connection broke);
 # - bounds every Redis call by LIVE_REDIS_TIMEOUT seconds, and after a failure drops frames at
 #   once for LIVE_REDIS_RETRY seconds instead of trying again for each;
+# - publishes without channels-redis's per-connection lock (redis-py's pool is made for
+#   concurrent calls): with the lock, publishes went out one round trip at a time, and on a busy
+#   server they queued for seconds, timed out and were dropped. group_send_many() publishes the
+#   frames of several groups in one round trip (a pipeline); the publisher uses it;
 # - keeps send() (to one channel) strict, so that /healthz's round trip reports the cause.
 # Frames published while Redis is down are lost (pub/sub keeps nothing): live pages catch up with
 # the next frame, or from the REST API when their socket (re)opens.
@@ -100,7 +105,17 @@ class _Shard(RedisSingleShardConnection):
         self.down_until = 0.0
 
     async def publish(self, channel, message):
-        await asyncio.wait_for(super().publish(channel, message), self.timeout)
+        self._ensure_redis()
+        await asyncio.wait_for(self._redis.publish(channel, message), self.timeout)
+        self._answered()
+
+    async def publish_many(self, messages) -> None:
+        """[(channel, message)] in one round trip."""
+        self._ensure_redis()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, message in messages:
+                pipe.publish(channel, message)
+            await asyncio.wait_for(pipe.execute(), self.timeout)
         self._answered()
 
     async def subscribe(self, channel):
@@ -181,6 +196,26 @@ class _LoopLayer(RedisPubSubLoopLayer):
             shard._failed(f"publish to {group}", error)
             OUTAGE_COUNTS["frames_dropped"] += 1
 
+    async def group_send_many(self, messages) -> None:
+        """group_send of each (group, message), in one round trip per Redis shard."""
+        by_shard = {}
+        for group, message in messages:
+            channel = self._get_group_channel_name(group)
+            by_shard.setdefault(self._get_shard(channel), []).append(
+                (channel, self.channel_layer.serialize(message)))
+        await asyncio.gather(*(self._publish_many(shard, items)
+                               for shard, items in by_shard.items()))
+
+    async def _publish_many(self, shard, items) -> None:
+        if time.monotonic() < shard.down_until:
+            OUTAGE_COUNTS["frames_dropped"] += len(items)
+            return
+        try:
+            await shard.publish_many(items)
+        except OUTAGE_ERRORS as error:
+            shard._failed(f"publish to {len(items)} groups", error)
+            OUTAGE_COUNTS["frames_dropped"] += len(items)
+
     async def forget_channel(self, channel):
         """Unsubscribe a channel made with new_channel() (channels-redis only does it when a
         receive() is cancelled)."""
@@ -191,6 +226,9 @@ class _LoopLayer(RedisPubSubLoopLayer):
 class PubSubChannelLayer(RedisPubSubChannelLayer):
     """RedisPubSubChannelLayer that survives Redis outages (see above). CONFIG as channels-redis's,
     plus `timeout` (seconds per Redis call) and `retry` (seconds between attempts)."""
+
+    async def group_send_many(self, messages) -> None:
+        await self._get_layer().group_send_many(messages)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

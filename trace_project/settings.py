@@ -479,6 +479,12 @@ TRACKING_MAX_BATCH_BYTES = _read("int", "TRACKING_MAX_BATCH_BYTES", 16 * 1024 * 
 TRACKING_LIVE_MIN_INTERVAL = _read("float", "TRACKING_LIVE_MIN_INTERVAL", 0.5)
 
 
+# Live pages: each page's socket group gets at most one message per this many seconds, with the
+# last state of everything that changed meanwhile (trace_project/publisher.py). A change after a
+# quiet spell goes out at once.
+LIVE_MIN_INTERVAL = _read("float", "LIVE_MIN_INTERVAL", 0.1)
+
+
 # --- limits -------------------------------------------------------------------------------------
 # What one client may send (docs/limits.md; enforced by trace_project/limits.py). 0 turns a limit
 # off. The defaults are far above what the clients of the seeds and of this project send.

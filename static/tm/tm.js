@@ -75,5 +75,35 @@
   }
   document.addEventListener("DOMContentLoaded", setupModal);
 
-  window.TM = { PRIORITY, esc, humanDuration, badge, bar, doneCount, when };
+  // A live row takes a frame only if it is not older than what the row shows: frames of
+  // several server processes may arrive out of order (each carries its run's version).
+  function fresh(row, version) {
+    if (version == null) return true;
+    if (Number(row.dataset.version || 0) > version) return false;
+    row.dataset.version = version;
+    return true;
+  }
+
+  // The rows of this page as the server renders them now, for a page whose socket (re)opened
+  // and may have missed frames: each row of the page is redrawn from the fresh copy unless it
+  // holds a newer version; returns the fresh rows this page does not have.
+  function reloadRows(selector, idAttribute) {
+    return fetch(window.location.href, { credentials: "same-origin" })
+      .then((r) => { if (!r.ok) throw new Error(r.status); return r.text(); })
+      .then((html) => {
+        const copy = new DOMParser().parseFromString(html, "text/html");
+        const missing = [];
+        copy.querySelectorAll(selector).forEach((freshRow) => {
+          const id = freshRow.getAttribute(idAttribute);
+          const row = document.querySelector(selector.split("[")[0] + "[" + idAttribute + '="' + id + '"]');
+          if (!row) { missing.push(freshRow); return; }
+          if (!fresh(row, Number(freshRow.dataset.version || 0))) return;
+          Object.assign(row.dataset, freshRow.dataset);
+          row.innerHTML = freshRow.innerHTML;
+        });
+        return missing;
+      });
+  }
+
+  window.TM = { PRIORITY, esc, humanDuration, badge, bar, doneCount, when, fresh, reloadRows };
 })();

@@ -1,5 +1,7 @@
 """Headless Chromium: the last-run page follows a reporter without a reload."""
 
+import json
+
 import pytest
 
 from tm_api.models import Machine
@@ -102,3 +104,67 @@ def test_machine_list_sorts_by_a_clicked_header_and_live_updates_never_move_rows
     page.click("#resort a")
     page.wait_for_selector(".live-indicator.connected")
     assert names() == ["alpha", "bravo"]
+
+
+def test_pages_apply_deltas_and_show_the_current_state_after_their_socket_reconnects(
+        server_factory, page):
+    """The last-run page applies small frames in place; when the server goes away and comes
+    back, the last-run page and the machine list reconnect and show what changed meanwhile."""
+    from conftest import test_database_env
+    from tm_api import services
+    from trace_project.devserver import Server
+
+    env = {"DASHBOARDS_PUBLIC": "True", "TM_ALLOW_ANONYMOUS_MACHINES": "True"}
+    server = server_factory(**env)
+    reporter = Reporter(server.url, "rack", timeout=5)
+    tests = [tree("/suite", f"0{n}_test.py", "") for n in range(1, 5)]
+    reporter.dry_run(tree("/suite", "master.py", "", [
+        tree("/suite", "scenario_a.py", "", tests[:2], "tests"),
+        tree("/suite", "scenario_b.py", "", tests[2:], "tests")], "scenarios"))
+    machine = Machine.objects.get()
+    frames = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(payload)))
+    page.goto(f"{server.url}/machines/{machine.pk}/last/")
+    page.wait_for_selector(".live-indicator.connected")
+    page.evaluate("window.__same_page = true")
+
+    reporter.start("/suite", "03_test.py")
+    page.wait_for_selector("tr[data-scenario-id] .badge.status-running")
+    reporter.stop("/suite", "03_test.py", "failed")
+    page.wait_for_selector("#done:text('1 / 4')")
+    statuses = lambda: page.locator("tr.test .badge").all_inner_texts()  # noqa: E731
+    assert statuses() == ["waiting", "waiting", "failed", "waiting"]
+    deltas = [json.loads(f)["machine_data"] for f in frames if '"delta":true' in f]
+    assert deltas and all(len(d["last_master_scenario"]["scenarios"]) == 1 for d in deltas)
+    assert all(len(s["tests"]) == 1 for d in deltas for s in d["last_master_scenario"]["scenarios"])
+    assert page.evaluate("window.__same_page") is True
+
+    # The server goes away; the machine's run moves on meanwhile; a server comes back.
+    server.stop()
+    page.wait_for_selector(".live-indicator.reconnecting")
+    services.start_test("rack", "/suite", "01_test.py")
+    services.stop_test("rack", "/suite", "01_test.py", "passed")
+    services.start_test("rack", "/suite", "02_test.py")
+    back = Server({"DB_DEFAULT": test_database_env(), **env}, port=server.port).start()
+    try:
+        page.wait_for_selector(".live-indicator.connected", timeout=15_000)
+        page.wait_for_selector("#done:text('2 / 4')")
+        assert statuses() == ["passed", "running", "failed", "waiting"]
+        assert page.evaluate("window.__same_page") is True
+
+        # The machine list, opened, then behind while its socket is down.
+        page.goto(f"{back.url}/machines/")
+        page.wait_for_selector(".live-indicator.connected")
+        row = f"tr[data-machine-id='{machine.pk}']"
+        assert page.locator(f"{row} .done").inner_text() == "2/4"
+        back.stop()
+        page.wait_for_selector(".live-indicator.reconnecting")
+        services.stop_test("rack", "/suite", "02_test.py", "passed")
+        services.start_test("rack", "/suite", "04_test.py")
+        services.stop_test("rack", "/suite", "04_test.py", "passed")
+        back = Server({"DB_DEFAULT": test_database_env(), **env}, port=server.port).start()
+        page.wait_for_selector(".live-indicator.connected", timeout=15_000)
+        page.wait_for_selector(f"{row} .done:text('4/4')")
+        assert page.locator(f"{row} .badge").inner_text() == "failed"
+    finally:
+        back.stop()

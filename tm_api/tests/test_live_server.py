@@ -23,6 +23,7 @@ def test_a_stop_posted_over_http_reaches_a_websocket_client_through_redis(server
                                        timeout=5)
     status = websocket.create_connection(f"{server.ws_url}/ws/machine/status/", timeout=5)
     try:
+        assert json.loads(last.recv())["machine_data"]["delta"] is False  # the run as it is
         start = {"machine_name": "live rack", "file_path": "/t", "file_name": "a.py"}
         assert requests.post(server.url + "/tm_api/test_start/", json=start,
                              timeout=5).status_code == 202
@@ -36,9 +37,12 @@ def test_a_stop_posted_over_http_reaches_a_websocket_client_through_redis(server
         assert time.monotonic() - sent < 2
         master = frame["machine_data"]["last_master_scenario"]
         assert master["status"] == "failed" and master["tests_statistics"]["failed"] == 1
-        assert json.loads(status.recv())["machine_id_status"] == {
-            **machine, "status": "failed",
-            "tests_statistics": master["tests_statistics"]}
+        assert frame["machine_data"]["delta"] is True
+        machine_status = json.loads(status.recv())["machine_id_status"]
+        assert machine_status["version"] > machine["version"]
+        assert machine_status == {**machine, "status": "failed",
+                                  "tests_statistics": master["tests_statistics"],
+                                  "version": machine_status["version"]}
     finally:
         last.close()
         status.close()

@@ -1,4 +1,4 @@
-"""Live frames: sent after commit, throttled per project, received by real sockets."""
+"""Live frames: sent after commit, coalesced per project, received by real sockets."""
 
 import asyncio
 import functools
@@ -14,7 +14,6 @@ from django.db import connections
 
 from trace_project.asgi import application
 from tracking import services
-from tracking.live import LiveGate, project_group
 from tracking.models import Project
 from tracking.wire import parse_batch_event
 
@@ -88,18 +87,32 @@ async def test_socket_refuses_anonymous_and_unknown_projects(settings):
     assert not connected
 
 
-def test_gate_sends_at_most_one_frame_per_interval_and_a_trailing_one(settings, monkeypatch):
-    settings.TRACKING_LIVE_MIN_INTERVAL = 0.3
-    sent = []
-    monkeypatch.setattr("tracking.live.send_frame", lambda group, frame: sent.append((group, dict(frame))))
-    gate = LiveGate()
-    for _ in range(50):
-        gate.publish(7, "p", 2, 1.0)
-    assert len(sent) == 1 and sent[0][0] == project_group(7) and sent[0][1]["accepted"] == 2
-    time.sleep(0.5)
-    assert len(sent) == 2 and sent[1][1]["accepted"] == 98  # nothing lost, all in one frame
-    gate.publish(8, "q", 1, 1.0)
-    assert len(sent) == 3  # another project has its own gate
+@pytest.mark.django_db(transaction=True)
+@in_own_loop
+async def test_frames_of_one_project_are_added_up_never_lost(settings):
+    """Batches inside one interval reach the page as fewer frames whose counts add up to every
+    request stored; another project's page has its own interval."""
+    settings.DASHBOARDS_PUBLIC = True
+    settings.TRACKING_LIVE_MIN_INTERVAL = 1.0
+    project, _ = await sync_to_async(Project.create_with_token)("Shop")
+    other, _ = await sync_to_async(Project.create_with_token)("Other")
+    sockets = []
+    for each in (project, other):
+        communicator = WebsocketCommunicator(application, f"/ws/metrics/{each.public_id}/")
+        assert (await communicator.connect())[0]
+        assert (await communicator.receive_json_from())["type"] == "hello"
+        sockets.append(communicator)
+    for n in range(1, 6):
+        await sync_to_async(services.ingest_events)(project, events(n))
+    await sync_to_async(services.ingest_events)(other, events(2))
+    frames = []
+    while sum(frame["accepted"] for frame in frames) < 15:
+        frames.append(await sockets[0].receive_json_from(timeout=3))
+    assert len(frames) < 5 and frames[0]["accepted"] == 1  # the first at once, the rest merged
+    assert (await sockets[1].receive_json_from(timeout=3))["accepted"] == 2
+    for communicator in sockets:
+        assert await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
 
 
 def test_real_server_pushes_frames_to_a_real_websocket_client(server_factory, redis_url):

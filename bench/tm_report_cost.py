@@ -1,0 +1,115 @@
+"""Benchmark: server CPU and SQL statements per machine report (test_start/test_stop), service
+and live frames only: no HTTP, no request machinery.
+
+Creates and drops its own PostgreSQL database (bench_tm_cost_<pid>), or uses SQLite with
+--sqlite. Frames go to an event loop in a thread of this process, as on the server (in-memory
+channel layer, no socket). For each run size, posts a dry run, then starts and stops every test
+through tm_api.services, and prints CPU per report (process time, every thread) and the
+statements of one start and one stop, beside a baseline measured in the same run: one
+transaction that locks the test row and updates it (the least a report can cost).
+
+    .venv/bin/python bench/tm_report_cost.py [--tests 60 600] [--sqlite]
+
+Env: BENCH_PG (default postgres://postgres@127.0.0.1:5432).
+"""
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def psql(sql, pg):
+    subprocess.run(["psql", pg + "/postgres", "-qc", sql], check=True, capture_output=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tests", type=int, nargs="+", default=[60, 600])
+    parser.add_argument("--sqlite", action="store_true")
+    args = parser.parse_args()
+    pg = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+    database = f"bench_tm_cost_{os.getpid()}"
+    if args.sqlite:
+        os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/{database}.sqlite3"
+    else:
+        psql(f"CREATE DATABASE {database}", pg)
+        os.environ["DATABASE_URL"] = f"{pg}/{database}"
+    os.environ.update(SECRET_KEY="bench-" + "x" * 50, LOG_LEVEL="ERROR", REDIS_URL="",
+                      DJANGO_SETTINGS_MODULE="trace_project.settings", ENV_FILE="")
+    try:
+        run(args)
+    finally:
+        if not args.sqlite:
+            from django.db import connections
+
+            connections.close_all()
+            psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", pg)
+
+
+def run(args):
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from tm_api import live, services
+    from tm_api.models import Test
+    from tm_api.status import parse_client_timestamp
+
+    call_command("migrate", "-v0")
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    live.send_frames_on(loop)  # as the server's write threads do
+
+    def dry_run(name, count):
+        tests = [{"file_path": "/b", "file_name": f"t{n:04d}.py", "script": "pass\n" * 20}
+                 for n in range(count)]
+        services.record_dry_run(name, parse_client_timestamp("2024-01-01 00:00:00"), {
+            "file_path": "/b", "file_name": "master.py", "script": "", "scenarios": [
+                {"file_path": "/b", "file_name": f"s{k}.py", "script": "", "tests": tests[k::4]}
+                for k in range(4)]})
+
+    def statements(call):
+        with CaptureQueriesContext(connection) as captured:
+            call()
+        return [q["sql"].split()[0] for q in captured.captured_queries
+                if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))]
+
+    backend = "SQLite" if args.sqlite else "PostgreSQL"
+    print(f"{backend}, in-process (no HTTP); load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
+    for count in args.tests:
+        name = f"bench-{count}"
+        dry_run(name, count)
+        pks = list(Test.objects.filter(machine__machine_name=name).values_list("pk", flat=True))
+        started = time.process_time()
+        for pk in pks:
+            with transaction.atomic():
+                Test.objects.select_for_update().filter(pk=pk).first()
+                Test.objects.filter(pk=pk).update(status="waiting")
+        baseline = (time.process_time() - started) / len(pks) * 1000
+        start = statements(lambda: services.start_test(name, "/b", "t0000.py"))
+        stop = statements(lambda: services.stop_test(name, "/b", "t0000.py", "passed"))
+        started = time.process_time()
+        for n in range(1, count):
+            services.start_test(name, "/b", f"t{n:04d}.py")
+            services.stop_test(name, "/b", f"t{n:04d}.py", "passed")
+        per_report = (time.process_time() - started) / (2 * (count - 1)) * 1000
+        print(f"run of {count:4d} tests: {per_report:5.2f} ms CPU per report "
+              f"= {per_report / baseline:.1f} x baseline ({baseline:.2f} ms: lock and update "
+              f"one test row); statements: start {len(start)} {start}, stop {len(stop)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Work per report is proportional to the report: the queries of a start or stop do not grow
+with the run, and read only what they change."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tm_api import services
+from tm_api.status import parse_client_timestamp
+from tm_api.tests.conftest import dry_run_payload, scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+
+def dry_run(name, tests):
+    payload = dry_run_payload(name=name, scenarios=[
+        scenario("a.py", *[("/t", f"t{n}.py") for n in range(0, tests, 2)]),
+        scenario("b.py", *[("/t", f"t{n}.py") for n in range(1, tests, 2)]),
+    ])
+    services.record_dry_run(name, parse_client_timestamp(payload["timestamp"]),
+                            payload["master_scenario"])
+
+
+def statements(call):
+    """The SQL statements `call` runs, transaction control left out (backends differ there)."""
+    with CaptureQueriesContext(connection) as captured:
+        call()
+    return [query["sql"].split()[0] for query in captured.captured_queries
+            if not query["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))]
+
+
+@pytest.mark.parametrize("tests", [4, 400])
+def test_a_start_and_a_stop_read_one_row_and_write_what_they_move(tests):
+    dry_run("rack", tests)
+    # the test with its scenario and run (locked), then the test, its scenario and the run
+    assert statements(lambda: services.start_test("rack", "/t", "t2.py")) == [
+        "SELECT", "UPDATE", "UPDATE", "UPDATE"]
+    assert statements(lambda: services.stop_test("rack", "/t", "t2.py", "passed")) == [
+        "SELECT", "UPDATE", "UPDATE", "UPDATE"]
+
+
+@pytest.mark.parametrize("tests", [4, 400])
+def test_a_start_while_another_test_runs_reads_the_running_ones_too(tests):
+    dry_run("rack", tests)
+    services.start_test("rack", "/t", "t0.py")
+    # the running test is read; it is in the other scenario, which is read too
+    assert statements(lambda: services.start_test("rack", "/t", "t1.py")) == [
+        "SELECT", "SELECT", "UPDATE", "UPDATE", "SELECT", "UPDATE", "UPDATE", "UPDATE"]
