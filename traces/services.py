@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.types.json import Jsonb
 from decimal import Decimal
 
 from django.conf import settings
@@ -41,6 +42,9 @@ class IngestResult:
     span_count: int = 0
     event_count: int = 0
     acked: int | None = None  # ?ack=1: every frame with a seq up to this one is stored
+    # The trace had rows before this transaction: other connections may be waiting on it, so
+    # its decision must be told to every server process (consumers.DecisionListener).
+    existed: bool = True
 
     @property
     def finished(self) -> bool:
@@ -64,10 +68,14 @@ def trace_group(trace_id: int) -> str:
 
 
 def ingest_group(trace_id: int) -> str:
-    """Channel-layer group of the connections sending one trace: when a frame on one of them
-    decides the trace, the others hear the reply too (a client that reconnected while its old
-    connection's last frames were still queued gets its answer on the new one)."""
-    return f"traces.ingest.{trace_id}"
+    """Channel-layer group on which a trace's decision reaches its other ingest connections.
+
+    One group for all traces (the decision names its trace): each server process subscribes to
+    it once, not each connection to a group of its own trace (a Redis round trip per socket for
+    the rare trace sent over several connections). A client that reconnected while its old
+    connection's last frames were still queued gets its answer on the new connection, on
+    whichever process it landed."""
+    return "traces.ingest.decided"
 
 
 def ingest_frame(trace_id: int, data: str | bytes, publish: bool = True) -> IngestResult:
@@ -158,7 +166,7 @@ def _stored_already(trace: Trace, resent: int, acked: int) -> IngestResult:
 def _ingest_locked(trace_id: int, frames: list[list[Message]], seqs: list[int] | None = None):
     group_ids = {m.group_id for frame in frames for m in frame
                  if m.type in (SPAN_START, SPAN_END)}
-    trace, known_span_rows = _lock_trace(trace_id, group_ids)
+    trace, known_span_rows, created = _lock_trace(trace_id, group_ids)
     if seqs is not None and all(seq <= trace.last_seq for seq in seqs):
         # Only frames already stored (resent after a reconnect): acknowledged again, and if
         # they decided the trace, its reply again.
@@ -235,38 +243,71 @@ def _ingest_locked(trace_id: int, frames: list[list[Message]], seqs: list[int] |
     if root is not None:
         trace.name, trace.root_start = root.name, _decimal(root.start)
     if bounds.ready:
-        # The only assembly of a trace: once, when its last missing piece arrived.
-        _write_frame(trace, changes, known_rows, with_progress=False)
-        result = assembly.assemble(bounds, trace.span_records(), trace.event_records())
+        # The only assembly of a trace: once, when its last missing piece arrived. A trace
+        # whose every row is in this batch is assembled from memory; otherwise the stored rows
+        # are read once, here.
+        if created:
+            span_records, event_records = list(touched.values()), list(events)
+        else:
+            span_records, event_records = _all_records(trace, touched, events)
+        as_number = trace.as_number
+        result = assembly.assemble(
+            bounds,
+            [s._replace(start=as_number(s.start), end=as_number(s.end)) for s in span_records],
+            [e._replace(timestamp=as_number(e.timestamp)) for e in event_records])
         trace.status, trace.problems, trace.name = result.status, result.problems, result.name
         trace.completed = timezone.now()
-        trace.save()
-    else:
-        _write_frame(trace, changes, known_rows, with_progress=True)
+    _write_frame(trace, changes, known_rows)
 
     stored = sum(len(frame) for frame in frames) - repeats
     return IngestResult(trace_id, trace.status, stored, repeats + resent, list(trace.problems),
                         span_count=trace.span_count, event_count=trace.event_count,
-                        acked=acked), refused
+                        acked=acked, existed=not created), refused
 
 
-def _write_frame(trace: Trace, changes, known_rows: dict, with_progress: bool) -> None:
-    """The frame's rows, and the trace's new counters unless it is being completed.
+def _all_records(trace: Trace, touched: dict, events: list):
+    """Every span and event of the trace: the stored rows, with this batch's changes over them
+    (the batch's own rows are not written yet)."""
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT "group_id", "name", "start", "end", "service" FROM "traces_span" '
+                       'WHERE "trace_id" = %s', [trace.id])
+        span_rows = cursor.fetchall()
+        cursor.execute('SELECT "name", "timestamp" FROM "traces_event" WHERE "trace_id" = %s',
+                       [trace.id])
+        event_rows = cursor.fetchall()
+    field = Span._meta.get_field("start")
+
+    def number(value):
+        return trace.as_number(field.from_db_value(value, None, connection))
+
+    spans = {group_id: assembly.SpanRecord(group_id, name or None, number(start), number(end),
+                                           service)
+             for group_id, name, start, end, service in span_rows}
+    spans.update(touched)
+    stored_events = [assembly.EventRecord(name, number(timestamp)) for name, timestamp in event_rows]
+    return list(spans.values()), stored_events + list(events)
+
+
+def _write_frame(trace: Trace, changes, known_rows: dict) -> None:
+    """The batch's rows and the trace's new state (counters; status and problems once decided).
 
     PostgreSQL: one statement per table whatever the frame size (rows passed as arrays through
-    unnest), all sent in one pipeline, so a frame costs one round trip here. SQLite (in-process)
+    unnest), all sent in one pipeline, so a batch costs one round trip here. SQLite (in-process)
     takes plain executemany."""
     spans = [(s.group_id, s.name or "", s.service, _timestamp_text(s.start),
               _timestamp_text(s.end)) for s in changes.new_spans]
     finished = [(known_rows[s.group_id][0], s.name or "", s.service, _timestamp_text(s.start),
                  _timestamp_text(s.end)) for s in changes.finished_spans]
     events = [(e.name, _timestamp_text(e.timestamp)) for e in changes.events]
-    if with_progress:
-        trace.updated = timezone.now()
-    progress = [getattr(trace, f) for f in _PROGRESS_FIELDS]
-    progress[-1] = connection.ops.adapt_datetimefield_value(trace.updated)
+    trace.updated = timezone.now()
+    ops = connection.ops
+    state = [getattr(trace, f) for f in _STATE_FIELDS]
+    state[_STATE_FIELDS.index("updated")] = ops.adapt_datetimefield_value(trace.updated)
+    state[_STATE_FIELDS.index("completed")] = ops.adapt_datetimefield_value(trace.completed)
+    state[_STATE_FIELDS.index("problems")] = (
+        Jsonb(trace.problems) if connection.vendor == "postgresql" else json.dumps(trace.problems))
     span_table, event_table = Span._meta.db_table, Event._meta.db_table
-    set_progress = ", ".join(f'"{f}" = %s' for f in _PROGRESS_FIELDS)
+    set_state = ", ".join(f'"{f}" = %s' for f in _STATE_FIELDS)
 
     if connection.vendor == "postgresql":
         # One pipeline (one round trip), server-side binding (prepared after a few frames).
@@ -294,9 +335,8 @@ def _write_frame(trace: Trace, changes, known_rows: dict, with_progress: bool) -
                         "SELECT %s, * FROM unnest(%s::text[], %s::numeric[])",
                         [trace.id, *map(list, zip(*events))],
                     )
-                if with_progress:
-                    cursor.execute(f'UPDATE "{Trace._meta.db_table}" SET {set_progress} '
-                                   'WHERE "id" = %s', [*progress, trace.id])
+                cursor.execute(f'UPDATE "{Trace._meta.db_table}" SET {set_state} '
+                               'WHERE "id" = %s', [*state, trace.id])
         return
     with connection.cursor() as cursor:
         if spans:
@@ -312,62 +352,76 @@ def _write_frame(trace: Trace, changes, known_rows: dict, with_progress: bool) -
             cursor.executemany(
                 f'INSERT INTO "{event_table}" ("trace_id", "name", "timestamp") VALUES (%s, %s, %s)',
                 [(trace.id, *row) for row in events])
-        if with_progress:
-            cursor.execute(f'UPDATE "{Trace._meta.db_table}" SET {set_progress} WHERE "id" = %s',
-                           [*progress, trace.id])
+        cursor.execute(f'UPDATE "{Trace._meta.db_table}" SET {set_state} WHERE "id" = %s',
+                       [*state, trace.id])
 
 
-_PROGRESS_FIELDS = ("start", "end", "duration", "group_id", "end_group_id", "service",
-                    "integer_timestamps", "unfinished_span_count", "span_count", "event_count",
-                    "name", "root_start", "last_seq", "updated")
+_STATE_FIELDS = ("start", "end", "duration", "group_id", "end_group_id", "service",
+                 "integer_timestamps", "unfinished_span_count", "span_count", "event_count",
+                 "name", "root_start", "last_seq", "updated", "status", "problems", "completed")
 
 
 _KNOWN_SPANS = ('SELECT "id", "group_id", "name", "service", "start", "end" FROM "traces_span" '
                 'WHERE "trace_id" = %s AND "group_id" ')
 
 
-def _lock_trace(trace_id: int, group_ids: set) -> tuple[Trace, list[tuple]]:
-    """The trace row, locked until the transaction ends (created open if new), and the stored
-    spans among `group_ids` as rows (id, group_id, name, service, start, end).
+def _lock_trace(trace_id: int, group_ids: set) -> tuple[Trace, list[tuple], bool]:
+    """The trace row, locked until the transaction ends (created open if new), the stored spans
+    among `group_ids` as rows (id, group_id, name, service, start, end), and whether this
+    transaction created the row.
 
     Two connections sending frames of one trace are serialised by the lock, and the spans are
-    read after it is granted, so each frame sees the other's spans. On PostgreSQL both queries go
-    in one round trip (a pipeline: the second runs, with a fresh snapshot, once the first holds
-    the lock). SQLite locks the whole database for writers (IMMEDIATE transactions)."""
+    read after it is granted, so each frame sees the other's spans. On PostgreSQL the three
+    statements go in one round trip (a pipeline: each runs, with a fresh snapshot, once the one
+    before it is done; an INSERT that meets a row another transaction is inserting waits for
+    it). SQLite locks the whole database for writers (IMMEDIATE transactions)."""
     group_ids = list(group_ids)
+    if connection.vendor == "postgresql":
+        return _lock_trace_postgresql(trace_id, group_ids)
+    created = False
     for _ in range(2):
-        if connection.vendor == "postgresql":
-            trace, rows = _lock_trace_postgresql(trace_id, group_ids)
-        else:
-            found = list(Trace.objects.raw('SELECT * FROM "traces_trace" WHERE "id" = %s',
-                                           [trace_id]))
-            trace, rows = (found[0] if found else None), []
-            with connection.cursor() as cursor:
-                for first in range(0, len(group_ids), 900):  # SQLite's 999 parameters
-                    chunk = group_ids[first:first + 900]
-                    cursor.execute(_KNOWN_SPANS + f"IN ({', '.join(['%s'] * len(chunk))})",
-                                   [trace_id, *chunk])
-                    rows += cursor.fetchall()
+        found = list(Trace.objects.raw('SELECT * FROM "traces_trace" WHERE "id" = %s',
+                                       [trace_id]))
+        trace, rows = (found[0] if found else None), []
+        with connection.cursor() as cursor:
+            for first in range(0, len(group_ids), 900):  # SQLite's 999 parameters
+                chunk = group_ids[first:first + 900]
+                cursor.execute(_KNOWN_SPANS + f"IN ({', '.join(['%s'] * len(chunk))})",
+                               [trace_id, *chunk])
+                rows += cursor.fetchall()
         if trace is not None:
-            return trace, rows
+            return trace, rows, created
         Trace.objects.bulk_create([Trace(id=trace_id)], ignore_conflicts=True)
+        created = True  # no other writer can have made it meanwhile: the database is ours
     raise IngestError(f"trace {trace_id} could not be created")  # pragma: no cover
+
+
+# A new trace's row, as Trace() would be (Django's defaults are not the table's).
+_CREATE_TRACE = """
+    INSERT INTO "traces_trace" ("id", "status", "created", "updated", "group_id", "end_group_id",
+        "integer_timestamps", "name", "service", "span_count", "event_count",
+        "unfinished_span_count", "problems", "last_seq")
+    VALUES (%s, %s, %s, %s, '', '', true, '', '', 0, 0, 0, '[]', 0)
+    ON CONFLICT ("id") DO NOTHING RETURNING "id"
+"""
 
 
 def _lock_trace_postgresql(trace_id: int, group_ids: list):
     # Server-side binding (a plain psycopg cursor, not Django's client-side one): PostgreSQL
     # prepares these statements after a few uses on each connection instead of parsing and
     # planning them for every frame.
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as lock, \
+    now = timezone.now()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as create, \
+            psycopg.Cursor(connection.connection) as lock, \
             psycopg.Cursor(connection.connection) as spans:
         with connection.connection.pipeline():
+            create.execute(_CREATE_TRACE, [trace_id, OPEN, now, now])
             lock.execute('SELECT * FROM "traces_trace" WHERE "id" = %s FOR UPDATE', [trace_id])
             if group_ids:
                 spans.execute(_KNOWN_SPANS + "= ANY(%s)", [trace_id, group_ids])
+            created = create.fetchone() is not None
             row = lock.fetchone()
             rows = spans.fetchall() if group_ids else []
-        if row is None:
-            return None, []
         names = [column.name for column in lock.description]
     values = dict(zip(names, row))
     if isinstance(values["problems"], str):
@@ -376,7 +430,7 @@ def _lock_trace_postgresql(trace_id: int, group_ids: list):
     # table's column order differs once a migration has added a column.
     fields = Trace._meta.concrete_fields
     return Trace.from_db(connection.alias, [field.attname for field in fields],
-                         [values[field.column] for field in fields]), rows
+                         [values[field.column] for field in fields]), rows, created
 
 
 def _decimal(value) -> Decimal | None:
