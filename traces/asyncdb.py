@@ -34,8 +34,12 @@ class StaleConnection(Exception):
 
 
 class Transaction:
-    """One transaction on one pooled connection: groups of statements, each group in one
-    pipeline (one round trip)."""
+    """One transaction on one pooled connection, in as few round trips as it has steps.
+
+    Each step's statements go to the server as one query string (the simple query protocol:
+    several statements, parameters bound client-side): one send and one read on the event loop
+    per step, where a pipeline of server-bound statements took a send and a wake-up of the loop
+    per statement. The first step begins the transaction, the last may commit it."""
 
     def __init__(self, conn: psycopg.AsyncConnection):
         self.conn = conn
@@ -44,32 +48,40 @@ class Transaction:
     async def run(self, statements: list[tuple[str, list]], read=None, commit=False):
         """Run `statements` in one round trip (with COMMIT after them when `commit`); return
         read([(column names, rows) of each statement]) or None."""
-        cursors = [self.conn.cursor() for _ in statements]
+        sqls = [sql for sql, _ in statements]
+        params = [param for _, step_params in statements for param in step_params]
+        if self.round_trips == 0:
+            sqls.insert(0, "BEGIN")
+        if commit:
+            sqls.append("COMMIT")
+        cursor = psycopg.AsyncClientCursor(self.conn)
         try:
-            async with self.conn.pipeline():
-                for cursor, (sql, params) in zip(cursors, statements):
-                    await cursor.execute(sql, params)
-                if commit:
-                    await self.conn.execute("COMMIT")
+            await cursor.execute(";\n".join(sqls), params)
             self.round_trips += 1
             if read is None:
                 return None
-            return read([([column.name for column in cursor.description],
-                           await cursor.fetchall()) if cursor.description else ([], [])
-                         for cursor in cursors])
+            results = []
+            more = True
+            while more:
+                results.append(([column.name for column in cursor.description],
+                                 await cursor.fetchall()) if cursor.description else ([], []))
+                more = cursor.nextset()
+            if self.round_trips == 1:
+                results = results[1:]  # BEGIN's
+            return read(results[:len(statements)])
         except psycopg.OperationalError as error:
             if self.round_trips == 0 and self.conn.broken:
                 raise StaleConnection(str(error)) from error
             raise
         finally:
-            for cursor in cursors:
-                await cursor.close()
+            await cursor.close()
 
 
 @asynccontextmanager
 async def transaction():
     """A Transaction on a pooled connection: rolled back if the block raises, committed at the
-    end unless a run(commit=True) did it already."""
+    end unless a run(commit=True) did it already (the connections are in autocommit mode: the
+    transaction is the Transaction's BEGIN to its COMMIT)."""
     pool = await _pool()
     async with pool.connection() as conn:
         yield Transaction(conn)
@@ -87,16 +99,11 @@ async def _pool() -> AsyncConnectionPool:
 async def _open_pool() -> AsyncConnectionPool:
     database = connections["default"]
     params = database.get_connection_params()
-    # Server-side binding (psycopg's own cursors, not Django's client-side one), and prepared
-    # statements after a few uses on each connection, unless the settings turn them off (a
-    # transaction-pooling proxy in front of PostgreSQL).
-    params.pop("cursor_factory", None)
-    if "prepare_threshold" not in database.settings_dict["OPTIONS"]:
-        params.pop("prepare_threshold", None)
+    params.pop("cursor_factory", None)  # Transaction picks its cursor
     pooling = database.settings_dict["OPTIONS"].get("pool")
     pooling = pooling if isinstance(pooling, dict) else {}
     pool = AsyncConnectionPool(
-        kwargs=params, min_size=1, max_size=settings.TRACE_INGEST_THREADS,
+        kwargs={**params, "autocommit": True}, min_size=1, max_size=settings.TRACE_INGEST_THREADS,
         timeout=pooling.get("timeout", 2.0),
         reconnect_timeout=pooling.get("reconnect_timeout", 5.0),
         name="trace-ingest", open=False,
