@@ -395,7 +395,8 @@ def _lock_statements(trace_id: int, group_ids: list) -> list[tuple[str, list]]:
     statements = [(_CREATE_TRACE, [trace_id, OPEN, now, now]),
                   ('SELECT * FROM "traces_trace" WHERE "id" = %s FOR UPDATE', [trace_id])]
     if group_ids:
-        statements.append((_KNOWN_SPANS + "= ANY(%s)", [trace_id, group_ids]))
+        statements.append((_KNOWN_SPANS + "IN (SELECT json_array_elements_text(%s::json))",
+                           [trace_id, json.dumps(group_ids)]))
     return statements
 
 
@@ -444,27 +445,28 @@ _SET_STATE = ", ".join(f'"{f}" = %s' for f in _STATE_FIELDS)
 
 def _write_statements(trace: Trace, changes, known_rows: dict) -> list[tuple[str, list]]:
     """PostgreSQL: the batch's rows and the trace's new state (counters; status and problems
-    once decided), one statement per table whatever the batch size (rows passed as arrays
-    through unnest)."""
+    once decided), one statement per table whatever the batch size. The rows go as one JSON
+    text per table (made by json.dumps in C, expanded by the server), not as arrays that the
+    driver quotes element by element."""
     spans, finished, events, state = _write_rows(trace, changes, known_rows)
     state[_STATE_FIELDS.index("problems")] = Jsonb(trace.problems)
     statements = []
     if spans:
         statements.append((
             'INSERT INTO "traces_span" ("trace_id", "group_id", "name", "service", "start", "end") '
-            "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[], "
-            "%s::numeric[])", [trace.id, *map(list, zip(*spans))]))
+            "SELECT %s, r->>0, r->>1, r->>2, (r->>3)::numeric, (r->>4)::numeric "
+            "FROM json_array_elements(%s::json) AS r", [trace.id, json.dumps(spans)]))
     if finished:
         statements.append((
-            'UPDATE "traces_span" AS s SET "name" = v.name, "service" = v.service, '
-            '"start" = v.start, "end" = v.stop FROM unnest(%s::bigint[], %s::text[], %s::text[], '
-            "%s::numeric[], %s::numeric[]) AS v(id, name, service, start, stop) "
-            "WHERE s.id = v.id", list(map(list, zip(*finished)))))
+            'UPDATE "traces_span" AS s SET "name" = r->>1, "service" = r->>2, '
+            '"start" = (r->>3)::numeric, "end" = (r->>4)::numeric '
+            "FROM json_array_elements(%s::json) AS r WHERE s.id = (r->>0)::bigint",
+            [json.dumps(finished)]))
     if events:
         statements.append((
             'INSERT INTO "traces_event" ("trace_id", "name", "timestamp") '
-            "SELECT %s, * FROM unnest(%s::text[], %s::numeric[])",
-            [trace.id, *map(list, zip(*events))]))
+            "SELECT %s, r->>0, (r->>1)::numeric FROM json_array_elements(%s::json) AS r",
+            [trace.id, json.dumps(events)]))
     statements.append((f'UPDATE "traces_trace" SET {_SET_STATE} WHERE "id" = %s',
                        [*state, trace.id]))
     return statements
