@@ -25,12 +25,20 @@ _pools = weakref.WeakKeyDictionary()  # event loop -> its pool
 
 def available() -> bool:
     """Whether the default database is PostgreSQL (else: Django's connections, on threads)."""
-    return connections["default"].vendor == "postgresql"
+    global _available
+    if _available is None:
+        _available = connections["default"].vendor == "postgresql"
+    return _available
+
+
+_available = None
 
 
 class StaleConnection(Exception):
-    """The pool handed out a connection that had broken while idle (a PostgreSQL restart):
-    nothing was sent on it that could have been committed, so the batch may be tried again."""
+    """The connection broke on its first round trip (most likely it broke while idle in the
+    pool: a PostgreSQL restart). A Transaction's first step commits nothing, so its batch may be
+    tried again; after run_alone, the caller asks the database (in a Transaction) whether the
+    statement took."""
 
 
 class Transaction:
@@ -71,6 +79,22 @@ class Transaction:
             return read(results[:len(statements)])
         except psycopg.OperationalError as error:
             if self.round_trips == 0 and self.conn.broken:
+                raise StaleConnection(str(error)) from error
+            raise
+        finally:
+            await cursor.close()
+
+
+async def run_alone(sql: str, params: list):
+    """One statement in a transaction of its own (one round trip); its first value."""
+    pool = await _pool()
+    async with pool.connection() as conn:
+        cursor = psycopg.AsyncClientCursor(conn)
+        try:
+            await cursor.execute(sql, params)
+            return (await cursor.fetchone())[0]
+        except psycopg.OperationalError as error:
+            if conn.broken:
                 raise StaleConnection(str(error)) from error
             raise
         finally:

@@ -55,11 +55,12 @@ def _ingest_on_kept_connection(trace_id: int, frames: list, acked: bool):
         return ingest_frames(trace_id, frames, publish=False, acked=acked)
 
 
-async def store_batch(trace_id: int, frames: list, acked: bool):
+async def store_batch(trace_id: int, frames: list, acked: bool, first: bool):
     """ingest_frames of a connection's batch: on the event loop on PostgreSQL (traces.asyncdb),
-    on an ingest thread otherwise (SQLite has no async driver)."""
+    on an ingest thread otherwise (SQLite has no async driver). `first`: the connection's first
+    batch, most likely of a new trace."""
     if asyncdb.available():
-        return await aingest_frames(trace_id, frames, acked)
+        return await aingest_frames(trace_id, frames, acked, new=first)
     return await sync_to_async(
         _ingest_on_kept_connection, thread_sensitive=False, executor=ingest_threads.executor
     )(trace_id, frames, acked)
@@ -187,6 +188,7 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
         self.live_timer = None
         self.queued = []  # frames received, not yet stored
         self.storing = None  # the task storing them
+        self.batches = 0  # stored, or tried
         self.replying = None  # the task sending another connection's decision
         self.decisions = None
         self.acks = _asks_for_acks(self.scope)
@@ -213,7 +215,9 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
 
     async def store(self, frames: list):
         try:
-            result, refused = await store_batch(self.trace_id, frames, self.acks)
+            self.batches += 1
+            result, refused = await store_batch(self.trace_id, frames, self.acks,
+                                                first=self.batches == 1)
         except IngestError as error:
             await self.finish(f"Error: {error}", CLOSE_ERROR)
             return
