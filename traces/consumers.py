@@ -3,16 +3,22 @@
 import asyncio
 import json
 import logging
+import weakref
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from trace_project.consumers import LiveConsumer
 from trace_project.live import asend_frame
 from trace_project.workers import WorkerThreads, kept_connection
+from traces import asyncdb
 from traces.services import (
-    STORED_REPLY, IngestError, ingest_frames, ingest_group, reply_for, trace_group,
+    STORED_REPLY, IngestError, aingest_frames, ingest_frames, ingest_group, reply_for,
+    trace_group,
 )
 
 logger = logging.getLogger(__name__)
@@ -35,8 +41,10 @@ ingest_threads = WorkerThreads("trace-ingest", "TRACE_INGEST_THREADS")
 
 
 def close_ingest_connections() -> None:
-    """Close the database connection each ingest thread keeps (tests; before dropping a DB)."""
+    """Close the database connections the ingest path keeps: each ingest thread's, and the async
+    pools of event loops that have stopped (tests; before dropping a DB)."""
     ingest_threads.close_connections()
+    asyncdb.close_pools()
 
 
 def _ingest_on_kept_connection(trace_id: int, frames: list, acked: bool):
@@ -47,6 +55,17 @@ def _ingest_on_kept_connection(trace_id: int, frames: list, acked: bool):
         return ingest_frames(trace_id, frames, publish=False, acked=acked)
 
 
+async def store_batch(trace_id: int, frames: list, acked: bool, first: bool):
+    """ingest_frames of a connection's batch: on the event loop on PostgreSQL (traces.asyncdb),
+    on an ingest thread otherwise (SQLite has no async driver). `first`: the connection's first
+    batch, most likely of a new trace."""
+    if asyncdb.available():
+        return await aingest_frames(trace_id, frames, acked, new=first)
+    return await sync_to_async(
+        _ingest_on_kept_connection, thread_sensitive=False, executor=ingest_threads.executor
+    )(trace_id, frames, acked)
+
+
 def _asks_for_acks(scope) -> bool:
     """/ws/trace/<id>?ack=1: the client numbers its frames and hears {"ack": seq} once they are
     stored (docs/traces.md, "Acknowledgements")."""
@@ -54,7 +73,111 @@ def _asks_for_acks(scope) -> bool:
     return query.get("ack", ["0"])[-1].lower() in ("1", "true", "yes")
 
 
-class TraceIngestConsumer(AsyncWebsocketConsumer):
+class DecisionListener:
+    """One subscription per server process (per event loop) to the decisions of traces, and the
+    process's open ingest connections by trace.
+
+    A frame decides its trace on one connection; the trace's other connections hear the reply
+    too. Those on this process are told directly. Those on other processes (several server
+    processes share Redis) hear it through the one group every process listens on
+    (services.ingest_group), and only when the trace had rows before the deciding transaction:
+    a trace sent whole in one batch (seed 000's clients: one frame, one socket) had no other
+    connection that stored anything, and costs no Redis round trip at all."""
+
+    RENEW_AFTER = 3600.0  # seconds; the in-memory layer forgets group members after a day
+
+    def __init__(self):
+        self.open: dict[int, set] = {}  # trace id -> its ingest consumers on this loop
+        self.subscribed = None  # the task subscribing (done once subscribed)
+        self.channel = None
+        self.since = 0.0
+
+    async def ready(self):
+        loop = asyncio.get_running_loop()
+        if self.subscribed is None or loop.time() - self.since > self.RENEW_AFTER:
+            self.since = loop.time()
+            self.subscribed = asyncio.ensure_future(self._subscribe())
+        await self.subscribed
+
+    async def _subscribe(self):
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        if self.channel is None:
+            self.channel = await layer.new_channel()
+            asyncio.ensure_future(self._receive(layer))
+        await layer.group_add(ingest_group(), self.channel)
+
+    async def _receive(self, layer):
+        while True:
+            try:
+                message = await layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep listening; the layer logs outages
+                logger.warning("trace decisions: receive failed", exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            decision = message.get("data")
+            if isinstance(decision, dict):
+                self.tell(decision)
+
+    def join(self, consumer) -> None:
+        self.open.setdefault(consumer.trace_id, set()).add(consumer)
+
+    def leave(self, consumer) -> None:
+        consumers = self.open.get(consumer.trace_id)
+        if consumers is not None:
+            consumers.discard(consumer)
+            if not consumers:
+                del self.open[consumer.trace_id]
+
+    def tell(self, decision: dict, sender=None) -> None:
+        """A trace was decided: its connections here (but the sender) reply and close."""
+        if decision.get("event") != "trace.decided" or not decision.get("reply"):
+            return
+        for consumer in list(self.open.get(decision.get("id"), ())):
+            if consumer is not sender:
+                consumer.hear(decision["reply"])
+
+    async def decided(self, sender, result) -> None:
+        self.tell(result.decision, sender)
+        if result.existed:
+            await asend_frame(ingest_group(result.trace_id), result.decision)
+
+
+_listeners = weakref.WeakKeyDictionary()  # event loop -> its DecisionListener
+
+
+async def decision_listener() -> DecisionListener:
+    loop = asyncio.get_running_loop()
+    listener = _listeners.get(loop)
+    if listener is None:
+        listener = _listeners[loop] = DecisionListener()
+    await listener.ready()
+    return listener
+
+
+class WithoutDjangoConnections:
+    """A consumer that never uses Django's database connection on the event loop (its database
+    work runs on ingest threads with kept connections), and has no channel of its own: without
+    channels' close_old_connections() before each message (a thread hop per message) and the
+    channel layer subscription per socket."""
+
+    channel_layer_alias = None
+
+    async def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message):
+        await self.disconnect(message["code"])
+        raise StopConsumer()
+
+
+class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
     """ws/trace/<id>: frames of trace messages from programs (no login, as in seed 000)."""
 
     async def connect(self):
@@ -65,12 +188,15 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
         self.live_timer = None
         self.queued = []  # frames received, not yet stored
         self.storing = None  # the task storing them
+        self.batches = 0  # stored, or tried
+        self.replying = None  # the task sending another connection's decision
+        self.decisions = None
         self.acks = _asks_for_acks(self.scope)
         if not 0 < self.trace_id <= MAX_TRACE_ID:
             await self.close()  # refuses the handshake, like a non-numeric id
             return
-        self.groups = [ingest_group(self.trace_id)]  # left by channels on disconnect
-        await self.channel_layer.group_add(self.groups[0], self.channel_name)
+        self.decisions = await decision_listener()
+        self.decisions.join(self)
         await self.accept()
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -89,30 +215,34 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
 
     async def store(self, frames: list):
         try:
-            result, refused = await sync_to_async(
-                _ingest_on_kept_connection, thread_sensitive=False, executor=ingest_threads.executor
-            )(self.trace_id, frames, self.acks)
+            self.batches += 1
+            result, refused = await store_batch(self.trace_id, frames, self.acks,
+                                                first=self.batches == 1)
         except IngestError as error:
             await self.finish(f"Error: {error}", CLOSE_ERROR)
             return
         except Exception:  # noqa: BLE001 - the client must hear that nothing was stored
             logger.exception("trace %s: frame not stored", self.trace_id)
+            if self.finished:
+                return
             await self.finish(
                 "Error: the server could not store this frame; nothing from it was stored, "
                 "send it again later", CLOSE_SERVER_ERROR,
             )
             return
-        if result is not None and result.acked is not None:
-            await self.send(text_data=json.dumps({"ack": result.acked}))
-        if result is not None:
-            await self.publish(result.live_frame, now=result.finished)
+        # The client's answer first; then the trace's other connections and its live page.
+        if result is not None and not self.finished:
+            if result.acked is not None:
+                await self.send(text_data=json.dumps({"ack": result.acked}))
             if result.finished:
-                await asend_frame(ingest_group(self.trace_id), result.decision)
                 reply = reply_for(result)
                 await self.finish(reply, CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR)
-                return
-        if refused is not None:
+        if refused is not None and (result is None or not result.finished):
             await self.finish(f"Error: {refused}", CLOSE_ERROR)
+        if result is not None:
+            if result.finished:
+                await self.decisions.decided(self, result)
+            await self.publish(result.live_frame, now=result.finished)
 
     async def publish(self, frame: dict, now: bool = False):
         """Tell the trace page, at most every LIVE_INTERVAL, always ending with the last state.
@@ -141,21 +271,23 @@ class TraceIngestConsumer(AsyncWebsocketConsumer):
                 await self.storing
             except Exception:  # noqa: BLE001 - logged; the socket is gone anyway
                 logger.exception("trace %s: storing queued frames failed", self.trace_id)
+        if self.decisions is not None:
+            self.decisions.leave(self)
         await self.flush_live()
 
-    async def live_frame(self, event):
+    def hear(self, reply: str) -> None:
         """Another connection's frame decided this trace: answer here too, as if it were ours."""
-        decision = event["data"]
-        # Only this trace's decision: a channel name can come round again (the in-memory layer
-        # names channels with `random`), and a message left for an old consumer must not close
-        # a new one.
-        if (decision.get("event") == "trace.decided" and decision.get("id") == self.trace_id
-                and not self.finished and decision["reply"]):
-            reply = decision["reply"]
-            await self.finish(reply, CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR)
+        if not self.finished:
+            self.finished = True
+            code = CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR
+            self.replying = asyncio.ensure_future(self.send_reply(reply, code))
 
     async def finish(self, message: str, code: int):
-        self.finished = True
+        if not self.finished:  # else the reply is out already
+            self.finished = True
+            await self.send_reply(message, code)
+
+    async def send_reply(self, message: str, code: int):
         await self.send(text_data=json.dumps({"message": message}))
         await self.close(code=code)
 
@@ -167,7 +299,7 @@ class TraceLiveConsumer(LiveConsumer):
         return [trace_group(self.scope["url_route"]["kwargs"]["trace_id"])]
 
 
-class NoopTraceConsumer(AsyncWebsocketConsumer):
+class NoopTraceConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
     """The benchmark's baseline: parses each frame's JSON and stores nothing.
 
     It replies like the real consumer once a frame holds a TRACE_END, so the benchmark measures

@@ -97,3 +97,23 @@ def test_get_and_delete_on_a_real_server(server_factory, django_user_model):
     assert response.status_code == 200 and response.json()["trace"] == README_TREE
     assert requests.get(f"{server.url}/api/trace/7/").status_code == 404
     assert requests.delete(f"{server.url}/api/trace/6/").status_code == 403
+
+
+def test_a_decision_on_one_server_process_answers_the_trace_on_another(server_factory, redis_url):
+    """Two server processes sharing the database and Redis: the trace's first frames went over
+    a connection to one, its last over a connection to the other; both hear the reply."""
+    first, second = server_factory(REDIS_URL=redis_url), server_factory(REDIS_URL=redis_url)
+    waiting = websocket.create_connection(f"{first.ws_url}/ws/trace/6?ack=1", timeout=10)
+    waiting.send(json.dumps({"seq": 1, "messages": README_EXAMPLE[:3]}))
+    assert json.loads(waiting.recv()) == {"ack": 1}  # stored: the trace is open, with rows
+    closing = websocket.create_connection(f"{second.ws_url}/ws/trace/6", timeout=10)
+    closing.send(json.dumps(README_EXAMPLE[3:]))
+    assert json.loads(closing.recv()) == STORED
+    assert json.loads(waiting.recv()) == STORED
+    opcode, data = waiting.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(data[:2], "big") == 1000
+    assert Trace.objects.get(id=6).status == "complete"
+    # A trace sent whole over one connection is told to no other process, and still answered.
+    whole = websocket.create_connection(f"{second.ws_url}/ws/trace/7", timeout=10)
+    whole.send(json.dumps(README_EXAMPLE))
+    assert json.loads(whole.recv()) == STORED
