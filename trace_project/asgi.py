@@ -43,9 +43,13 @@ application = ProtocolTypeRouter(
         # Machine traffic (settings.INGEST_PATHS) then takes the lean path, without the
         # browser's middleware (trace_project/ingest_path.py).
         "http": BodySizeLimit(IngestQueue(ByPath(IngestHandler(), django_asgi_app))),
-        "websocket": WebsocketLimits(
-            allowed_hosts_origin_validator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
-        ),
+        # Trace programs' sockets (settings.INGEST_WEBSOCKET_PATHS) have no login: they skip
+        # the cookie, session and user lookup the pages' sockets need.
+        "websocket": WebsocketLimits(allowed_hosts_origin_validator(ByPath(
+            URLRouter(websocket_urlpatterns),
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+            websocket_paths=settings.INGEST_WEBSOCKET_PATHS,
+        ))),
     }
 )
 

@@ -43,15 +43,18 @@ from trace_project.workers import kept_connection
 
 
 class ByPath:
-    """ASGI: HTTP requests to settings.INGEST_PATHS to `ingest`, the others to `full`."""
+    """ASGI: requests of machine traffic to `ingest`, the others to `full`. HTTP requests whose
+    path starts with one of settings.INGEST_PATHS, or, with `websocket_paths`, websockets whose
+    path starts with one of those."""
 
-    def __init__(self, ingest, full):
+    def __init__(self, ingest, full, websocket_paths=()):
         self.ingest = ingest
         self.full = full
-        self.prefixes = tuple(settings.INGEST_PATHS)
+        self.prefixes = {"http": tuple(settings.INGEST_PATHS),
+                         "websocket": tuple(websocket_paths)}
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
+        if scope["path"].startswith(self.prefixes.get(scope["type"], ())):
             return await self.ingest(scope, receive, send)
         return await self.full(scope, receive, send)
 

@@ -25,10 +25,9 @@ after its worker thread stored a batch):
 
     await apublish(group, frame, key=None, merge=None, interval=None)
 
-It only queues the frame on the loop's outbox and returns: it never waits for Redis. For the
-trace consumer: `await apublish(trace_group(trace_id), result.live_frame)` after each stored
-batch replaces its own timer (publish/flush_live/LIVE_INTERVAL): the page gets at most one frame
-per interval and always the last one.
+It only queues the frame on the loop's outbox and returns: it never waits for Redis. The trace
+ingest consumer calls `await apublish(trace_group(trace_id), result.live_frame)` after each
+stored batch: the trace page gets at most one frame per interval and always the last one.
 
 `merge(waiting, newer) -> frame` combines two frames of one key when the newer one alone would
 lose something (a delta of other tests, a count to add); without it the newer frame replaces.

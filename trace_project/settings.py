@@ -115,6 +115,9 @@ INGEST_PATHS = [
     "/v1/",  # OTLP/HTTP (/v1/traces)
 ]
 INGEST_MIDDLEWARE = ["trace_project.ingest_path.SecurityHeaders"]
+# Websockets of trace programs (no login) skip channels' cookie, session and user lookup (two
+# database hops per socket, one socket per trace); the pages' sockets keep them.
+INGEST_WEBSOCKET_PATHS = ["/ws/trace/", "/ws/bench/noop/"]
 
 ROOT_URLCONF = "trace_project.urls"
 ASGI_APPLICATION = "trace_project.asgi.application"

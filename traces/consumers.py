@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
 from trace_project.consumers import LiveConsumer
+from trace_project import publisher
 from trace_project.live import asend_frame
 from trace_project.workers import WorkerThreads, kept_connection
 from traces import asyncdb
@@ -30,11 +31,6 @@ CLOSE_ERROR = 4000  # seed 000: the client sent something wrong
 CLOSE_SERVER_ERROR = 4011
 MAX_BATCH = 50  # queued frames of one connection stored in one transaction
 MAX_TRACE_ID = 2**63 - 1  # a BIGINT primary key
-
-
-# A busy client sends hundreds of frames a second; the trace page only needs to hear "changed"
-# a few times a second (it refetches the trace), and always the last state.
-LIVE_INTERVAL = 0.25
 
 
 ingest_threads = WorkerThreads("trace-ingest", "TRACE_INGEST_THREADS")
@@ -183,9 +179,6 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
     async def connect(self):
         self.trace_id = int(self.scope["url_route"]["kwargs"]["trace_id"])
         self.finished = False
-        self.last_live = 0.0
-        self.pending_live = None  # the newest frame not yet published
-        self.live_timer = None
         self.queued = []  # frames received, not yet stored
         self.storing = None  # the task storing them
         self.batches = 0  # stored, or tried
@@ -242,27 +235,9 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
         if result is not None:
             if result.finished:
                 await self.decisions.decided(self, result)
-            await self.publish(result.live_frame, now=result.finished)
-
-    async def publish(self, frame: dict, now: bool = False):
-        """Tell the trace page, at most every LIVE_INTERVAL, always ending with the last state.
-        Called after the frame's transaction committed."""
-        loop = asyncio.get_running_loop()
-        self.pending_live = frame
-        wait = self.last_live + LIVE_INTERVAL - loop.time()
-        if now or wait <= 0:
-            await self.flush_live()
-        elif self.live_timer is None:
-            self.live_timer = loop.call_later(wait, lambda: asyncio.ensure_future(self.flush_live()))
-
-    async def flush_live(self):
-        if self.live_timer is not None:
-            self.live_timer.cancel()
-            self.live_timer = None
-        frame, self.pending_live = self.pending_live, None
-        if frame is not None:
-            self.last_live = asyncio.get_running_loop().time()
-            await asend_frame(trace_group(self.trace_id), frame)
+            # A busy client stores hundreds of frames a second: the publisher coalesces them
+            # for the trace page (which refetches the trace) and always sends the last state.
+            await publisher.apublish(trace_group(self.trace_id), result.live_frame)
 
     async def disconnect(self, code):
         # Frames that arrived before the client went away are stored all the same.
@@ -273,7 +248,6 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
                 logger.exception("trace %s: storing queued frames failed", self.trace_id)
         if self.decisions is not None:
             self.decisions.leave(self)
-        await self.flush_live()
 
     def hear(self, reply: str) -> None:
         """Another connection's frame decided this trace: answer here too, as if it were ours."""

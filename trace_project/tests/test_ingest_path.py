@@ -197,3 +197,17 @@ async def test_a_sync_view_on_an_ingest_path_runs_on_a_thread_with_its_connectio
     assert seen["machines"] == 0 and seen["session"] is False
     assert seen["thread"] != threading.current_thread().name
     assert not connection.in_atomic_block
+
+
+@pytest.mark.unit
+async def test_a_trace_program_socket_opens_without_a_session_lookup():
+    """A trace ingest socket (settings.INGEST_WEBSOCKET_PATHS) skips channels' session and user
+    middleware: with a session cookie and no database access allowed it still opens (the
+    pages' sockets would look the session up in the database)."""
+    from channels.testing import WebsocketCommunicator
+
+    socket = WebsocketCommunicator(application, "/ws/trace/5",
+                                   headers=[(b"cookie", b"sessionid=not-a-real-session")])
+    connected, _ = await socket.connect()
+    assert connected
+    await socket.disconnect()
