@@ -1,7 +1,7 @@
 """Benchmark: machines posting test_start/test_stop while browser-like sockets watch.
 
-One daphne process (trace_project.devserver.Server) on PostgreSQL + Redis, from a clean
-checkout: creates and drops its own database bench_tm_<pid>. N machines (one request at a time
+One server process (trace_project.devserver.Server: uvicorn, or MONITOR_SERVER=daphne) on
+PostgreSQL + Redis, from a clean checkout: creates and drops its own database bench_tm_<pid>. N machines (one request at a time
 each, as a real machine) post start/stop; W websocket clients watch the machines'
 /ws/machine/<pk>/last/ sockets. The load comes from one asyncio process (aiohttp), so the client
 costs little of the machine's CPU next to the server.
@@ -268,7 +268,7 @@ def main():
         latencies, delays, frames = result["latencies"], result["delays"], result["frames"]
         print(f"machines={args.machines} watchers={args.watchers} seconds={args.seconds:g} "
               f"tests/run={TESTS_PER_RUN} channel layer: {args.channel_layer} "
-              f"(one daphne process, PostgreSQL + Redis; "
+              f"(one {server.server} process, PostgreSQL + Redis; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
         print(f"baseline (400 on malformed JSON, same view): {base_rate:8.0f} req/s")
         print(f"test_start/test_stop:                        {rate:8.0f} req/s  "

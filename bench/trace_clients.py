@@ -14,7 +14,7 @@ The clients are one asyncio process (aiohttp), so they take little of the machin
     .venv/bin/python bench/trace_clients.py --seconds 5 --sqlite --server uvicorn
     .venv/bin/python bench/trace_clients.py --profile /tmp/traces.prof   # cProfile the server
 
---server is passed to devserver.Server (daphne, or uvicorn once devserver offers it).
+--server is passed to devserver.Server (uvicorn, the default, or daphne).
 Env: BENCH_PG (default postgres://postgres@127.0.0.1:5432), BENCH_REDIS_DB (default 13).
 """
 
@@ -172,7 +172,7 @@ def main():
     parser.add_argument("--messages", default="7,101", help="trace sizes (7,101)")
     parser.add_argument("--sqlite", action="store_true", help="also on SQLite + in-memory layer")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL + Redis")
-    parser.add_argument("--server", default=None, help="ASGI server for devserver (daphne)")
+    parser.add_argument("--server", default=None, help="ASGI server: uvicorn (the default) or daphne")
     parser.add_argument("--profile", default=None,
                         help="run the server under cProfile, stats written to this file")
     args = parser.parse_args()

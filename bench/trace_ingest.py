@@ -1,4 +1,4 @@
-"""Trace ingestion speed: N websocket clients against a real daphne process on PostgreSQL.
+"""Trace ingestion speed: N websocket clients against a real server process on PostgreSQL.
 
 For frames of 1, 10 and 100 messages it prints the messages stored per second and the time from
 sending a trace's completing frame to its reply (p50/p99), beside the same clients against a
@@ -132,7 +132,7 @@ def main():
         server.env.pop("REDIS_URL", None)
         messages = trace_messages(args.messages)
         print(f"{args.clients} clients, traces of {len(messages)} messages, {args.seconds:g} s "
-              f"per run, daphne + PostgreSQL ({database})")
+              f"per run, {server.server} + PostgreSQL ({database})")
         print(f"{'frame':>5}  {'consumer':<8} {'msgs/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'traces':>7}  {'stored/no-op':>12}")
         first_id = 1
