@@ -35,12 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from trace_project.devserver import Server  # noqa: E402
 
-TESTS_PER_RUN = 60
+# The machines' runs and the percentiles are tm_live.py's, so that the two benches compare.
+from tm_live import TESTS_PER_RUN, dry_run_body, percentile, psql  # noqa: E402
+
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def psql(sql, pg):
-    subprocess.run(["psql", pg + "/postgres", "-qc", sql], check=True, capture_output=True)
 
 
 def process_tree(pid) -> list[int]:
@@ -79,21 +77,6 @@ def postgres_seconds() -> float:
             except OSError:
                 pass
     return total
-
-
-def percentile(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q / 100 * len(values)))] if values else float("nan")
-
-
-def dry_run_body(machine):
-    tests = [{"file_path": "/bench", "file_name": f"test_{n:03d}.py", "script": "pass\n"}
-             for n in range(TESTS_PER_RUN)]
-    return {"machine_name": machine, "timestamp": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "master_scenario": {"file_path": "/bench", "file_name": "master.py", "script": "",
-                                "scenarios": [{"file_path": "/bench", "file_name": f"s{k}.py",
-                                               "script": "", "tests": tests[k::4]}
-                                              for k in range(4)]}}
 
 
 async def machine(url, name, token, seconds, latencies):
