@@ -216,9 +216,9 @@ def test_the_statements_of_a_batch_do_not_grow_with_its_reports(tests):
                                              "status": "failed" if n == 7 else "passed",
                                              "timestamp_stop": T0}))
     statements = sql_statements(lambda: services.apply_reports(MACHINE, reports))
-    # the machine; the candidate tests with scenarios and runs (locked); the tests; each of the
-    # 4 scenarios; the run
-    assert statements == ["SELECT", "SELECT", "UPDATE", "UPDATE", "UPDATE", "UPDATE", "UPDATE",
+    # the machine; the candidate tests with scenarios and runs (locked); the tests (WITH
+    # reported AS (VALUES ...) UPDATE); each of the 4 scenarios; the run
+    assert statements == ["SELECT", "SELECT", "WITH", "UPDATE", "UPDATE", "UPDATE", "UPDATE",
                           "UPDATE"]
     assert Test.objects.filter(status=S.PASSED).count() == 99
     assert MasterScenario.objects.get().tests_statistics[S.FAILED] == 1
@@ -235,7 +235,7 @@ def test_a_start_meeting_a_running_test_and_a_cancel_read_their_run_once():
                                          "status": "cancelled", "timestamp_stop": T0}))
     statements = sql_statements(lambda: services.apply_reports(MACHINE, reports))
     # machine, candidates, the run's ongoing tests, its scenarios; tests, 2 scenarios, the run
-    assert statements == ["SELECT"] * 4 + ["UPDATE"] * 4
+    assert statements == ["SELECT"] * 4 + ["WITH"] + ["UPDATE"] * 3
     counts = MasterScenario.objects.get().tests_statistics
     assert (counts[S.UNKNOWN], counts[S.CANCELLED]) == (39, 11)
 
@@ -271,3 +271,23 @@ async def test_a_page_following_the_frames_ends_on_the_batchs_state(settings):
         assert page.apply(await last.receive_json_from(timeout=2))
     assert await last.receive_nothing(timeout=0.3)
     await last.disconnect()
+
+
+@pytest.mark.django_db
+def test_a_batch_of_more_tests_than_one_statement_takes_writes_them_all():
+    names = [("/t", f"test_{n}") for n in range(600)]  # SQLite: 249 tests per statement
+    services.record_dry_run(MACHINE, T0, tree([]) | {"scenarios": [scenario("s.py", *names)]})
+    reports = []
+    for n, (path, name) in enumerate(names[:500]):
+        reports.append((services.TEST_START, {"file_path": path, "file_name": name,
+                                              "timestamp_start": T0 + timedelta(seconds=n)}))
+        reports.append((services.TEST_STOP, {"file_path": path, "file_name": name,
+                                             "status": "passed",
+                                             "timestamp_stop": T0 + timedelta(seconds=n + 1)}))
+    services.apply_reports(MACHINE, reports[:999])  # the last test is left running
+    tests = list(Test.objects.order_by("position"))
+    assert [t.status for t in tests] == [S.PASSED] * 499 + [S.RUNNING] + [S.WAITING] * 100
+    assert all(t.duration == 1.0 for t in tests[:499])
+    assert tests[499].timestamp_start == T0 + timedelta(seconds=499)
+    assert tests[499].timestamp_stop is None
+    assert MasterScenario.objects.get().tests_statistics[S.PASSED] == 499
