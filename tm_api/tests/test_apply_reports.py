@@ -216,10 +216,10 @@ def test_the_statements_of_a_batch_do_not_grow_with_its_reports(tests):
                                              "status": "failed" if n == 7 else "passed",
                                              "timestamp_stop": T0}))
     statements = sql_statements(lambda: services.apply_reports(MACHINE, reports))
-    # the machine; the candidate tests with scenarios and runs (locked); the tests (WITH
-    # reported AS (VALUES ...) UPDATE); each of the 4 scenarios; the run
-    assert statements == ["SELECT", "SELECT", "WITH", "UPDATE", "UPDATE", "UPDATE", "UPDATE",
-                          "UPDATE"]
+    # the machine; the candidate tests with scenarios and runs (locked); the tests (one
+    # UPDATE, a WITH on SQLite); each of the 4 scenarios; the run
+    assert [s.replace("WITH", "UPDATE") for s in statements] == [
+        "SELECT", "SELECT", "UPDATE", "UPDATE", "UPDATE", "UPDATE", "UPDATE", "UPDATE"]
     assert Test.objects.filter(status=S.PASSED).count() == 99
     assert MasterScenario.objects.get().tests_statistics[S.FAILED] == 1
 
@@ -235,7 +235,7 @@ def test_a_start_meeting_a_running_test_and_a_cancel_read_their_run_once():
                                          "status": "cancelled", "timestamp_stop": T0}))
     statements = sql_statements(lambda: services.apply_reports(MACHINE, reports))
     # machine, candidates, the run's ongoing tests, its scenarios; tests, 2 scenarios, the run
-    assert statements == ["SELECT"] * 4 + ["WITH"] + ["UPDATE"] * 3
+    assert [s.replace("WITH", "UPDATE") for s in statements] == ["SELECT"] * 4 + ["UPDATE"] * 4
     counts = MasterScenario.objects.get().tests_statistics
     assert (counts[S.UNKNOWN], counts[S.CANCELLED]) == (39, 11)
 
