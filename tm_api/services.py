@@ -4,6 +4,10 @@
     start_test(machine_name, file_path, file_name, timestamp=None) -> Test
     stop_test(machine_name, file_path, file_name, status, timestamp=None) -> Test
 
+and many of them at once, as one transaction whose statements do not grow with the reports:
+
+    apply_reports(machine_name, [(kind, validated data)]) -> [outcome per report]
+
 REST views, the demo machines and tests all call these. The rules (roll-up, what a start or a
 stop does to the other tests) come from tm_api.status; this module applies them to rows, keeps
 the stored roll-ups in step and publishes live frames after commit.
