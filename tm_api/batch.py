@@ -176,9 +176,7 @@ class BatchView(MachineReport):
         check_token_allows(request, machine_name)
 
         def write():
-            with transaction.atomic():
-                results = [apply_report(machine_name, kind, data)
-                           for kind, data in batch["reports"]]
+            results = services.apply_reports(machine_name, batch["reports"])
             refused = sum(1 for result in results if result["status"] >= 400)
             return Response({"machine_name": machine_name, "applied": len(results) - refused,
                              "refused": refused, "results": results})
