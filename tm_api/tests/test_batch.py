@@ -153,13 +153,11 @@ def test_a_batch_is_one_transaction_a_crash_applies_nothing(batch, monkeypatch):
     from tm_api import services
 
     batch([dry_run()])
-    real_stop = services.stop_test
 
-    def crash(*args, **kwargs):
-        real_stop(*args, **kwargs)
+    def crash(*args, **kwargs):  # after the batch's writes, before its commit
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(services, "stop_test", crash)
+    monkeypatch.setattr(services.live, "publish_run", crash)
     with pytest.raises(RuntimeError):
         batch([start("a.py"), stop("a.py"), start("b.py")])
     assert statuses() == {"a.py": S.WAITING, "b.py": S.WAITING, "c.py": S.WAITING}
