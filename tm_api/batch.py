@@ -2,8 +2,9 @@
 
 A machine that reports thousands of tests (a pytest session) would otherwise make a request per
 start and per stop. The batch carries the same reports, with the same fields and validation as
-the per-report endpoints (which stay as they are), and applies them through the same service
-functions, in order, in one transaction:
+the per-report endpoints (which stay as they are), and applies them in order, in one
+transaction, with the same rules and outcomes as those endpoints (services.apply_reports, which
+reads and writes a batch at once, not per report):
 
 - Malformed (any report invalid, an unknown `type`, a report naming another machine): 400, its
   index in the field names (`reports[3].file_name`), nothing applied.
@@ -16,10 +17,9 @@ functions, in order, in one transaction:
   that answer again and applies nothing.
 """
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, extend_schema
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.response import Response
 
 import idempotency
@@ -122,29 +122,6 @@ class BatchReply(serializers.Serializer):
     applied = serializers.IntegerField(help_text="reports applied")
     refused = serializers.IntegerField(help_text="reports refused (404 or 409 in results)")
     results = ReportOutcome(many=True, help_text="one per report, in the batch's order")
-
-
-def apply_report(machine_name, kind, data) -> dict:
-    """One report through its service function; a domain refusal is an outcome, not an error
-    (the service's own transaction is a savepoint of the batch's, so it left nothing behind)."""
-    try:
-        if kind == DRY_RUN:
-            run = services.record_dry_run(machine_name, data["timestamp"],
-                                          data["master_scenario"])
-            return {"type": kind, "status": status.HTTP_201_CREATED, "run": run.pk}
-        if kind == TEST_START:
-            test = services.start_test(machine_name, data["file_path"], data["file_name"],
-                                       data.get("timestamp_start"))
-        else:
-            test = services.stop_test(machine_name, data["file_path"], data["file_name"],
-                                      data["status"], data.get("timestamp_stop"))
-        return {"type": kind, "status": status.HTTP_202_ACCEPTED, "test": test.pk}
-    except services.MachineNotFound as refusal:
-        return {"type": kind, "status": status.HTTP_404_NOT_FOUND, "code": "machine_not_found",
-                "detail": str(refusal)}
-    except services.NoMatchingTest as refusal:
-        return {"type": kind, "status": status.HTTP_409_CONFLICT, "code": "no_matching_test",
-                "detail": str(refusal)}
 
 
 @extend_schema(
