@@ -3,7 +3,7 @@
     .venv/bin/python bench/soak.py                              # the hour: 60 min, rows per 10 min
     .venv/bin/python bench/soak.py --minutes 6 --interval-minutes 1 --warmup-minutes 1   # a try
 
-One daphne process (trace_project.devserver.Server) on PostgreSQL and the Redis channel layer,
+One server process (trace_project.devserver.Server; MONITOR_SERVER picks it) on PostgreSQL and the Redis channel layer,
 and the notification worker (`manage.py db_worker`) beside it, as production runs them. A fresh
 database soak_<pid>_<time> is created, migrated and dropped after; the Redis keys under the
 run's own prefix are deleted after (nothing else in that Redis db is touched).
@@ -520,7 +520,7 @@ def report(soak, args, seconds):
                   f"{p(k, endpoint, 95):>8.1f} {p99:>8.1f} {p99 / base:>9.1f}")
 
     print()
-    print("Memory (RSS, MB) and CPU (% of one core): server = daphne, worker = manage.py "
+    print("Memory (RSS, MB) and CPU (% of one core): server = the ASGI server, worker = manage.py "
           "db_worker; host load = the machine's 1-minute load average, max in the interval")
     print(f"  {'interval':<10} {'server start':>12} {'end':>7} {'max':>7} {'CPU %':>6}   "
           f"{'worker start':>12} {'end':>7} {'max':>7} {'CPU %':>6}   {'host load':>9}")

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/tracking_ingest.py [--seconds 20] [--batch 1000] [--clients 4]
 
-A fresh database, one daphne process (trace_project.devserver), a project from
+A fresh database, one server process (trace_project.devserver), a project from
 `create_project`; `--clients` threads POST pre-built gzip'd batches (recent timestamps, 12 views)
 for `--seconds`. Baseline in the same run: the same server answering empty batches (HTTP,
 token check and JSON only), to show what storing costs on top. Target: 20,000 requests/s.
@@ -94,7 +94,7 @@ def main():
             rows = connection.execute("SELECT count(*) FROM tracking_requestmetric").fetchone()[0]
             rolled = connection.execute("SELECT sum(count) FROM tracking_requestrollup "
                                         "WHERE period_seconds = 60").fetchone()[0]
-    print(f"Batch ingest on PostgreSQL, one daphne process, {args.clients} clients, "
+    print(f"Batch ingest on PostgreSQL, one {server.server} process, {args.clients} clients, "
           f"{args.batch} events per gzip'd batch, {args.seconds:g} s")
     print(f"baseline (empty batches): {base_rps:9.0f} HTTP requests/s")
     print(f"stored:                   {rate:9.0f} requests/s  "
