@@ -1,8 +1,8 @@
 """Benchmark: machines posting test_start/test_stop while browser-like sockets watch.
 
 One server process (trace_project.devserver.Server: uvicorn, or MONITOR_SERVER=daphne) on
-PostgreSQL + Redis, from a clean checkout: creates and drops its own database bench_tm_<pid>. N machines (one request at a time
-each, as a real machine) post start/stop; W websocket clients watch the machines'
+PostgreSQL + Redis, from a clean checkout: creates and drops its own database bench_tm_<pid>.
+N machines (one request at a time each, as a real machine) post start/stop; W websocket clients watch the machines'
 /ws/machine/<pk>/last/ sockets. The load comes from one asyncio process (aiohttp), so the client
 costs little of the machine's CPU next to the server.
 
