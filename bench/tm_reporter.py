@@ -3,7 +3,8 @@
 Generates a suite of 2,000 trivial tests in a temporary directory and runs it with pytest, in
 the same minute: without the plugin (the baseline), with the plugin reporting to one real
 server (trace_project.devserver: uvicorn, or MONITOR_SERVER=daphne) on PostgreSQL + Redis
-with a machine token, and with the plugin pointed at a server that is down. Creates and drops its own database.
+with a machine token, and with the plugin pointed at a server that is down. Creates and drops
+its own database.
 
 Prints each wall time, the ratio to the baseline, how many of the results arrived (counted in
 the database: the run's tests that are no longer waiting or running) and the plugin's own line.
@@ -143,8 +144,8 @@ def main():
         with_plugin = statistics.median(times["plugin"])
         server_down = statistics.median(times["down"])
         print(f"{args.tests} trivial tests, {args.rounds} rounds (median); one {server.server} "
-              f"process, PostgreSQL + Redis, machine token; load average {os.getloadavg()[0]:.1f} on "
-              f"{os.cpu_count()} cores")
+              f"process, PostgreSQL + Redis, machine token; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"without the plugin:      {base:6.2f} s  "
               f"({', '.join(f'{t:.2f}' for t in times['baseline'])})")
         print(f"with the plugin:         {with_plugin:6.2f} s  = {with_plugin / base:.2f} x "
