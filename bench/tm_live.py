@@ -3,8 +3,8 @@
 One server process (trace_project.devserver.Server: uvicorn, or MONITOR_SERVER=daphne) on
 PostgreSQL + Redis, from a clean checkout: creates and drops its own database bench_tm_<pid>.
 N machines (one request at a time each, as a real machine) post start/stop; W websocket clients
-watch the machines' /ws/machine/<pk>/last/ sockets. The load comes from one asyncio process (aiohttp), so the client
-costs little of the machine's CPU next to the server.
+watch the machines' /ws/machine/<pk>/last/ sockets. The load comes from one asyncio process
+(aiohttp), so the client costs little of the machine's CPU next to the server.
 
 Prints requests/s and the delay from the 202 to the first frame at each watcher that shows the
 report's change (p50/p99), beside a baseline measured in the same run: the same machines posting
