@@ -13,7 +13,7 @@ baseline; against it, the project under the same server on PostgreSQL + Redis, a
 (hello, ingest, ... again) so that the machine's noise falls on all alike. Prints req/s, the
 server's CPU per request (from /proc) and the ratio to hello world.
 
-    flock /tmp/h13/bench.lock .venv/bin/python bench/http_floor.py [--seconds 3] [--rounds 3]
+    .venv/bin/python bench/http_floor.py [--seconds 3] [--rounds 3]
         [--servers daphne,uvicorn]
 
 Creates and drops its own database bench_floor_<pid>. Env: BENCH_PG (default

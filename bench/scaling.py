@@ -10,11 +10,12 @@ The two processes share one listening socket: `uvicorn --workers 2` (trace_proje
 production runs with WEB_CONCURRENCY=2) binds it once and each worker accepts from it, so the
 kernel hands each new connection to whichever process accepts first. No balancer process: on
 a 2-core machine a proxy in the middle would take CPU from the servers and measure itself.
-With keep-alive clients the split is per connection; the per-process CPU shows how even it was,
+With keep-alive clients the split is per connection (the machines arrive 50 ms apart, not in one
+burst that the first process to wake would take whole); the per-process CPU shows how even it was,
 and the machine's busy cores (all processes, from /proc/stat) and PostgreSQL's CPU per request
 show whether the machine itself was the limit.
 
-    flock /tmp/h13/bench.lock .venv/bin/python bench/scaling.py [--seconds 15] [--machines 8]
+    .venv/bin/python bench/scaling.py [--seconds 15] [--machines 8]
         [--server uvicorn|daphne]
 
 Creates and drops its own database bench_scaling_<pid>. Env: BENCH_PG (default
@@ -79,7 +80,10 @@ def postgres_seconds() -> float:
     return total
 
 
-async def machine(url, name, token, seconds, latencies):
+async def machine(url, name, token, seconds, latencies, arrives_after=0.0):
+    # Machines come one after the other, as they do: a burst of 8 connections at once would all
+    # be accepted by whichever process woke first, and measure the kernel's accept, not scaling.
+    await asyncio.sleep(arrives_after)
     headers = {"Authorization": f"Token {token}"}
     connector = aiohttp.TCPConnector(limit=1)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
@@ -109,7 +113,8 @@ def run(server, tokens, seconds):
     ticks, pg = machine_ticks(), postgres_seconds()
 
     async def all_machines():
-        await asyncio.gather(*(machine(server.url, f"bench-{n}", token, seconds, latencies)
+        await asyncio.gather(*(machine(server.url, f"bench-{n}", token, seconds, latencies,
+                                       arrives_after=n * 0.05)
                                for n, token in enumerate(tokens)))
 
     started = time.monotonic()
@@ -140,9 +145,9 @@ def main():
                        check=True)
         script = ("from tm_api.auth import issue_token\n"
                   f"for n in range({args.machines}): print(issue_token(f'bench {{n}}')[1])")
-        tokens = subprocess.run([sys.executable, "manage.py", "shell", "--no-imports", "-c", script], cwd=ROOT,
-                                env=full_env, check=True, capture_output=True,
-                                text=True).stdout.split()
+        tokens = subprocess.run(
+            [sys.executable, "manage.py", "shell", "--no-imports", "-c", script], cwd=ROOT,
+            env=full_env, check=True, capture_output=True, text=True).stdout.split()
         results = {}
         for processes in (1, 2):
             server = Server(env, server=args.server, workers=processes, access_log=False).start()
