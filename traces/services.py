@@ -24,7 +24,7 @@ from traces.assembly import COMPLETE, INCONSISTENT, OPEN, Conflict
 from traces.messages import (
     SPAN_END, SPAN_START, FrameError, Message, parse_acked_frame, parse_frame,
 )
-from traces.models import Event, Span, Trace
+from traces.models import Span, Trace
 
 STORED_REPLY = "Trace stored. Closing the connection"  # seed 000's text; seed clients match it
 

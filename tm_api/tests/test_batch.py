@@ -1,10 +1,8 @@
 """POST /tm_api/batch/: many reports of one machine, in order, in one transaction, once."""
 
 import json
-import threading
 
 import pytest
-from django.db import connection
 
 from idempotency.models import IdempotentRequest
 from tm_api import status as S
