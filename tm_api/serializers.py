@@ -137,6 +137,9 @@ class MachineSerializer(serializers.Serializer):
     timestamp = serializers.DateTimeField(required=False)
     tests_count = serializers.IntegerField(required=False)
     tests_statistics = StatisticsField(required=False)
+    version = serializers.IntegerField(
+        required=False, help_text="the run's version: its last report's server time in "
+        "microseconds; live frames carry it too, and a page ignores news older than it shows")
 
 
 class RunSerializer(serializers.Serializer):
@@ -154,6 +157,9 @@ class RunSerializer(serializers.Serializer):
     tests_count = serializers.IntegerField()
     scenarios_count = serializers.IntegerField()
     tests_statistics = StatisticsField()
+    version = serializers.IntegerField(
+        required=False, help_text="the run's version: its last report's server time in "
+        "microseconds; live frames carry it too, and a page ignores news older than it shows")
 
 
 class LastTestSerializer(serializers.Serializer):
@@ -169,6 +175,7 @@ class LastScenarioSerializer(serializers.Serializer):
     file_path = serializers.CharField()
     status = serializers.CharField()
     tests_count = serializers.IntegerField()
+    tests_statistics = StatisticsField()
     tests = LastTestSerializer(many=True)
 
 
@@ -186,6 +193,9 @@ class LastMasterScenarioSerializer(serializers.Serializer):
     scenarios = LastScenarioSerializer(many=True)
     dryrundata = serializers.IntegerField(help_text="run pk")
     timestamp = serializers.DateTimeField(help_text="the machine's time of the dry run")
+    version = serializers.IntegerField(
+        required=False, help_text="the run's version: its last report's server time in "
+        "microseconds; live frames carry it too, and a page ignores news older than it shows")
 
 
 class MachineLastDataSerializer(serializers.Serializer):
