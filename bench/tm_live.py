@@ -256,7 +256,7 @@ def main():
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True,
                        env={**os.environ, **env})
-        server = Server(env).start()
+        server = Server(env, access_log=False).start()  # as production runs
         names = [f"bench-{n:02d}" for n in range(args.machines)]
         for name in names:
             assert requests.post(server.url + "/tm_api/dry_run/",
