@@ -158,6 +158,11 @@ class _Shard(RedisSingleShardConnection):
         """channels-redis's loop, with pending subscriptions made again and a short pause (not
         1 s and a logged traceback each time) while Redis is away."""
         while True:
+            # asyncio.wait_for (Python 3.11) loses a cancellation that comes as the call it
+            # waits on completes; this loop would then go on for ever, and the event loop's
+            # shutdown (which waits for its cancelled tasks) with it. The request still counts.
+            if asyncio.current_task().cancelling():
+                raise asyncio.CancelledError
             try:
                 if self.pending:
                     await self._subscribe_pending()

@@ -106,6 +106,8 @@ class DecisionListener:
 
     async def _receive(self, layer):
         while True:
+            if asyncio.current_task().cancelling():  # one lost inside the layer: see live.py
+                raise asyncio.CancelledError
             try:
                 message = await layer.receive(self.channel)
             except asyncio.CancelledError:
