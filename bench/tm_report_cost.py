@@ -63,14 +63,15 @@ def run(args):
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
-    from tm_api import live, services
+    from tm_api import services
+    from trace_project import publisher
     from tm_api.models import Test
     from tm_api.status import parse_client_timestamp
 
     call_command("migrate", "-v0")
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
-    live.send_frames_on(loop)  # as the server's write threads do
+    publisher.serve_on(loop)  # as the server's write threads do
 
     def dry_run(name, count):
         tests = [{"file_path": "/b", "file_name": f"t{n:04d}.py", "script": "pass\n" * 20}

@@ -35,12 +35,6 @@ def live_group(kind: str, machine_id: int | None = None) -> str:
     raise ValueError(f"no live group {kind!r} for machine {machine_id!r}")
 
 
-def send_frames_on(loop) -> None:
-    """Frames published on this thread go to `loop`, the server's (worker threads not made by
-    asgiref; see trace_project.publisher)."""
-    publisher.serve_on(loop)
-
-
 def publish_run(machine, master, scenarios: list, whole: bool = False) -> None:
     """After commit, tell the pages showing `master`'s run of its change. `scenarios` are
     bodies.scenario_row()s: every scenario with every test when `whole`, else the changed ones

@@ -12,12 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import idempotency
+from trace_project import publisher
 from trace_project.errors import ErrorSerializer
 from trace_project.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
 from trace_project.rest_json import JSONParser
 from trace_project.schema import IDEMPOTENCY_KEY
 from trace_project.workers import WorkerThreads
-from tm_api import bodies, live, services
+from tm_api import bodies, services
 from tm_api import status as S
 from tm_api.auth import (
     KEYWORDS,
@@ -188,11 +189,11 @@ def machine_report_view(view_class):
     sync_view = sync_to_async(drf_view)
 
     def run(request, loop, *args, **kwargs):
-        live.send_frames_on(loop)
+        publisher.serve_on(loop)
         try:
             return drf_view(request, *args, **kwargs)
         finally:
-            live.send_frames_on(None)
+            publisher.serve_on(None)
 
     @functools.wraps(drf_view)
     async def view(request, *args, **kwargs):

@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from trace_project import publisher
 from trace_project.live import publish_after_commit
 from traces import assembly, asyncdb
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, Conflict
@@ -211,7 +212,7 @@ def _ingest_parsed(trace_id: int, frames: list[list[Message]], publish: bool, se
         with transaction.atomic():
             result, refused = _run_sync(_ingest_steps(trace_id, frames, seqs))
             if result is not None and publish:
-                publish_after_commit(trace_group(trace_id), result.live_frame)
+                publisher.publish(trace_group(trace_id), result.live_frame)
                 if result.finished:
                     publish_after_commit(ingest_group(trace_id), result.decision)
             return result, refused
@@ -664,7 +665,7 @@ def delete_trace(trace: Trace) -> None:
     trace_id = trace.id
     with transaction.atomic():
         trace.delete()
-        publish_after_commit(trace_group(trace_id), {"event": "trace.deleted", "id": trace_id})
+        publisher.publish(trace_group(trace_id), {"event": "trace.deleted", "id": trace_id})
 
 
 def missing_parts(trace: Trace) -> list[str]:
