@@ -133,20 +133,22 @@ async def _open_pool() -> AsyncConnectionPool:
         name="trace-ingest", open=False,
     )
     await pool.open(wait=False)
-    # Closed with its loop: asyncio.run() and asyncio.Runner finalise the async generators of
-    # a loop before closing it (a test's loop; a server's lives as long as its process).
-    closer = _close_with_loop(pool)
-    await closer.__anext__()
-    _closers[asyncio.get_running_loop()] = closer
+    loop = asyncio.get_running_loop()
+    _closers[loop] = loop.create_task(_close_with_loop(pool))
     return pool
 
 
-_closers = weakref.WeakKeyDictionary()  # event loop -> the async generator closing its pool
+_closers = weakref.WeakKeyDictionary()  # event loop -> the task closing its pool
 
 
 async def _close_with_loop(pool: AsyncConnectionPool):
+    """Close the pool when the loop shuts down (a test's loop; a server's lives as long as its
+    process). A task, cancelled with the loop's other tasks: psycopg_pool's workers swallow a
+    cancellation that comes while they run a task (a connection being made) and wait for the
+    next one for ever, so asyncio.run() would never end; closing the pool sends them their
+    stop. An async generator's `finally` would run only after those tasks, too late."""
     try:
-        yield
+        await asyncio.Event().wait()
     finally:
         await pool.close(timeout=1)
 
