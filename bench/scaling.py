@@ -110,7 +110,7 @@ def run(server, tokens, seconds):
     latencies = []
     pids = process_tree(server.process.pid)
     before = {pid: cpu_seconds(pid) for pid in pids}
-    ticks, pg = machine_ticks(), postgres_seconds()
+    ticks, pg, client = machine_ticks(), postgres_seconds(), time.process_time()
 
     async def all_machines():
         await asyncio.gather(*(machine(server.url, f"bench-{n}", token, seconds, latencies,
@@ -122,7 +122,8 @@ def run(server, tokens, seconds):
     elapsed = time.monotonic() - started
     cpu = [cpu_seconds(pid) - before[pid] for pid in pids]
     busy, total = (after - first for after, first in zip(machine_ticks(), ticks))
-    usage = {"busy cores": busy / total * os.cpu_count(), "postgres": postgres_seconds() - pg}
+    usage = {"busy cores": busy / total * os.cpu_count(), "postgres": postgres_seconds() - pg,
+             "client": time.process_time() - client}
     return len(latencies) / elapsed, latencies, cpu, usage
 
 
@@ -165,7 +166,8 @@ def main():
                   f"p50 {percentile(latencies, 50) * 1000:6.1f} ms  "
                   f"p99 {percentile(latencies, 99) * 1000:6.1f} ms  "
                   f"server CPU {sum(cpu) / count * 1000:.2f} ms/req (s per process: {split}), "
-                  f"PostgreSQL {usage['postgres'] / count * 1000:.2f} ms/req, machine busy "
+                  f"PostgreSQL {usage['postgres'] / count * 1000:.2f} ms/req, load client "
+                  f"{usage['client'] / count * 1000:.2f} ms/req, machine busy "
                   f"{usage['busy cores']:.1f} of {os.cpu_count()} cores")
         print(f"  ratio 2-process/1-process: {results[2][0] / results[1][0]:.2f} x")
     finally:

@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.authentication import get_authorization_header
 from rest_framework.response import Response
+from rest_framework.utils import json
 from rest_framework.views import APIView
 
 import idempotency
@@ -93,8 +94,7 @@ class MachineReport(APIView):
         rate and write: a body that is not JSON is answered 400 whatever the token (nothing
         was stored), and is not counted against the token's rate. A JSON body that is not a
         valid report is answered after the token and the rate, as DRF orders it."""
-        header = get_authorization_header(request).split()
-        if not (len(header) == 2 and header[0].lower() in KEYWORDS and header[1].isascii()):
+        if not _token_header_well_formed(request):
             view.perform_authentication(request)  # raises, or finds no token: no query
             view.check_permissions(request)
         if request.method == "POST":
@@ -170,6 +170,30 @@ class TestStopView(MachineReport):
         return self.once(data, write)
 
 
+def _token_header_well_formed(request) -> bool:
+    header = get_authorization_header(request).split()
+    return len(header) == 2 and header[0].lower() in KEYWORDS and header[1].isascii()
+
+
+def _nothing_to_refuse_on_the_loop(request) -> bool:
+    """True when check_on_the_loop would pass, told without building DRF's request and view
+    (about 0.2 ms a report): a well-formed token header, a JSON body DRF's parser takes, and
+    headers DRF's content negotiation accepts. Anything else goes through check_on_the_loop
+    for DRF's own answer."""
+    if request.content_type != "application/json" or request.content_params.get(
+            "charset", "utf-8").lower() not in ("utf-8", "utf8"):
+        return False
+    if request.headers.get("Accept", "*/*") not in ("*/*", "application/json"):
+        return False
+    if not _token_header_well_formed(request):
+        return False
+    try:
+        json.loads(request.body.decode("utf-8"))  # DRF's strict loads: NaN is refused
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
 # --- where reports run ------------------------------------------------------------------------
 
 write_threads = WorkerThreads("tm-write", "TM_WRITE_THREADS")
@@ -200,9 +224,10 @@ def machine_report_view(view_class):
         if called_from_sync_code():
             return await sync_view(request, *args, **kwargs)
         body_read(request)
-        refusal = drf_answer(view_class, request, view_class.check_on_the_loop)
-        if refusal is not None:
-            return refusal
+        if not _nothing_to_refuse_on_the_loop(request):
+            refusal = drf_answer(view_class, request, view_class.check_on_the_loop)
+            if refusal is not None:
+                return refusal
         if settings.TM_WRITE_THREADS < 1:
             return await sync_view(request, *args, **kwargs)
         loop = asyncio.get_running_loop()
