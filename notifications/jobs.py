@@ -9,15 +9,15 @@ safe: the second finds the lease taken and records `skipped`.
 
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
-import idempotency
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+import idempotency
 from notifications.models import Delivery, Job, Notification
 from trace_project.times import exact
 

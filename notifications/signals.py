@@ -12,9 +12,9 @@ logger = logging.getLogger(__name__)
 def notify_server_error(sender, request=None, **kwargs):
     import sys
 
-    from notifications.rules import server_error
-
     from django.db import DatabaseError
+
+    from notifications.rules import server_error
 
     error = sys.exc_info()[1]
     if isinstance(error, DatabaseError):

@@ -18,9 +18,9 @@ machine page by run, a last-run page by run (deltas of one run waiting together 
 a page that gets fewer frames than there were changes still ends on the last state).
 """
 
-from trace_project import publisher
 from tm_api import bodies
 from tm_api.deltas import merge_run_frames
+from trace_project import publisher
 
 STATUS = "status"
 RUNS = "runs"

@@ -6,8 +6,8 @@ the same transaction as the test row (tm_api.status.shift), so pages never scan 
 """
 
 from django.db import models
-from django.utils import timezone
 from django.urls import reverse
+from django.utils import timezone
 
 from tm_api import status as S
 from trace_project.times import exact

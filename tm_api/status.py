@@ -10,8 +10,7 @@ Vocabulary
 """
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, tzinfo
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, tzinfo
 
 from trace_project import time_range
 
@@ -140,7 +139,7 @@ def first_occurrence(candidates: Iterable[tuple[object, int]]):
 
 # --- client timestamps -------------------------------------------------------------------------
 
-def parse_client_timestamp(text, zone: tzinfo = dt_timezone.utc) -> datetime:
+def parse_client_timestamp(text, zone: tzinfo = UTC) -> datetime:
     """Machines send "2018-12-30 13:01:57.461401" (local time, no zone): read it in `zone`.
     ISO 8601 with a zone ("...T13:01:57Z", "+02:00") keeps its own zone."""
     if not isinstance(text, str) or not text.strip():

@@ -8,10 +8,10 @@ Django's own 400/403/404/500 answers have the same shape under the API's paths; 
 are pages in the site's layout (templates/404.html, ...).
 """
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 import logging
 import sys
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render

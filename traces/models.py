@@ -14,7 +14,6 @@ from django.db import models
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, EventRecord, SpanRecord, TraceBounds
 
 
-
 class TimestampField(models.Field):
     """A timestamp in the client's unit: NUMERIC(26, 6) on PostgreSQL (exact), a NUMERIC-affinity
     column on SQLite (integers exact to 2**63, fractions to ~16 significant digits).

@@ -7,23 +7,27 @@ A refused frame stores nothing; an accepted one is durable before the client get
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import NamedTuple
 
 import psycopg
-from psycopg.types.json import Jsonb
-from decimal import Decimal
-
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from trace_project import publisher
 from trace_project.live import publish_after_commit
 from traces import assembly, asyncdb
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, Conflict
 from traces.messages import (
-    SPAN_END, SPAN_START, FrameError, Message, parse_acked_frame, parse_frame,
+    SPAN_END,
+    SPAN_START,
+    FrameError,
+    Message,
+    parse_acked_frame,
+    parse_frame,
 )
 from traces.models import Span, Trace
 

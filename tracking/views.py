@@ -19,14 +19,21 @@ import idempotency
 from trace_project import jsonio, time_range
 from trace_project.access import dashboard_page
 from trace_project.errors import ErrorSerializer, error_body
-from trace_project.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
 from trace_project.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
+from trace_project.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
 from trace_project.workers import WorkerThreads
 from tracking import services
 from tracking.models import Project
 from tracking.serializers import (
-    WINDOWS, BatchResultSerializer, BatchSerializer, ProjectSerializer, RequestFilterSerializer,
-    RequestMetricSerializer, SeedEventSerializer, SummarySerializer, WindowQuerySerializer,
+    WINDOWS,
+    BatchResultSerializer,
+    BatchSerializer,
+    ProjectSerializer,
+    RequestFilterSerializer,
+    RequestMetricSerializer,
+    SeedEventSerializer,
+    SummarySerializer,
+    WindowQuerySerializer,
 )
 from tracking.wire import EventError, parse_batch_event, parse_seed_event
 

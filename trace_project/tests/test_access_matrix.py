@@ -223,9 +223,9 @@ class World:
     """Real rows for every path parameter and the five identities' credentials."""
 
     def __init__(self, django_user_model):
+        from axes.models import AccessAttempt, AccessFailureLog, AccessLog
         from django.contrib.contenttypes.models import ContentType
 
-        from axes.models import AccessAttempt, AccessFailureLog, AccessLog
         from notifications.models import Channel, Cooldown, Job
         from notifications.services import send_test_notification
         from tm_api.auth import issue_token

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from django.conf import settings as django_settings
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.urls import path
 

@@ -4,14 +4,14 @@ static/js/times.js in the browser, and every page that shows a time."""
 import json
 import re
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.template import Context, Template
 
 from trace_project.times import exact, relative
 
-UTC = timezone.utc
+UTC = UTC
 MOMENT = datetime(2026, 11, 29, 6, 55, 11, 961996, tzinfo=UTC)
 
 

@@ -13,7 +13,13 @@ from traces.consumers import NoopTraceConsumer
 from traces.models import Event, Span, Trace
 from traces.services import trace_tree
 from traces.tests.helpers import (
-    README_EXAMPLE, README_TREE, STORED, event, span, trace_end, trace_start,
+    README_EXAMPLE,
+    README_TREE,
+    STORED,
+    event,
+    span,
+    trace_end,
+    trace_start,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -7,10 +7,10 @@ import contextlib
 import gzip
 import json
 import os
+import re
 import subprocess
 import tempfile
 import threading
-import re
 import time
 from pathlib import Path
 

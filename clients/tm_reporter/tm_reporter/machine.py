@@ -19,9 +19,9 @@ import os
 import runpy
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from tm_reporter.client import STOP_STATUSES, Reporter, ReportError, tree
 

@@ -89,7 +89,7 @@ class BatchSender:
             self._pending.extend(earlier)
             self._earlier_keys = {batch["key"] for batch in earlier}
 
-    def start(self) -> "BatchSender":
+    def start(self) -> BatchSender:
         self._thread = threading.Thread(target=self._run, name="tm-reporter", daemon=True)
         self._thread.start()
         return self

@@ -175,7 +175,7 @@ class TraceClient:
         self.retry_for = retry_for
 
     def trace(self, name: str | None = None, trace_id: int | None = None,
-              service: str | None = None) -> "Trace":
+              service: str | None = None) -> Trace:
         return Trace(self, trace_id or new_trace_id(), name, service)
 
     def send(self, trace_id: int, messages: list) -> dict:
@@ -209,7 +209,7 @@ class Trace:
             messages, self.buffer = self.buffer, []
             self.connection.send(messages)
 
-    def start(self) -> "Trace":
+    def start(self) -> Trace:
         message = {"type": "TRACE_START", "timestamp": self.client.clock(),
                    "group_id": self.group_id}
         if self.service:
@@ -219,7 +219,7 @@ class Trace:
             self.root = self.start_span(self.name)
         return self
 
-    def start_span(self, name: str, service: str | None = None) -> "Span":
+    def start_span(self, name: str, service: str | None = None) -> Span:
         span = Span(self, name)
         message = {"type": "SPAN_START", "timestamp": self.client.clock(),
                    "group_id": span.group_id, "name": name}
@@ -252,7 +252,7 @@ class Trace:
         finally:
             self.connection.close()
 
-    def __enter__(self) -> "Trace":
+    def __enter__(self) -> Trace:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
