@@ -34,8 +34,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from trace_project import serve  # noqa: E402
-from trace_project.devserver import Server, free_port  # noqa: E402
+from trace_project import serve  # noqa: E402 (sys.path set above)
+from trace_project.devserver import Server, free_port  # noqa: E402 (sys.path set above)
 
 CLIENTS = 8
 MALFORMED = b'{"machine_name": "m1", "file_path": '
@@ -153,10 +153,10 @@ def main():
                 results.update({case: [] for case in cases})
                 for _ in range(args.rounds):
                     results["hello world (no middleware)"].append(measure(
-                        hello.url, lambda: server_pids(hello.process), hello_case, args.seconds))
+                        hello.url, lambda: server_pids(hello.process), hello_case, args.seconds))  # noqa: B023 (called at once)
                     for case, spec in cases.items():
                         results[case].append(measure(
-                            project.url, lambda: server_pids(project.process), spec,
+                            project.url, lambda: server_pids(project.process), spec,  # noqa: B023 (called at once)
                             args.seconds))
             finally:
                 project.stop()

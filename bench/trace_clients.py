@@ -34,7 +34,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trace_project.devserver import Server  # noqa: E402
+from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
 
 STORED = "Trace stored. Closing the connection"
 BASE_TS = 1_700_000_000

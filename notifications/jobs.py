@@ -60,7 +60,7 @@ def run_job(name: str) -> Job:
         return Job.objects.get(name=name)
     try:
         detail, outcome = scheduled.function() or "", Job.Outcome.OK
-    except Exception:  # noqa: BLE001 - recorded for the admin, then the next run tries again
+    except Exception:  # recorded for the admin, then the next run tries again
         logger.exception("job %s failed", name)
         detail, outcome = traceback.format_exc(limit=5), Job.Outcome.FAILED
     finished = timezone.now()

@@ -23,5 +23,5 @@ def notify_server_error(sender, request=None, **kwargs):
         return
     try:
         server_error(request, error)
-    except Exception:  # noqa: BLE001 - the database may be the very thing that failed
+    except Exception:  # the database may be the very thing that failed
         logger.warning("could not record a server-error notification", exc_info=True)

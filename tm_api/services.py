@@ -29,7 +29,7 @@ from notifications import rules
 from tm_api import bodies, live
 from tm_api import status as S
 from tm_api.models import Machine, MasterScenario, Run, Scenario, Test, machine_key
-from tm_api.status import NoMatchingTest  # noqa: F401 - part of this module's interface
+from tm_api.status import NoMatchingTest
 
 
 class MachineNotFound(LookupError):

@@ -91,6 +91,7 @@ class DecisionListener:
         self.open: dict[int, set] = {}  # trace id -> its ingest consumers on this loop
         self.subscribed = None  # the task subscribing (done once subscribed)
         self.channel = None
+        self.receiving = None  # the task receiving decisions, kept so it is not collected
         self.since = 0.0
 
     async def ready(self):
@@ -106,7 +107,7 @@ class DecisionListener:
             return
         if self.channel is None:
             self.channel = await layer.new_channel()
-            asyncio.ensure_future(self._receive(layer))
+            self.receiving = asyncio.ensure_future(self._receive(layer))
         await layer.group_add(ingest_group(), self.channel)
 
     async def _receive(self, layer):
@@ -117,7 +118,7 @@ class DecisionListener:
                 message = await layer.receive(self.channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep listening; the layer logs outages
+            except Exception:  # keep listening; the layer logs outages
                 logger.warning("trace decisions: receive failed", exc_info=True)
                 await asyncio.sleep(1)
                 continue
@@ -221,7 +222,7 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
         except IngestError as error:
             await self.finish(f"Error: {error}", CLOSE_ERROR)
             return
-        except Exception:  # noqa: BLE001 - the client must hear that nothing was stored
+        except Exception:  # the client must hear that nothing was stored
             logger.exception("trace %s: frame not stored", self.trace_id)
             if self.finished:
                 return
@@ -251,7 +252,7 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
         if self.storing is not None:
             try:
                 await self.storing
-            except Exception:  # noqa: BLE001 - logged; the socket is gone anyway
+            except Exception:  # logged; the socket is gone anyway
                 logger.exception("trace %s: storing queued frames failed", self.trace_id)
         if self.decisions is not None:
             self.decisions.leave(self)

@@ -8,13 +8,12 @@ import pytest
 from idempotency.models import IdempotentRequest
 from tm_api import status as S
 from tm_api.models import Run, Test
-from tm_api.tests.conftest import (  # noqa: F401 - machines is a fixture
+from tm_api.tests.conftest import (
     LAMP_1,
     SEED_DRY_RUN,
     SEED_TEST_START,
     SEED_TEST_STOP,
     dry_run_payload,
-    machines,
     scenario,
 )
 from tracking.models import Project, RequestMetric

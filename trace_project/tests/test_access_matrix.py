@@ -458,7 +458,7 @@ def test_every_admin_page_is_for_staff_only(world, settings):
     settings.DASHBOARDS_PUBLIC = True  # the admin does not open with the dashboards
     ids = admin_object_ids(world)
     rows = []
-    for pattern, (label, page) in admin_model_patterns().items():
+    for label, page in admin_model_patterns().values():
         staff = ADMIN_MODELS[label][ADMIN_PAGES.index(page)]
         app, model = label.split(".")
         path = f"/admin/{app}/{model}/" + page.replace("{id}", ids[label])

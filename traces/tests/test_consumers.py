@@ -158,7 +158,8 @@ async def test_a_dropped_connection_loses_nothing_and_a_reconnect_continues():
      "Error: message 1 (SPAN_START): missing key 'name'"),
     ([{"type": "TRACE_START", "timestamp": "yesterday", "group_id": "t"}],
      "Error: message 0 (TRACE_START): 'timestamp' must be a number"),
-    ([{"type": "EVENT", "timestamp": -5, "name": "e"}], "Error: message 0 (EVENT): 'timestamp' must be a finite number from 0"),
+    ([{"type": "EVENT", "timestamp": -5, "name": "e"}],
+     "Error: message 0 (EVENT): 'timestamp' must be a finite number from 0"),
     ([trace_start(1), trace_start(2)], "Error: message 1 (TRACE_START): the trace already has"),
 ])
 async def test_bad_input_is_named_closes_4000_and_stores_nothing_from_the_frame(frame, reason):

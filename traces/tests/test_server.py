@@ -68,7 +68,7 @@ def test_concurrent_connections_on_one_trace_keep_every_span(asgi_server):
                 ws.send(json.dumps(span(group, group, 10 + frame, 11 + frame)))
             ws.send("[]")
             ws.close()
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - whatever it is, the test reports it
             errors.append(error)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]

@@ -97,7 +97,7 @@ def outcome(run: Callable[[], str | None] | None) -> str:
         status = run()
     except AssertionError:
         return "failed"
-    except Exception:  # noqa: BLE001 - any other exception is the test's error
+    except Exception:  # any other exception is the test's error
         logger.exception("test raised")
         return "error"
     if status is None:

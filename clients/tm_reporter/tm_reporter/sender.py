@@ -310,7 +310,7 @@ class BatchSender:
             except (ReportError, KeyError):
                 results.append({"status": 400, "detail": "unknown report type"})
                 continue
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:  # noqa: BLE001 - requests' and urllib3's errors alike
                 raise self._unreachable(error) from None
             code = response.status_code
             if code < 400:

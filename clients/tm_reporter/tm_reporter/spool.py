@@ -14,7 +14,8 @@ locked) when it starts, sends those batches before its own, and at its end appen
 could not send to the spool. A batch keeps its Idempotency-Key on disk, so a batch the server
 stored but whose answer was lost is answered again, not applied twice. A session killed with
 SIGKILL leaves its journal: the next session sends what it holds (all but the reports not yet
-formed into a batch: those of the last half second, or of the request under way). Two sessions at once never take the same batch.
+formed into a batch: those of the last half second, or of the request under way). Two sessions
+at once never take the same batch.
 Without fcntl (Windows) there is no locking and a dead session's journal is not taken over.
 """
 

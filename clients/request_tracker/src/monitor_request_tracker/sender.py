@@ -256,7 +256,7 @@ class Sender:
                 next_flush = time.monotonic() + interval
             try:
                 self._flush(deadline=None, partial=partial)
-            except Exception:  # noqa: BLE001 - the thread must outlive any surprise
+            except Exception:  # the thread must outlive any surprise
                 logger.exception("request tracker: unexpected error while sending")
 
     def _flush(self, deadline: float | None, partial: bool = True) -> None:
@@ -269,7 +269,7 @@ class Sender:
                 items = [popleft() for _ in range(min(len(self._queue), self._batch_size))]
                 try:
                     batch = self._prepare(items)
-                except Exception:  # noqa: BLE001 - a value JSON cannot hold: count, go on
+                except Exception:  # a value JSON cannot hold: count, go on
                     self._sending = 0
                     self.batches_failed += 1
                     self.dropped_given_up += len(items)
@@ -469,7 +469,7 @@ class Sender:
                 and (thread is None or not thread.is_alive())):
             try:
                 self._flush(deadline)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 logger.exception("request tracker: flush at exit failed")
         if hasattr(self.transport, "close"):
             self.transport.close()
