@@ -74,7 +74,7 @@ MAX_SEQ = 2**63 - 1  # stored in a BIGINT
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _load(data: str | bytes, max_bytes: int):
+def _load(data: str | bytes, max_bytes: int) -> tuple[object, str]:
     """(the JSON document of a frame, its text); FrameError if too big, not UTF-8 or not JSON."""
     size = len(data.encode() if isinstance(data, str) else data)
     if size > max_bytes:

@@ -185,7 +185,7 @@ def _source(item) -> str:
         import inspect
 
         try:
-            return inspect.getsource(function)[:20000]
+            return inspect.getsource(function)[:20000]  # type: ignore[arg-type]  # None: TypeError
         except (OSError, TypeError):
             return ""
     lines = linecache.getlines(code.co_filename)

@@ -5,6 +5,7 @@ import random
 import time
 import uuid
 from contextlib import contextmanager
+from typing import Any, cast
 
 import websocket
 
@@ -60,7 +61,7 @@ class TraceConnection:
         self.url = f"{base}/ws/trace/{int(trace_id)}" + ("?ack=1" if acks else "")
         self.timeout = timeout
         self.connect = connect
-        self.socket = None
+        self.socket: Any = None  # the connection's websocket once open
         self.acks = acks
         self.retry_for = retry_for
         self.seq = 0
@@ -104,7 +105,7 @@ class TraceConnection:
                 self.socket = self.connect(self.url, self.timeout)
                 self.reconnects += self.connections > 0
                 self.connections += 1
-                for frame in list(self.unacked.values()) or [self.last_frame]:
+                for frame in list(self.unacked.values()) or [cast(str, self.last_frame)]:
                     self.socket.send(frame)
                 return
             except (TraceError, OSError, websocket.WebSocketException) as error:
@@ -196,8 +197,8 @@ class Trace:
         self.buffer: list = []
         self.connection = TraceConnection(client.server_url, trace_id, client.timeout,
                                           client.connect, client.acks, client.retry_for)
-        self.root = None
-        self.reply = None
+        self.root: Span | None = None
+        self.reply: dict | None = None
 
     def _add(self, message: dict) -> None:
         self.buffer.append(message)
@@ -247,8 +248,8 @@ class Trace:
                    "group_id": self.group_id})
         try:
             self.flush()
-            self.reply = self.connection.wait_for_reply()
-            return self.reply
+            self.reply = reply = self.connection.wait_for_reply()
+            return reply
         finally:
             self.connection.close()
 

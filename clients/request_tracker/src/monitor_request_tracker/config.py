@@ -21,6 +21,7 @@ warning).
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 logger = logging.getLogger("monitor_request_tracker")
@@ -74,7 +75,7 @@ def resolve(settings, debug: bool) -> TrackerConfig:
         logger.warning("request tracking is off: RIGID_ANALYTICS needs PROJECT_ID and "
                        "PROJECT_TOKEN (or RA_PROJECT_ID and RA_PROJECT_TOKEN)")
         enabled = False
-    tuning = {}
+    tuning: dict[str, Any] = {}
     for key, kind in (("QUEUE_SIZE", int), ("BATCH_SIZE", int), ("FLUSH_INTERVAL", float),
                       ("TIMEOUT", float), ("MAX_RETRIES", int), ("BACKOFF_MAX", float),
                       ("MAX_BATCH_AGE", float), ("SHUTDOWN_TIMEOUT", float)):

@@ -71,15 +71,16 @@ class HttpTransport:
         self.port = parts.port or (443 if self.https else 80)
         self.path = parts.path or "/"
         self.timeout = timeout
-        self._connection = None
+        self._connection: http.client.HTTPConnection | None = None
 
     def post(self, body: bytes, headers: dict) -> tuple[int, float | None]:
         if self._connection is None:
             kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
             self._connection = kind(self.host, self.port, timeout=self.timeout)
+        connection = self._connection
         try:
-            self._connection.request("POST", self.path, body, headers)
-            response = self._connection.getresponse()
+            connection.request("POST", self.path, body, headers)
+            response = connection.getresponse()
             response.read()
         except Exception:
             self.close()
@@ -132,7 +133,7 @@ class _Batch:
         self.body = body
         self.key = uuid.uuid4().hex
         self.dropped_total = dropped_total  # the drop count this batch reports up to
-        self.first_attempt = None  # monotonic time of the first attempt
+        self.first_attempt: float | None = None  # monotonic time of the first attempt
         self.attempts = 0
 
 
@@ -401,7 +402,7 @@ class Sender:
         offset_ns = time.time_ns() - time.perf_counter_ns()
         fragments = self._fragments
         fragments_day = self._fragments_day
-        events = []
+        events: list[str] = []
         append = events.append
         for item in batch:
             started = (item[0] + offset_ns) / 1e9
