@@ -40,8 +40,8 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.installed $@
 
-# The published seed tracker (rigidanalytics-tracker 2.0.5 with a Flask < 2.3) in a virtualenv of
-# its own, for the test that drives it (tracking/tests/test_ingest_queue.py).
+# The legacy tracker (rigidanalytics-tracker 2.0.5, published, with a Flask < 2.3) in a virtualenv
+# of its own, for the test that drives it (tracking/tests/test_ingest_queue.py).
 SEED_TRACKER_VENV := .venv-seed-tracker
 $(SEED_TRACKER_VENV)/.installed: tracking/tests/seed_tracker/requirements.txt
 	$(PYTHON) -m venv $(SEED_TRACKER_VENV)

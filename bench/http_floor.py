@@ -7,7 +7,7 @@ baseline; against it, the project under the same server on PostgreSQL + Redis, a
   the ingest path (the issue's target: at least 0.7 x hello world);
 - `POST /tm_api/test_start/` with a JSON body missing fields: a 400 after the token's lookup and
   rate check, in the write thread: the whole request machinery of a report without its write;
-- `POST /tracking/<id>` with a malformed body: the seed tracker's route, same kind of 400;
+- `POST /tracking/<id>` with a malformed body: the legacy tracker route, same kind of 400;
 - `GET /healthz` and `GET /no-such-page` (a 404 through the full stack), for information.
 8 clients, each on one keep-alive connection, one request at a time; rounds are interleaved
 (hello, ingest, ... again) so that the machine's noise falls on all alike. Prints req/s, the
@@ -138,7 +138,7 @@ def main():
             "ingest 400 after token + rate (bad field)": (
                 "POST", "/tm_api/test_start/", b'{"machine_name": "m1"}',
                 {**json_headers, "Authorization": f"Token {token}"}, 400),
-            "seed tracker route 400 (malformed body)": (
+            "legacy tracker route 400 (malformed body)": (
                 "POST", "/tracking/00000000-0000-0000-0000-000000000000", MALFORMED,
                 json_headers, 400),
             "/healthz": ("GET", "/healthz", None, {}, 200),

@@ -1,7 +1,7 @@
 """How machines prove who they are: `Authorization: Token <token>` (a MachineToken's secret).
 
 Machines are programs: no session, no CSRF. With TM_ALLOW_ANONYMOUS_MACHINES (the default under
-DEBUG) a request without the header is let through as the seed's runner expects; a wrong token
+DEBUG) a request without the header is let through as existing test runners expect; a wrong token
 is refused either way.
 """
 

@@ -1,4 +1,4 @@
-"""REST API of seed 003: machines write (token or, in development, anonymous), people read."""
+"""The test-machine API: machines write (token or, in development, anonymous), people read."""
 
 import asyncio
 import functools

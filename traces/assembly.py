@@ -1,4 +1,4 @@
-"""Trace assembly: seed 000's messages -> a span tree (pure: no Django import).
+"""Trace assembly: messages of the trace websocket protocol -> a span tree (pure: no Django import).
 
 Two steps, both independent of how messages were split into frames:
 
@@ -10,7 +10,7 @@ Two steps, both independent of how messages were split into frames:
   it, and gives readable reasons when it is inconsistent. It also draws a preview of an open
   trace for the live page.
 
-Placement rule (seed 000): items are sorted by start; on equal start the longer span first and
+Placement rule (the protocol's): items are sorted by start; on equal start the longer span first and
 spans before events. Each item goes under the latest-starting span that contains it, bounds
 included; top-level items are children of the trace.
 """
@@ -184,7 +184,7 @@ def assemble(
     for event in events:
         items.append((event.timestamp, event.timestamp, 1,
                       {"name": event.name, "timestamp": event.timestamp, "type": "EVENT"}))
-    # Ties beyond the seed's rule are broken by name then end, so that the tree never depends on
+    # Ties beyond the protocol's rule are broken by name then end, so that the tree never depends on
     # the order in which messages arrived.
     items.sort(key=lambda item: (item[0], -(item[1] - item[0]), item[2], item[3]["name"],
                                  item[1]))

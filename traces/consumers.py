@@ -1,4 +1,4 @@
-"""Websockets of traces: seed 000's ingestion path and the live trace page."""
+"""Websockets of traces: ingestion (the trace websocket protocol) and the live trace page."""
 
 import asyncio
 import json
@@ -29,8 +29,9 @@ from traces.services import (
 
 logger = logging.getLogger(__name__)
 
-CLOSE_STORED = 1000  # seed 000: the trace is complete and stored
-CLOSE_ERROR = 4000  # seed 000: the client sent something wrong
+# The trace websocket protocol's close codes, which its clients read:
+CLOSE_STORED = 1000  # the trace is complete and stored
+CLOSE_ERROR = 4000  # the client sent something wrong
 # The server could not store the frame; nothing of it was kept: send it again later. Not 1011:
 # autobahn (daphne) sends only 1000 and 3000-4999 from a server, and left such a socket open.
 CLOSE_SERVER_ERROR = 4011
@@ -82,7 +83,7 @@ class DecisionListener:
     too. Those on this process are told directly. Those on other processes (several server
     processes share Redis) hear it through the one group every process listens on
     (services.ingest_group), and only when the trace had rows before the deciding transaction:
-    a trace sent whole in one batch (seed 000's clients: one frame, one socket) had no other
+    a trace sent whole in one batch (as most clients do: one frame, one socket) had no other
     connection that stored anything, and costs no Redis round trip at all."""
 
     RENEW_AFTER = 3600.0  # seconds; the in-memory layer forgets group members after a day
@@ -182,7 +183,7 @@ class WithoutDjangoConnections:
 
 
 class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
-    """ws/trace/<id>: frames of trace messages from programs (no login, as in seed 000)."""
+    """ws/trace/<id>: frames of trace messages from programs (no login: the protocol has none)."""
 
     async def connect(self):
         self.trace_id = int(self.scope["url_route"]["kwargs"]["trace_id"])

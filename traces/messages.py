@@ -1,4 +1,4 @@
-"""Seed 000's wire messages: parsing and validating one websocket frame (no Django import).
+"""The trace websocket protocol's messages: parsing and validating one websocket frame (no Django import).
 
 A frame is a JSON list of messages, or a single message object. Every problem is reported as a
 FrameError whose text names the message (0-based index in the frame), its type and the key, so a
@@ -41,7 +41,7 @@ class Message(NamedTuple):
     timestamp: int | float
     group_id: str | None = None
     name: str | None = None
-    # Optional, not in the seed: the service that emitted a TRACE_START or SPAN_START.
+    # Optional, this project's addition to the protocol: the service that emitted a TRACE_START or SPAN_START.
     service: str = ""
 
 
@@ -54,7 +54,7 @@ def parse_frame(data: str | bytes, max_bytes: int, max_messages: int) -> list[Me
 def parse_acked_frame(data: str | bytes, max_bytes: int,
                       max_messages: int) -> tuple[int, list[Message]]:
     """A frame of a connection that asked for acknowledgements (/ws/trace/<id>?ack=1):
-    {"seq": <integer from 1>, "messages": <a seed frame>} -> (seq, messages); FrameError
+    {"seq": <integer from 1>, "messages": <a frame as without acks>} -> (seq, messages); FrameError
     otherwise."""
     document, data = _load(data, max_bytes)
     if not isinstance(document, dict) or set(document) != {"seq", "messages"}:

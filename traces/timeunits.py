@@ -1,8 +1,9 @@
 """Reading timestamps whose unit only the client knows (pure: no Django import).
 
-Seed 000 sends Unix seconds; other clients send milliseconds, microseconds or nanoseconds since
-1970, or small relative numbers. The unit is guessed from the size of a Unix-time start: a value
-near today in one unit is many orders of magnitude away in the others."""
+The trace websocket protocol's example clients send Unix seconds; other clients send milliseconds,
+microseconds or nanoseconds since 1970, or small relative numbers. The unit is guessed from the size
+of a Unix-time start: a value near today in one unit is many orders of magnitude away in the
+others."""
 
 from datetime import UTC, datetime
 

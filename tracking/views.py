@@ -28,10 +28,10 @@ from tracking.serializers import (
     WINDOWS,
     BatchResultSerializer,
     BatchSerializer,
+    LegacyTrackerEventSerializer,
     ProjectSerializer,
     RequestFilterSerializer,
     RequestMetricSerializer,
-    SeedEventSerializer,
     SummarySerializer,
     WindowQuerySerializer,
 )
@@ -52,7 +52,7 @@ def _event_error(error: EventError, prefix=""):
 # --- ingest -------------------------------------------------------------------------------------
 
 class SeedIngestView(APIView):
-    """Seed 001's published client: one event per request, token in the body."""
+    """The legacy tracker route: one event per request, token in the body."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -77,9 +77,10 @@ class SeedIngestView(APIView):
         return None
 
     @extend_schema(
-        operation_id="tracking_seed_ingest", tags=["tracking"], request=SeedEventSerializer,
+        operation_id="tracking_legacy_ingest", tags=["tracking"],
+        request=LegacyTrackerEventSerializer,
         responses={201: BatchResultSerializer, **ERRORS},
-        summary="Store one request from seed 001's client (rigidanalytics-tracker 2.0.5)",
+        summary="Store one request from the legacy tracker (rigidanalytics-tracker 2.0.5)",
         description=(
             "That client never retries, so a burst waits its turn instead of being refused "
             "(docs/limits.md): 429 with Retry-After, nothing stored, only when "

@@ -62,7 +62,7 @@ def test_a_repeated_start_and_stop_do_not_move_on_to_the_next_test(machines):
     assert [a.status_code for a in answers] == [202, 202]
     assert list(Test.objects.order_by("position").values_list("status", flat=True)) == [
         S.PASSED, S.WAITING]
-    # Without a key a retry is what the seed did: there is no running test any more.
+    # Without a key a retry is what existing machines did: there is no running test any more.
     assert stop(machines).status_code == 409
 
 

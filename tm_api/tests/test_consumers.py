@@ -1,4 +1,4 @@
-"""The three sockets of section B with Channels' communicator: paths, access, frames after
+"""The three live sockets of the test-machine pages with Channels' communicator: paths, access, frames after
 commit, one small frame per socket per change, the whole run when the last-run socket opens."""
 
 import json

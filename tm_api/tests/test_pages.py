@@ -1,4 +1,4 @@
-"""Pages with Django's client: access, content, empty states, the seed's paths, the script
+"""Pages with Django's client: access, content, empty states, the old page paths, the script
 modal's highlighted HTML."""
 
 import re

@@ -91,7 +91,7 @@ def test_every_page_tells_its_script_the_site_zone(client, settings):
 SITE_ZONE = "America/St_Johns"
 BROWSER_ZONE = "Asia/Tokyo"
 UNIX_STARTS = [
-    1569972082.123,                                              # the README trace, ms
+    1569972082.123,                                              # the example trace, ms
     datetime(2026, 3, 8, 5, 29, 59, tzinfo=UTC).timestamp(),     # just before summer time
     datetime(2026, 3, 8, 5, 30, 0, tzinfo=UTC).timestamp(),      # its first second
     datetime(2026, 11, 1, 4, 29, 59, tzinfo=UTC).timestamp(),

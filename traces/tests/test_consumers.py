@@ -1,4 +1,5 @@
-"""Section A of CONTRACTS.md over Channels' WebsocketCommunicator, on the project's application."""
+"""The trace websocket protocol over Channels' WebsocketCommunicator, on the project's
+application."""
 
 import json
 
@@ -56,7 +57,7 @@ def row_counts():
     return Trace.objects.count(), Span.objects.count(), Event.objects.count()
 
 
-# --- seed 000's own integration cases ------------------------------------------------------------
+# --- the cases the trace demo server tested ---------------------------------------------------
 
 @pytest.mark.parametrize("bad_id", ["abc", "1a", "-1", "0"])
 async def test_a_non_numeric_id_fails_the_handshake(bad_id):

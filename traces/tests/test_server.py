@@ -1,4 +1,5 @@
-"""Section A against a real daphne process, with the websocket-client library seed users have."""
+"""The trace websocket protocol against a real daphne process, with the websocket-client library
+its existing clients use."""
 
 import json
 import threading
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_readme_example_with_websocket_client(asgi_server):
-    # The README's exact code, against the real server.
+    # The protocol's documented client code, exactly, against the real server.
     ws = websocket.create_connection(f"{asgi_server.ws_url}/ws/trace/1")
     ws.send(json.dumps(README_EXAMPLE))
     msg = ws.recv()

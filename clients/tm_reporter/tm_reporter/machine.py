@@ -1,5 +1,5 @@
-"""A virtual testing machine, like seed 003's: a dry pass lists every script, then a wet pass
-runs each test between a start and a stop report.
+"""A virtual testing machine, like the ones the test-machine API was made for: a dry pass lists
+every script, then a wet pass runs each test between a start and a stop report.
 
 A suite is a directory: each subdirectory is a scenario, each `*.py` file in it a test (both in
 name order); an optional `<scenario>.py` beside a scenario directory is that scenario's script,

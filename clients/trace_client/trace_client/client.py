@@ -31,9 +31,9 @@ def _connect(url: str, timeout: float):
 def send_trace(server_url: str, trace_id: int, messages: list, batch_size: int = 100,
                timeout: float = 10.0, connect=_connect, acks: bool = False,
                retry_for: float = 30.0) -> dict:
-    """Send a whole trace (seed 000 messages) in frames of `batch_size` and return the server's
-    reply once it is stored. Raises TraceError with the server's reason otherwise.
-    With `acks`, see TraceConnection."""
+    """Send a whole trace (messages of the trace websocket protocol) in frames of `batch_size` and
+    return the server's reply once it is stored. Raises TraceError with the server's reason
+    otherwise. With `acks`, see TraceConnection."""
     connection = TraceConnection(server_url, trace_id, timeout, connect, acks, retry_for)
     try:
         for first in range(0, len(messages), batch_size):
@@ -161,7 +161,7 @@ class TraceConnection:
 
 class TraceClient:
     """Where traces go. `clock` returns timestamps (default time.time: float seconds; pass
-    `lambda: int(time.time())` for whole seconds like the seed's clients)."""
+    `lambda: int(time.time())` for whole seconds like the protocol's example clients)."""
 
     def __init__(self, server_url: str, batch_size: int = 100, timeout: float = 10.0,
                  clock=time.time, connect=_connect, acks: bool = False, retry_for: float = 30.0):

@@ -1,4 +1,5 @@
-"""RIGID_ANALYTICS, read exactly like seed 001's tracker did (with its empty-endpoint bug fixed).
+"""RIGID_ANALYTICS, read exactly like the legacy tracker (rigidanalytics-tracker) did, with its
+empty-endpoint bug fixed.
 
     RIGID_ANALYTICS = {
         "PROJECT_ID": os.environ["RA_PROJECT_ID"],
@@ -47,8 +48,8 @@ class TrackerConfig:
 
 
 def ingest_url(endpoint: str) -> str:
-    """The batch endpoint under BACKEND_ENDPOINT. The seed's style, http://host/tracking/, is
-    understood too: it names the same server."""
+    """The batch endpoint under BACKEND_ENDPOINT. The legacy tracker's style, http://host/tracking/,
+    is understood too: it names the same server."""
     base = (endpoint or "").strip() or DEFAULT_ENDPOINT
     parts = urlsplit(base if "://" in base else "http://" + base)
     path = parts.path.rstrip("/")

@@ -55,7 +55,7 @@ HEADER_NAMES = ("Host", "Referer", "Content-Type", "Accept-Language")  # the las
 FRAGMENT_CACHE_SIZE = 1024
 # Captured headers pass the scrubber once, here, instead of once per request.
 SAFE_HEADER_NAMES = frozenset(scrub_headers(dict.fromkeys(HEADER_NAMES, "")))
-SESSION_COOKIE = "ra_session_id"  # seed 001's visitor cookie, when the app sets one
+SESSION_COOKIE = "ra_session_id"  # the legacy tracker's visitor cookie, when the app sets one
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
 GIVE_UP_STATUSES = {400, 401, 403, 404, 413}
@@ -504,7 +504,7 @@ def request_item(path, *, method="GET", view="", status=200, response_size=None,
 
 @functools.lru_cache(maxsize=4096)  # the same visitor makes many requests a day
 def _session_id(cookie, client_ip, user_agent, day, token) -> str:
-    """Seed 001's visitor cookie when the app sets one; otherwise a daily visitor hash (like
+    """The legacy tracker's visitor cookie when the app sets one; otherwise a daily visitor hash (like
     privacy-friendly analytics): the same visitor and browser give the same id for a day, and
     nothing of the cookie header leaves the host."""
     if cookie and SESSION_COOKIE in cookie:
