@@ -1,7 +1,7 @@
 """Live groups of the test-machine pages, and the frames a change of a run sends to them.
 
-Group names are built here and only here. Frames keep the earlier dashboard's shapes (extra keys are added
-for the pages, never removed):
+Group names are built here and only here. Frames keep the earlier dashboard's shapes (extra keys are
+added for the pages, never removed):
   ws/machine/status/      {"machine_id_status": {"id", "status", ..., "version"}}
   ws/machine/<pk>/runs/   {"run_data": {"id", "status", ..., "version"}}
   ws/machine/<pk>/last/   {"machine_data": {"id", "machine_name", "delta",

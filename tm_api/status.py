@@ -3,7 +3,8 @@
 No Django import here: services apply these rules to rows, tests exercise them exhaustively.
 
 Vocabulary
-- A *run* (the test-machine API's dry-run data and master scenario) holds scenarios, a scenario holds tests.
+- A *run* (the test-machine API's dry-run data and master scenario) holds scenarios, a scenario
+  holds tests.
 - *Counts* are how many tests of a scenario or run are in each status; they are stored beside
   the rows and moved by `shift` as tests change, so reads never scan the tests.
 - The *roll-up* of a scenario or run is the first status present among its tests in PRIORITY.

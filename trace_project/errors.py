@@ -3,7 +3,7 @@
     {"detail": "<one readable sentence>", "code": "<machine-readable code>",
      "errors": {"<field>": ["<message>", ...]}}      # "errors" only for invalid input
 
-`detail` keeps DRF's key, so clients of the seeds that read {"detail": ...} keep working.
+`detail` keeps DRF's key, so existing clients that read {"detail": ...} keep working.
 Django's own 400/403/404/500 answers have the same shape under the API's paths; elsewhere they
 are pages in the site's layout (templates/404.html, ...).
 """

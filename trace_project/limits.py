@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 CLOSE_TOO_BIG = 4009  # as RFC 6455 1009 (too big), which autobahn lets only itself send
 CLOSE_TOO_MANY = 4029  # as HTTP 429: too many messages, or too many connections
 
-# Sockets of programs speaking the trace websocket protocol: they read {"message": "Error: ..."}, and
-# their frame size is TRACE_MAX_FRAME_BYTES, checked by the consumer (which replies an Error).
+# Sockets of programs speaking the trace websocket protocol: they read {"message": "Error: ..."},
+# and their frame size is TRACE_MAX_FRAME_BYTES, checked by the consumer (which replies an Error).
 INGEST_PATH_PREFIXES = ("/ws/trace/", "/ws/bench/noop/")
 
 

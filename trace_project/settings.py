@@ -491,7 +491,7 @@ LIVE_MIN_INTERVAL = _read("float", "LIVE_MIN_INTERVAL", 0.1)
 
 # --- limits -------------------------------------------------------------------------------------
 # What one client may send (docs/limits.md; enforced by trace_project/limits.py). 0 turns a limit
-# off. The defaults are far above what the clients of the seeds and of this project send.
+# off. The defaults are far above what existing clients and this project's send.
 from marshmallow.validate import Range as _LimitRange  # noqa: E402
 
 # Largest request body of any HTTP request, in bytes: 413 above it. Above TRACKING_MAX_BATCH_BYTES

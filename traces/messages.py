@@ -1,4 +1,5 @@
-"""The trace websocket protocol's messages: parsing and validating one websocket frame (no Django import).
+"""The trace websocket protocol's messages: parsing and validating one websocket frame (no Django
+import).
 
 A frame is a JSON list of messages, or a single message object. Every problem is reported as a
 FrameError whose text names the message (0-based index in the frame), its type and the key, so a

@@ -1,5 +1,6 @@
-"""The three live sockets of the test-machine pages with Channels' communicator: paths, access, frames after
-commit, one small frame per socket per change, the whole run when the last-run socket opens."""
+"""The three live sockets of the test-machine pages with Channels' communicator: paths, access,
+frames after commit, one small frame per socket per change, the whole run when the last-run socket
+opens."""
 
 import json
 

@@ -1,4 +1,5 @@
-"""The roll-up priority and the transition rules of the test-machine API, exhaustively and by property."""
+"""The roll-up priority and the transition rules of the test-machine API, exhaustively and by
+property."""
 
 import itertools
 from datetime import UTC, datetime, timedelta

@@ -504,8 +504,8 @@ def request_item(path, *, method="GET", view="", status=200, response_size=None,
 
 @functools.lru_cache(maxsize=4096)  # the same visitor makes many requests a day
 def _session_id(cookie, client_ip, user_agent, day, token) -> str:
-    """The legacy tracker's visitor cookie when the app sets one; otherwise a daily visitor hash (like
-    privacy-friendly analytics): the same visitor and browser give the same id for a day, and
+    """The legacy tracker's visitor cookie when the app sets one; otherwise a daily visitor hash
+    (like privacy-friendly analytics): the same visitor and browser give the same id for a day, and
     nothing of the cookie header leaves the host."""
     if cookie and SESSION_COOKIE in cookie:
         try:
