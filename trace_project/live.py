@@ -60,17 +60,18 @@ async def asend_frame(group: str, frame: dict) -> None:
 # Frames published while Redis is down are lost (pub/sub keeps nothing): live pages catch up with
 # the next frame, or from the REST API when their socket (re)opens.
 
-import asyncio  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
+# The layer's imports are here, with it, so that it can move to a module of its own unchanged.
+import asyncio  # noqa: E402 (see above)
+import time  # noqa: E402 (see above)
+from collections import Counter  # noqa: E402 (see above)
 
-from channels_redis.pubsub import (  # noqa: E402
+from channels_redis.pubsub import (  # noqa: E402 (see above)
     RedisPubSubChannelLayer,
     RedisPubSubLoopLayer,
     RedisSingleShardConnection,
 )
-from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: E402
-from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: E402
+from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: E402 (see above)
+from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: E402 (see above)
 
 OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 # frames_dropped, subscriptions_deferred, subscriptions_restored, unsubscribe_failed

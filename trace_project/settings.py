@@ -423,7 +423,7 @@ IDEMPOTENCY_KEY_HOURS = _read("int", "IDEMPOTENCY_KEY_HOURS", 24)
 
 # --- traces -------------------------------------------------------------------------------------
 # Limits of one websocket frame of trace messages (docs/traces.md); bigger frames are refused.
-from marshmallow.validate import Range as _TraceRange  # noqa: E402
+from marshmallow.validate import Range as _TraceRange  # noqa: E402 (beside the settings it checks)
 
 TRACE_MAX_FRAME_BYTES = _read("int", "TRACE_MAX_FRAME_BYTES", 1_048_576, validate=_TraceRange(min=1))
 TRACE_MAX_FRAME_MESSAGES = _read("int", "TRACE_MAX_FRAME_MESSAGES", 10_000, validate=_TraceRange(min=1))
@@ -492,7 +492,7 @@ LIVE_MIN_INTERVAL = _read("float", "LIVE_MIN_INTERVAL", 0.1)
 # --- limits -------------------------------------------------------------------------------------
 # What one client may send (docs/limits.md; enforced by trace_project/limits.py). 0 turns a limit
 # off. The defaults are far above what existing clients and this project's send.
-from marshmallow.validate import Range as _LimitRange  # noqa: E402
+from marshmallow.validate import Range as _LimitRange  # noqa: E402 (beside the settings it checks)
 
 # Largest request body of any HTTP request, in bytes: 413 above it. Above TRACKING_MAX_BATCH_BYTES
 # so that an uncompressed batch of the largest size still fits.
