@@ -312,8 +312,8 @@ class Outbox:
 
     async def idle(self) -> None:
         """Wait until every waiting frame of this loop was sent (tests, shutdown)."""
-        # Tests and shutdown only: polling is simpler than an Event set from every send path.
-        while any(state.waiting or state.sending for state in self.groups.values()):  # noqa: ASYNC110
+        # Polling, not an Event set from every send path: only tests and shutdown wait here.
+        while any(state.waiting or state.sending for state in self.groups.values()):  # noqa: ASYNC110 (see above)
             await asyncio.sleep(0.01)
 
 
