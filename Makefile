@@ -3,6 +3,7 @@
 #               http://127.0.0.1:8000 (SQLite, in-memory layer), with the background worker and
 #               the job scheduler beside it
 #   make test   virtualenv + dev install + the whole test suite
+#   make check  the static checks CI runs before the tests (lint, types, migrations)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -39,8 +40,8 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.installed $@
 
-# The published seed tracker (rigidanalytics-tracker 2.0.5 with a Flask < 2.3) in a virtualenv of
-# its own, for the test that drives it (tracking/tests/test_ingest_queue.py).
+# The legacy tracker (rigidanalytics-tracker 2.0.5, published, with a Flask < 2.3) in a virtualenv
+# of its own, for the test that drives it (tracking/tests/test_ingest_queue.py).
 SEED_TRACKER_VENV := .venv-seed-tracker
 $(SEED_TRACKER_VENV)/.installed: tracking/tests/seed_tracker/requirements.txt
 	$(PYTHON) -m venv $(SEED_TRACKER_VENV)
@@ -62,8 +63,15 @@ run: .env migrate
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-check: install .env
-	$(BIN)/python manage.py check
+# Static checks; CI (.ci/run) runs them before the tests and fails on any finding. ruff: lint and
+# import order; mypy: the pure modules and the clients (both configured in pyproject.toml);
+# Django's system checks; and no model change without its migration. The manage.py commands
+# run on the test settings' footing: no .env, DEBUG on for its development SECRET_KEY.
+check: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	ENV_FILE= DEBUG=True $(BIN)/python manage.py check
+	ENV_FILE= DEBUG=True $(BIN)/python manage.py makemigrations --check --dry-run
 
 clean:
 	rm -rf $(VENV) $(SEED_TRACKER_VENV) staticfiles .pytest_cache

@@ -97,7 +97,7 @@ def redis_url():
 
 
 def test_database_env() -> str:
-    """The test database as seed 002's DB_DEFAULT JSON, for processes started by a test."""
+    """The test database as DB_DEFAULT JSON (a DATABASES entry), for processes started by a test."""
     from django.db import connections
 
     config = connections["default"].settings_dict

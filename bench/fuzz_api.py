@@ -67,7 +67,12 @@ def main():
         django.setup()
         from trace_project.devserver import Server
         from trace_project.tests.test_fuzz_api import (
-            MODES, OPERATIONS, KNOWN_BUGS, build_world, fuzz_operation, load_schema,
+            KNOWN_BUGS,
+            MODES,
+            OPERATIONS,
+            build_world,
+            fuzz_operation,
+            load_schema,
         )
 
         server = Server(env).start()

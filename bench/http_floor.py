@@ -7,7 +7,7 @@ baseline; against it, the project under the same server on PostgreSQL + Redis, a
   the ingest path (the issue's target: at least 0.7 x hello world);
 - `POST /tm_api/test_start/` with a JSON body missing fields: a 400 after the token's lookup and
   rate check, in the write thread: the whole request machinery of a report without its write;
-- `POST /tracking/<id>` with a malformed body: the seed tracker's route, same kind of 400;
+- `POST /tracking/<id>` with a malformed body: the legacy tracker route, same kind of 400;
 - `GET /healthz` and `GET /no-such-page` (a 404 through the full stack), for information.
 8 clients, each on one keep-alive connection, one request at a time; rounds are interleaved
 (hello, ingest, ... again) so that the machine's noise falls on all alike. Prints req/s, the
@@ -34,8 +34,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from trace_project import serve  # noqa: E402
-from trace_project.devserver import Server, free_port  # noqa: E402
+from trace_project import serve  # noqa: E402 (sys.path set above)
+from trace_project.devserver import Server, free_port  # noqa: E402 (sys.path set above)
 
 CLIENTS = 8
 MALFORMED = b'{"machine_name": "m1", "file_path": '
@@ -138,7 +138,7 @@ def main():
             "ingest 400 after token + rate (bad field)": (
                 "POST", "/tm_api/test_start/", b'{"machine_name": "m1"}',
                 {**json_headers, "Authorization": f"Token {token}"}, 400),
-            "seed tracker route 400 (malformed body)": (
+            "legacy tracker route 400 (malformed body)": (
                 "POST", "/tracking/00000000-0000-0000-0000-000000000000", MALFORMED,
                 json_headers, 400),
             "/healthz": ("GET", "/healthz", None, {}, 200),
@@ -153,10 +153,10 @@ def main():
                 results.update({case: [] for case in cases})
                 for _ in range(args.rounds):
                     results["hello world (no middleware)"].append(measure(
-                        hello.url, lambda: server_pids(hello.process), hello_case, args.seconds))
+                        hello.url, lambda: server_pids(hello.process), hello_case, args.seconds))  # noqa: B023 (called at once)
                     for case, spec in cases.items():
                         results[case].append(measure(
-                            project.url, lambda: server_pids(project.process), spec,
+                            project.url, lambda: server_pids(project.process), spec,  # noqa: B023 (called at once)
                             args.seconds))
             finally:
                 project.stop()

@@ -1,4 +1,4 @@
-"""End-to-end load test of a tracked demo app (as seed 001 had), with locust.
+"""End-to-end load test of a tracked demo app, with locust.
 
 locust is not a project dependency: install it where you run it (`pip install locust`).
 

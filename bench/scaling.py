@@ -34,10 +34,10 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from trace_project.devserver import Server  # noqa: E402
-
 # The machines' runs and the percentiles are tm_live.py's, so that the two benches compare.
-from tm_live import TESTS_PER_RUN, dry_run_body, percentile, psql  # noqa: E402
+from tm_live import TESTS_PER_RUN, dry_run_body, percentile, psql  # noqa: E402 (sys.path set above)
+
+from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

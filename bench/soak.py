@@ -3,10 +3,10 @@
     .venv/bin/python bench/soak.py                              # the hour: 60 min, rows per 10 min
     .venv/bin/python bench/soak.py --minutes 6 --interval-minutes 1 --warmup-minutes 1   # a try
 
-One server process (trace_project.devserver.Server; MONITOR_SERVER picks it) on PostgreSQL and the Redis channel layer,
-and the notification worker (`manage.py db_worker`) beside it, as production runs them. A fresh
-database soak_<pid>_<time> is created, migrated and dropped after; the Redis keys under the
-run's own prefix are deleted after (nothing else in that Redis db is touched).
+One server process (trace_project.devserver.Server; MONITOR_SERVER picks it) on PostgreSQL and the
+Redis channel layer, and the notification worker (`manage.py db_worker`) beside it, as production
+runs them. A fresh database soak_<pid>_<time> is created, migrated and dropped after; the Redis keys
+under the run's own prefix are deleted after (nothing else in that Redis db is touched).
 
 The load is open-loop: arrivals are scheduled at a steady --rate, each request is started at its
 time whether or not earlier ones have been answered, and its latency is measured from its
@@ -574,7 +574,7 @@ def report(soak, args, seconds):
     total_errors = sum(soak.errors.values())
     print(f"Errors: {total_errors} in {len(soak.samples)} requests")
     by_kind = Counter()
-    for (endpoint, kind), count in soak.errors.items():
+    for (_, kind), count in soak.errors.items():
         by_kind[kind] += count
     for kind, count in by_kind.most_common():
         where = ", ".join(f"{e} {c}" for (e, k), c in soak.errors.items() if k == kind)
@@ -646,9 +646,10 @@ def stalls(soak, args, probes):
             bursts.append([second, second])
     print()
     print(f"Stalls: {len(bursts)} bursts of seconds in which at least half the requests took over "
-          f"{args.stall_ms:g} ms; around each (2 s before to 3 s after), the worst the probes saw: client = this "
-          f"process, server/worker = their processes (gcN = a collection of generation N, late = "
-          f"a thread woke up late: no GIL or no CPU), db commit = a commit on its own connection, "
+          f"{args.stall_ms:g} ms; around each (2 s before to 3 s after), the worst the probes saw: "
+          f"client = this process, server/worker = their processes (gcN = a collection of "
+          f"generation N, late = a thread woke up late: no GIL or no CPU), db commit = a commit on "
+          f"its own connection, "
           f"host = CPU/IO pressure stall ms per second (PSI)")
 
     def worst(events, a, b):

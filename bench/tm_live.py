@@ -37,8 +37,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from trace_project.devserver import Server  # noqa: E402
-from tm_api.deltas import LastRunPage  # noqa: E402
+from tm_api.deltas import LastRunPage  # noqa: E402 (sys.path set above)
+from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
 
 TESTS_PER_RUN = 60
 ORDER = [f"test_{n:03d}.py" for k in range(4) for n in range(TESTS_PER_RUN)[k::4]]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from trace_project.devserver import Server, free_port  # noqa: E402
+from trace_project.devserver import Server, free_port  # noqa: E402 (sys.path set above)
 
 MACHINE = "bench-suite"
 PER_MODULE = 100
@@ -60,7 +60,7 @@ def run_suite(directory, *plugin_args):
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"the suite failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
-    line = next((l for l in result.stdout.splitlines() if l.startswith("tm-reporter:")), "")
+    line = next((out for out in result.stdout.splitlines() if out.startswith("tm-reporter:")), "")
     return elapsed, line
 
 

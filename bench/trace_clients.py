@@ -1,8 +1,8 @@
-"""Traces per second as seed 000's clients send them: one websocket per trace.
+"""Traces per second as clients of the trace websocket protocol send them: one websocket per trace.
 
 Each of N concurrent clients (8) opens /ws/trace/<new id>, sends the whole trace as one frame (as
-seed 000's README does), waits for the server's reply and closes; then the next trace. Traces of
-7 messages (the README's example shape) and of 101 messages. One server process
+the protocol's documented example does), waits for the server's reply and closes; then the next
+trace. Traces of 7 messages (the example's shape) and of 101 messages. One server process
 (trace_project.devserver.Server) on PostgreSQL + Redis (a database bench_trace_clients_<pid> it
 creates and drops, Redis db BENCH_REDIS_DB), and with --sqlite on SQLite + the in-memory layer
 too. The baseline, in the same run and on the same server: the same clients against the no-op
@@ -34,7 +34,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trace_project.devserver import Server  # noqa: E402
+from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
 
 STORED = "Trace stored. Closing the connection"
 BASE_TS = 1_700_000_000
@@ -42,7 +42,7 @@ BASE_TS = 1_700_000_000
 
 def trace_messages(count: int) -> list[dict]:
     """`count` messages (odd, at least 3): TRACE_START, span pairs and events, TRACE_END, in
-    the shuffled order a seed client may send them (TRACE_END not last)."""
+    the shuffled order an existing client may send them (TRACE_END not last)."""
     inner = []
     n = 0
     while len(inner) < count - 2:

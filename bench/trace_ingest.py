@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import websocket  # noqa: E402
+import websocket  # noqa: E402 (sys.path set above)
 
-from trace_project.devserver import Server  # noqa: E402
+from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
 
 STORED = "Trace stored. Closing the connection"
 
@@ -72,7 +72,7 @@ def run_clients(server, path, frames, messages_per_trace, clients, seconds, firs
                     ws.close()
                 except OSError:
                     pass  # the server closed first (it does after replying): not a failure
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:  # noqa: BLE001 - counted and shown
                 with lock:
                     errors.append(repr(error))
                 return

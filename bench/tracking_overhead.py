@@ -13,7 +13,7 @@ same view through Django's WSGI handler in a tight loop (no HTTP parsing noise):
   down      the same, its backend a black hole (accepts connections, never answers): the app's
             cost while the Monitor server is unreachable (queue full, drops counted)
   sentry    sentry-sdk with performance tracing on (traces_sample_rate=1.0)
-  seed      rigidanalytics-tracker 2.0.5 (seed 001's published client)
+  seed      rigidanalytics-tracker 2.0.5 (the legacy tracker, docs/protocols.md)
 Each child builds two handlers, the bare view (CommonMiddleware only) and the tracked one, and
 alternates blocks of requests between them, so both see the same machine load; after each
 tracked block it waits (sleeping, which costs no CPU) until the tracker has sent what the block
@@ -21,7 +21,7 @@ queued, and that sending is counted in the block. sentry-sdk patches Django proc
 child measures its bare blocks first, then initialises sentry-sdk. Rounds interleave the variants
 and the median of rounds is reported.
 Trackers send to a local receiver in this (parent) process that answers 200 to everything.
-sentry-sdk and the seed tracker are installed with `pip install --target` into a scratch
+sentry-sdk and the legacy tracker are installed with `pip install --target` into a scratch
 directory (never into requirements); a variant whose package does not install is skipped.
 """
 
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXTRA = Path(tempfile.gettempdir()) / "monitor-bench-extra"
 VARIANTS = ["ours", "down", "sentry", "seed"]
 LIMIT_US = 10.0
-# sentry-sdk and the seed tracker cost hundreds of µs per request: fewer requests measure them
+# sentry-sdk and the legacy tracker cost hundreds of µs per request: fewer requests measure them
 # well enough and keep the run short.
 SHARE = {"ours": 1.0, "down": 1.0, "sentry": 0.1, "seed": 0.25}
 BLOCKS = 5

@@ -70,10 +70,10 @@ FROM (
 
 
 def fill(url, rows, days):
-    import psycopg
-
-    from tracking_benchdb import manage
     import json
+
+    import psycopg
+    from tracking_benchdb import manage
 
     created = json.loads(manage(url, "create_project", "Bench"))
     started = time.monotonic()

@@ -54,7 +54,7 @@ def attempt_delivery(delivery_id: int, now=None) -> str:
     delivery = Delivery.objects.select_related("channel", "notification").get(pk=delivery_id)
     try:
         outcome = send(delivery.channel, delivery.notification.as_message())
-    except Exception as error:  # noqa: BLE001 - a bug in one sender must not lose the delivery
+    except Exception as error:  # a bug in one sender must not lose the delivery
         logger.exception("delivery %s raised", delivery_id)
         outcome = Outcome(False, error=f"{type(error).__name__}: {error}")
     return settle(delivery, outcome)

@@ -9,15 +9,15 @@ safe: the second finds the lease taken and records `skipped`.
 
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
-import idempotency
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+import idempotency
 from notifications.models import Delivery, Job, Notification
 from trace_project.times import exact
 
@@ -60,7 +60,7 @@ def run_job(name: str) -> Job:
         return Job.objects.get(name=name)
     try:
         detail, outcome = scheduled.function() or "", Job.Outcome.OK
-    except Exception:  # noqa: BLE001 - recorded for the admin, then the next run tries again
+    except Exception:  # recorded for the admin, then the next run tries again
         logger.exception("job %s failed", name)
         detail, outcome = traceback.format_exc(limit=5), Job.Outcome.FAILED
     finished = timezone.now()

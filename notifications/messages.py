@@ -38,7 +38,7 @@ class Message:
 
 
 def discord_body(message: Message, username: str = "Monitor") -> dict:
-    """Seed 002's shape: {username, content, embeds (at most 10)}."""
+    """Discord's webhook body: {username, content, embeds (at most 10)}."""
     embed = {
         "title": message.title[:256],
         "description": message.text[:4096],

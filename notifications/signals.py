@@ -12,9 +12,9 @@ logger = logging.getLogger(__name__)
 def notify_server_error(sender, request=None, **kwargs):
     import sys
 
-    from notifications.rules import server_error
-
     from django.db import DatabaseError
+
+    from notifications.rules import server_error
 
     error = sys.exc_info()[1]
     if isinstance(error, DatabaseError):
@@ -23,5 +23,5 @@ def notify_server_error(sender, request=None, **kwargs):
         return
     try:
         server_error(request, error)
-    except Exception:  # noqa: BLE001 - the database may be the very thing that failed
+    except Exception:  # the database may be the very thing that failed
         logger.warning("could not record a server-error notification", exc_info=True)

@@ -1,7 +1,7 @@
 """How machines prove who they are: `Authorization: Token <token>` (a MachineToken's secret).
 
 Machines are programs: no session, no CSRF. With TM_ALLOW_ANONYMOUS_MACHINES (the default under
-DEBUG) a request without the header is let through as the seed's runner expects; a wrong token
+DEBUG) a request without the header is let through as existing test runners expect; a wrong token
 is refused either way.
 """
 
@@ -18,8 +18,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
-from trace_project.tokens import new_token, token_digest, token_hint
 from tm_api.models import MachineToken
+from trace_project.tokens import new_token, token_digest, token_hint
 
 KEYWORDS = (b"token", b"bearer")
 TOKEN_PREFIX = "tm_"

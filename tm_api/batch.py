@@ -17,18 +17,22 @@ reads and writes a batch at once, not per report):
   that answer again and applies nothing.
 """
 
-from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, extend_schema
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiExample,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 
 import idempotency
-from trace_project.schema import IDEMPOTENCY_KEY
 from tm_api import services
 from tm_api.auth import check_token_allows
 from tm_api.models import machine_key
 from tm_api.serializers import DryRunInput, TestStartInput, TestStopInput
 from tm_api.views import MachineReport, _errors, machine_report_view
+from trace_project.schema import IDEMPOTENCY_KEY
 
 # One request's worth: a pytest session sends a batch every half second, far below this.
 MAX_REPORTS = 1000

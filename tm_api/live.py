@@ -1,7 +1,7 @@
 """Live groups of the test-machine pages, and the frames a change of a run sends to them.
 
-Group names are built here and only here. Frames keep the seed's shapes (extra keys are added
-for the pages, never removed):
+Group names are built here and only here. Frames keep the earlier dashboard's shapes (extra keys are
+added for the pages, never removed):
   ws/machine/status/      {"machine_id_status": {"id", "status", ..., "version"}}
   ws/machine/<pk>/runs/   {"run_data": {"id", "status", ..., "version"}}
   ws/machine/<pk>/last/   {"machine_data": {"id", "machine_name", "delta",
@@ -18,9 +18,9 @@ machine page by run, a last-run page by run (deltas of one run waiting together 
 a page that gets fewer frames than there were changes still ends on the last state).
 """
 
-from trace_project import publisher
 from tm_api import bodies
 from tm_api.deltas import merge_run_frames
+from trace_project import publisher
 
 STATUS = "status"
 RUNS = "runs"

@@ -1,4 +1,4 @@
-"""Machines, their runs (the seed's dry-run data) and the scripts of each run.
+"""Machines, their runs (the test-machine API's dry-run data) and the scripts of each run.
 
 A run's scripts form a tree: one master scenario, its scenarios, their tests. Scenarios and the
 master scenario store their status roll-up and per-status test counts; services move those in
@@ -6,8 +6,8 @@ the same transaction as the test row (tm_api.status.shift), so pages never scan 
 """
 
 from django.db import models
-from django.utils import timezone
 from django.urls import reverse
+from django.utils import timezone
 
 from tm_api import status as S
 from trace_project.times import exact
@@ -16,7 +16,7 @@ STATUS_CHOICES = [(s, s) for s in S.PRIORITY]
 
 
 def machine_key(name: str) -> str:
-    """Machines are matched by name, case-insensitively (section B)."""
+    """Machines are matched by name, case-insensitively (as the test-machine API always did)."""
     return name.casefold()
 
 

@@ -1,4 +1,4 @@
-"""Wire shapes of seed 003: what machines post and what the read API answers."""
+"""Wire shapes of the test-machine API: what machines post and what the read API answers."""
 
 from zoneinfo import ZoneInfo
 
@@ -61,8 +61,8 @@ def _tree_reply(tree: dict, children: str | None, grandchildren: str | None) -> 
 
 
 def dry_run_reply(data: dict) -> dict:
-    """The seed's 201 body: the tree without machine_name, the timestamp in ISO 8601 and null
-    lists as empty lists."""
+    """The test-machine API's 201 body: the tree without machine_name, the timestamp in ISO 8601 and
+    null lists as empty lists."""
     return {
         "timestamp": S.iso(data["timestamp"]),
         "master_scenario": _tree_reply(data["master_scenario"], "scenarios", "tests"),

@@ -3,15 +3,15 @@
 No Django import here: services apply these rules to rows, tests exercise them exhaustively.
 
 Vocabulary
-- A *run* (the seed's dry-run data and master scenario) holds scenarios, a scenario holds tests.
+- A *run* (the test-machine API's dry-run data and master scenario) holds scenarios, a scenario
+  holds tests.
 - *Counts* are how many tests of a scenario or run are in each status; they are stored beside
   the rows and moved by `shift` as tests change, so reads never scan the tests.
 - The *roll-up* of a scenario or run is the first status present among its tests in PRIORITY.
 """
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, tzinfo
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, tzinfo
 
 from trace_project import time_range
 
@@ -25,7 +25,8 @@ WARNING = "warning"
 PASSED = "passed"
 NOT_AVAILABLE = "not-available"  # a machine with no run yet
 
-# Section B: a scenario or run takes the first status present among its children in this order.
+# The test-machine API's rule: a scenario or run takes the first status present among its
+# children in this order.
 PRIORITY = (CANCELLED, RUNNING, WAITING, UNKNOWN, FAILED, ERROR, WARNING, PASSED)
 STATUSES = frozenset(PRIORITY)
 ONGOING = frozenset({RUNNING, WAITING})
@@ -33,7 +34,7 @@ FINISHED = STATUSES - ONGOING
 # What a machine may report when a test stops (a stop that leaves a test ongoing means nothing).
 STOP_STATUSES = tuple(s for s in PRIORITY if s in FINISHED)
 
-# The roll-up of a scenario or run without tests (the seed's answer too).
+# The roll-up of a scenario or run without tests (the earlier dashboard's answer too).
 EMPTY_ROLL_UP = UNKNOWN
 
 
@@ -140,7 +141,7 @@ def first_occurrence(candidates: Iterable[tuple[object, int]]):
 
 # --- client timestamps -------------------------------------------------------------------------
 
-def parse_client_timestamp(text, zone: tzinfo = dt_timezone.utc) -> datetime:
+def parse_client_timestamp(text, zone: tzinfo = UTC) -> datetime:
     """Machines send "2018-12-30 13:01:57.461401" (local time, no zone): read it in `zone`.
     ISO 8601 with a zone ("...T13:01:57Z", "+02:00") keeps its own zone."""
     if not isinstance(text, str) or not text.strip():

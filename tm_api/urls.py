@@ -1,5 +1,5 @@
-"""Included at the site root: the seed's REST paths under /tm_api/ and the pages under
-/machines/ (the seed's page paths redirect there)."""
+"""Included at the site root: the test-machine API's paths under /tm_api/ and the pages under
+/machines/ (the earlier dashboard's page paths redirect there)."""
 
 from django.urls import path
 from django.views.generic import RedirectView
@@ -10,7 +10,7 @@ from tm_api import batch, pages, views
 app_name = "tm_api"
 
 urlpatterns = [
-    # REST for machines (write) and pages (read): the seed's paths, unchanged.
+    # REST for machines (write) and pages (read): the test-machine API's paths, unchanged.
     path("tm_api/dry_run/", views.dry_run_view, name="dry-run-input"),
     path("tm_api/test_start/", views.test_start_view, name="test-start"),
     path("tm_api/test_stop/", views.test_stop_view, name="test-stop"),
@@ -30,7 +30,7 @@ urlpatterns = [
     path("machines/<id:pk>/last/", pages.machine_last_run, name="machine-last"),
     path("machines/runs/<id:pk>/", pages.run_detail, name="run"),
     path("machines/script/<str:kind>/<id:pk>/", pages.script, name="script"),
-    # The seed's page paths ([sic] "matchine"), for old bookmarks.
+    # The earlier dashboard's page paths ([sic] "matchine"), for old bookmarks.
     path("matchine/<id:pk>", RedirectView.as_view(pattern_name="tm_api:machine")),
     path("machine/<id:pk>/last", RedirectView.as_view(pattern_name="tm_api:machine-last")),
     path("machine/run_data/<id:pk>", RedirectView.as_view(pattern_name="tm_api:run")),

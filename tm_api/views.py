@@ -1,4 +1,4 @@
-"""REST API of seed 003: machines write (token or, in development, anonymous), people read."""
+"""The test-machine API: machines write (token or, in development, anonymous), people read."""
 
 import asyncio
 import functools
@@ -13,12 +13,6 @@ from rest_framework.utils import json
 from rest_framework.views import APIView
 
 import idempotency
-from trace_project import publisher
-from trace_project.errors import ErrorSerializer
-from trace_project.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
-from trace_project.rest_json import JSONParser
-from trace_project.schema import IDEMPOTENCY_KEY
-from trace_project.workers import WorkerThreads
 from tm_api import bodies, services
 from tm_api import status as S
 from tm_api.auth import (
@@ -40,6 +34,12 @@ from tm_api.serializers import (
     TestStopInput,
     dry_run_reply,
 )
+from trace_project import publisher
+from trace_project.errors import ErrorSerializer
+from trace_project.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
+from trace_project.rest_json import JSONParser
+from trace_project.schema import IDEMPOTENCY_KEY
+from trace_project.workers import WorkerThreads
 
 
 class NoMatchingTestConflict(exceptions.APIException):

@@ -10,9 +10,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trace_project.settings")
 # Django must be set up before anything imports models (consumers, routing).
 django_asgi_app = get_asgi_application()
 
-import sys  # noqa: E402
+import sys
 
-from django.conf import settings  # noqa: E402
+from django.conf import settings
 
 if "twisted.internet.reactor" in sys.modules:  # daphne installs its reactor before loading us
     from trace_project.daphne_requests import (
@@ -26,15 +26,15 @@ if "twisted.internet.reactor" in sys.modules:  # daphne installs its reactor bef
     leave_request_bodies_to_django()
     time_out_slow_headers(settings.HTTP_HEADER_TIMEOUT_SECONDS)
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import get_resolver  # noqa: E402
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.urls import get_resolver
 
-from trace_project.ingest_path import ByPath, IngestHandler  # noqa: E402
-from trace_project.limits import BodySizeLimit, WebsocketLimits  # noqa: E402
-from trace_project.routing import websocket_urlpatterns  # noqa: E402
-from trace_project.security import allowed_hosts_origin_validator  # noqa: E402
-from tracking.ingest_queue import IngestQueue  # noqa: E402
+from trace_project.ingest_path import ByPath, IngestHandler
+from trace_project.limits import BodySizeLimit, WebsocketLimits
+from trace_project.routing import websocket_urlpatterns
+from trace_project.security import allowed_hosts_origin_validator
+from tracking.ingest_queue import IngestQueue
 
 application = ProtocolTypeRouter(
     {
@@ -57,6 +57,6 @@ application = ProtocolTypeRouter(
 # process. Left to the garbage collector, each full collection walks them all again (50-100 ms
 # with the GIL held, every 10 s or so under load: the p99 of every request in flight then);
 # frozen, they are skipped. Views are imported first, so that their modules are frozen too.
-get_resolver().url_patterns
+get_resolver().url_patterns  # noqa: B018 (imports every view's module)
 gc.collect()
 gc.freeze()

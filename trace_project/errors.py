@@ -3,15 +3,15 @@
     {"detail": "<one readable sentence>", "code": "<machine-readable code>",
      "errors": {"<field>": ["<message>", ...]}}      # "errors" only for invalid input
 
-`detail` keeps DRF's key, so clients of the seeds that read {"detail": ...} keep working.
+`detail` keeps DRF's key, so existing clients that read {"detail": ...} keep working.
 Django's own 400/403/404/500 answers have the same shape under the API's paths; elsewhere they
 are pages in the site's layout (templates/404.html, ...).
 """
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 import logging
 import sys
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render

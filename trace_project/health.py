@@ -82,7 +82,7 @@ async def _timed(awaitable, label: str) -> dict:
     started = time.perf_counter()
     try:
         value = await asyncio.wait_for(awaitable, CHECK_TIMEOUT_SECONDS)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return {"ok": False, "error": f"no answer within {CHECK_TIMEOUT_SECONDS:g} s"}
     except Exception as error:  # noqa: BLE001 - any failure is the answer
         return {"ok": False, "error": f"{type(error).__name__}: {error}"}

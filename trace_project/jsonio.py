@@ -9,6 +9,7 @@ pure domain modules use it.
 """
 
 import json
+from typing import Any
 
 
 class JSONInputError(ValueError):
@@ -51,7 +52,8 @@ def dumps_deep(value, default=None, ensure_ascii: bool = True, allow_nan: bool =
     The stack is a list, so the depth is bounded only by memory."""
     scalar = json.JSONEncoder(ensure_ascii=ensure_ascii, allow_nan=allow_nan,
                               separators=(",", ":"))
-    out, stack = [], [value]
+    out: list[str] = []
+    stack: list[Any] = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, _Token):

@@ -11,7 +11,7 @@ websocket connections. docs/limits.md lists each with its setting and what the c
   write, in Redis when REDIS_URL is set so that all server processes share the budget.
 
 Daphne does not pass a close reason to the client (django/daphne#374), so each socket closed by
-a limit is first sent a text frame saying why: the seed's {"message": "Error: ..."} on trace
+a limit is first sent a text frame saying why: the protocol's {"message": "Error: ..."} on trace
 ingest sockets, {"event": "closing", "code", "detail"} on the others. The reason is in the
 close message too, for ASGI servers that send it.
 """
@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 CLOSE_TOO_BIG = 4009  # as RFC 6455 1009 (too big), which autobahn lets only itself send
 CLOSE_TOO_MANY = 4029  # as HTTP 429: too many messages, or too many connections
 
-# Sockets of programs speaking seed 000's protocol: they read {"message": "Error: ..."}, and
-# their frame size is TRACE_MAX_FRAME_BYTES, checked by the consumer (which replies an Error).
+# Sockets of programs speaking the trace websocket protocol: they read {"message": "Error: ..."},
+# and their frame size is TRACE_MAX_FRAME_BYTES, checked by the consumer (which replies an Error).
 INGEST_PATH_PREFIXES = ("/ws/trace/", "/ws/bench/noop/")
 
 
@@ -314,7 +314,7 @@ def _presented_token(request) -> str | None:
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() in ("token", "bearer") and secret.strip():
         return secret.strip()
-    # Seed 001's client sends its project token in the JSON body. The body is parsed here only
+    # The legacy tracker sends its project token in the JSON body. The body is parsed here only
     # where the view parses JSON anyway (DRF keeps the result for the view).
     if (request.content_type.startswith("application/json")
             and any(p.media_type == "application/json" for p in request.parsers)):
@@ -327,7 +327,7 @@ def _presented_token(request) -> str | None:
 class WriteRateThrottle(BaseThrottle):
     """Requests per second on every write (POST, PUT, PATCH, DELETE) of the REST API, per
     machine token (authenticated tm_api writes), per project token (tracking ingest: the
-    `Authorization` header or seed 001's body `project_token`), else per logged-in user or
+    `Authorization` header or the legacy tracker's body `project_token`), else per logged-in user or
     client address. Reads are not throttled. Over the budget: 429 with Retry-After.
 
     Runs after authentication: a request with a wrong machine token is a 401 without touching
@@ -345,7 +345,7 @@ class WriteRateThrottle(BaseThrottle):
         interval = 1.0 / rate
         try:
             wait = buckets().wait(f"{scope}:{ident}", interval, interval * (max(burst, 1) - 1))
-        except Exception:  # noqa: BLE001 - Redis down: let writes through rather than fail them
+        except Exception:  # Redis down: let writes through rather than fail them
             logger.warning("rate limit not checked: the bucket store failed", exc_info=True)
             return True
         if wait <= 0:

@@ -12,7 +12,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from trace_project import publisher
-from trace_project.publisher import FRAME_EVENT  # noqa: F401 - the event LiveConsumer handles
+from trace_project.publisher import FRAME_EVENT  # the event LiveConsumer handles
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +28,14 @@ def send_frame(group: str, frame: dict) -> None:
     raised."""
     try:
         async_to_sync(get_channel_layer().group_send)(group, {"type": FRAME_EVENT, "data": frame})
-    except Exception:  # noqa: BLE001 - a live view must never break a write
+    except Exception:  # a live view must never break a write
         logger.warning("live frame to %s not sent", group, exc_info=True)
 
 
 async def asend_frame(group: str, frame: dict) -> None:
     try:
         await get_channel_layer().group_send(group, {"type": FRAME_EVENT, "data": frame})
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("live frame to %s not sent", group, exc_info=True)
 
 
@@ -60,17 +60,18 @@ async def asend_frame(group: str, frame: dict) -> None:
 # Frames published while Redis is down are lost (pub/sub keeps nothing): live pages catch up with
 # the next frame, or from the REST API when their socket (re)opens.
 
-import asyncio  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
+# The layer's imports are here, with it, so that it can move to a module of its own unchanged.
+import asyncio  # noqa: E402 (see above)
+import time  # noqa: E402 (see above)
+from collections import Counter  # noqa: E402 (see above)
 
-from channels_redis.pubsub import (  # noqa: E402
+from channels_redis.pubsub import (  # noqa: E402 (see above)
     RedisPubSubChannelLayer,
     RedisPubSubLoopLayer,
     RedisSingleShardConnection,
 )
-from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: E402
-from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: E402
+from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: E402 (see above)
+from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: E402 (see above)
 
 OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 # frames_dropped, subscriptions_deferred, subscriptions_restored, unsubscribe_failed
@@ -180,7 +181,7 @@ class _Shard(RedisSingleShardConnection):
             except OUTAGE_ERRORS as error:
                 self._failed("receive", error)
                 await asyncio.sleep(self.retry)
-            except Exception:  # noqa: BLE001 - as channels-redis: log, keep receiving
+            except Exception:  # as channels-redis: log, keep receiving
                 logger.exception("channel layer: unexpected error while receiving")
                 await asyncio.sleep(1)
 

@@ -3,7 +3,8 @@ from rest_framework.response import Response
 
 
 class PageNumberEnvelope(PageNumberPagination):
-    """Seed 003's envelope, used by every list in the API: ?page=N&page_size=M (at most 100)."""
+    """The test-machine API's envelope, used by every list in the API: ?page=N&page_size=M (at most
+    100)."""
 
     page_size = 10
     page_size_query_param = "page_size"

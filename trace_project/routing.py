@@ -9,7 +9,7 @@ from tracking.routing import websocket_urlpatterns as tracking_paths
 
 websocket_urlpatterns = [
     *traces_paths, *tm_api_paths, *tracking_paths,
-    # Last: any other path (ws/trace/abc, an id of 5,000 digits) fails its handshake, as seed
-    # 000 did for a non-numeric trace id, instead of channels' "No route found" error.
+    # Last: any other path (ws/trace/abc, an id of 5,000 digits) fails its handshake, as the
+    # trace demo server did for a non-numeric trace id, instead of channels' "No route found" error.
     re_path(r"", RefusedPath.as_asgi()),
 ]

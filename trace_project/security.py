@@ -9,9 +9,9 @@ class BrowserOriginValidator(OriginValidator):
     """Refuse websockets opened by pages of other sites.
 
     Browsers always send Origin on a websocket handshake, so a foreign Origin is refused as
-    channels' AllowedHostsOriginValidator does. Programs (trace clients, the seed's
-    websocket-client scripts in other languages) often send none; without a browser there is no
-    cross-site risk, so a missing Origin is let through.
+    channels' AllowedHostsOriginValidator does. Programs (trace clients, the trace websocket
+    protocol's example websocket-client scripts in other languages) often send none; without a
+    browser there is no cross-site risk, so a missing Origin is let through.
     """
 
     def valid_origin(self, parsed_origin):

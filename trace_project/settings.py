@@ -105,8 +105,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-# Machine traffic (token-authenticated ingest: machine reports, tracking batches and the seed
-# tracker's route, OTLP) takes a lean path (trace_project/ingest_path.py): requests whose path
+# Machine traffic (token-authenticated ingest: machine reports, tracking batches and the legacy
+# tracker route, OTLP) takes a lean path (trace_project/ingest_path.py): requests whose path
 # starts with one of INGEST_PATHS run through INGEST_MIDDLEWARE alone, async-native, with no
 # session, CSRF, messages or login machinery. Every other path keeps MIDDLEWARE.
 INGEST_PATHS = [
@@ -139,7 +139,8 @@ TEMPLATES = [
 ]
 
 
-# Database: DATABASE_URL, or seed 002's DB_DEFAULT (a JSON DATABASES entry), or a SQLite file.
+# Database: DATABASE_URL, or DB_DEFAULT (a JSON DATABASES entry, as an earlier deployment
+# set it: docs/protocols.md), or a SQLite file.
 SQLITE_OPTIONS = {
     # WAL lets the live pages read while ingestion writes; IMMEDIATE avoids lock upgrades
     # failing half-way through a transaction; timeout waits for a writer instead of erroring.
@@ -422,7 +423,7 @@ IDEMPOTENCY_KEY_HOURS = _read("int", "IDEMPOTENCY_KEY_HOURS", 24)
 
 # --- traces -------------------------------------------------------------------------------------
 # Limits of one websocket frame of trace messages (docs/traces.md); bigger frames are refused.
-from marshmallow.validate import Range as _TraceRange  # noqa: E402
+from marshmallow.validate import Range as _TraceRange  # noqa: E402 (beside the settings it checks)
 
 TRACE_MAX_FRAME_BYTES = _read("int", "TRACE_MAX_FRAME_BYTES", 1_048_576, validate=_TraceRange(min=1))
 TRACE_MAX_FRAME_MESSAGES = _read("int", "TRACE_MAX_FRAME_MESSAGES", 10_000, validate=_TraceRange(min=1))
@@ -436,7 +437,7 @@ TRACE_INGEST_THREADS = _read("int", "TRACE_INGEST_THREADS", 8, validate=_TraceRa
 
 
 # --- tm_api -------------------------------------------------------------------------------------
-# Machines may post dry runs, starts and stops without a token (as the seed's runner does): on in
+# Machines may post dry runs, starts and stops without a token (as existing test runners do): on in
 # development (make run sets DEBUG=True), off in production, where a missing token is a 401.
 TM_ALLOW_ANONYMOUS_MACHINES = _read("bool", "TM_ALLOW_ANONYMOUS_MACHINES", DEBUG)
 # Zone of machine timestamps sent without one ("2018-12-30 13:01:57.461401").
@@ -470,7 +471,7 @@ TRACKING_MINUTE_ROLLUP_DAYS = _read("int", "TRACKING_MINUTE_ROLLUP_DAYS", 30)
 # Threads per server process that store ingest batches on PostgreSQL (0: Django's one sync thread);
 # as many ingest requests run at once there (one at a time on SQLite).
 TRACKING_INGEST_THREADS = _read("int", "TRACKING_INGEST_THREADS", 4)
-# A burst of ingest requests waits its turn (tracking/ingest_queue.py): seed 001's client never
+# A burst of ingest requests waits its turn (tracking/ingest_queue.py): the legacy tracker never
 # retries. 429 with Retry-After only for a request that finds this many already waiting in the
 # server process, or that waited this many seconds.
 TRACKING_INGEST_MAX_WAITING = _read("int", "TRACKING_INGEST_MAX_WAITING", 1000)
@@ -490,8 +491,8 @@ LIVE_MIN_INTERVAL = _read("float", "LIVE_MIN_INTERVAL", 0.1)
 
 # --- limits -------------------------------------------------------------------------------------
 # What one client may send (docs/limits.md; enforced by trace_project/limits.py). 0 turns a limit
-# off. The defaults are far above what the clients of the seeds and of this project send.
-from marshmallow.validate import Range as _LimitRange  # noqa: E402
+# off. The defaults are far above what existing clients and this project's send.
+from marshmallow.validate import Range as _LimitRange  # noqa: E402 (beside the settings it checks)
 
 # Largest request body of any HTTP request, in bytes: 413 above it. Above TRACKING_MAX_BATCH_BYTES
 # so that an uncompressed batch of the largest size still fits.
@@ -519,7 +520,7 @@ WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT = _read("int", "WEBSOCKET_MAX_CONNECTIONS_P
                                              validate=_LimitRange(min=0))
 # Writes (POST/PUT/PATCH/DELETE) per second through the REST API, as token buckets shared by all
 # server processes through Redis (REDIS_URL) or kept in the process: per machine token
-# (tm_api), per project token (tracking ingest; seed 001's client posts one request per tracked
+# (tm_api), per project token (tracking ingest; the legacy tracker posts one request per tracked
 # request), per logged-in user or client address for the rest (anonymous machines in development).
 RATE_LIMIT_MACHINE_TOKEN = _read("float", "RATE_LIMIT_MACHINE_TOKEN", 200.0,
                                  validate=_LimitRange(min=0))

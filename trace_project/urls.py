@@ -6,7 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from trace_project import views
 
-# Paths of seed 003 for the account pages, so old bookmarks and e-mails keep working.
+# The account pages keep the test-machine dashboard's paths, so old bookmarks and e-mails keep
+# working.
 account_urls = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -1,4 +1,4 @@
-"""REST for traces: seed 000's /api/trace/<id>/ and a filtered list."""
+"""REST for traces: /api/trace/<id>/ of the trace websocket protocol, and a filtered list."""
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view

@@ -1,4 +1,4 @@
-"""Trace assembly: seed 000's messages -> a span tree (pure: no Django import).
+"""Trace assembly: messages of the trace websocket protocol -> a span tree (pure: no Django import).
 
 Two steps, both independent of how messages were split into frames:
 
@@ -10,13 +10,13 @@ Two steps, both independent of how messages were split into frames:
   it, and gives readable reasons when it is inconsistent. It also draws a preview of an open
   trace for the live page.
 
-Placement rule (seed 000): items are sorted by start; on equal start the longer span first and
+Placement rule (the protocol's): items are sorted by start; on equal start the longer span first and
 spans before events. Each item goes under the latest-starting span that contains it, bounds
 included; top-level items are children of the trace.
 """
 
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from traces.messages import EVENT, SPAN_START, TRACE_END, TRACE_START, Message
 
@@ -80,12 +80,13 @@ def merge_frame(
     for index, message in enumerate(messages):
         where = f"message {index} ({message.type})"
         if message.type == EVENT:
-            changes.events.append(EventRecord(message.name, message.timestamp))
+            # parse_frame guarantees an EVENT's name and a span message's group_id.
+            changes.events.append(EventRecord(cast(str, message.name), message.timestamp))
         elif message.type in (TRACE_START, TRACE_END):
             changes.bounds, repeat = _merge_bound(changes.bounds, message, where)
             changes.repeats += repeat
         else:
-            group_id = message.group_id
+            group_id = cast(str, message.group_id)
             span = spans.get(group_id) or known_spans.get(group_id) or SpanRecord(group_id)
             merged, repeat = _merge_span(span, message, where)
             changes.repeats += repeat
@@ -168,7 +169,8 @@ def assemble(
     seen += [e.timestamp for e in events] + [t for t in (bounds.start, bounds.end) if t is not None]
     lowest, highest = (min(seen), max(seen)) if seen else (None, None)
 
-    items = []  # (start, end, kind, node) with kind 0 = span, 1 = event
+    # (start, end, kind, node) with kind 0 = span, 1 = event
+    items: list[tuple[Any, Any, int, dict[str, Any]]] = []
     for span in spans:
         start = span.start if span.start is not None else lowest
         end = span.end if span.end is not None else highest
@@ -182,12 +184,12 @@ def assemble(
     for event in events:
         items.append((event.timestamp, event.timestamp, 1,
                       {"name": event.name, "timestamp": event.timestamp, "type": "EVENT"}))
-    # Ties beyond the seed's rule are broken by name then end, so that the tree never depends on
+    # Ties beyond the protocol's rule are broken by name then end, so that the tree never depends on
     # the order in which messages arrived.
     items.sort(key=lambda item: (item[0], -(item[1] - item[0]), item[2], item[3]["name"],
                                  item[1]))
 
-    tree = {"start": bounds.start if bounds.start is not None else lowest,
+    tree: dict[str, Any] = {"start": bounds.start if bounds.start is not None else lowest,
             "end": bounds.end if bounds.end is not None else highest,
             "type": "TRACE", "children": []}
     if bounds.service:
@@ -228,6 +230,7 @@ def open_root(current_start, spans) -> SpanRecord | None:
 
 
 def _problems(bounds: TraceBounds, spans, events) -> list[str]:
+    assert bounds.start is not None and bounds.end is not None  # called when bounds.ready
     problems = []
     if bounds.start_group_id != bounds.end_group_id:
         problems.append(

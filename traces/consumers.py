@@ -1,4 +1,4 @@
-"""Websockets of traces: seed 000's ingestion path and the live trace page."""
+"""Websockets of traces: ingestion (the trace websocket protocol) and the live trace page."""
 
 import asyncio
 import json
@@ -12,20 +12,26 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from trace_project.consumers import LiveConsumer
 from trace_project import publisher
+from trace_project.consumers import LiveConsumer
 from trace_project.live import asend_frame
 from trace_project.workers import WorkerThreads, kept_connection
 from traces import asyncdb
 from traces.services import (
-    STORED_REPLY, IngestError, aingest_frames, ingest_frames, ingest_group, reply_for,
+    STORED_REPLY,
+    IngestError,
+    aingest_frames,
+    ingest_frames,
+    ingest_group,
+    reply_for,
     trace_group,
 )
 
 logger = logging.getLogger(__name__)
 
-CLOSE_STORED = 1000  # seed 000: the trace is complete and stored
-CLOSE_ERROR = 4000  # seed 000: the client sent something wrong
+# The trace websocket protocol's close codes, which its clients read:
+CLOSE_STORED = 1000  # the trace is complete and stored
+CLOSE_ERROR = 4000  # the client sent something wrong
 # The server could not store the frame; nothing of it was kept: send it again later. Not 1011:
 # autobahn (daphne) sends only 1000 and 3000-4999 from a server, and left such a socket open.
 CLOSE_SERVER_ERROR = 4011
@@ -77,7 +83,7 @@ class DecisionListener:
     too. Those on this process are told directly. Those on other processes (several server
     processes share Redis) hear it through the one group every process listens on
     (services.ingest_group), and only when the trace had rows before the deciding transaction:
-    a trace sent whole in one batch (seed 000's clients: one frame, one socket) had no other
+    a trace sent whole in one batch (as most clients do: one frame, one socket) had no other
     connection that stored anything, and costs no Redis round trip at all."""
 
     RENEW_AFTER = 3600.0  # seconds; the in-memory layer forgets group members after a day
@@ -86,6 +92,7 @@ class DecisionListener:
         self.open: dict[int, set] = {}  # trace id -> its ingest consumers on this loop
         self.subscribed = None  # the task subscribing (done once subscribed)
         self.channel = None
+        self.receiving = None  # the task receiving decisions, kept so it is not collected
         self.since = 0.0
 
     async def ready(self):
@@ -101,7 +108,7 @@ class DecisionListener:
             return
         if self.channel is None:
             self.channel = await layer.new_channel()
-            asyncio.ensure_future(self._receive(layer))
+            self.receiving = asyncio.ensure_future(self._receive(layer))
         await layer.group_add(ingest_group(), self.channel)
 
     async def _receive(self, layer):
@@ -112,7 +119,7 @@ class DecisionListener:
                 message = await layer.receive(self.channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep listening; the layer logs outages
+            except Exception:  # keep listening; the layer logs outages
                 logger.warning("trace decisions: receive failed", exc_info=True)
                 await asyncio.sleep(1)
                 continue
@@ -176,7 +183,7 @@ class WithoutDjangoConnections:
 
 
 class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
-    """ws/trace/<id>: frames of trace messages from programs (no login, as in seed 000)."""
+    """ws/trace/<id>: frames of trace messages from programs (no login: the protocol has none)."""
 
     async def connect(self):
         self.trace_id = int(self.scope["url_route"]["kwargs"]["trace_id"])
@@ -216,7 +223,7 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
         except IngestError as error:
             await self.finish(f"Error: {error}", CLOSE_ERROR)
             return
-        except Exception:  # noqa: BLE001 - the client must hear that nothing was stored
+        except Exception:  # the client must hear that nothing was stored
             logger.exception("trace %s: frame not stored", self.trace_id)
             if self.finished:
                 return
@@ -246,7 +253,7 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
         if self.storing is not None:
             try:
                 await self.storing
-            except Exception:  # noqa: BLE001 - logged; the socket is gone anyway
+            except Exception:  # logged; the socket is gone anyway
                 logger.exception("trace %s: storing queued frames failed", self.trace_id)
         if self.decisions is not None:
             self.decisions.leave(self)

@@ -1,4 +1,4 @@
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django import forms
 
@@ -18,7 +18,7 @@ class ReceivedField(forms.DateTimeField):
             return None
         if not time_range.accepted(moment):
             raise forms.ValidationError(f"must be {time_range.RANGE}")
-        return moment.astimezone(dt_timezone.utc)
+        return moment.astimezone(UTC)
 
 
 class TraceFilterForm(forms.Form):

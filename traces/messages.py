@@ -1,4 +1,5 @@
-"""Seed 000's wire messages: parsing and validating one websocket frame (no Django import).
+"""The trace websocket protocol's messages: parsing and validating one websocket frame (no Django
+import).
 
 A frame is a JSON list of messages, or a single message object. Every problem is reported as a
 FrameError whose text names the message (0-based index in the frame), its type and the key, so a
@@ -41,7 +42,7 @@ class Message(NamedTuple):
     timestamp: int | float
     group_id: str | None = None
     name: str | None = None
-    # Optional, not in the seed: the service that emitted a TRACE_START or SPAN_START.
+    # Optional, this project's addition to the protocol: the service that emitted a TRACE_START or SPAN_START.
     service: str = ""
 
 
@@ -54,7 +55,7 @@ def parse_frame(data: str | bytes, max_bytes: int, max_messages: int) -> list[Me
 def parse_acked_frame(data: str | bytes, max_bytes: int,
                       max_messages: int) -> tuple[int, list[Message]]:
     """A frame of a connection that asked for acknowledgements (/ws/trace/<id>?ack=1):
-    {"seq": <integer from 1>, "messages": <a seed frame>} -> (seq, messages); FrameError
+    {"seq": <integer from 1>, "messages": <a frame as without acks>} -> (seq, messages); FrameError
     otherwise."""
     document, data = _load(data, max_bytes)
     if not isinstance(document, dict) or set(document) != {"seq", "messages"}:
@@ -74,7 +75,7 @@ MAX_SEQ = 2**63 - 1  # stored in a BIGINT
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _load(data: str | bytes, max_bytes: int):
+def _load(data: str | bytes, max_bytes: int) -> tuple[object, str]:
     """(the JSON document of a frame, its text); FrameError if too big, not UTF-8 or not JSON."""
     size = len(data.encode() if isinstance(data, str) else data)
     if size > max_bytes:

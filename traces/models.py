@@ -1,7 +1,7 @@
 """Traces as rows: a Trace, its Spans and its Events.
 
-Timestamps are stored as NUMERIC(26, 6) in the client's own unit (seed 000 sends Unix seconds;
-milliseconds or nanoseconds fit too), so sub-second floats keep their digits.
+Timestamps are stored as NUMERIC(26, 6) in the client's own unit (the protocol's example clients
+send Unix seconds; milliseconds or nanoseconds fit too), so sub-second floats keep their digits.
 `Trace.integer_timestamps` remembers whether the client sent only integers, so the tree comes
 back with integers exactly where the client used them (a trace with any float comes back in
 floats).
@@ -12,7 +12,6 @@ from decimal import Decimal
 from django.db import models
 
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, EventRecord, SpanRecord, TraceBounds
-
 
 
 class TimestampField(models.Field):
@@ -44,7 +43,7 @@ class TimestampField(models.Field):
 class Trace(models.Model):
     STATUSES = [(OPEN, "open"), (COMPLETE, "complete"), (INCONSISTENT, "inconsistent")]
 
-    # Chosen by the client in /ws/trace/<id>, as in seed 000.
+    # Chosen by the client in /ws/trace/<id>, as the trace websocket protocol has it.
     id = models.BigIntegerField(primary_key=True)
     status = models.CharField(max_length=12, choices=STATUSES, default=OPEN, db_index=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)

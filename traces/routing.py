@@ -5,8 +5,9 @@ import trace_project.converters  # noqa: F401 - registers <id:...>
 from traces import consumers
 
 websocket_urlpatterns = [
-    # Seed 000's path has no trailing slash; one is tolerated. Any other ws/trace/ path (not a
-    # number, or longer than a BIGINT) is refused by trace_project.routing's catch-all.
+    # The trace websocket protocol's path has no trailing slash; one is tolerated. Any other
+    # ws/trace/ path (not a number, or longer than a BIGINT) is refused by trace_project.routing's
+    # catch-all.
     re_path(r"^ws/trace/(?P<trace_id>[0-9]{1,19})/?$", consumers.TraceIngestConsumer.as_asgi()),
     path("ws/traces/<id:trace_id>/live/", consumers.TraceLiveConsumer.as_asgi()),
 ]

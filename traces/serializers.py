@@ -37,8 +37,9 @@ class TraceSummarySerializer(serializers.ModelSerializer):
 
 
 class TraceSerializer(TraceSummarySerializer):
-    """Seed 000's body {id, created, trace} with `trace` as a JSON object (the seed sent a JSON
-    string), plus the status, what an open trace still misses and why one is inconsistent."""
+    """The trace websocket protocol's body {id, created, trace} with `trace` as a JSON object (the
+    trace demo server sent a JSON string), plus the status, what an open trace still misses and why
+    one is inconsistent."""
 
     trace = serializers.SerializerMethodField(
         help_text="The span tree: {start, end, type: TRACE, children: [...]}. Spans are "

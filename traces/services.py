@@ -7,27 +7,31 @@ A refused frame stores nothing; an accepted one is durable before the client get
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import NamedTuple
 
 import psycopg
-from psycopg.types.json import Jsonb
-from decimal import Decimal
-
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from trace_project import publisher
 from trace_project.live import publish_after_commit
 from traces import assembly, asyncdb
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, Conflict
 from traces.messages import (
-    SPAN_END, SPAN_START, FrameError, Message, parse_acked_frame, parse_frame,
+    SPAN_END,
+    SPAN_START,
+    FrameError,
+    Message,
+    parse_acked_frame,
+    parse_frame,
 )
 from traces.models import Span, Trace
 
-STORED_REPLY = "Trace stored. Closing the connection"  # seed 000's text; seed clients match it
+STORED_REPLY = "Trace stored. Closing the connection"  # existing clients match this text
 
 
 class IngestError(Exception):
@@ -81,7 +85,7 @@ def ingest_group(trace_id: int | None = None) -> str:
 
 
 def ingest_frame(trace_id: int, data: str | bytes, publish: bool = True) -> IngestResult:
-    """One websocket frame of seed 000 messages (JSON text)."""
+    """One websocket frame of trace messages (JSON text)."""
     try:
         messages = parse_frame(
             data, settings.TRACE_MAX_FRAME_BYTES, settings.TRACE_MAX_FRAME_MESSAGES
@@ -127,7 +131,7 @@ async def aingest_frames(trace_id: int, frames: list, acked: bool = False, new: 
 
     new: the trace is probably new (a connection's first batch). The batch is then first merged
     into an empty trace and written in one statement that does nothing if the trace exists: a
-    seed client's trace (one frame on a new socket) costs one round trip and one statement.
+    usual client's trace (one frame on a new socket) costs one round trip and one statement.
     If the trace existed, the batch takes the usual way."""
     parsed, seqs, refused = _parse_frames(frames, acked)
     if not parsed:
@@ -626,7 +630,7 @@ def _timestamp_text(value) -> str | None:
 
 
 def reply_for(result: IngestResult) -> str | None:
-    """Seed 000's reply for a frame, None while the trace is incomplete."""
+    """The protocol's reply for a frame, None while the trace is incomplete."""
     if result.status == COMPLETE:
         return STORED_REPLY
     if result.status == INCONSISTENT:

@@ -1,10 +1,11 @@
 """Reading timestamps whose unit only the client knows (pure: no Django import).
 
-Seed 000 sends Unix seconds; other clients send milliseconds, microseconds or nanoseconds since
-1970, or small relative numbers. The unit is guessed from the size of a Unix-time start: a value
-near today in one unit is many orders of magnitude away in the others."""
+The trace websocket protocol's example clients send Unix seconds; other clients send milliseconds,
+microseconds or nanoseconds since 1970, or small relative numbers. The unit is guessed from the size
+of a Unix-time start: a value near today in one unit is many orders of magnitude away in the
+others."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # (smallest plausible start, unit name, units per second)
 _UNITS = [(1e17, "ns", 1e9), (1e14, "us", 1e6), (1e11, "ms", 1e3)]
@@ -47,6 +48,6 @@ def as_datetime(timestamp):
     if seconds < 946684800:  # before 2000: a relative clock, not Unix time
         return None
     try:
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None

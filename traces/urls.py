@@ -1,4 +1,5 @@
-"""Included at the site root: pages under /traces/, seed 000's REST path /api/trace/<id>/."""
+"""Included at the site root: pages under /traces/, the trace websocket protocol's REST path
+/api/trace/<id>/."""
 
 from django.urls import path
 

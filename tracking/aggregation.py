@@ -96,7 +96,7 @@ class Cell:
         index = bucket_of(duration_ms)
         self.histogram[index] = self.histogram.get(index, 0) + 1
 
-    def merge(self, other: "Cell") -> "Cell":
+    def merge(self, other: Cell) -> Cell:
         """Add `other` in. Histogram keys are kept as given (strings when read back from JSON)
         and normalised only when a percentile is asked for: summaries merge thousands of rows."""
         self.count += other.count

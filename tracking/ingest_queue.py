@@ -1,7 +1,7 @@
-"""The waiting line in front of the tracking ingest endpoints: the seed tracker's route
+"""The waiting line in front of the tracking ingest endpoints: the legacy tracker route
 (`POST /tracking/<project id>`) and the batch endpoint (`POST /api/tracking/ingest/`).
 
-Seed 001's published client (rigidanalytics-tracker 2.0.5) sends one request per tracked
+The legacy tracker (rigidanalytics-tracker 2.0.5) sends one request per tracked
 request, at most 20 at once, and never retries: every refusal is an event lost. So a burst
 waits its turn instead of being refused. Each server process runs a few ingest requests at once
 (TRACKING_INGEST_THREADS on PostgreSQL; one on SQLite, which lets one writer in at a time, so
@@ -24,7 +24,7 @@ from django.db import connections
 
 from trace_project.errors import error_body
 
-# As tracking/urls.py: the seed tracker's route (no trailing slash) and the batch endpoint.
+# As tracking/urls.py: the legacy tracker route (no trailing slash) and the batch endpoint.
 INGEST_PATH_PREFIXES = ("/tracking/", "/api/tracking/ingest/")
 
 # Retry-After of a refusal: the time the line ahead would take to drain, within these bounds.
@@ -50,7 +50,7 @@ class IngestQueue:
         self._turns = None
         self.waiting = 0
         # Seconds one ingest request runs, smoothed over the last few dozen: the Retry-After
-        # estimate (a 5,000-event batch runs far longer than a seed event).
+        # estimate (a 5,000-event batch runs far longer than a legacy tracker's event).
         self.run_seconds = 0.01
 
     def _turns_of_this_loop(self) -> asyncio.Semaphore:

@@ -57,7 +57,7 @@ class RequestMetric(models.Model):
     received_at = models.DateTimeField(help_text="When the tracked app received the request.")
     duration_ms = models.FloatField()
     method = models.CharField(max_length=16, blank=True, help_text="Empty when the client "
-                              "does not send it (seed 001's does not).")
+                              "does not send it (the legacy tracker does not).")
     path = models.TextField()
     query = models.TextField(blank=True)
     view_name = models.CharField(max_length=200, blank=True)

@@ -1,7 +1,7 @@
 """What of a tracked request may be stored: credential headers and secret-looking values never are.
 
-Applied by the ingest service to every wire format (the seed's CGI-style `HTTP_COOKIE` names as
-well as plain `Cookie`), whatever the client already scrubbed. No Django import.
+Applied by the ingest service to every wire format (the legacy tracker's CGI-style `HTTP_COOKIE`
+names as well as plain `Cookie`), whatever the client already scrubbed. No Django import.
 """
 
 import functools

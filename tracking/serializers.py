@@ -125,8 +125,8 @@ class BatchResultSerializer(serializers.Serializer):
     rejected_events = RejectedEventSerializer(many=True)
 
 
-class SeedEventSerializer(serializers.Serializer):
-    """Schema only: seed 001's body (CONTRACTS.md section C)."""
+class LegacyTrackerEventSerializer(serializers.Serializer):
+    """Schema only: the legacy tracker's body (docs/protocols.md)."""
 
     project_token = serializers.CharField()
     event_type = serializers.ChoiceField(choices=["page_view"])

@@ -5,7 +5,7 @@ from tracking import views
 app_name = "tracking"
 
 urlpatterns = [
-    # Seed 001's published client posts to urljoin(BACKEND_ENDPOINT, PROJECT_ID): no slash.
+    # The legacy tracker posts to urljoin(BACKEND_ENDPOINT, PROJECT_ID): no slash.
     path("tracking/<str:project_id>", views.seed_ingest, name="seed-ingest"),
     path("api/tracking/ingest/", views.batch_ingest, name="batch-ingest"),
     path("api/tracking/projects/", views.ProjectListView.as_view(), name="api-projects"),

@@ -19,14 +19,21 @@ import idempotency
 from trace_project import jsonio, time_range
 from trace_project.access import dashboard_page
 from trace_project.errors import ErrorSerializer, error_body
-from trace_project.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
 from trace_project.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
+from trace_project.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
 from trace_project.workers import WorkerThreads
 from tracking import services
 from tracking.models import Project
 from tracking.serializers import (
-    WINDOWS, BatchResultSerializer, BatchSerializer, ProjectSerializer, RequestFilterSerializer,
-    RequestMetricSerializer, SeedEventSerializer, SummarySerializer, WindowQuerySerializer,
+    WINDOWS,
+    BatchResultSerializer,
+    BatchSerializer,
+    LegacyTrackerEventSerializer,
+    ProjectSerializer,
+    RequestFilterSerializer,
+    RequestMetricSerializer,
+    SummarySerializer,
+    WindowQuerySerializer,
 )
 from tracking.wire import EventError, parse_batch_event, parse_seed_event
 
@@ -45,7 +52,7 @@ def _event_error(error: EventError, prefix=""):
 # --- ingest -------------------------------------------------------------------------------------
 
 class SeedIngestView(APIView):
-    """Seed 001's published client: one event per request, token in the body."""
+    """The legacy tracker route: one event per request, token in the body."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -70,9 +77,10 @@ class SeedIngestView(APIView):
         return None
 
     @extend_schema(
-        operation_id="tracking_seed_ingest", tags=["tracking"], request=SeedEventSerializer,
+        operation_id="tracking_legacy_ingest", tags=["tracking"],
+        request=LegacyTrackerEventSerializer,
         responses={201: BatchResultSerializer, **ERRORS},
-        summary="Store one request from seed 001's client (rigidanalytics-tracker 2.0.5)",
+        summary="Store one request from the legacy tracker (rigidanalytics-tracker 2.0.5)",
         description=(
             "That client never retries, so a burst waits its turn instead of being refused "
             "(docs/limits.md): 429 with Retry-After, nothing stored, only when "

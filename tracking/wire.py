@@ -1,7 +1,7 @@
 """The two wire formats of a tracked request, parsed into one RequestEvent. No Django here.
 
-- Seed 001's published client (rigidanalytics-tracker 2.0.5): one JSON object per request, token
-  in the body (CONTRACTS.md section C).
+- The legacy tracker (rigidanalytics-tracker 2.0.5): one JSON object per request, token in the
+  body (docs/protocols.md).
 - This project's tracker (monitor-request-tracker): batches {"events": [...]} whose events are
   flat objects (see docs/tracking.md).
 
@@ -30,7 +30,7 @@ EARLIEST = 946_684_800.0  # 2000-01-01: older timestamps are clock or unit mista
 FUTURE_SLACK_SECONDS = 24 * 3600
 MAX_DURATION_MS = 24 * 3600 * 1000.0
 MAX_RESPONSE_SIZE = 2**63 - 1  # stored in a BIGINT
-MAX_NANOSECONDS = 2**63 - 1  # the seed client's time.time_ns(), far beyond any plausible time
+MAX_NANOSECONDS = 2**63 - 1  # the legacy tracker's time.time_ns(), far beyond any plausible time
 
 
 class EventError(ValueError):
@@ -152,7 +152,7 @@ def _split_path(path, query):
 
 
 def parse_seed_event(body, now: float | None = None) -> tuple[str, RequestEvent]:
-    """(token, event) from a seed 001 request body."""
+    """(token, event) from a body of the legacy tracker."""
     now = time.time() if now is None else now
     if not isinstance(body, dict):
         raise EventError("body", "must be a JSON object.")
@@ -189,7 +189,7 @@ def parse_seed_event(body, now: float | None = None) -> tuple[str, RequestEvent]
         view_name=_text(data.get("view_name"), "event_data.view_name", MAX_VIEW_NAME),
         session_id=_text(data.get("ra_session_id"), "event_data.ra_session_id", MAX_SESSION_ID),
         user_agent=user_agent[:MAX_USER_AGENT],
-        headers=headers,  # the seed sends no method, client IP or response size
+        headers=headers,  # the legacy tracker sends no method, client IP or response size
     )
 
 

@@ -18,7 +18,7 @@ SLEEP_S = 0.05
 
 
 def install(path):
-    out = open(path, "a", buffering=1)  # noqa: SIM115 - open for the life of the process
+    out = open(path, "a", buffering=1)  # open for the life of the process
     lock = threading.Lock()
     started = []
 

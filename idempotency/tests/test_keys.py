@@ -8,8 +8,13 @@ import pytest
 from idempotency.models import IdempotentRequest
 from tm_api import status as S
 from tm_api.models import Run, Test
-from tm_api.tests.conftest import (  # noqa: F401 - machines is a fixture
-    LAMP_1, SEED_DRY_RUN, SEED_TEST_START, SEED_TEST_STOP, dry_run_payload, machines, scenario,
+from tm_api.tests.conftest import (
+    LAMP_1,
+    SEED_DRY_RUN,
+    SEED_TEST_START,
+    SEED_TEST_STOP,
+    dry_run_payload,
+    scenario,
 )
 from tracking.models import Project, RequestMetric
 from tracking.tests.conftest import batch_event, gzip_json
@@ -57,7 +62,7 @@ def test_a_repeated_start_and_stop_do_not_move_on_to_the_next_test(machines):
     assert [a.status_code for a in answers] == [202, 202]
     assert list(Test.objects.order_by("position").values_list("status", flat=True)) == [
         S.PASSED, S.WAITING]
-    # Without a key a retry is what the seed did: there is no running test any more.
+    # Without a key a retry is what existing machines did: there is no running test any more.
     assert stop(machines).status_code == 409
 
 

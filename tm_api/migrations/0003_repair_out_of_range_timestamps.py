@@ -6,13 +6,13 @@ UPDATEs only (no row is read into Python): a run's out-of-range time becomes the
 received; a test's or scenario's out-of-range start or stop becomes unknown (null).
 """
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from django.db import migrations
 from django.db.models import F, Q
 
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def out_of_range(field):

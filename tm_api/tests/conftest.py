@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-# The seed README's example payloads, verbatim.
+# The test-machine API's documented example payloads, verbatim.
 SEED_DRY_RUN = {
     "machine_name": "machine #1",
     "timestamp": "2018-12-30 13:01:57.461401",
@@ -62,7 +62,7 @@ SEED_TEST_STOP = {
     "status": "passed",
     "timestamp_stop": "2018-12-30 13:01:59.622177",
 }
-# The seed's start/stop example names a file its dry-run example lists under another path; a
+# The documented start/stop example names a file its dry-run example lists under another path; a
 # run that really starts that file needs it in the dry run.
 LAMP_1 = {"file_path": SEED_TEST_START["file_path"], "file_name": "01_01_test_lamp.py"}
 

@@ -2,13 +2,14 @@
 one end (outcomes, tests, roll-ups, notifications), with statements that do not grow per
 report, and a page following the frames ends on the database's state."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
-from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from notifications.models import Notification
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.integration]
 MACHINE = "Rack-7"
 # Repeated file names, and one name in two paths: a report matches by path and name.
 FILES = [("/a", "x.py"), ("/a", "y.py"), ("/b", "x.py"), ("/a", "z.py")]
-T0 = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
 
 def tree(scenarios):

@@ -68,7 +68,8 @@ def test_last_run_page_updates_live_while_a_reporter_runs(server_factory, page):
 
     # The machine list shows the machine with its status bar.
     page.goto(f"{server.url}/machines/")
-    assert page.locator(f"tr[data-machine-id='{machine.pk}'] .badge").inner_text() == "waiting"  # waiting outranks failed
+    # waiting outranks failed
+    assert page.locator(f"tr[data-machine-id='{machine.pk}'] .badge").inner_text() == "waiting"
     page.wait_for_selector(".live-indicator.connected")
     reporter.start("/suite/lamp", "03_test_lamp.py")
     page.wait_for_selector(f"tr[data-machine-id='{machine.pk}'] .badge.status-running")
@@ -132,7 +133,7 @@ def test_pages_apply_deltas_and_show_the_current_state_after_their_socket_reconn
     page.wait_for_selector("tr[data-scenario-id] .badge.status-running")
     reporter.stop("/suite", "03_test.py", "failed")
     page.wait_for_selector("#done:text('1 / 4')")
-    statuses = lambda: page.locator("tr.test .badge").all_inner_texts()  # noqa: E731
+    statuses = lambda: page.locator("tr.test .badge").all_inner_texts()
     assert statuses() == ["waiting", "waiting", "failed", "waiting"]
     deltas = [json.loads(f)["machine_data"] for f in frames if '"delta":true' in f]
     assert deltas and all(len(d["last_master_scenario"]["scenarios"]) == 1 for d in deltas)

@@ -1,6 +1,6 @@
 """Data migrations, run on rows written as the migration before them found them."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -16,17 +16,17 @@ def test_out_of_range_timestamps_stored_before_the_check_are_repaired():
     Machine, Run = apps.get_model("tm_api", "Machine"), apps.get_model("tm_api", "Run")
     Master, Test = apps.get_model("tm_api", "MasterScenario"), apps.get_model("tm_api", "Test")
     machine = Machine.objects.create(machine_name="m", name_key="m")
-    bad = Run.objects.create(machine=machine, timestamp=datetime(1, 1, 2, tzinfo=timezone.utc))
-    good = Run.objects.create(machine=machine, timestamp=datetime(2024, 5, 1, tzinfo=timezone.utc))
+    bad = Run.objects.create(machine=machine, timestamp=datetime(1, 1, 2, tzinfo=UTC))
+    good = Run.objects.create(machine=machine, timestamp=datetime(2024, 5, 1, tzinfo=UTC))
     master = Master.objects.create(run=bad, file_path="/", file_name="m.py",
-                                   timestamp_start=datetime(9999, 1, 1, tzinfo=timezone.utc))
+                                   timestamp_start=datetime(9999, 1, 1, tzinfo=UTC))
     scenario = apps.get_model("tm_api", "Scenario").objects.create(
         master_scenario=master, file_path="/", file_name="s.py", position=0)
     test = Test.objects.create(master_scenario=master, scenario=scenario, machine=machine,
                                file_path="/",
                                file_name="t.py", position=0,
-                               timestamp_start=datetime(2024, 5, 1, tzinfo=timezone.utc),
-                               timestamp_stop=datetime(1, 1, 2, tzinfo=timezone.utc))
+                               timestamp_start=datetime(2024, 5, 1, tzinfo=UTC),
+                               timestamp_stop=datetime(1, 1, 2, tzinfo=UTC))
     if connection.vendor == "postgresql":
         # What the hostile report stored: a date Python cannot read back (year 0 in UTC).
         with connection.cursor() as cursor:
@@ -38,8 +38,8 @@ def test_out_of_range_timestamps_stored_before_the_check_are_repaired():
     Test = apps.get_model("tm_api", "Test")
     repaired = Run.objects.get(pk=bad.pk)
     assert repaired.timestamp == repaired.received
-    assert Run.objects.get(pk=good.pk).timestamp == datetime(2024, 5, 1, tzinfo=timezone.utc)
+    assert Run.objects.get(pk=good.pk).timestamp == datetime(2024, 5, 1, tzinfo=UTC)
     assert Master.objects.get(pk=master.pk).timestamp_start is None
     kept = Test.objects.get(pk=test.pk)
     assert (kept.timestamp_start, kept.timestamp_stop) == (
-        datetime(2024, 5, 1, tzinfo=timezone.utc), None)
+        datetime(2024, 5, 1, tzinfo=UTC), None)

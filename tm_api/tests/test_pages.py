@@ -1,4 +1,4 @@
-"""Pages with Django's client: access, content, empty states, the seed's paths, the script
+"""Pages with Django's client: access, content, empty states, the old page paths, the script
 modal's highlighted HTML."""
 
 import re
@@ -30,7 +30,7 @@ def test_pages_need_login_unless_public(client, machine, settings):
 
 def test_machine_list(reader, machine):
     html = reader.get("/machines/").content.decode()
-    assert "machine #1" in html and 'data-machine-id="%d"' % machine.pk in html
+    assert "machine #1" in html and f'data-machine-id="{machine.pk}"' in html
     assert 'class="badge status-running"' in html and "tm-bar" in html
     assert "0/4" in html and '<option value="25"' in html
 

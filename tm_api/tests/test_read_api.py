@@ -1,4 +1,5 @@
-"""The read endpoints of section B: paths, fields, pagination envelope, access, schema."""
+"""The read endpoints of the test-machine API: paths, fields, pagination envelope, access,
+schema."""
 
 import pytest
 

@@ -1,7 +1,8 @@
-"""The roll-up priority and the transition rules of section B, exhaustively and by property."""
+"""The roll-up priority and the transition rules of the test-machine API, exhaustively and by
+property."""
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -116,10 +117,10 @@ def test_first_occurrence_uses_files_up_in_dry_run_order():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("2018-12-30 13:01:57.461401", datetime(2018, 12, 30, 13, 1, 57, 461401, timezone.utc)),
-        ("2018-12-30T13:01:57Z", datetime(2018, 12, 30, 13, 1, 57, tzinfo=timezone.utc)),
-        ("2018-12-30T15:01:57+02:00", datetime(2018, 12, 30, 13, 1, 57, tzinfo=timezone.utc)),
-        ("2018-12-30", datetime(2018, 12, 30, tzinfo=timezone.utc)),
+        ("2018-12-30 13:01:57.461401", datetime(2018, 12, 30, 13, 1, 57, 461401, UTC)),
+        ("2018-12-30T13:01:57Z", datetime(2018, 12, 30, 13, 1, 57, tzinfo=UTC)),
+        ("2018-12-30T15:01:57+02:00", datetime(2018, 12, 30, 13, 1, 57, tzinfo=UTC)),
+        ("2018-12-30", datetime(2018, 12, 30, tzinfo=UTC)),
     ],
 )
 def test_client_timestamps_without_zone_are_utc(text, expected):
@@ -128,7 +129,7 @@ def test_client_timestamps_without_zone_are_utc(text, expected):
 
 def test_client_timestamps_can_be_read_in_a_configured_zone():
     moment = S.parse_client_timestamp("2018-07-01 12:00:00", ZoneInfo("Europe/Warsaw"))
-    assert moment == datetime(2018, 7, 1, 10, 0, tzinfo=timezone.utc)
+    assert moment == datetime(2018, 7, 1, 10, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("bad", ["", "yesterday", "2018-13-40 10:00", None, 17])
@@ -138,7 +139,7 @@ def test_bad_client_timestamps_are_refused(bad):
 
 
 def test_iso_and_duration():
-    start = datetime(2018, 12, 30, 13, 1, 57, 461401, timezone.utc)
+    start = datetime(2018, 12, 30, 13, 1, 57, 461401, UTC)
     assert S.iso(start) == "2018-12-30T13:01:57.461401Z"
     assert S.iso(None) is None
     assert S.duration_seconds(start, start + timedelta(seconds=2.5)) == 2.5

@@ -1,5 +1,5 @@
-"""POST /tm_api/dry_run/, test_start/, test_stop/ with the seed's payloads: codes, replies,
-matching and the fixes of section B."""
+"""POST /tm_api/dry_run/, test_start/, test_stop/ with the payloads existing machines send:
+codes, replies, matching and the fixes (docs/tm.md)."""
 
 import pytest
 

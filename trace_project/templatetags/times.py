@@ -1,7 +1,7 @@
 """{% time_exact moment %} and {% time_ago moment %}: the <time> elements of every page, in the
 format of trace_project/times.py (see there)."""
 
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django import template
 from django.utils.html import format_html
@@ -18,7 +18,7 @@ def _time_element(value, text, relative_text, empty):
         return empty if value in (None, "") else str(value)
     return format_html(
         '<time datetime="{}" title="{}"{}>{}</time>',
-        moment.astimezone(dt_timezone.utc).isoformat(), exact(moment),
+        moment.astimezone(UTC).isoformat(), exact(moment),
         mark_safe(" data-relative") if relative_text else "", text(moment),
     )
 

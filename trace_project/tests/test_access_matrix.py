@@ -115,11 +115,11 @@ URL_TABLE = {
         ("GET", "/machines/script/test/{test}/", None, PAGE),
         ("GET", "/machines/script/nonsense/{test}/", None, (LOGIN, 404, 404, LOGIN, LOGIN)),
     ],
-    # The seed's old page paths redirect to the pages above (which then ask for a login).
+    # The earlier dashboard's page paths redirect to the pages above (which then ask for a login).
     "matchine/<id:pk>": [("GET", "/matchine/{machine}", None, (REDIRECT,) * 5)],
     "machine/<id:pk>/last": [("GET", "/machine/{machine}/last", None, (REDIRECT,) * 5)],
     "machine/run_data/<id:pk>": [("GET", "/machine/run_data/{run}", None, (REDIRECT,) * 5)],
-    # tracking: the seed's client sends its token in the body; the batch endpoint as Bearer.
+    # tracking: the legacy tracker sends its token in the body; the batch endpoint as Bearer.
     "tracking/<str:project_id>": [
         ("POST", "/tracking/{project}", "seed_event", (401, 401, 401, 403, OK)),
         ("POST", "/tracking/{unknown_uuid}", "seed_event", (401, 401, 401, 404, 404)),
@@ -223,9 +223,9 @@ class World:
     """Real rows for every path parameter and the five identities' credentials."""
 
     def __init__(self, django_user_model):
+        from axes.models import AccessAttempt, AccessFailureLog, AccessLog
         from django.contrib.contenttypes.models import ContentType
 
-        from axes.models import AccessAttempt, AccessFailureLog, AccessLog
         from notifications.models import Channel, Cooldown, Job
         from notifications.services import send_test_notification
         from tm_api.auth import issue_token
@@ -338,7 +338,7 @@ class World:
             return {"machine_name": "matrix-writer", "reports": [
                 {"type": "test_start", "file_path": "/w", "file_name": "t.py"}]}
         if kind == "seed_event":
-            # The seed client's token travels in the body: each identity sends the secret it
+            # The legacy tracker's token travels in the body: each identity sends the secret it
             # holds (a machine token where a project token belongs is a wrong token).
             body = seed_event()
             secret = {"machine": self.machine_token, "project": self.project_token}.get(identity)
@@ -357,7 +357,7 @@ def world(django_user_model, transactional_db):
 
 
 def seed_event(**event_data):
-    """A body as seed 001's published client sends it, without its project_token."""
+    """A body as the legacy tracker sends it, without its project_token."""
     data = {"view_name": "home", "header_data": {"HTTP_HOST": "shop.example"},
             "full_url": "http://shop.example/", "ra_session_id": "s",
             "time_request_received_ns": time.time_ns() - 10**9,
@@ -458,7 +458,7 @@ def test_every_admin_page_is_for_staff_only(world, settings):
     settings.DASHBOARDS_PUBLIC = True  # the admin does not open with the dashboards
     ids = admin_object_ids(world)
     rows = []
-    for pattern, (label, page) in admin_model_patterns().items():
+    for label, page in admin_model_patterns().values():
         staff = ADMIN_MODELS[label][ADMIN_PAGES.index(page)]
         app, model = label.split(".")
         path = f"/admin/{app}/{model}/" + page.replace("{id}", ids[label])

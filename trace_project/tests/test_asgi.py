@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from django.conf import settings as django_settings
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.urls import path
 
@@ -58,7 +58,7 @@ async def test_foreign_origin_refused_own_origin_and_programs_accepted(settings)
     communicator, connected, _ = await connect(echo_app(), origin="https://monitor.example.com")
     assert connected is True
     await communicator.disconnect()
-    # No Origin: a program, not a browser page (seed clients send none in some languages).
+    # No Origin: a program, not a browser page (trace clients send none in some languages).
     communicator, connected, _ = await connect(echo_app())
     assert connected is True
     await communicator.disconnect()

@@ -100,9 +100,9 @@ def wait_health(url, status, deadline):
 
 def test_redis_outage_keeps_ingestion_and_rest_and_live_frames_resume(
         server_factory, private_redis, page):
-    from tracking.models import Project, RequestMetric
-    from traces.models import Span
     from tm_api.models import Test
+    from traces.models import Span
+    from tracking.models import Project, RequestMetric
 
     server = server_factory(REDIS_URL=private_redis.url, DASHBOARDS_PUBLIC="True",
                             TM_ALLOW_ANONYMOUS_MACHINES="True", TRACKING_LIVE_MIN_INTERVAL="0.1")
@@ -147,7 +147,7 @@ def test_redis_outage_keeps_ingestion_and_rest_and_live_frames_resume(
             assert response.status_code == 200, (path, response.status_code, response.text[:300])
 
     # Pages open, as a browser would have them, and data flowing.
-    ws = lambda path: websocket.create_connection(server.ws_url + path, timeout=5)  # noqa: E731
+    ws = lambda path: websocket.create_connection(server.ws_url + path, timeout=5)
     status = ws("/ws/machine/status/")
     last = ws(f"/ws/machine/{machine['id']}/last/")
     trace_live = ws(f"/ws/traces/{trace_id}/live/")

@@ -57,7 +57,7 @@ OPERATIONS = {
     "POST /tm_api/test_start/": "machine_token",
     "POST /tm_api/test_stop/": "machine_token",
     "POST /tm_api/batch/": "machine_token",
-    "POST /tracking/{project_id}": "none",  # seed 001: the token is in the body
+    "POST /tracking/{project_id}": "none",  # the legacy tracker route: the token is in the body
 }
 
 # Known bugs in code this suite does not own (traces/, tm_api/, tracking/ are other helpers'):

@@ -321,11 +321,13 @@ async def _one_session(frames, bad, bad_at, reconnect_after):
             payload, why = bad
             await send_frame(communicator, payload)
             reply, code = await reply_and_close(communicator)
-            assert code == 4000 and reply["message"].startswith("Error: "), (why, payload, sent, reply, trace_id)
+            assert code == 4000 and reply["message"].startswith("Error: "), (
+                why, payload, sent, reply, trace_id)
             assert set(reply) == {"message"}, reply
             # Everything before the bad frame is stored, nothing from it.
             status, spans, events = await stored_rows(trace_id)
-            assert (spans, events) == expected_rows(sent), (why, payload, (spans, events), expected_rows(sent), status)
+            assert (spans, events) == expected_rows(sent), (
+                why, payload, (spans, events), expected_rows(sent), status)
             assert status in (None, "open"), status
             communicator = await connect(path)  # the client reconnects and goes on
         await send_frame(communicator, frame)

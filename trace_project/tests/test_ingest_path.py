@@ -125,7 +125,7 @@ def test_machine_traffic_gets_security_headers_and_never_a_cookie(served):
     plain = requests.post(served.url + "/tm_api/dry_run/", json=report, allow_redirects=False,
                           headers={"Authorization": f"Token {secret}"})
     assert plain.status_code == 301
-    assert plain.headers["Location"] == "https://127.0.0.1:%d/tm_api/dry_run/" % served.port
+    assert plain.headers["Location"] == f"https://127.0.0.1:{served.port}/tm_api/dry_run/"
 
 
 @pytest.mark.integration

@@ -307,7 +307,8 @@ def test_writes_over_the_rate_get_429_with_retry_after_per_token(server_factory)
     time.sleep(0.6)  # half a second buys one more at 2 a second
     assert post("/tm_api/dry_run/", machine_a).status_code == 201
 
-    # Project tokens: in the header (batch) and in seed 001's body share the token's bucket.
+    # Project tokens: in the header (batch) and in the legacy tracker's body share the token's
+    # bucket.
     batch = {"events": [{"path": "/", "status": 200, "duration_ms": 1.0,
                          "received_at": "2024-01-01T00:00:00Z"}]}
     seed = {"project_token": project_token, "event_type": "page_view", "event_data": {}}

@@ -54,7 +54,7 @@ async def watch():
     return communicator
 
 
-async def frames(communicator, until=None, timeout=2):
+async def frames(communicator, until=None, timeout=2):  # noqa: ASYNC109 (per receive)
     """Frames received until `until(frame)` holds (or the first one), then nothing more."""
     received = []
     while True:

@@ -68,4 +68,4 @@ urlpatterns = [
     path("", include("trace_project.urls")),
 ]
 
-from trace_project.urls import handler400, handler403, handler404, handler500  # noqa: E402,F401
+from trace_project.urls import handler400, handler403, handler404, handler500  # noqa: E402,F401 (the error pages Django looks up in ROOT_URLCONF)

@@ -1,6 +1,6 @@
-"""Messages of seed 000's README and small builders for tests."""
+"""The trace websocket protocol's documented example and small builders for tests."""
 
-README_EXAMPLE = [
+README_EXAMPLE = [  # the example frame of docs/traces.md, as the protocol documented it
     {"timestamp": 1569972082, "type": "TRACE_START", "group_id": "e6fa79ca-d142-4046-a134-5134f16a0b5e"},
     {"timestamp": 1569972090, "type": "SPAN_END", "group_id": "dbed4e4e-8ec6-40dd-ae35-b118abf1ab69"},
     {"timestamp": 1569972084, "type": "SPAN_START", "group_id": "1ff14a38-55ff-431a-a6ca-a86c82d8ed46",

@@ -27,8 +27,8 @@ def test_demo_command_fills_a_fresh_install_and_can_run_again():
 
 
 def test_demo_traces_of_any_seed_are_stored_whole():
-    # Seed 17 shuffled a TRACE_END into the first frame of its 17th trace: the trace completed
-    # early and its second frame was refused, ending `demo` one run in eight.
+    # With --seed=17 the demo shuffled a TRACE_END into the first frame of its 17th trace: the trace
+    # completed early and its second frame was refused, ending `demo` one run in eight.
     call_command("send_demo_traces", "--count", "20", "--seed", "17", stdout=io.StringIO())
     assert Trace.objects.count() == 20
 

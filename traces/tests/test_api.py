@@ -98,7 +98,7 @@ def test_list_filters(api):
               *span("b", "checkout", 91, 92)])
     store(3, [trace_start(0), *span("a", "search", 1, 2)])  # open
     store(4, [trace_start(5), trace_end(1.5)])  # inconsistent, float
-    ids = lambda query: [t["id"] for t in api.get(f"/api/traces/?{query}").json()["results"]]  # noqa: E731
+    ids = lambda query: [t["id"] for t in api.get(f"/api/traces/?{query}").json()["results"]]
     assert ids("name=checkout") == [2, 1]
     assert ids("name=search") == [3, 2]
     assert ids("name=nothing") == []

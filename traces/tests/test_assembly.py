@@ -6,8 +6,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from traces.assembly import (
-    COMPLETE, INCONSISTENT, OPEN, Conflict, SpanRecord, TraceBounds, assemble, merge_frame,
-    missing_parts, open_root,
+    COMPLETE,
+    INCONSISTENT,
+    OPEN,
+    Conflict,
+    SpanRecord,
+    TraceBounds,
+    assemble,
+    merge_frame,
+    missing_parts,
+    open_root,
 )
 from traces.messages import EVENT, SPAN_END, SPAN_START, TRACE_END, TRACE_START, Message
 

@@ -138,7 +138,8 @@ def test_trace_list_sorts_by_a_clicked_header_and_an_open_trace_takes_its_roots_
     page.wait_for_selector(".wf-row .wf-name:text-is('long')")
     assert page.inner_text("#trace-duration") == "2 d 3 h"
 
-    # The README's order: the child's SPAN_START arrives before its parent's, while it is open.
+    # The documented example's order: the child's SPAN_START arrives before its parent's, while it
+    # is open.
     ws = websocket.create_connection(f"{server.ws_url}/ws/trace/50", timeout=10)
     ws.send(json.dumps(README_EXAMPLE[:3]))
     deadline = time.monotonic() + 10

@@ -1,4 +1,5 @@
-"""Section A of CONTRACTS.md over Channels' WebsocketCommunicator, on the project's application."""
+"""The trace websocket protocol over Channels' WebsocketCommunicator, on the project's
+application."""
 
 import json
 
@@ -13,7 +14,13 @@ from traces.consumers import NoopTraceConsumer
 from traces.models import Event, Span, Trace
 from traces.services import trace_tree
 from traces.tests.helpers import (
-    README_EXAMPLE, README_TREE, STORED, event, span, trace_end, trace_start,
+    README_EXAMPLE,
+    README_TREE,
+    STORED,
+    event,
+    span,
+    trace_end,
+    trace_start,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -50,7 +57,7 @@ def row_counts():
     return Trace.objects.count(), Span.objects.count(), Event.objects.count()
 
 
-# --- seed 000's own integration cases ------------------------------------------------------------
+# --- the cases the trace demo server tested ---------------------------------------------------
 
 @pytest.mark.parametrize("bad_id", ["abc", "1a", "-1", "0"])
 async def test_a_non_numeric_id_fails_the_handshake(bad_id):
@@ -152,7 +159,8 @@ async def test_a_dropped_connection_loses_nothing_and_a_reconnect_continues():
      "Error: message 1 (SPAN_START): missing key 'name'"),
     ([{"type": "TRACE_START", "timestamp": "yesterday", "group_id": "t"}],
      "Error: message 0 (TRACE_START): 'timestamp' must be a number"),
-    ([{"type": "EVENT", "timestamp": -5, "name": "e"}], "Error: message 0 (EVENT): 'timestamp' must be a finite number from 0"),
+    ([{"type": "EVENT", "timestamp": -5, "name": "e"}],
+     "Error: message 0 (EVENT): 'timestamp' must be a finite number from 0"),
     ([trace_start(1), trace_start(2)], "Error: message 1 (TRACE_START): the trace already has"),
 ])
 async def test_bad_input_is_named_closes_4000_and_stores_nothing_from_the_frame(frame, reason):

@@ -5,7 +5,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from traces.messages import (
-    MESSAGE_TYPES, FrameError, Message, _parse_message_checked, parse_frame,
+    MESSAGE_TYPES,
+    FrameError,
+    Message,
+    _parse_message_checked,
+    parse_frame,
 )
 
 pytestmark = pytest.mark.unit

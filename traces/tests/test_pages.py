@@ -30,7 +30,7 @@ def test_list_shows_traces_with_human_durations_and_links(client):
     assert 'href="/traces/1/"' in html and "movies_load" in html
     assert "8 s" in html and "250 ms" in html
     assert "badge status-complete" in html
-    assert "2019-10-01 23:21:22" in html  # the README trace's start, read as Unix seconds
+    assert "2019-10-01 23:21:22" in html  # the example trace's start, read as Unix seconds
 
 
 def test_list_filters_and_keeps_them_in_pagination(client):
@@ -162,7 +162,7 @@ def test_pagination_keeps_the_sort(client):
 
 
 def test_an_open_trace_is_named_after_its_root_span(client):
-    # The README's order: the child's SPAN_START comes before its parent's.
+    # The documented example's order: the child's SPAN_START comes before its parent's.
     store(9, README_EXAMPLE[:3])
     assert "movies_network_load" in client.get("/traces/9/").content.decode()
     store(9, README_EXAMPLE[3:6])  # the root's SPAN_START, the trace still open

@@ -1,4 +1,5 @@
-"""Section A against a real daphne process, with the websocket-client library seed users have."""
+"""The trace websocket protocol against a real daphne process, with the websocket-client library
+its existing clients use."""
 
 import json
 import threading
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_readme_example_with_websocket_client(asgi_server):
-    # The README's exact code, against the real server.
+    # The protocol's documented client code, exactly, against the real server.
     ws = websocket.create_connection(f"{asgi_server.ws_url}/ws/trace/1")
     ws.send(json.dumps(README_EXAMPLE))
     msg = ws.recv()
@@ -68,7 +69,7 @@ def test_concurrent_connections_on_one_trace_keep_every_span(asgi_server):
                 ws.send(json.dumps(span(group, group, 10 + frame, 11 + frame)))
             ws.send("[]")
             ws.close()
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - whatever it is, the test reports it
             errors.append(error)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]

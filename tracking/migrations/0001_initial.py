@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('received_at', models.DateTimeField(help_text='When the tracked app received the request.')),
                 ('duration_ms', models.FloatField()),
-                ('method', models.CharField(blank=True, help_text="Empty when the client does not send it (seed 001's does not).", max_length=16)),
+                ('method', models.CharField(blank=True, help_text="Empty when the client does not send it (the legacy tracker does not).", max_length=16)),
                 ('path', models.TextField()),
                 ('query', models.TextField(blank=True)),
                 ('view_name', models.CharField(blank=True, max_length=200)),

@@ -13,7 +13,7 @@ def project_and_token(db):
 
 
 def seed_body(token, **overrides):
-    """A body exactly as rigidanalytics-tracker 2.0.5 sends it (CONTRACTS.md section C)."""
+    """A body exactly as rigidanalytics-tracker 2.0.5 sends it (the legacy tracker)."""
     data = {
         "view_name": "home",
         "header_data": {"HTTP_HOST": "shop.example", "HTTP_USER_AGENT": "Mozilla/5.0 Test",

@@ -85,7 +85,7 @@ def test_cover_splits_a_window_into_edge_minutes_and_whole_hours(start_minute, l
     minute_ranges, hour_range = agg.cover(since, until)
     pieces = sorted(minute_ranges + ([hour_range] if hour_range else []))
     assert pieces[0][0] == since and pieces[-1][1] == until
-    for (a, b), (c, d) in zip(pieces, pieces[1:]):
+    for (_, b), (c, _) in zip(pieces, pieces[1:]):
         assert b == c  # contiguous, no overlap
     if hour_range:
         assert hour_range[0] % 3600 == 0 and hour_range[1] % 3600 == 0

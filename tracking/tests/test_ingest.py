@@ -42,7 +42,7 @@ def test_seed_event_is_stored_with_path_and_query_split(client, project_and_toke
     assert row.duration_ms == pytest.approx(12.345678)
     assert row.session_id == "0f3c5d0e9a7b4c1d8e2f3a4b5c6d7e8f"
     assert row.user_agent == "Mozilla/5.0 Test"
-    assert row.method == "" and row.client_ip is None  # the seed sends neither
+    assert row.method == "" and row.client_ip is None  # the legacy tracker sends neither
     assert row.headers == {"Host": "shop.example", "Content-Type": "text/plain",
                            "Content-Length": ""}
 

@@ -1,16 +1,16 @@
 """The waiting line in front of the ingest endpoints (tracking/ingest_queue.py), on a real
-server: a burst far above what runs at once is stored whole, sent as the seed tracker sends it
-and by the published seed tracker itself in a Flask app; refusal (429 with Retry-After, nothing
+server: a burst far above what runs at once is stored whole, sent as the legacy tracker sends it
+and by the legacy tracker itself in a Flask app; refusal (429 with Retry-After, nothing
 stored) only when the line is full or a request waited too long."""
 
 import contextlib
 import gzip
 import json
 import os
+import re
 import subprocess
 import tempfile
 import threading
-import re
 import time
 from pathlib import Path
 
@@ -120,7 +120,7 @@ def test_beyond_the_bound_both_endpoints_answer_429_with_retry_after(server_fact
         burst = AllAtOnce(calls)
         refused = burst.wait_returned(9, timeout=30)
     statuses = sorted(status_of(answer) for answer in burst.wait())
-    assert statuses[0] in (200, 201) and statuses[1:] == [429] * 9  # batch: 200, seed: 201
+    assert statuses[0] in (200, 201) and statuses[1:] == [429] * 9  # batch: 200, legacy route: 201
     assert RequestMetric.objects.filter(project=project).count() == 1
 
     at_once, waited = refused[:6], refused[6:]
@@ -155,7 +155,7 @@ class SeedTrackedApp:
             env.pop(name, None)
         # A file, not a pipe: the tracker prints a line per transport it drops, and a pipe
         # nobody reads would block the app once full.
-        self.output = tempfile.NamedTemporaryFile(prefix="seed-tracked-app-", suffix=".log")
+        self.output = tempfile.NamedTemporaryFile(prefix="legacy-tracked-app-", suffix=".log")
         self.process = subprocess.Popen([str(SEED_TRACKER_PYTHON), str(SEED_TRACKED_APP)], env=env,
                                         stdout=self.output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -166,7 +166,7 @@ class SeedTrackedApp:
                 return
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"the seed-tracked app did not start:\n{self.log()[-4000:]}")
+        raise RuntimeError(f"the legacy-tracked app did not start:\n{self.log()[-4000:]}")
 
     def log(self):
         return Path(self.output.name).read_text(errors="replace")

@@ -39,7 +39,7 @@ def test_missing_credentials_disable_without_raising(monkeypatch):
     ("", DEFAULT_ENDPOINT + "api/tracking/ingest/"),
     ("   ", DEFAULT_ENDPOINT + "api/tracking/ingest/"),
     ("http://m.example", "http://m.example/api/tracking/ingest/"),
-    ("http://m.example/tracking/", "http://m.example/api/tracking/ingest/"),  # the seed's style
+    ("http://m.example/tracking/", "http://m.example/api/tracking/ingest/"),  # the legacy tracker's style
     ("https://m.example/monitor/", "https://m.example/monitor/api/tracking/ingest/"),
     ("m.example:8000", "http://m.example:8000/api/tracking/ingest/"),
 ])

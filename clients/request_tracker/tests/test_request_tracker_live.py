@@ -1,5 +1,5 @@
-"""Our tracker in a real Django project and a real Flask app, and seed 001's wire format, all
-delivering to a running Monitor server; no credential reaches its database."""
+"""Our tracker in a real Django project and a real Flask app, and the legacy tracker's wire format,
+all delivering to a running Monitor server; no credential reaches its database."""
 
 import json
 import os

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from request_tracker_stub import StubBackend, wait_until
 
-from monitor_request_tracker.config import TrackerConfig, ingest_url
 from monitor_request_tracker import sender as sender_module
+from monitor_request_tracker.config import TrackerConfig, ingest_url
 from monitor_request_tracker.sender import Sender, request_item
 
 pytestmark = pytest.mark.integration

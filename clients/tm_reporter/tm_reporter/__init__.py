@@ -1,4 +1,4 @@
-"""Report test runs to Monitor's test-machine API (seed 003's /tm_api/ endpoints).
+"""Report test runs to Monitor's test-machine API (its /tm_api/ endpoints).
 
 - `Reporter`: the HTTP client (timeouts, retries with backoff, token).
 - `BackgroundReporter`: the same calls queued to a thread, so tests never wait for the server.

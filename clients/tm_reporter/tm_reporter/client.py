@@ -1,12 +1,11 @@
 """HTTP client for /tm_api/: the three reports a machine makes."""
 from __future__ import annotations
 
-
 import logging
 import queue
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -27,7 +26,7 @@ class ReportError(Exception):
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def tree(file_path, file_name, script="", children=None, children_key=None) -> dict:

@@ -1,5 +1,5 @@
-"""A virtual testing machine, like seed 003's: a dry pass lists every script, then a wet pass
-runs each test between a start and a stop report.
+"""A virtual testing machine, like the ones the test-machine API was made for: a dry pass lists
+every script, then a wet pass runs each test between a start and a stop report.
 
 A suite is a directory: each subdirectory is a scenario, each `*.py` file in it a test (both in
 name order); an optional `<scenario>.py` beside a scenario directory is that scenario's script,
@@ -19,9 +19,9 @@ import os
 import runpy
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from tm_reporter.client import STOP_STATUSES, Reporter, ReportError, tree
 
@@ -97,7 +97,7 @@ def outcome(run: Callable[[], str | None] | None) -> str:
         status = run()
     except AssertionError:
         return "failed"
-    except Exception:  # noqa: BLE001 - any other exception is the test's error
+    except Exception:  # any other exception is the test's error
         logger.exception("test raised")
         return "error"
     if status is None:

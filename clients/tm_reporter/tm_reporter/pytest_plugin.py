@@ -185,14 +185,14 @@ def _source(item) -> str:
         import inspect
 
         try:
-            return inspect.getsource(function)[:20000]
+            return inspect.getsource(function)[:20000]  # type: ignore[arg-type]  # None: TypeError
         except (OSError, TypeError):
             return ""
     lines = linecache.getlines(code.co_filename)
     return "".join(lines[code.co_firstlineno - 1:end])[:20000]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _function_ends(filename: str) -> dict:
     """{first line of each function (its first decorator's): its last line}, one parse per
     file: inspect.getsource tokenizes the file again for every test (0.1 ms each)."""

@@ -76,9 +76,9 @@ class BatchSender:
         self._lock = threading.Lock()  # guards _pending between the thread and finish()
         self._wake = threading.Event()
         self._finishing = False
-        self._deadline = None
+        self._deadline: float | None = None
         self._per_report = False
-        self._thread = None
+        self._thread: threading.Thread | None = None
         if spool is not None:
             try:
                 earlier = spool.take_over()
@@ -89,9 +89,9 @@ class BatchSender:
             self._pending.extend(earlier)
             self._earlier_keys = {batch["key"] for batch in earlier}
 
-    def start(self) -> "BatchSender":
-        self._thread = threading.Thread(target=self._run, name="tm-reporter", daemon=True)
-        self._thread.start()
+    def start(self) -> BatchSender:
+        self._thread = thread = threading.Thread(target=self._run, name="tm-reporter", daemon=True)
+        thread.start()
         return self
 
     # --- the host's side: never blocks ------------------------------------------------------
@@ -104,13 +104,13 @@ class BatchSender:
     def finish(self, cap: float) -> None:
         """Send what is left while the server answers, for at most `cap` seconds (plus one
         connect timeout when a request is under way), then keep the rest on disk."""
-        if self._thread is None:
-            self.start()
+        thread = self._thread or self.start()._thread
+        assert thread is not None
         began = time.monotonic()
         self._deadline = began + cap
         self._finishing = True
         self._wake.set()
-        self._thread.join(cap + self.connect_timeout + 0.5)
+        thread.join(cap + self.connect_timeout + 0.5)
         with self._lock:
             self._form_batches(everything=True)
             left = list(self._pending)
@@ -175,7 +175,7 @@ class BatchSender:
 
     def _form_batches(self, everything=False):
         while self._reports and (everything or len(self._reports) >= self.max_batch):
-            reports = []
+            reports: list[dict] = []
             while self._reports and len(reports) < self.max_batch:
                 reports.append(self._reports.popleft())
             self._add_batch(reports)
@@ -250,7 +250,8 @@ class BatchSender:
         self._answer_error(batch, code, response)
 
     def _unreachable(self, error):
-        if self._finishing and time.monotonic() >= self._deadline - 0.01:
+        deadline = self._deadline
+        if self._finishing and deadline is not None and time.monotonic() >= deadline - 0.01:
             reason = "the time to send at the end (--tm-finish-seconds) ran out"
         else:
             reason = _why(error)
@@ -310,7 +311,7 @@ class BatchSender:
             except (ReportError, KeyError):
                 results.append({"status": 400, "detail": "unknown report type"})
                 continue
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:  # noqa: BLE001 - requests' and urllib3's errors alike
                 raise self._unreachable(error) from None
             code = response.status_code
             if code < 400:

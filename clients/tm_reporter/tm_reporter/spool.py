@@ -14,7 +14,8 @@ locked) when it starts, sends those batches before its own, and at its end appen
 could not send to the spool. A batch keeps its Idempotency-Key on disk, so a batch the server
 stored but whose answer was lost is answered again, not applied twice. A session killed with
 SIGKILL leaves its journal: the next session sends what it holds (all but the reports not yet
-formed into a batch: those of the last half second, or of the request under way). Two sessions at once never take the same batch.
+formed into a batch: those of the last half second, or of the request under way). Two sessions
+at once never take the same batch.
 Without fcntl (Windows) there is no locking and a dead session's journal is not taken over.
 """
 
@@ -28,12 +29,13 @@ import os
 import re
 import uuid
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import urlsplit
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # tested for before each use
 
 logger = logging.getLogger("tm_reporter")
 
@@ -56,7 +58,7 @@ def _locked(path: Path):
 
 
 def _read_lines(path: Path) -> list[dict]:
-    records = []
+    records: list[dict] = []
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -80,7 +82,7 @@ class Spool:
         self.path = Path(path).expanduser()
         self.lock_path = Path(f"{self.path}.lock")
         self.journal_path: Path | None = None
-        self._journal = None
+        self._journal: TextIO | None = None
 
     def take_over(self) -> list[dict]:
         """Open this session's journal and move into it every batch left by earlier sessions
@@ -88,9 +90,9 @@ class Spool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.journal_path = Path(f"{self.path}.{uuid.uuid4().hex[:12]}.session")
         with _locked(self.lock_path):
-            self._journal = open(self.journal_path, "a", encoding="utf-8")
+            self._journal = opened = open(self.journal_path, "a", encoding="utf-8")
             if fcntl:
-                fcntl.flock(self._journal, fcntl.LOCK_EX)
+                fcntl.flock(opened, fcntl.LOCK_EX)
             batches = _unsent(_read_lines(self.path))
             orphans = []
             for journal in sorted(self.path.parent.glob(f"{self.path.name}.*.session")):
@@ -106,7 +108,7 @@ class Spool:
             batches.sort(key=lambda batch: batch.get("at", 0))  # stable: file order kept
             for batch in batches:
                 self._write(batch)
-            self._journal.flush()
+            opened.flush()
             # Only now that the journal holds them may their old copies go.
             for orphan in orphans:
                 orphan.unlink(missing_ok=True)
@@ -115,6 +117,7 @@ class Spool:
         return batches
 
     def _write(self, record: dict) -> None:
+        assert self._journal is not None  # take_over() opened it
         self._journal.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     def formed(self, batch: dict) -> None:
@@ -137,7 +140,7 @@ class Spool:
                     for batch in batches:
                         spool.write(json.dumps(batch, separators=(",", ":")) + "\n")
                     spool.flush()
-            if self._journal is not None:
+            if self._journal is not None and self.journal_path is not None:  # both or neither
                 self._journal.close()
                 self._journal = None
                 self.journal_path.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""Send traces to a Monitor server: `/ws/trace/<id>` with seed 000's messages.
+"""Send traces to a Monitor server: `/ws/trace/<id>`, the trace websocket protocol.
 
     from trace_client import TraceClient
 

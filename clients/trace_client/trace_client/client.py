@@ -5,6 +5,7 @@ import random
 import time
 import uuid
 from contextlib import contextmanager
+from typing import Any, cast
 
 import websocket
 
@@ -30,9 +31,9 @@ def _connect(url: str, timeout: float):
 def send_trace(server_url: str, trace_id: int, messages: list, batch_size: int = 100,
                timeout: float = 10.0, connect=_connect, acks: bool = False,
                retry_for: float = 30.0) -> dict:
-    """Send a whole trace (seed 000 messages) in frames of `batch_size` and return the server's
-    reply once it is stored. Raises TraceError with the server's reason otherwise.
-    With `acks`, see TraceConnection."""
+    """Send a whole trace (messages of the trace websocket protocol) in frames of `batch_size` and
+    return the server's reply once it is stored. Raises TraceError with the server's reason
+    otherwise. With `acks`, see TraceConnection."""
     connection = TraceConnection(server_url, trace_id, timeout, connect, acks, retry_for)
     try:
         for first in range(0, len(messages), batch_size):
@@ -60,7 +61,7 @@ class TraceConnection:
         self.url = f"{base}/ws/trace/{int(trace_id)}" + ("?ack=1" if acks else "")
         self.timeout = timeout
         self.connect = connect
-        self.socket = None
+        self.socket: Any = None  # the connection's websocket once open
         self.acks = acks
         self.retry_for = retry_for
         self.seq = 0
@@ -104,7 +105,7 @@ class TraceConnection:
                 self.socket = self.connect(self.url, self.timeout)
                 self.reconnects += self.connections > 0
                 self.connections += 1
-                for frame in list(self.unacked.values()) or [self.last_frame]:
+                for frame in list(self.unacked.values()) or [cast(str, self.last_frame)]:
                     self.socket.send(frame)
                 return
             except (TraceError, OSError, websocket.WebSocketException) as error:
@@ -160,7 +161,7 @@ class TraceConnection:
 
 class TraceClient:
     """Where traces go. `clock` returns timestamps (default time.time: float seconds; pass
-    `lambda: int(time.time())` for whole seconds like the seed's clients)."""
+    `lambda: int(time.time())` for whole seconds like the protocol's example clients)."""
 
     def __init__(self, server_url: str, batch_size: int = 100, timeout: float = 10.0,
                  clock=time.time, connect=_connect, acks: bool = False, retry_for: float = 30.0):
@@ -175,7 +176,7 @@ class TraceClient:
         self.retry_for = retry_for
 
     def trace(self, name: str | None = None, trace_id: int | None = None,
-              service: str | None = None) -> "Trace":
+              service: str | None = None) -> Trace:
         return Trace(self, trace_id or new_trace_id(), name, service)
 
     def send(self, trace_id: int, messages: list) -> dict:
@@ -196,8 +197,8 @@ class Trace:
         self.buffer: list = []
         self.connection = TraceConnection(client.server_url, trace_id, client.timeout,
                                           client.connect, client.acks, client.retry_for)
-        self.root = None
-        self.reply = None
+        self.root: Span | None = None
+        self.reply: dict | None = None
 
     def _add(self, message: dict) -> None:
         self.buffer.append(message)
@@ -209,7 +210,7 @@ class Trace:
             messages, self.buffer = self.buffer, []
             self.connection.send(messages)
 
-    def start(self) -> "Trace":
+    def start(self) -> Trace:
         message = {"type": "TRACE_START", "timestamp": self.client.clock(),
                    "group_id": self.group_id}
         if self.service:
@@ -219,7 +220,7 @@ class Trace:
             self.root = self.start_span(self.name)
         return self
 
-    def start_span(self, name: str, service: str | None = None) -> "Span":
+    def start_span(self, name: str, service: str | None = None) -> Span:
         span = Span(self, name)
         message = {"type": "SPAN_START", "timestamp": self.client.clock(),
                    "group_id": span.group_id, "name": name}
@@ -247,12 +248,12 @@ class Trace:
                    "group_id": self.group_id})
         try:
             self.flush()
-            self.reply = self.connection.wait_for_reply()
-            return self.reply
+            self.reply = reply = self.connection.wait_for_reply()
+            return reply
         finally:
             self.connection.close()
 
-    def __enter__(self) -> "Trace":
+    def __enter__(self) -> Trace:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

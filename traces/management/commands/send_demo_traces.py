@@ -94,7 +94,7 @@ class Command(BaseCommand):
 
     def request_trace(self, rng, started):
         endpoint, service, steps = rng.choice(ENDPOINTS)
-        group = lambda: str(uuid.UUID(int=rng.getrandbits(128)))  # noqa: E731
+        group = lambda: str(uuid.UUID(int=rng.getrandbits(128)))
         trace_group = DEMO_GROUP_PREFIX + group()
         messages = [{"type": "TRACE_START", "timestamp": round(started, 6), "group_id": trace_group,
                      "service": service}]

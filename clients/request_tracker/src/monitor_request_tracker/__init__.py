@@ -2,7 +2,8 @@
 
 Django: add "monitor_request_tracker.django.RequestTrackerMiddleware" to MIDDLEWARE.
 Flask:  monitor_request_tracker.flask.Tracker(app)  (or Tracker().init_app(app)).
-Both read the RIGID_ANALYTICS setting of seed 001's tracker (see config.py).
+Both read the RIGID_ANALYTICS setting of the legacy tracker, rigidanalytics-tracker (see
+config.py).
 stats(): this process's counters (queued, sent, dropped, retries, backend failing), for the
 host's own monitoring.
 """

@@ -1,4 +1,5 @@
-"""RIGID_ANALYTICS, read exactly like seed 001's tracker did (with its empty-endpoint bug fixed).
+"""RIGID_ANALYTICS, read exactly like the legacy tracker (rigidanalytics-tracker) did, with its
+empty-endpoint bug fixed.
 
     RIGID_ANALYTICS = {
         "PROJECT_ID": os.environ["RA_PROJECT_ID"],
@@ -21,6 +22,7 @@ warning).
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 logger = logging.getLogger("monitor_request_tracker")
@@ -46,8 +48,8 @@ class TrackerConfig:
 
 
 def ingest_url(endpoint: str) -> str:
-    """The batch endpoint under BACKEND_ENDPOINT. The seed's style, http://host/tracking/, is
-    understood too: it names the same server."""
+    """The batch endpoint under BACKEND_ENDPOINT. The legacy tracker's style, http://host/tracking/,
+    is understood too: it names the same server."""
     base = (endpoint or "").strip() or DEFAULT_ENDPOINT
     parts = urlsplit(base if "://" in base else "http://" + base)
     path = parts.path.rstrip("/")
@@ -74,7 +76,7 @@ def resolve(settings, debug: bool) -> TrackerConfig:
         logger.warning("request tracking is off: RIGID_ANALYTICS needs PROJECT_ID and "
                        "PROJECT_TOKEN (or RA_PROJECT_ID and RA_PROJECT_TOKEN)")
         enabled = False
-    tuning = {}
+    tuning: dict[str, Any] = {}
     for key, kind in (("QUEUE_SIZE", int), ("BATCH_SIZE", int), ("FLUSH_INTERVAL", float),
                       ("TIMEOUT", float), ("MAX_RETRIES", int), ("BACKOFF_MAX", float),
                       ("MAX_BATCH_AGE", float), ("SHUTDOWN_TIMEOUT", float)):

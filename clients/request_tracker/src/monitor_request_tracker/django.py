@@ -66,5 +66,6 @@ def _streamed_size(response):
     return int(size) if size and size.isdigit() else None
 
 
-# The seed's class name, for settings written for rigidanalytics_tracker.middleware.Analytics.
+# The legacy tracker's class name, for settings written for
+# rigidanalytics_tracker.middleware.Analytics.
 Analytics = RequestTrackerMiddleware

@@ -55,7 +55,7 @@ HEADER_NAMES = ("Host", "Referer", "Content-Type", "Accept-Language")  # the las
 FRAGMENT_CACHE_SIZE = 1024
 # Captured headers pass the scrubber once, here, instead of once per request.
 SAFE_HEADER_NAMES = frozenset(scrub_headers(dict.fromkeys(HEADER_NAMES, "")))
-SESSION_COOKIE = "ra_session_id"  # seed 001's visitor cookie, when the app sets one
+SESSION_COOKIE = "ra_session_id"  # the legacy tracker's visitor cookie, when the app sets one
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
 GIVE_UP_STATUSES = {400, 401, 403, 404, 413}
@@ -71,15 +71,16 @@ class HttpTransport:
         self.port = parts.port or (443 if self.https else 80)
         self.path = parts.path or "/"
         self.timeout = timeout
-        self._connection = None
+        self._connection: http.client.HTTPConnection | None = None
 
     def post(self, body: bytes, headers: dict) -> tuple[int, float | None]:
         if self._connection is None:
             kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
             self._connection = kind(self.host, self.port, timeout=self.timeout)
+        connection = self._connection
         try:
-            self._connection.request("POST", self.path, body, headers)
-            response = self._connection.getresponse()
+            connection.request("POST", self.path, body, headers)
+            response = connection.getresponse()
             response.read()
         except Exception:
             self.close()
@@ -132,7 +133,7 @@ class _Batch:
         self.body = body
         self.key = uuid.uuid4().hex
         self.dropped_total = dropped_total  # the drop count this batch reports up to
-        self.first_attempt = None  # monotonic time of the first attempt
+        self.first_attempt: float | None = None  # monotonic time of the first attempt
         self.attempts = 0
 
 
@@ -256,7 +257,7 @@ class Sender:
                 next_flush = time.monotonic() + interval
             try:
                 self._flush(deadline=None, partial=partial)
-            except Exception:  # noqa: BLE001 - the thread must outlive any surprise
+            except Exception:  # the thread must outlive any surprise
                 logger.exception("request tracker: unexpected error while sending")
 
     def _flush(self, deadline: float | None, partial: bool = True) -> None:
@@ -269,7 +270,7 @@ class Sender:
                 items = [popleft() for _ in range(min(len(self._queue), self._batch_size))]
                 try:
                     batch = self._prepare(items)
-                except Exception:  # noqa: BLE001 - a value JSON cannot hold: count, go on
+                except Exception:  # a value JSON cannot hold: count, go on
                     self._sending = 0
                     self.batches_failed += 1
                     self.dropped_given_up += len(items)
@@ -401,7 +402,7 @@ class Sender:
         offset_ns = time.time_ns() - time.perf_counter_ns()
         fragments = self._fragments
         fragments_day = self._fragments_day
-        events = []
+        events: list[str] = []
         append = events.append
         for item in batch:
             started = (item[0] + offset_ns) / 1e9
@@ -469,7 +470,7 @@ class Sender:
                 and (thread is None or not thread.is_alive())):
             try:
                 self._flush(deadline)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 logger.exception("request tracker: flush at exit failed")
         if hasattr(self.transport, "close"):
             self.transport.close()
@@ -503,8 +504,8 @@ def request_item(path, *, method="GET", view="", status=200, response_size=None,
 
 @functools.lru_cache(maxsize=4096)  # the same visitor makes many requests a day
 def _session_id(cookie, client_ip, user_agent, day, token) -> str:
-    """Seed 001's visitor cookie when the app sets one; otherwise a daily visitor hash (like
-    privacy-friendly analytics): the same visitor and browser give the same id for a day, and
+    """The legacy tracker's visitor cookie when the app sets one; otherwise a daily visitor hash
+    (like privacy-friendly analytics): the same visitor and browser give the same id for a day, and
     nothing of the cookie header leaves the host."""
     if cookie and SESSION_COOKIE in cookie:
         try:
