@@ -96,6 +96,14 @@ class RolledUp(Script):
             self.timestamp_stop = None
 
 
+CI_FIELDS = ("commit", "branch", "build_url")
+
+
+def ci_of(data) -> dict:
+    """A run's CI fields from a report (absent ones empty)."""
+    return {name: data.get(name) or "" for name in CI_FIELDS}
+
+
 class Run(models.Model):
     """One dry run of a machine and everything its wet run reported since."""
 
@@ -103,9 +111,17 @@ class Run(models.Model):
     timestamp = models.DateTimeField(help_text="the machine's own time of the dry run")
     received = models.DateTimeField(auto_now_add=True)
 
+    # Where the run's code came from, as CI says it (optional; the pytest plugin and JUnit
+    # imports fill them from the CI's environment variables).
+    commit = models.CharField(max_length=100, blank=True, default="")
+    branch = models.CharField(max_length=255, blank=True, default="")
+    build_url = models.CharField(max_length=2048, blank=True, default="")
+
     class Meta:
         ordering = ["-timestamp", "-pk"]
-        indexes = [models.Index(fields=["machine", "-timestamp", "-id"])]
+        indexes = [models.Index(fields=["machine", "-timestamp", "-id"]),
+                   models.Index(fields=["branch", "-timestamp"]),
+                   models.Index(fields=["commit"])]
 
     def __str__(self):
         return f"{self.machine} · {exact(self.timestamp)}"
@@ -148,6 +164,33 @@ class Test(Script):
             models.Index(fields=["machine", "file_name", "status"]),
             models.Index(fields=["master_scenario", "status"]),
         ]
+
+
+class TestResult(models.Model):
+    """What a test's stop said beyond its status: the tool's outcome, its attempts and, for a
+    failure, why. Beside the test, not in it: machines that send only a status (the
+    test-machine API's first clients) never write one, and the hot start/stop path stays as
+    narrow as it was."""
+
+    __test__ = False
+    test = models.OneToOneField(Test, primary_key=True, on_delete=models.CASCADE,
+                                related_name="result")
+    outcome = models.CharField(max_length=8, blank=True, default="",
+                               help_text="passed, failed, error, skipped, xfailed or xpassed")
+    # The outcome of each attempt, the last the test's own (more than one: it was retried).
+    attempts = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    stdout = models.TextField(blank=True, default="")
+    stderr = models.TextField(blank=True, default="")
+    log = models.TextField(blank=True, default="")
+
+    def __str__(self):
+        return f"{self.test_id}: {self.outcome}"
+
+    @property
+    def has_details(self) -> bool:
+        return any((self.message, self.traceback, self.stdout, self.stderr, self.log))
 
 
 class MachineToken(models.Model):

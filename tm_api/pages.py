@@ -82,13 +82,13 @@ def machine_last_run(request, pk):
 def run_detail(request, pk):
     run = get_object_or_404(Run.objects.select_related("machine", "master_scenario"), pk=pk)
     scenarios = Scenario.objects.filter(master_scenario=run.master_scenario).prefetch_related(
-        Prefetch("tests", queryset=Test.objects.order_by("position"))
+        Prefetch("tests", queryset=Test.objects.select_related("result").order_by("position"))
     )
     sort = TEST_SORTING.of(request.GET)
     tests = None
     if sort.param != TEST_SORTING.default.param:
         tests = (Test.objects.filter(master_scenario=run.master_scenario)
-                 .select_related("scenario")
+                 .select_related("scenario", "result")
                  .annotate(run_time=ExpressionWrapper(F("timestamp_stop") - F("timestamp_start"),
                                                       output_field=DurationField()))
                  .order_by(*sort.order_by))

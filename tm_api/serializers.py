@@ -6,6 +6,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from tm_api import outcomes as O
 from tm_api import status as S
 
 
@@ -41,7 +42,15 @@ class MasterScenarioInput(TestInput):
     scenarios = ScenarioInput(many=True, required=False, allow_null=True, allow_empty=True)
 
 
-class DryRunInput(serializers.Serializer):
+class CiFields(serializers.Serializer):
+    """Where a run's code came from, as CI says it; all optional."""
+
+    commit = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    branch = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    build_url = serializers.CharField(max_length=2048, required=False, allow_blank=True)
+
+
+class DryRunInput(CiFields):
     machine_name = serializers.CharField(max_length=256)
     timestamp = ClientTimestampField()
     master_scenario = MasterScenarioInput()
@@ -83,20 +92,55 @@ class TestStartInput(serializers.Serializer):
     timestamp_start = ClientTimestampField(required=False, allow_null=True)
 
 
+class BoundedTextField(serializers.CharField):
+    """A failure's text: kept whole up to outcomes.MAX_DETAIL characters, else its head and tail
+    with the cut marked (a report is never refused for a long traceback)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_blank=True, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        return O.bounded(super().to_internal_value(data))
+
+
 class TestStopInput(serializers.Serializer):
     machine_name = serializers.CharField(max_length=256)
     file_path = serializers.CharField(max_length=1024, allow_blank=True)
     file_name = serializers.CharField(max_length=256)
     status = serializers.CharField(
-        help_text="one of: " + ", ".join(S.STOP_STATUSES)
+        required=False,
+        help_text="one of: " + ", ".join(S.STOP_STATUSES) + "; may be left out when `outcome` "
+                  "is given (then: " + ", ".join(f"{o} -> {s}" for o, s in
+                                                 O.OUTCOME_STATUS.items()) + ")"
     )
     timestamp_stop = ClientTimestampField(required=False, allow_null=True)
+    # Optional, what a test tool says beyond the status (stored beside the test, shown on the
+    # run page); machines that send none are answered as before.
+    outcome = serializers.ChoiceField(choices=O.OUTCOMES, required=False)
+    attempts = serializers.ListField(
+        child=serializers.ChoiceField(choices=O.OUTCOMES), required=False,
+        max_length=O.MAX_ATTEMPTS,
+        help_text="the outcome of each attempt when the test was retried, the last its own")
+    message = BoundedTextField(help_text="a failure's message (at most 65,536 characters, "
+                                         "longer ones are cut in the middle, marked)")
+    traceback = BoundedTextField(help_text="a failure's traceback (bounded likewise)")
+    stdout = BoundedTextField(help_text="captured standard output (bounded likewise)")
+    stderr = BoundedTextField(help_text="captured standard error (bounded likewise)")
+    log = BoundedTextField(help_text="captured log records (bounded likewise)")
 
     def validate_status(self, value):
         try:
             return S.check_stop_status(value)
         except S.InvalidStatus as error:
             raise serializers.ValidationError(str(error)) from None
+
+    def validate(self, data):
+        if "status" not in data:
+            if "outcome" not in data:
+                raise serializers.ValidationError(
+                    {"status": ["This field is required (or give an `outcome`)."]})
+            data["status"] = O.OUTCOME_STATUS[data["outcome"]]
+        return data
 
 
 # --- read API ----------------------------------------------------------------------------------

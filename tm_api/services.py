@@ -28,8 +28,18 @@ from django.utils import timezone
 
 from notifications import rules
 from tm_api import bodies, live
+from tm_api import outcomes as O
 from tm_api import status as S
-from tm_api.models import Machine, MasterScenario, Run, Scenario, Test, machine_key
+from tm_api.models import (
+    Machine,
+    MasterScenario,
+    Run,
+    Scenario,
+    Test,
+    TestResult,
+    ci_of,
+    machine_key,
+)
 from tm_api.status import NoMatchingTest
 from trace_project import prepared
 
@@ -45,11 +55,13 @@ class MachineNotFound(LookupError):
 
 # --- dry run -----------------------------------------------------------------------------------
 
-def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict) -> Run:
+def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict,
+                   ci: dict | None = None) -> Run:
     """A new run of `machine_name` with every test `waiting`, in the tree's order.
 
     `master_scenario` = {file_path, file_name, script, scenarios: [{..., tests: [{...}]}]}.
     The machine is created on its first run. Ongoing tests of its earlier runs become `unknown`.
+    `ci` = {commit, branch, build_url}, where the run's code came from (optional).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -60,7 +72,7 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
             .select_related("run")
             .filter(run__machine=machine, status__in=S.ONGOING)
         ]
-        run = Run.objects.create(machine=machine, timestamp=timestamp)
+        run = Run.objects.create(machine=machine, timestamp=timestamp, **(ci or {}))
         scenario_trees = master_scenario.get("scenarios") or []
         test_count = sum(len(scenario.get("tests") or []) for scenario in scenario_trees)
         master = MasterScenario.objects.create(
@@ -150,8 +162,11 @@ def start_test(machine_name, file_path, file_name, timestamp: datetime | None = 
     return test
 
 
-def stop_test(machine_name, file_path, file_name, status, timestamp: datetime | None = None):
-    """The machine's `running` test with this file ends with `status` (see status.stop)."""
+def stop_test(machine_name, file_path, file_name, status, timestamp: datetime | None = None,
+              result: dict | None = None):
+    """The machine's `running` test with this file ends with `status` (see status.stop).
+    `result`: what the stop said beyond the status (outcome, attempts, failure details; see
+    serializers.result_of), written beside the test."""
     S.check_stop_status(status)
     when = timestamp or timezone.now()
     with transaction.atomic():
@@ -162,6 +177,8 @@ def stop_test(machine_name, file_path, file_name, status, timestamp: datetime | 
         changes = S.stop({pk: row.status for pk, row in run.items()}, test.pk, status)
         changed = _apply_changes(master, changes, when, run, stopped=test)
         test.status, test.timestamp_stop = status, when
+        if result:
+            write_results({test.pk: result})
         live.publish_run(test.machine, master, changed.scenario_rows())
     return test
 
@@ -395,12 +412,14 @@ def apply_reports(machine_name: str, reports: list) -> list:
     files = {(data["file_path"], data["file_name"]) for kind, data in reports
              if kind != DRY_RUN}
     outcomes = []
+    results = {}  # test pk -> what its stop said beyond the status
     with transaction.atomic():
         pending = _PendingReports(machine_name, files)
         for kind, data in reports:
             if kind == DRY_RUN:
                 pending.write()
-                run = record_dry_run(machine_name, data["timestamp"], data["master_scenario"])
+                run = record_dry_run(machine_name, data["timestamp"], data["master_scenario"],
+                                     ci_of(data))
                 outcomes.append({"type": kind, "status": 201, "run": run.pk})
                 pending = _PendingReports(machine_name, files)
                 continue
@@ -411,6 +430,9 @@ def apply_reports(machine_name: str, reports: list) -> list:
                 elif kind == TEST_STOP:
                     test = pending.stop(data["file_path"], data["file_name"], data["status"],
                                         data.get("timestamp_stop"))
+                    result = O.result_of(data)
+                    if result:
+                        results[test] = result
                 else:
                     raise ValueError(f"no report of type {kind!r}")
                 outcomes.append({"type": kind, "status": 202, "test": test})
@@ -421,7 +443,19 @@ def apply_reports(machine_name: str, reports: list) -> list:
                 outcomes.append({"type": kind, "status": 409, "code": "no_matching_test",
                                  "detail": str(refusal)})
         pending.write()
+        write_results(results)
     return outcomes
+
+
+def write_results(results: dict) -> None:
+    """{test pk: TestResult fields} written in one statement (a test stopped again, by a
+    retried import, has its result replaced)."""
+    if not results:
+        return
+    fields = ["outcome", "attempts", "message", "traceback", "stdout", "stderr", "log"]
+    TestResult.objects.bulk_create(
+        [TestResult(test_id=pk, **result) for pk, result in results.items()],
+        update_conflicts=True, unique_fields=["test"], update_fields=fields, batch_size=500)
 
 
 class _PendingReports:

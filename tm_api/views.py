@@ -21,7 +21,8 @@ from tm_api.auth import (
     MachineWriter,
     check_token_allows,
 )
-from tm_api.models import Machine, MasterScenario, Scenario, Test, machine_key
+from tm_api.models import Machine, MasterScenario, Scenario, Test, ci_of, machine_key
+from tm_api.outcomes import result_of
 from tm_api.serializers import (
     DryRunInput,
     DryRunReply,
@@ -120,7 +121,7 @@ class DryRunView(MachineReport):
 
         def write():
             services.record_dry_run(data["machine_name"], data["timestamp"],
-                                    data["master_scenario"])
+                                    data["master_scenario"], ci_of(data))
             return Response(dry_run_reply(data), status=status.HTTP_201_CREATED)
 
         return self.once(data, write)
@@ -159,7 +160,7 @@ class TestStopView(MachineReport):
         def write():
             test = services.stop_test(data["machine_name"], data["file_path"],
                                       data["file_name"], data["status"],
-                                      data.get("timestamp_stop"))
+                                      data.get("timestamp_stop"), result_of(data))
             return Response(
                 {"machine_name": data["machine_name"], "file_path": data["file_path"],
                  "file_name": data["file_name"], "status": test.status,
