@@ -2,9 +2,15 @@
 Monitor's test-machine pages.
 
 Inactive unless --tm-url is given. The collected tests are sent as one dry run (scenario = test
-module, test = the rest of its node id), then a start and a stop per test. Outcomes: passed ->
-passed, failed in the test -> failed, failed in setup/teardown -> error, skipped -> warning,
-xfail -> passed, strict xpass -> failed.
+module, test = the rest of its node id), with the commit, branch and build URL of the CI it runs
+in (tm_reporter.ci), then a start and a stop per test. Statuses, as the test-machine API knows
+them: passed -> passed, failed in the test -> failed, failed in setup/teardown -> error, skipped
+-> warning, xfail -> passed, xpass -> failed. Each stop also carries pytest's own outcome
+(passed, failed, error, skipped, xfailed, xpassed), the outcome of each attempt when
+pytest-rerunfailures ran it again (one test, several attempts), and for a test that did not
+pass its message, its traceback (pytest's text of it) and, for a failure or an error, the
+captured stdout, stderr and log, each bounded (MAX_DETAIL characters, the cut marked). The
+run's address is printed when the dry run is answered and again at the end.
 
 Reports go to a background sender (tm_reporter.sender) that posts them in batches every half
 second: a test never waits for the network. At the end of the session the sender goes on while
@@ -26,12 +32,18 @@ import socket
 
 import pytest
 
+from tm_reporter.ci import ci_metadata
 from tm_reporter.client import Reporter, tree, utc_now
 from tm_reporter.sender import BatchSender
 from tm_reporter.spool import Spool, default_path
 
 # The server's limits on names (longer ones would make the whole batch a 400).
 MAX_FILE_NAME, MAX_FILE_PATH = 256, 1024
+# Each text a stop carries (message, traceback, stdout, stderr, log), as the server keeps it.
+MAX_DETAIL = 64 * 1024
+# How long the session waits, before its first test, for the server to answer the dry run with
+# the run's id (to print its address); never longer than the server takes to refuse or fail.
+RUN_ADDRESS_WAIT = 2.0
 
 
 def pytest_addoption(parser):
@@ -61,6 +73,13 @@ def pytest_addoption(parser):
                     help="file keeping what could not be sent, sent first by the next session "
                          "(default: $TM_SPOOL, else one file per server and machine under "
                          "$TM_SPOOL_DIR or ~/.cache/tm-reporter)")
+    group.addoption("--tm-commit", default=os.environ.get("TM_COMMIT"),
+                    help="the commit tested (default: $TM_COMMIT, else the CI's: GITHUB_SHA, "
+                         "CI_COMMIT_SHA, GIT_COMMIT, BUILDKITE_COMMIT, CIRCLE_SHA1)")
+    group.addoption("--tm-branch", default=os.environ.get("TM_BRANCH"),
+                    help="the branch tested (default: $TM_BRANCH, else the CI's)")
+    group.addoption("--tm-build-url", default=os.environ.get("TM_BUILD_URL"),
+                    help="the CI build's address (default: $TM_BUILD_URL, else the CI's)")
 
 
 def pytest_configure(config):
@@ -92,6 +111,11 @@ class MachineReport:
         self.dry_run_sent = False
         self.started: dict[str, str] = {}
         self.outcomes: dict[str, str] = {}
+        self.results: dict[str, dict] = {}  # node id -> what its stop will say beyond status
+        self.attempts: dict[str, list] = {}  # node id -> outcomes of its earlier attempts
+        self.retried: dict[str, dict] = {}  # node id -> its last failed attempt's details
+        self.url = config.getoption("tm_url").rstrip("/")
+        self.machine = sender.reporter.machine_name
 
     # --- the dry run ---------------------------------------------------------------------------
     def _send_dry_run(self, nodeids, scripts=None):
@@ -111,7 +135,24 @@ class MachineReport:
                                os.path.basename(module)[:MAX_FILE_NAME], "", tests, "tests")
                           for module, tests in scenarios.items()
                       ], "scenarios")
-        self.sender.put({"type": "dry_run", "timestamp": utc_now(), "master_scenario": master})
+        ci = ci_metadata(commit=self.config.getoption("tm_commit"),
+                         branch=self.config.getoption("tm_branch"),
+                         build_url=self.config.getoption("tm_build_url"))
+        self.sender.put({"type": "dry_run", "timestamp": utc_now(), "master_scenario": master,
+                         **{key: value for key, value in ci.items() if value}})
+        self.sender.send_soon()
+        self.sender.run_known.wait(RUN_ADDRESS_WAIT)
+        self._write_line(self._where())
+
+    def _where(self) -> str:
+        if self.sender.run_id is not None:
+            return f"tm-reporter: run {self.url}/machines/runs/{self.sender.run_id}/"
+        return f"tm-reporter: machine {self.machine!r} on {self.url}/machines/"
+
+    def _write_line(self, line, **markup):
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(line, **markup)
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session):
@@ -125,6 +166,8 @@ class MachineReport:
 
     # --- start and stop ------------------------------------------------------------------------
     def pytest_runtest_logstart(self, nodeid, location):
+        if nodeid in self.started:
+            return  # another attempt of the same test (pytest-rerunfailures): started already
         self.started[nodeid] = utc_now()
         if not self.parallel:
             self._start(*split_node_id(nodeid), self.started[nodeid])
@@ -134,19 +177,48 @@ class MachineReport:
                          "timestamp_start": timestamp})
 
     def pytest_runtest_logreport(self, report):
+        nodeid = report.nodeid
+        if report.outcome == "rerun":
+            # pytest-rerunfailures: this attempt failed and the test runs again. The attempt
+            # is remembered (its details too, in case the next attempts pass); its remaining
+            # phases say nothing more.
+            self.attempts.setdefault(nodeid, []).append(
+                "failed" if report.when == "call" else "error")
+            self.retried[nodeid] = {**_details(report, "failed"), **_captured(report)}
+            self.outcomes[nodeid] = "rerun"
+            if report.when == "teardown":
+                self.outcomes.pop(nodeid, None)
+            return
+        if self.outcomes.get(nodeid) == "rerun":
+            if report.when == "teardown":
+                self.outcomes.pop(nodeid, None)
+            return
         status = _status_of(report)
-        if status is not None and report.nodeid not in self.outcomes:
-            self.outcomes[report.nodeid] = status
+        if status is not None and nodeid not in self.outcomes:
+            self.outcomes[nodeid] = status
+            self.results[nodeid] = _details(report, _outcome_of(report))
         if report.when == "teardown":
-            status = self.outcomes.pop(report.nodeid, None) or "passed"
+            status = self.outcomes.pop(nodeid, None) or "passed"
+            result = self.results.pop(nodeid, None) or {"outcome": "passed"}
             if status == "passed" and report.failed:
                 status = "error"
-            path, name = split_node_id(report.nodeid)
+                result = _details(report, "error")
+            if result["outcome"] in ("failed", "error"):
+                result.update(_captured(report))
+            attempts = self.attempts.pop(nodeid, [])
+            if attempts:
+                result["attempts"] = [*attempts, result["outcome"]]
+                # Passed at last: why the earlier attempt failed is what is worth keeping.
+                earlier = self.retried.pop(nodeid, {})
+                if result["outcome"] not in ("failed", "error"):
+                    result.update({k: v for k, v in earlier.items() if k != "outcome"})
+            path, name = split_node_id(nodeid)
             if self.parallel:
-                self._start(path, name, self.started.get(report.nodeid) or utc_now())
+                self._start(path, name, self.started.get(nodeid) or utc_now())
             self.sender.put({"type": "test_stop", "file_path": path, "file_name": name,
-                             "status": status, "timestamp_stop": utc_now()})
-            self.started.pop(report.nodeid, None)
+                             "status": status, "timestamp_stop": utc_now(),
+                             **{key: value for key, value in result.items() if value}})
+            self.started.pop(nodeid, None)
 
     def pytest_sessionfinish(self, session):
         self.sender.finish(self.config.getoption("tm_finish_seconds"))
@@ -158,6 +230,8 @@ class MachineReport:
         terminalreporter.write_line(
             self.summary, **({"yellow": True} if sender.kept or sender.lost
                              or sender.refused_count else {"green": True}))
+        if self.dry_run_sent:
+            terminalreporter.write_line(self._where())
 
 
 def _status_of(report) -> str | None:
@@ -173,6 +247,58 @@ def _status_of(report) -> str | None:
     if report.skipped:
         return "warning"
     return None
+
+
+def _outcome_of(report) -> str:
+    """pytest's own word for what a phase decided (see _status_of for the status)."""
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.skipped:
+        return "skipped"
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    return "passed"
+
+
+def bounded(text: str, limit: int = MAX_DETAIL) -> str:
+    """At most `limit` characters: the head and the tail, the cut marked (as the server does)."""
+    if len(text) <= limit:
+        return text
+    marker = "\n[... {} characters cut ...]\n"
+    room = limit - len(marker.format(len(text)))
+    head = room // 4
+    tail = room - head
+    return text[:head] + marker.format(len(text) - head - tail) + text[len(text) - tail:]
+
+
+def _details(report, outcome: str) -> dict:
+    """The outcome and, unless the phase passed, its message and traceback."""
+    result = {"outcome": outcome}
+    if outcome == "passed":
+        return result
+    longrepr = report.longrepr
+    message = ""
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (file, line, reason)
+        message = str(longrepr[2])
+    else:
+        crash = getattr(longrepr, "reprcrash", None)
+        if crash is not None:
+            message = crash.message
+        elif longrepr:
+            lines = str(longrepr).strip().splitlines()
+            message = lines[-1] if lines else ""
+        if getattr(report, "wasxfail", ""):
+            message = f"xfail: {report.wasxfail}" + (f"\n{message}" if message else "")
+        if longrepr and outcome != "skipped":
+            result["traceback"] = bounded(report.longreprtext)
+    result["message"] = bounded(message)
+    return result
+
+
+def _captured(report) -> dict:
+    """What the test printed and logged, all phases so far (a teardown report has them all)."""
+    return {"stdout": bounded(report.capstdout), "stderr": bounded(report.capstderr),
+            "log": bounded(report.caplog)}
 
 
 def _source(item) -> str:

@@ -70,6 +70,10 @@ class BatchSender:
         self.refused: list[str] = []  # the server's reasons, a few
         self.refused_count = 0
         self.problem = ""  # why sending stopped, if it did
+        # The run of the first dry run the server answered, and an event set once it is known
+        # or a request failed (whoever waits for it need not wait longer).
+        self.run_id: int | None = None
+        self.run_known = threading.Event()
         self._reports: collections.deque = collections.deque()
         self._pending: collections.deque = collections.deque()  # formed batches, unsent
         self._earlier_keys: set = set()
@@ -100,6 +104,10 @@ class BatchSender:
         self._reports.append(report)
         if len(self._reports) >= self.max_batch:
             self._wake.set()
+
+    def send_soon(self) -> None:
+        """Send what waits now rather than at the next interval (the dry run)."""
+        self._wake.set()
 
     def finish(self, cap: float) -> None:
         """Send what is left while the server answers, for at most `cap` seconds (plus one
@@ -155,10 +163,12 @@ class BatchSender:
                     failures = 0
             except Stop as stop:
                 self.problem = str(stop)
+                self.run_known.set()
                 return
             except Retry as retry:
                 failures += 1
                 self.problem = str(retry)
+                self.run_known.set()
                 if self._finishing:
                     return  # no retry loop at the end: the spool keeps it
                 logger.debug("tm-reporter: %s", retry)
@@ -212,6 +222,9 @@ class BatchSender:
             elif report.get("type") == "test_stop":
                 self.results_sent += 1
                 self.earlier_sent += earlier
+            elif report.get("type") == "dry_run" and not earlier and not self.run_known.is_set():
+                self.run_id = (result or {}).get("run")  # none from a server without batches
+                self.run_known.set()
         with self._lock:
             self._drop(batch)
         if self.spool is not None:
