@@ -5,7 +5,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 import trace_project.converters  # noqa: F401 - registers <id:...>
-from tm_api import batch, pages, views
+from tm_api import batch, junit, pages, views
 
 app_name = "tm_api"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("tm_api/test_start/", views.test_start_view, name="test-start"),
     path("tm_api/test_stop/", views.test_stop_view, name="test-stop"),
     path("tm_api/batch/", batch.batch_view, name="batch"),
+    path("tm_api/junit/", junit.junit_view, name="junit"),
     path("tm_api/test/<id:pk>", views.TestDetailView.as_view(), name="test-detail"),
     path("tm_api/scenario/<id:pk>", views.ScenarioDetailView.as_view(), name="scenario-detail"),
     path("tm_api/master_scenario/<id:pk>", views.MasterScenarioDetailView.as_view(),

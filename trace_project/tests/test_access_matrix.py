@@ -96,6 +96,8 @@ URL_TABLE = {
     "tm_api/test_start/": [("POST", "/tm_api/test_start/", "test_start", (401, 401, 401, OK, 401))],
     "tm_api/test_stop/": [("POST", "/tm_api/test_stop/", "test_stop", (401, 401, 401, OK, 401))],
     "tm_api/batch/": [("POST", "/tm_api/batch/", "tm_batch", (401, 401, 401, OK, 401))],
+    "tm_api/junit/": [("POST", "/tm_api/junit/?machine=matrix-writer", "junit",
+                       (401, 401, 401, OK, 401))],
     "tm_api/test/<id:pk>": [("GET", "/tm_api/test/{test}", None, READ)],
     "tm_api/scenario/<id:pk>": [("GET", "/tm_api/scenario/{scenario}", None, READ)],
     "tm_api/master_scenario/<id:pk>": [("GET", "/tm_api/master_scenario/{master}", None, READ)],
@@ -382,7 +384,10 @@ def request(world, identity, method, template, body_kind):
     client = world.client(identity)
     path = world.fill(template)
     kwargs = {}
-    if body_kind is not None:
+    if body_kind == "junit":  # a JUnit XML report
+        kwargs = {"data": "<testsuite name='s'><testcase name='t'/></testsuite>",
+                  "content_type": "application/xml"}
+    elif body_kind is not None:
         kwargs = {"data": json.dumps(world.body(body_kind, identity)),
                   "content_type": "application/json"}
     return path, getattr(client, method.lower())(path, **kwargs)

@@ -57,6 +57,7 @@ OPERATIONS = {
     "POST /tm_api/test_start/": "machine_token",
     "POST /tm_api/test_stop/": "machine_token",
     "POST /tm_api/batch/": "machine_token",
+    "POST /tm_api/junit/": "machine_token",
     "POST /tracking/{project_id}": "none",  # the legacy tracker route: the token is in the body
 }
 
