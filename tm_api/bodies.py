@@ -34,6 +34,9 @@ def run_summary(master: MasterScenario) -> dict:
         "scenarios_count": master.scenarios_count,
         "tests_statistics": master.tests_statistics,
         "version": version(master),
+        "commit": run.commit,
+        "branch": run.branch,
+        "build_url": run.build_url,
     }
 
 

@@ -186,6 +186,13 @@ class MachineSerializer(serializers.Serializer):
         "microseconds; live frames carry it too, and a page ignores news older than it shows")
 
 
+class RunFilters(serializers.Serializer):
+    branch = serializers.CharField(max_length=255, required=False,
+                                   help_text="only runs of this branch (exactly)")
+    commit = serializers.CharField(min_length=4, max_length=100, required=False,
+                                   help_text="only runs of commits starting with this")
+
+
 class RunSerializer(serializers.Serializer):
     """A run of /tm_api/machine_dry_run_datas/<pk> (shape of bodies.run_summary)."""
 
@@ -204,6 +211,9 @@ class RunSerializer(serializers.Serializer):
     version = serializers.IntegerField(
         required=False, help_text="the run's version: its last report's server time in "
         "microseconds; live frames carry it too, and a page ignores news older than it shows")
+    commit = serializers.CharField(help_text="the commit tested, as CI said it ('' unknown)")
+    branch = serializers.CharField(help_text="the branch tested ('' unknown)")
+    build_url = serializers.CharField(help_text="the CI build's address ('' unknown)")
 
 
 class LastTestSerializer(serializers.Serializer):

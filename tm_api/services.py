@@ -192,7 +192,9 @@ _MATCHED = [
     (Test, "", ["id", "status", "file_name", "timestamp_start", "timestamp_stop", "scenario_id",
                 "master_scenario_id", "machine_id"]),
     (MasterScenario, "master_scenario__", [*_ROLL_UP, "scenarios_count", "last_report", "run_id"]),
-    (Run, "master_scenario__run__", ["id", "timestamp", "machine_id"]),
+    # The CI fields too: a run's live frame (bodies.run_summary) carries them.
+    (Run, "master_scenario__run__", ["id", "timestamp", "machine_id", "commit", "branch",
+                                     "build_url"]),
     (Machine, "machine__", ["id", "machine_name", "last_run_id"]),
     (Scenario, "scenario__", _ROLL_UP),
 ]

@@ -28,6 +28,7 @@ from tm_api.serializers import (
     DryRunReply,
     MachineLastDataSerializer,
     MachineSerializer,
+    RunFilters,
     RunSerializer,
     ScriptSerializer,
     TestSerializer,
@@ -310,12 +311,21 @@ def runs_of(machine_id):
 
 
 @extend_schema(tags=READ_TAGS, responses=RunSerializer(many=True),
-               summary="The runs (dry-run data) of a machine, newest first.")
+               parameters=[RunFilters],
+               summary="The runs (dry-run data) of a machine, newest first; ?branch= and "
+                       "?commit= (a prefix of at least 4 characters) filter them.")
 class MachineDryRunDatasView(generics.GenericAPIView):
     serializer_class = RunSerializer
 
     def get_queryset(self):
-        return runs_of(self.kwargs["pk"])
+        filters = RunFilters(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        runs = runs_of(self.kwargs["pk"])
+        if filters.validated_data.get("branch"):
+            runs = runs.filter(run__branch=filters.validated_data["branch"])
+        if filters.validated_data.get("commit"):
+            runs = runs.filter(run__commit__startswith=filters.validated_data["commit"])
+        return runs
 
     def get(self, request, pk):
         _get(Machine, pk)

@@ -109,3 +109,33 @@ def test_the_run_page_shows_the_failure_escaped_and_collapsed(machines, reader, 
         assert '<pre class="tm-detail">Traceback\n  File x\nAssertionError</pre>' in page
         assert 'outcome-skipped' in page
         assert 'class="tm-branch">main<' in page and 'href="https://ci.example.com/build/7"' in page
+
+
+def test_the_runs_api_carries_and_filters_by_ci_metadata(machines, reader, run):
+    other = dry_run_payload("rack", timestamp="2018-12-31 10:00:00",
+                            scenarios=[scenario("test_api.py", *TESTS)])
+    other.update(commit="fedcba9876", branch="feature/x")
+    machines.dry_run(other)
+    machine = run.machine_id
+    url = f"/tm_api/machine_dry_run_datas/{machine}"
+    runs = reader.get(url).json()["results"]
+    assert [(r["branch"], r["commit"], r["build_url"]) for r in runs] == [
+        ("feature/x", "fedcba9876", ""),
+        ("main", "0123456789abcdef0123", "https://ci.example.com/build/7")]
+    assert [r["id"] for r in reader.get(url + "?branch=main").json()["results"]] == [run.pk]
+    assert [r["branch"] for r in reader.get(url + "?commit=fedc").json()["results"]] == [
+        "feature/x"]
+    assert reader.get(url + "?commit=fe").status_code == 400
+    page = reader.get(f"/machines/{machine}/").content.decode()
+    assert '<small class="tm-ci">feature/x fedcba9876</small>' in page
+
+
+def test_a_report_reads_no_more_rows_for_the_ci_fields(machines, run, django_assert_max_num_queries):
+    # The run's CI fields come with the lock query: a stop's live frame needs them.
+    machines.start("rack", *TESTS[0])
+    from tm_api import services
+
+    with django_assert_max_num_queries(6) as captured:
+        services.stop_test("rack", *TESTS[0], "passed")
+    assert not any("tm_api_run" in q["sql"] and "WHERE" in q["sql"] and "commit" in q["sql"]
+                   and "tm_api_test" not in q["sql"] for q in captured.captured_queries)
