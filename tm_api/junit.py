@@ -167,8 +167,10 @@ def _suites(element, names=()):
 
 def _failure(element) -> tuple[str, str]:
     """(message, traceback) of a failure, an error, a skip or a flaky attempt."""
-    text = _text(_children(element, "stackTrace")[0]) if _children(element, "stackTrace") \
-        else _text(element)
+    # Surefire nests the trace in <stackTrace>; others (nextest, pytest) write it as the
+    # element's own text, possibly followed by <system-out> children, which are not the trace.
+    traces = _children(element, "stackTrace")
+    text = _text(traces[0]) if traces else (element.text or "")
     message = element.get("message") or ""
     if not message:
         message = next((line.strip() for line in text.splitlines() if line.strip()), "")

@@ -238,3 +238,20 @@ def test_a_retried_import_with_its_key_is_one_run(client, anonymous):
     again = post(client, xml, HTTP_IDEMPOTENCY_KEY="import-1")
     assert first.status_code == again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true" and Run.objects.count() == 1
+
+
+def test_a_rerun_written_inline_keeps_its_output_out_of_the_trace(client, anonymous):
+    # cargo-nextest's shape: the trace as the element's text, its output as children.
+    xml = b"""<testsuites name="nextest-run"><testsuite name="basic">
+  <testcase name="test_failure_assert" classname="nextest-tests::basic" time="0.004">
+    <failure type="test failure">thread 'x' panicked at tests/basic.rs:19:5</failure>
+    <rerunFailure type="test failure">thread 'x' panicked again at tests/basic.rs:19:5
+      <system-out>running 1 test</system-out>
+    </rerunFailure>
+  </testcase></testsuite></testsuites>"""
+    response = post(client, xml)
+    assert response.status_code == 201 and response.json()["retried"] == 1
+    result = Test.objects.select_related("result").get().result
+    assert result.attempts == ["failed", "failed"]
+    assert result.traceback == "thread 'x' panicked at tests/basic.rs:19:5"
+    assert result.message == "test failure: thread 'x' panicked at tests/basic.rs:19:5"
