@@ -21,6 +21,9 @@ What a testcase says:
   each failed or error, before its final outcome; <rerunFailure>/<rerunError> (failed on every
   rerun too) likewise. The last failed attempt's message and stack trace are kept when the test
   passed at last.
+- The same testcase (classname and name) twice or more in one report (pytest-rerunfailures,
+  gotestsum --rerun-fails, jest's retries write one per attempt): one test, each occurrence an
+  attempt, the last one's outcome its own.
 - <system-out>/<system-err> (the testcase's, else those of its flaky elements): stdout and
   stderr. <properties> (of a testcase or a suite, e.g. pytest's record_property) and a suite's
   own output: the script of the test or scenario (shown in its Script modal).
@@ -217,6 +220,18 @@ def testcase_result(case) -> tuple[str, dict]:
     return O.OUTCOME_STATUS[outcome], result
 
 
+def _again(earlier: dict, later: dict) -> dict:
+    """A testcase written again in one report (pytest-rerunfailures, gotestsum --rerun-fails,
+    jest's retries write one per attempt): one test, its attempts in order, the last one's
+    outcome; a test that passed at last keeps the earlier failure's details."""
+    result = {**later, "attempts": O.attempts_of(earlier["attempts"] + later["attempts"])}
+    if later["outcome"] not in (O.FAILED, O.ERROR):
+        for field in O.DETAIL_FIELDS:
+            if earlier.get(field) and not result.get(field):
+                result[field] = earlier[field]
+    return result
+
+
 def reports_of(root, ci: dict, now=None, report_name="junit") -> tuple[list, dict]:
     """The reports (as services.apply_reports takes them) that make the document one run, and
     the counts of its outcomes."""
@@ -234,7 +249,7 @@ def reports_of(root, ci: dict, now=None, report_name="junit") -> tuple[list, dic
     starts = [t for _, suite in suites if (t := _timestamp(suite.get("timestamp"), zone))]
     run_start = min(starts) if starts else now - timedelta(seconds=total)
 
-    scenarios, stops = [], []
+    scenarios, stops = [], {}  # (path, name) -> [start, stop, status, result]
     clock = run_start
     for names, suite in suites:
         suite_start = _timestamp(suite.get("timestamp"), zone) or clock
@@ -248,9 +263,13 @@ def reports_of(root, ci: dict, now=None, report_name="junit") -> tuple[list, dic
             if case.get("file"):
                 script = f"file: {case.get('file')}" + (f":{case.get('line')}" if case.get(
                     "line") else "") + "\n" + script
-            tests.append({"file_path": path, "file_name": name, "script": script})
             took = timedelta(seconds=_seconds(case.get("time")))
-            stops.append((path, name, moment, moment + took, status, result))
+            earlier = stops.get((path, name))
+            if earlier is None:
+                tests.append({"file_path": path, "file_name": name, "script": script})
+                stops[(path, name)] = [moment, moment + took, status, result]
+            else:
+                earlier[1:] = [moment + took, status, _again(earlier[3], result)]
             moment += took
         clock = max(clock, moment)
         output = "".join(
@@ -265,7 +284,7 @@ def reports_of(root, ci: dict, now=None, report_name="junit") -> tuple[list, dic
               "script": O.bounded(_properties(root), MAX_SCRIPT), "scenarios": scenarios}
     reports = [(services.DRY_RUN, {"timestamp": run_start, "master_scenario": master, **ci})]
     counts = {"tests": len(stops), **{outcome: 0 for outcome in O.OUTCOMES}, "retried": 0}
-    for path, name, start, stop, status_, result in stops:
+    for (path, name), (start, stop, status_, result) in stops.items():
         reports.append((services.TEST_START, {"file_path": path, "file_name": name,
                                               "timestamp_start": start}))
         reports.append((services.TEST_STOP, {"file_path": path, "file_name": name,

@@ -16,49 +16,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-SUITE = '''
-import logging
-import sys
-
-import pytest
-
-
-def test_ok():
-    pass
-
-
-def test_broken():
-    print("hello from stdout")
-    print("to stderr", file=sys.stderr)
-    logging.getLogger("app").warning("db slow")
-    assert "ann" == "bob", "wrong user returned"
-
-
-@pytest.fixture
-def bad_fixture():
-    raise RuntimeError("db fixture exploded")
-
-
-def test_setup_error(bad_fixture):
-    pass
-
-
-@pytest.mark.skip(reason="later")
-def test_skipped():
-    pass
-
-
-@pytest.mark.xfail(reason="known bug")
-def test_known_bug():
-    assert False
-
-
-class TestGroup:
-    @pytest.mark.parametrize("n", [1, 2])
-    def test_param(self, n, record_property):
-        record_property("n", n)
-        assert n
-'''
+# Every outcome, captured output, a retry (pytest-rerunfailures) and a property.
+SUITE = (FIXTURES / "pytest_suite.py").read_text()
 
 
 def post(client, body, query="?machine=ci-linux", content_type="application/xml", **headers):
@@ -97,8 +56,8 @@ def test_a_pytest_junitxml_report_becomes_a_run(client, anonymous, pytest_report
     run = Run.objects.get(pk=body["run"])
     assert {k: body[k] for k in ("tests", "passed", "failed", "error", "skipped", "xfailed",
                                  "retried", "refused")} == {
-        "tests": 7, "passed": 3, "failed": 1, "error": 1, "skipped": 1, "xfailed": 1,
-        "retried": 0, "refused": 0}
+        "tests": 9, "passed": 5, "failed": 1, "error": 1, "skipped": 1, "xfailed": 1,
+        "retried": 1, "refused": 0}
     assert (run.machine.machine_name, run.commit, run.branch, run.build_url) == (
         "ci-linux", "abc123", "main", "https://ci/1")
     tests = by_name(run)
@@ -110,7 +69,8 @@ def test_a_pytest_junitxml_report_becomes_a_run(client, anonymous, pytest_report
         "test_ok": ("passed", "passed"), "test_broken": ("failed", "failed"),
         "test_setup_error": ("error", "error"), "test_skipped": ("warning", "skipped"),
         "test_known_bug": ("passed", "xfailed"), "test_param[1]": ("passed", "passed"),
-        "test_param[2]": ("passed", "passed")}
+        "test_param[2]": ("passed", "passed"), "test_fixed_meanwhile": ("passed", "passed"),
+        "test_flaky": ("passed", "passed")}
     broken = tests["test_broken"].result
     assert "wrong user returned" in broken.message
     assert "assert 'ann' == 'bob'" in broken.traceback
@@ -118,8 +78,11 @@ def test_a_pytest_junitxml_report_becomes_a_run(client, anonymous, pytest_report
     assert "db fixture exploded" in tests["test_setup_error"].result.message
     assert tests["test_skipped"].result.message == "later"
     assert "n = 1" in tests["test_param[1]"].script  # record_property
+    # pytest-rerunfailures makes pytest write the test once per attempt (the failed attempt as
+    # a pass, which is what the file says): one test, two attempts.
+    assert tests["test_flaky"].result.attempts == ["passed", "passed"]
     master = run.master_scenario
-    assert master.status == "failed" and master.tests_count == 7
+    assert master.status == "failed" and master.tests_count == 9
     assert master.tests_statistics["waiting"] == master.tests_statistics["running"] == 0
     assert master.timestamp_start is not None and master.timestamp_stop is not None
 
@@ -255,3 +218,21 @@ def test_a_rerun_written_inline_keeps_its_output_out_of_the_trace(client, anonym
     assert result.attempts == ["failed", "failed"]
     assert result.traceback == "thread 'x' panicked at tests/basic.rs:19:5"
     assert result.message == "test failure: thread 'x' panicked at tests/basic.rs:19:5"
+
+
+def test_a_testcase_written_once_per_attempt_is_one_test(client, anonymous):
+    # gotestsum --rerun-fails: the failed attempt, then the passing one, as two testcases.
+    xml = b"""<testsuites><testsuite name="example.com/shop" tests="3" failures="1">
+  <testcase classname="example.com/shop" name="TestCheckout" time="0.50">
+    <failure message="Failed" type="">cart_test.go:41: got 1, want 0</failure>
+  </testcase>
+  <testcase classname="example.com/shop" name="TestCart" time="0.10"/>
+  <testcase classname="example.com/shop" name="TestCheckout" time="0.25"/>
+</testsuite></testsuites>"""
+    body = post(client, xml).json()
+    assert (body["tests"], body["passed"], body["failed"], body["retried"]) == (2, 2, 0, 1)
+    run = Run.objects.get(pk=body["run"])
+    checkout = by_name(run)["TestCheckout"]
+    assert checkout.status == "passed" and checkout.result.attempts == ["failed", "passed"]
+    assert checkout.result.traceback == "cart_test.go:41: got 1, want 0"
+    assert checkout.duration == 0.85 and run.master_scenario.tests_count == 2

@@ -2,6 +2,7 @@
 against a live server (pytester runs a real pytest session in a subprocess)."""
 
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -11,59 +12,11 @@ pytestmark = pytest.mark.integration
 
 RUN = ["-p", "no:django", "-p", "no:cacheprovider", "-p", "no:randomly"]
 
-SUITE = '''
-import logging
-import sys
-
-import pytest
+# Every outcome, captured output, a retry (pytest-rerunfailures) and a property.
+SUITE = (Path(__file__).parents[3] / "tm_api" / "tests" / "fixtures" / "pytest_suite.py").read_text()
 
 
-def test_ok():
-    print("not sent: the test passed")
-
-
-def test_broken():
-    print("hello from stdout")
-    print("to stderr", file=sys.stderr)
-    logging.getLogger("app").warning("db slow")
-    assert "ann" == "bob", "wrong user returned"
-
-
-@pytest.fixture
-def bad_fixture():
-    raise RuntimeError("db fixture exploded")
-
-
-def test_setup_error(bad_fixture):
-    pass
-
-
-@pytest.mark.skip(reason="later")
-def test_skipped():
-    pass
-
-
-@pytest.mark.xfail(reason="known bug")
-def test_known_bug():
-    assert False
-
-
-@pytest.mark.xfail(reason="fixed meanwhile")
-def test_fixed_meanwhile():
-    pass
-
-
-ATTEMPTS = {"n": 0}
-
-
-@pytest.mark.flaky(reruns=2)
-def test_flaky():
-    ATTEMPTS["n"] += 1
-    assert ATTEMPTS["n"] >= 2, "flaked"
-'''
-
-
-OUTCOMES = {"passed": 2, "failed": 1, "errors": 1, "skipped": 1, "xfailed": 1, "xpassed": 1,
+OUTCOMES = {"passed": 4, "failed": 1, "errors": 1, "skipped": 1, "xfailed": 1, "xpassed": 1,
             "rerun": 1}
 
 
@@ -111,7 +64,8 @@ def test_outcomes_details_retries_and_ci_metadata_reach_the_server(pytester, ser
         "test_ok": ("passed", "passed"), "test_broken": ("failed", "failed"),
         "test_setup_error": ("error", "error"), "test_skipped": ("warning", "skipped"),
         "test_known_bug": ("passed", "xfailed"), "test_fixed_meanwhile": ("failed", "xpassed"),
-        "test_flaky": ("passed", "passed"),
+        "test_flaky": ("passed", "passed"), "TestGroup::test_param[1]": ("passed", "passed"),
+        "TestGroup::test_param[2]": ("passed", "passed"),
     }
     broken = tests["test_broken"][1]
     assert "wrong user returned" in broken.message
@@ -143,7 +97,7 @@ def test_xdist_workers_report_into_one_run(pytester, server_factory):
     assert Run.objects.filter(machine__machine_name="xdist").count() == 1
     run, tests = results_of("xdist")
     assert run.master_scenario.tests_statistics["waiting"] == 0
-    assert len(tests) == 7 and all(status not in ("waiting", "running", "unknown")
+    assert len(tests) == 9 and all(status not in ("waiting", "running", "unknown")
                                    for status, _ in tests.values())
     assert "wrong user returned" in tests["test_broken"][1].message
     assert tests["test_flaky"][1].attempts == ["failed", "passed"]
