@@ -5,9 +5,16 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
-from trace_project.tests.migrating import migrate
+from trace_project.tests.migrating import migrate, migrate_to_latest
 
 pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def latest_migrations_after():
+    """The test leaves tm_api at 0003; later tests need its later migrations."""
+    yield
+    migrate_to_latest()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,3 +11,11 @@ def migrate(target):
     executor.loader.build_graph()
     executor.migrate([target])
     return executor.loader.project_state([target]).apps
+
+
+def migrate_to_latest():
+    """Every app's last migration: what the tests after a migration test need (it leaves the
+    database where it migrated it)."""
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
