@@ -31,6 +31,10 @@ class TraceFilterForm(forms.Form):
     name = forms.CharField(required=False, max_length=255, label="Span name",
                            help_text="Traces with a span of exactly this name.")
     service = forms.CharField(required=False, max_length=255)
+    operation = forms.CharField(required=False, max_length=255,
+                                help_text="Traces with a span of exactly this name.")
+    error = forms.NullBooleanField(required=False,
+                                   help_text="true: traces with a span in error.")
     status = forms.ChoiceField(required=False, choices=[
         ("", "any"), (OPEN, "open"), (COMPLETE, "complete"), (INCONSISTENT, "inconsistent"),
     ])

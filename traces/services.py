@@ -13,7 +13,9 @@ from typing import NamedTuple
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q, TextField
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -299,8 +301,10 @@ def _ingest_steps(trace_id: int, frames: list[list[Message]], seqs: list[int] | 
     number = _stored_number(trace)
     known_rows = {
         group_id: (row_id, assembly.SpanRecord(
-            group_id, name or None, number(start), number(end), service))
-        for row_id, group_id, name, service, start, end in known_span_rows
+            group_id, name or None, number(start), number(end), service, _json(attributes),
+            status_code, status_message))
+        for row_id, group_id, name, service, start, end, attributes, status_code, status_message
+        in known_span_rows
     }
     spans = {group_id: record for group_id, (_, record) in known_rows.items()}
     bounds, touched, events, repeats, refused = trace.bounds(), {}, [], 0, None
@@ -355,6 +359,10 @@ def _ingest_steps(trace_id: int, frames: list[list[Message]], seqs: list[int] | 
     trace.unfinished_span_count = bounds.unfinished_spans
     trace.span_count += len(changes.new_spans)
     trace.event_count += len(changes.events)
+    trace.error_count += sum(
+        1 for g, s in touched.items()
+        if s.status_code == Span.ERROR and (g not in known_rows
+                                            or known_rows[g][1].status_code != Span.ERROR))
     if trace.start is not None and trace.end is not None:
         trace.duration = trace.end - trace.start
     root = assembly.open_root(trace.as_number(trace.root_start) if trace.name else None,
@@ -369,8 +377,10 @@ def _ingest_steps(trace_id: int, frames: list[list[Message]], seqs: list[int] | 
         if not created:
             span_rows, event_rows = yield _ReadAll(trace)
             stored = {group_id: assembly.SpanRecord(group_id, name or None, number(start),
-                                                    number(end), service)
-                      for group_id, name, start, end, service in span_rows}
+                                                    number(end), service, _json(attributes),
+                                                    code, message)
+                      for group_id, name, start, end, service, attributes, code, message
+                      in span_rows}
             stored.update(touched)
             span_records = list(stored.values())
             event_records += [assembly.EventRecord(name, number(timestamp))
@@ -404,9 +414,11 @@ def _stored_number(trace: Trace):
 
 _STATE_FIELDS = ("start", "end", "duration", "group_id", "end_group_id", "service",
                  "integer_timestamps", "unfinished_span_count", "span_count", "event_count",
-                 "name", "root_start", "last_seq", "updated", "status", "problems", "completed")
+                 "name", "root_start", "last_seq", "updated", "status", "problems", "completed",
+                 "error_count")
 
-_KNOWN_SPANS = ('SELECT "id", "group_id", "name", "service", "start", "end" FROM "traces_span" '
+_KNOWN_SPANS = ('SELECT "id", "group_id", "name", "service", "start", "end", "attributes", '
+                '"status_code", "status_message" FROM "traces_span" '
                 'WHERE "trace_id" = %s AND "group_id" ')
 
 # A new trace's row, as Trace() would be (Django's defaults are not the table's).
@@ -418,8 +430,8 @@ _CREATE_TRACE = """
     ON CONFLICT ("id") DO NOTHING RETURNING "id"
 """
 
-_ALL_SPANS = ('SELECT "group_id", "name", "start", "end", "service" FROM "traces_span" '
-              'WHERE "trace_id" = %s')
+_ALL_SPANS = ('SELECT "group_id", "name", "start", "end", "service", "attributes", '
+              '"status_code", "status_message" FROM "traces_span" WHERE "trace_id" = %s')
 _ALL_EVENTS = 'SELECT "name", "timestamp" FROM "traces_event" WHERE "trace_id" = %s'
 
 
@@ -465,10 +477,13 @@ def _all_rows(results) -> tuple[list, list]:
 
 def _write_rows(trace: Trace, changes, known_rows: dict):
     spans = [(s.group_id, s.name or "", s.service, _timestamp_text(s.start),
-              _timestamp_text(s.end)) for s in changes.new_spans]
+              _timestamp_text(s.end), _json_text(s.attributes), s.status_code, s.status_message)
+             for s in changes.new_spans]
     finished = [(known_rows[s.group_id][0], s.name or "", s.service, _timestamp_text(s.start),
-                 _timestamp_text(s.end)) for s in changes.finished_spans]
-    events = [(e.name, _timestamp_text(e.timestamp)) for e in changes.events]
+                 _timestamp_text(s.end), _json_text(s.attributes), s.status_code,
+                 s.status_message) for s in changes.finished_spans]
+    events = [(e.name, _timestamp_text(e.timestamp), _json_text(e.attributes))
+              for e in changes.events]
     trace.updated = timezone.now()
     ops = connection.ops
     state = [getattr(trace, f) for f in _STATE_FIELDS]
@@ -478,6 +493,11 @@ def _write_rows(trace: Trace, changes, known_rows: dict):
 
 
 _SET_STATE = ", ".join(f'"{f}" = %s' for f in _STATE_FIELDS)
+# A span row of _write_rows, as columns and as the values of a JSON array `r`.
+_SPAN_COLUMNS = ('"group_id", "name", "service", "start", "end", "attributes", "status_code", '
+                 '"status_message"')
+_SPAN_VALUES = ("r->>0, r->>1, r->>2, (r->>3)::numeric, (r->>4)::numeric, (r->>5)::jsonb, "
+                "(r->>6)::smallint, r->>7")
 
 
 def _write_statements(trace: Trace, changes, known_rows: dict) -> list[tuple[str, list]]:
@@ -490,19 +510,22 @@ def _write_statements(trace: Trace, changes, known_rows: dict) -> list[tuple[str
     statements = []
     if spans:
         statements.append((
-            'INSERT INTO "traces_span" ("trace_id", "group_id", "name", "service", "start", "end") '
-            "SELECT %s, r->>0, r->>1, r->>2, (r->>3)::numeric, (r->>4)::numeric "
+            f'INSERT INTO "traces_span" ("trace_id", {_SPAN_COLUMNS}) '
+            f"SELECT %s, {_SPAN_VALUES} "
             "FROM json_array_elements(%s::json) AS r", [trace.id, json.dumps(spans)]))
     if finished:
         statements.append((
             'UPDATE "traces_span" AS s SET "name" = r->>1, "service" = r->>2, '
-            '"start" = (r->>3)::numeric, "end" = (r->>4)::numeric '
+            '"start" = (r->>3)::numeric, "end" = (r->>4)::numeric, '
+            '"attributes" = (r->>5)::jsonb, "status_code" = (r->>6)::smallint, '
+            '"status_message" = r->>7 '
             "FROM json_array_elements(%s::json) AS r WHERE s.id = (r->>0)::bigint",
             [json.dumps(finished)]))
     if events:
         statements.append((
-            'INSERT INTO "traces_event" ("trace_id", "name", "timestamp") '
-            "SELECT %s, r->>0, (r->>1)::numeric FROM json_array_elements(%s::json) AS r",
+            'INSERT INTO "traces_event" ("trace_id", "name", "timestamp", "attributes") '
+            "SELECT %s, r->>0, (r->>1)::numeric, (r->>2)::jsonb "
+            "FROM json_array_elements(%s::json) AS r",
             [trace.id, json.dumps(events)]))
     statements.append((f'UPDATE "traces_trace" SET {_SET_STATE} WHERE "id" = %s',
                        [*state, trace.id]))
@@ -521,14 +544,14 @@ def _create_statement(trace: Trace, changes) -> tuple[str, list]:
     params = [trace.id, trace.created, *state]
     if spans:
         sql.append(
-            ', spans AS (INSERT INTO "traces_span" ("trace_id", "group_id", "name", "service", '
-            '"start", "end") SELECT made.id, r->>0, r->>1, r->>2, (r->>3)::numeric, '
-            "(r->>4)::numeric FROM made, json_array_elements(%s::json) AS r)")
+            f', spans AS (INSERT INTO "traces_span" ("trace_id", {_SPAN_COLUMNS}) '
+            f"SELECT made.id, {_SPAN_VALUES} FROM made, json_array_elements(%s::json) AS r)")
         params.append(json.dumps(spans))
     if events:
         sql.append(
-            ', events AS (INSERT INTO "traces_event" ("trace_id", "name", "timestamp") '
-            "SELECT made.id, r->>0, (r->>1)::numeric FROM made, json_array_elements(%s::json) AS r)")
+            ', events AS (INSERT INTO "traces_event" ("trace_id", "name", "timestamp", '
+            '"attributes") SELECT made.id, r->>0, (r->>1)::numeric, (r->>2)::jsonb '
+            "FROM made, json_array_elements(%s::json) AS r)")
         params.append(json.dumps(events))
     sql.append(" SELECT count(*) FROM made")
     return "".join(sql), params
@@ -600,16 +623,17 @@ def _write_frame(trace: Trace, changes, known_rows: dict) -> None:
     with connection.cursor() as cursor:
         if spans:
             cursor.executemany(
-                'INSERT INTO "traces_span" ("trace_id", "group_id", "name", "service", "start", '
-                '"end") VALUES (%s, %s, %s, %s, %s, %s)', [(trace.id, *row) for row in spans])
+                f'INSERT INTO "traces_span" ("trace_id", {_SPAN_COLUMNS}) '
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", [(trace.id, *row) for row in spans])
         if finished:
             cursor.executemany(
                 'UPDATE "traces_span" SET "name" = %s, "service" = %s, "start" = %s, '
-                '"end" = %s WHERE "id" = %s', [(*row[1:], row[0]) for row in finished])
+                '"end" = %s, "attributes" = %s, "status_code" = %s, "status_message" = %s '
+                'WHERE "id" = %s', [(*row[1:], row[0]) for row in finished])
         if events:
             cursor.executemany(
-                'INSERT INTO "traces_event" ("trace_id", "name", "timestamp") VALUES (%s, %s, %s)',
-                [(trace.id, *row) for row in events])
+                'INSERT INTO "traces_event" ("trace_id", "name", "timestamp", "attributes") '
+                "VALUES (%s, %s, %s, %s)", [(trace.id, *row) for row in events])
         cursor.execute(f'UPDATE "traces_trace" SET {_SET_STATE} WHERE "id" = %s',
                        [*state, trace.id])
 
@@ -619,6 +643,16 @@ def _decimal(value) -> Decimal | None:
         return None
     # repr keeps every digit the float has, and nothing invented beyond it.
     return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+
+
+def _json_text(value) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _json(value):
+    """A JSON column as read by a raw query: parsed by psycopg's own connections, text on
+    Django's (which parses in JSONField) and on SQLite."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _timestamp_text(value) -> str | None:
@@ -639,19 +673,33 @@ def reply_for(result: IngestResult) -> str | None:
 
 
 def trace_tree(trace: Trace) -> assembly.Assembly:
-    """The tree of a stored trace (a preview while it is open)."""
-    return assembly.assemble(trace.bounds(), trace.span_records(), trace.event_records())
+    """The tree of a stored trace (a preview while it is open), its span nodes with their
+    OpenTelemetry details. Traces of OTLP and Zipkin nest by parent span id (traces.otel)."""
+    if trace.trace_id:
+        from traces import otel
+        return otel.trace_tree(trace)
+    return assembly.assemble(trace.bounds(), trace.span_records(), trace.event_records(),
+                             detail=True)
 
 
 def search_traces(filters: dict, traces=None):
     """Traces matching TraceFilterForm's cleaned data, newest first."""
     traces = Trace.objects.all() if traces is None else traces
-    if filters.get("name"):
-        traces = traces.filter(
-            Exists(Span.objects.filter(trace_id=OuterRef("pk"), name=filters["name"]))
-        )
+    for name in (filters.get("name"), filters.get("operation")):
+        if name:
+            traces = traces.filter(Exists(Span.objects.filter(trace_id=OuterRef("pk"), name=name)))
     if filters.get("service"):
-        traces = traces.filter(service=filters["service"])
+        # A trace's service is its root's (or TRACE_START's); a trace of OTLP spans many.
+        traces = traces.filter(Q(service=filters["service"]) | Exists(
+            Span.objects.filter(trace_id=OuterRef("pk"), service=filters["service"])))
+    if filters.get("error") is not None:
+        traces = (traces.filter(error_count__gt=0) if filters["error"]
+                  else traces.filter(error_count=0))
+    for key, value in filters.get("attributes") or ():
+        traces = traces.filter(Exists(
+            Span.objects.filter(trace_id=OuterRef("pk"))
+            .alias(value=Cast(KeyTextTransform(key, "attributes"), TextField()))
+            .filter(value=value)))
     if filters.get("status"):
         traces = traces.filter(status=filters["status"])
     if filters.get("min_duration") is not None:
@@ -663,6 +711,24 @@ def search_traces(filters: dict, traces=None):
     if filters.get("until"):
         traces = traces.filter(created__lt=filters["until"])
     return traces.order_by("-created", "-id")
+
+
+def attribute_filters(params: list[str]) -> list[tuple[str, str]]:
+    """`attribute=key:value` parameters -> [(key, value)]; ValueError naming a bad one."""
+    pairs = []
+    for param in params:
+        key, colon, value = param.partition(":")
+        if not colon or not key or len(key) > 255 or "\x00" in param:
+            raise ValueError(f"expected key:value, got {param[:80]!r}")
+        pairs.append((key, value))
+    return pairs
+
+
+def find_trace(ref: int | str) -> Trace | None:
+    """A trace by its integer id or its 32-hex trace id (traces.urls.TraceRef)."""
+    if isinstance(ref, str):
+        return Trace.objects.filter(trace_id=ref).first()
+    return Trace.objects.filter(pk=ref).first()
 
 
 def delete_trace(trace: Trace) -> None:

@@ -1,7 +1,8 @@
 """Pages of traces: the filtered list and one trace's waterfall."""
 
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404
+from django.shortcuts import render
 
 from trace_project.access import dashboard_page
 from trace_project.sorting import Sorting
@@ -59,7 +60,9 @@ def index(request):
 
 @dashboard_page
 def detail(request, trace_id):
-    trace = get_object_or_404(Trace, pk=trace_id)
+    trace = services.find_trace(trace_id)
+    if trace is None:
+        raise Http404(f"Trace {trace_id} does not exist.")
     return render(request, "traces/detail.html", {
         **_row(trace),
         "missing": services.missing_parts(trace),

@@ -105,6 +105,29 @@ def test_against_a_real_server(server_factory):
         client.send(trace.id, [{"type": "EVENT", "timestamp": 1, "name": "late"}])
 
 
+def test_an_exception_inside_a_span_is_its_error_status_with_an_exception_event(server_factory):
+    server = server_factory(DASHBOARDS_PUBLIC="True")
+    client = TraceClient(server.url)
+    with client.trace(name="GET /movies") as trace:
+        with pytest.raises(ValueError, match="no such table"):
+            with trace.span("db.query", attributes={"db.system": "postgresql"}) as span:
+                span.set_attribute("db.rows", 0)
+                raise ValueError("no such table: movies")
+    body = requests.get(f"{server.url}/api/trace/{trace.id}/", timeout=5).json()
+    assert body["status"] == "complete" and body["error_count"] == 1
+    query = body["trace"]["children"][0]["children"][0]
+    assert query["name"] == "db.query"
+    assert query["status"] == {"code": "error", "message": "ValueError: no such table: movies"}
+    assert query["attributes"] == {"db.system": "postgresql", "db.rows": 0}
+    event = query["children"][0]
+    assert event["name"] == "exception" and event["type"] == "EVENT"
+    assert event["attributes"]["exception.type"] == "ValueError"
+    assert event["attributes"]["exception.message"] == "no such table: movies"
+    assert "raise ValueError" in event["attributes"]["exception.stacktrace"]
+    listed = requests.get(f"{server.url}/api/traces/?error=true", timeout=5).json()["results"]
+    assert [item["id"] for item in listed] == [trace.id]
+
+
 class DroppingSocket(FakeSocket):
     """Answers `replies`, then the connection is gone."""
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import traceback
 import uuid
 from contextlib import contextmanager
 from typing import Any, cast
@@ -230,15 +231,26 @@ class Trace:
         return span
 
     @contextmanager
-    def span(self, name: str, service: str | None = None):
+    def span(self, name: str, service: str | None = None, attributes: dict | None = None):
+        """A span around the block. An exception raised inside it is recorded as the span's
+        error status with an "exception" event (OpenTelemetry's semantic conventions), and
+        raised on."""
         span = self.start_span(name, service)
+        if attributes:
+            span.attributes.update(attributes)
         try:
             yield span
+        except BaseException as error:
+            span.record_exception(error)
+            raise
         finally:
             span.end()
 
-    def event(self, name: str) -> None:
-        self._add({"type": "EVENT", "timestamp": self.client.clock(), "name": name})
+    def event(self, name: str, attributes: dict | None = None) -> None:
+        message = {"type": "EVENT", "timestamp": self.client.clock(), "name": name}
+        if attributes:
+            message["attributes"] = attributes
+        self._add(message)
 
     def finish(self) -> dict:
         """End the trace, send what is buffered and wait until the server stored it."""
@@ -266,9 +278,35 @@ class Span:
         self.name = name
         self.group_id = str(uuid.uuid4())
         self.ended = False
+        self.attributes: dict = {}  # sent with SPAN_END
+        self.status: dict | None = None  # {"code": "ok" or "error", "message": ...}
+
+    def set_attribute(self, key: str, value) -> None:
+        self.attributes[key] = value
+
+    def set_status(self, code: str, message: str = "") -> None:
+        self.status = {"code": code, "message": message}
+
+    def record_exception(self, error: BaseException) -> None:
+        """The span failed: error status, and an "exception" event with the exception's type,
+        message and stack trace."""
+        message = str(error)
+        self.set_status("error", f"{type(error).__name__}: {message}" if message
+                        else type(error).__name__)
+        self.trace.event("exception", {
+            "exception.type": f"{type(error).__module__}.{type(error).__qualname__}"
+            if type(error).__module__ != "builtins" else type(error).__qualname__,
+            "exception.message": message,
+            "exception.stacktrace": "".join(traceback.format_exception(error)),
+        })
 
     def end(self) -> None:
         if not self.ended:
             self.ended = True
-            self.trace._add({"type": "SPAN_END", "timestamp": self.trace.client.clock(),
-                             "group_id": self.group_id})
+            message = {"type": "SPAN_END", "timestamp": self.trace.client.clock(),
+                       "group_id": self.group_id}
+            if self.attributes:
+                message["attributes"] = self.attributes
+            if self.status:
+                message["status"] = self.status
+            self.trace._add(message)
