@@ -113,6 +113,7 @@ INGEST_PATHS = [
     "/tm_api/dry_run/", "/tm_api/test_start/", "/tm_api/test_stop/", "/tm_api/batch/",
     "/api/tracking/ingest/", "/tracking/",
     "/v1/",  # OTLP/HTTP (/v1/traces)
+    "/api/v2/spans",  # Zipkin v2
 ]
 INGEST_MIDDLEWARE = ["trace_project.ingest_path.SecurityHeaders"]
 # Websockets of trace programs (no login) skip channels' cookie, session and user lookup (two
@@ -432,6 +433,16 @@ TRACE_MAX_SPANS = _read("int", "TRACE_MAX_SPANS", 100_000, validate=_TraceRange(
 # Mounts ws/bench/noop/<id>, a consumer that only parses JSON: the benchmark's baseline. Never on
 # in production.
 TRACE_BENCH_NOOP = _read("bool", "TRACE_BENCH_NOOP", False)
+# An OTLP or Zipkin trace has no end message: it is complete once its root span has arrived and
+# no span came for this many seconds (SDKs export a trace's spans over several batches).
+TRACE_OTLP_QUIET_SECONDS = _read("float", "TRACE_OTLP_QUIET_SECONDS", 30.0,
+                                 validate=_TraceRange(min=0))
+# OTLP/HTTP and Zipkin bodies: at most this many bytes, uncompressed (413 above it).
+TRACE_OTLP_MAX_BODY_BYTES = _read("int", "TRACE_OTLP_MAX_BODY_BYTES", 16 * 1024 * 1024,
+                                  validate=_TraceRange(min=1))
+# OTLP/HTTP and Zipkin requests one server process lets wait for a turn to write; above it the
+# answer is 503 with Retry-After (exporters retry it).
+TRACE_OTLP_MAX_WAITING = _read("int", "TRACE_OTLP_MAX_WAITING", 256, validate=_TraceRange(min=0))
 # Threads (each with its own database connection) storing trace frames in each server process.
 TRACE_INGEST_THREADS = _read("int", "TRACE_INGEST_THREADS", 8, validate=_TraceRange(min=1, max=64))
 

@@ -7,10 +7,13 @@ back with integers exactly where the client used them (a trace with any float co
 floats).
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, EventRecord, SpanRecord, TraceBounds
 
@@ -85,6 +88,22 @@ class Trace(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == OPEN
+
+    @property
+    def ref(self) -> int | str:
+        """What addresses the trace in URLs: its 32-hex trace id (OTLP, Zipkin), else its id."""
+        return self.trace_id or self.id
+
+    @property
+    def current_status(self) -> str:
+        """The status now: an OTLP or Zipkin trace, which has no end message, is complete once
+        its root span has arrived and no span came for TRACE_OTLP_QUIET_SECONDS (its row says
+        open until then; traces.span_ingest.now_complete() finds such rows)."""
+        if (self.trace_id and self.status == OPEN and self.root_start is not None
+                and self.updated <= timezone.now() - timedelta(
+                    seconds=settings.TRACE_OTLP_QUIET_SECONDS)):
+            return COMPLETE
+        return self.status
 
     def as_number(self, value: Decimal | None):
         """A stored timestamp in the unit the client used."""

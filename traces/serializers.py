@@ -13,6 +13,9 @@ class TraceSummarySerializer(serializers.ModelSerializer):
     end = serializers.SerializerMethodField()
     duration = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
+    # An OTLP trace turns complete after its quiet period, before its row says so.
+    status = serializers.ChoiceField(choices=Trace.STATUSES, source="current_status",
+                                     read_only=True)
 
     class Meta:
         model = Trace

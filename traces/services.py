@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from trace_project import publisher
 from trace_project.live import publish_after_commit
-from traces import assembly, asyncdb
+from traces import assembly, asyncdb, span_ingest
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, Conflict
 from traces.messages import (
     SPAN_END,
@@ -676,8 +676,8 @@ def trace_tree(trace: Trace) -> assembly.Assembly:
     """The tree of a stored trace (a preview while it is open), its span nodes with their
     OpenTelemetry details. Traces of OTLP and Zipkin nest by parent span id (traces.otel)."""
     if trace.trace_id:
-        from traces import otel
-        return otel.trace_tree(trace)
+        return assembly.Assembly(span_ingest.current_status(trace),
+                                 span_ingest.trace_tree(trace), [], trace.name)
     return assembly.assemble(trace.bounds(), trace.span_records(), trace.event_records(),
                              detail=True)
 
@@ -700,7 +700,12 @@ def search_traces(filters: dict, traces=None):
             Span.objects.filter(trace_id=OuterRef("pk"))
             .alias(value=Cast(KeyTextTransform(key, "attributes"), TextField()))
             .filter(value=value)))
-    if filters.get("status"):
+    if filters.get("status") == COMPLETE:
+        # OTLP traces whose quiet period has passed are complete, though their row says open.
+        traces = traces.filter(Q(status=COMPLETE) | span_ingest.now_complete())
+    elif filters.get("status") == OPEN:
+        traces = traces.filter(status=OPEN).exclude(span_ingest.now_complete())
+    elif filters.get("status"):
         traces = traces.filter(status=filters["status"])
     if filters.get("min_duration") is not None:
         traces = traces.filter(duration__gte=filters["min_duration"])
@@ -739,4 +744,6 @@ def delete_trace(trace: Trace) -> None:
 
 
 def missing_parts(trace: Trace) -> list[str]:
+    if trace.trace_id:
+        return span_ingest.missing_parts(trace)
     return assembly.missing_parts(trace.bounds()) if trace.is_open else []
