@@ -275,14 +275,32 @@ def _zipkin_span(item) -> OtelSpan:
     endpoint = item.get("localEndpoint") or {}
     service = endpoint.get("serviceName") if isinstance(endpoint, dict) else None
     service = service[:MAX_TEXT] if isinstance(service, str) else ""
-    events = [{"name": str(annotation.get("value", "")), "time": annotation["timestamp"] * 1000}
-              for annotation in item.get("annotations") or ()
+    events = [_zipkin_event(annotation) for annotation in item.get("annotations") or ()
               if isinstance(annotation, dict) and _whole(annotation.get("timestamp"))]
     name = item.get("name") or ""
     return OtelSpan(trace_id, span_id, parent, str(name)[:MAX_TEXT] or "(unnamed)",
                     ZIPKIN_KINDS.get(str(item.get("kind")), 0), start, end, status_code, message,
                     attributes, {"service.name": service} if service else {}, service, events,
                     [])
+
+
+def _zipkin_event(annotation: dict) -> dict:
+    """An annotation as an event. OpenTelemetry's Zipkin exporter writes an event with
+    attributes as the JSON text {"<name>": {<attributes>}}."""
+    value = str(annotation.get("value", ""))
+    event: dict[str, Any] = {"name": value, "time": annotation["timestamp"] * 1000}
+    if value.startswith("{"):
+        try:
+            document = json.loads(value)
+        except ValueError:
+            return event
+        if isinstance(document, dict) and len(document) == 1:
+            ((name, attributes),) = document.items()
+            if isinstance(attributes, dict):
+                event["name"] = name
+                if attributes:
+                    event["attributes"] = attributes
+    return event
 
 
 def _zipkin_hex(value, sizes, key) -> str:
@@ -379,6 +397,8 @@ def _cut_cycles(nodes: dict, top: list) -> None:
         node = stranded[0]
         parent = nodes[node["parent_span_id"]]
         parent["children"].remove(node)
+        if not parent["children"]:
+            del parent["children"]
         top.append(node)
         stack.append(node)
 

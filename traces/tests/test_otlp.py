@@ -311,3 +311,26 @@ def test_zipkin_errors(client, token):
     assert post("{}", **auth).status_code == 400
     assert post("[{\"id\": 1}]", **auth).status_code == 400
     assert post("x", ct="application/x-thrift", **auth).status_code == 415
+
+
+def test_an_overloaded_process_answers_503_with_retry_after(settings):
+    import asyncio
+
+    from traces import otlp
+
+    settings.TRACE_OTLP_MAX_WAITING = 0
+
+    async def full():
+        turns = otlp.Turns()
+        semaphore = turns.take()
+        for _ in range(turns.size()):
+            await semaphore.acquire()
+        with pytest.raises(otlp.Refused) as refused:
+            turns.take()
+        return refused.value
+
+    refused = asyncio.run(full())
+    assert refused.status == 503 and refused.retry_after >= 1
+    response = otlp._otlp_refusal("application/x-protobuf", refused)
+    assert response.status_code == 503 and int(response["Retry-After"]) >= 1
+    assert status_pb2.Status.FromString(response.content).code == 14
