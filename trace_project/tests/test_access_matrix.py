@@ -81,8 +81,8 @@ URL_TABLE = {
     "docs/": [("GET", "/docs/", None, (REDIRECT,) * 5)],
     # traces
     "traces/": [("GET", "/traces/", None, PAGE)],
-    "traces/<id:trace_id>/": [("GET", "/traces/{trace}/", None, PAGE)],
-    "api/trace/<id:pk>/": [
+    "traces/<trace_ref:trace_id>/": [("GET", "/traces/{trace}/", None, PAGE)],
+    "api/trace/<trace_ref:pk>/": [
         ("GET", "/api/trace/{trace}/", None, READ),
         ("DELETE", "/api/trace/{fresh_trace}/", None, (403, OK, OK, 403, 403)),
         ("PUT", "/api/trace/{trace}/", "empty", (403, 405, 405, 403, 403)),
@@ -126,6 +126,9 @@ URL_TABLE = {
     ],
     "api/tracking/ingest/": [
         ("POST", "/api/tracking/ingest/", "batch", (401, 401, 401, 401, OK))],
+    # OTLP/HTTP and Zipkin exporters send the project token as Bearer (a machine's is "Token").
+    "v1/traces": [("POST", "/v1/traces", "otlp", (401, 401, 401, 401, OK))],
+    "api/v2/spans": [("POST", "/api/v2/spans", "zipkin", (401, 401, 401, 401, OK))],
     "api/tracking/projects/": [("GET", "/api/tracking/projects/", None, READ)],
     "api/tracking/projects/<uuid:project_id>/summary/": [
         ("GET", "/api/tracking/projects/{project}/summary/", None, READ),
@@ -348,6 +351,10 @@ class World:
         if kind == "batch":
             return {"events": [{"time": time.time() - 1, "duration_ms": 2.0, "path": "/x",
                                 "status": 200}]}
+        if kind == "otlp":
+            return {"resourceSpans": []}
+        if kind == "zipkin":
+            return []
         raise ValueError(kind)
 
 
