@@ -153,3 +153,78 @@ def test_otlp_json_with_gzip(server_factory, token):
     assert span["kind"] == "server" and span["attributes"] == {"item.count": 2}
     assert span["status"] == {"code": "error", "message": "boom"}
     assert span["end"] - span["start"] == 500_000_000
+
+
+DJANGO_APP = '''
+"""A small Django app of its own, instrumented with opentelemetry-instrumentation-django, its
+spans exported over OTLP/HTTP to the server under test."""
+import sys
+
+import django
+from django.conf import settings
+from django.http import HttpResponse
+from django.urls import path
+
+settings.configure(DEBUG=False, ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"], SECRET_KEY="x",
+                   MIDDLEWARE=[], INSTALLED_APPS=[], LOGGING_CONFIG=None)
+
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
+from opentelemetry.instrumentation.django import DjangoInstrumentor  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
+
+provider = TracerProvider(resource=Resource.create({"service.name": "movies-app"}))
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
+    endpoint=sys.argv[1] + "/v1/traces", headers={"Authorization": "Bearer " + sys.argv[2]})))
+trace.set_tracer_provider(provider)
+DjangoInstrumentor().instrument()
+tracer = trace.get_tracer("movies")
+
+
+def movies(request):
+    with tracer.start_as_current_span("load movies"):
+        return HttpResponse("ok")
+
+
+def broken(request):
+    raise ValueError("the database is gone")
+
+
+urlpatterns = [path("movies/", movies), path("broken/", broken)]
+django.setup()
+
+from django.test import Client  # noqa: E402
+
+client = Client(raise_request_exception=False)
+assert client.get("/movies/").status_code == 200
+assert client.get("/broken/").status_code == 500
+provider.shutdown()
+'''
+
+
+def test_a_django_app_instrumented_with_opentelemetry(server_factory, token, tmp_path):
+    import subprocess
+    import sys
+
+    server = server_factory(DASHBOARDS_PUBLIC="True")
+    script = tmp_path / "movies_app.py"
+    script.write_text(DJANGO_APP)
+    subprocess.run([sys.executable, str(script), server.url, token], check=True, timeout=60,
+                   cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    traces = requests.get(f"{server.url}/api/traces/?service=movies-app", timeout=5).json()
+    assert traces["count"] == 2
+    failed = requests.get(f"{server.url}/api/traces/?service=movies-app&error=true",
+                          timeout=5).json()["results"]
+    assert len(failed) == 1
+    body = requests.get(f"{server.url}{failed[0]['url']}", timeout=5).json()
+    (request_span,) = body["trace"]["children"]
+    assert request_span["kind"] == "server" and request_span["status"]["code"] == "error"
+    assert request_span["attributes"].get("http.response.status_code",
+                                          request_span["attributes"].get("http.status_code")) == 500
+    assert any(event["name"] == "exception" for event in request_span["events"])
+    (ok,) = requests.get(f"{server.url}/api/traces/?service=movies-app&error=false",
+                         timeout=5).json()["results"]
+    tree = requests.get(f"{server.url}{ok['url']}", timeout=5).json()["trace"]
+    assert tree["children"][0]["children"][0]["name"] == "load movies"
