@@ -32,6 +32,18 @@ ERROR = 2
 ZIPKIN_KINDS = {"CLIENT": 3, "SERVER": 2, "PRODUCER": 4, "CONSUMER": 5}
 
 
+def text(value: str) -> str:
+    """Text as the database stores it: no NUL (PostgreSQL refuses it), no lone surrogate (JSON
+    may carry one; it is no text)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 class InvalidData(ValueError):
     """A body that cannot be decoded at all (OTLP: 400 with a google.rpc.Status)."""
 
@@ -128,7 +140,7 @@ def _from_request(request: ExportTraceServiceRequest) -> Decoded:
     for resource_spans in request.resource_spans:
         resource = attributes_of(resource_spans.resource.attributes)
         service = resource.get("service.name")
-        service = service[:MAX_TEXT] if isinstance(service, str) else ""
+        service = text(service[:MAX_TEXT]) if isinstance(service, str) else ""
         for scope_spans in resource_spans.scope_spans:
             for message in scope_spans.spans:
                 try:
@@ -167,11 +179,11 @@ def _span(message: SpanMessage, resource: dict, service: str) -> OtelSpan:
             item["attributes"] = attributes_of(link.attributes)
         links.append(item)
     return OtelSpan(
-        trace_id, span_id, message.parent_span_id.hex(), message.name[:MAX_TEXT],
+        trace_id, span_id, message.parent_span_id.hex(), text(message.name[:MAX_TEXT]),
         message.kind if 0 <= message.kind < len(KIND_NAMES) else 0, start, end,
         message.status.code if 0 <= message.status.code <= ERROR else 0,
-        message.status.message, attributes_of(message.attributes), resource, service, events,
-        links)
+        text(message.status.message), attributes_of(message.attributes), resource, service,
+        events, links)
 
 
 def _check_ids(where: str, trace_id: str, span_id: str, parent_span_id: str) -> None:
@@ -265,7 +277,7 @@ def _zipkin_span(item) -> OtelSpan:
     tags = item.get("tags") or {}
     if not isinstance(tags, dict):
         raise ValueError(f"{where}: tags must be an object")
-    attributes = {str(key): value if isinstance(value, str) else json.dumps(value)
+    attributes = {text(str(key)): text(value if isinstance(value, str) else json.dumps(value))
                   for key, value in tags.items()}
     status_code, message = 0, ""
     if attributes.get("otel.status_code") == "OK":
@@ -274,11 +286,11 @@ def _zipkin_span(item) -> OtelSpan:
         status_code, message = ERROR, attributes.get("error", "")
     endpoint = item.get("localEndpoint") or {}
     service = endpoint.get("serviceName") if isinstance(endpoint, dict) else None
-    service = service[:MAX_TEXT] if isinstance(service, str) else ""
+    service = text(service[:MAX_TEXT]) if isinstance(service, str) else ""
     events = [_zipkin_event(annotation) for annotation in item.get("annotations") or ()
               if isinstance(annotation, dict) and _whole(annotation.get("timestamp"))]
-    name = item.get("name") or ""
-    return OtelSpan(trace_id, span_id, parent, str(name)[:MAX_TEXT] or "(unnamed)",
+    name = text(str(item.get("name") or ""))
+    return OtelSpan(trace_id, span_id, parent, name[:MAX_TEXT] or "(unnamed)",
                     ZIPKIN_KINDS.get(str(item.get("kind")), 0), start, end, status_code, message,
                     attributes, {"service.name": service} if service else {}, service, events,
                     [])
@@ -287,7 +299,7 @@ def _zipkin_span(item) -> OtelSpan:
 def _zipkin_event(annotation: dict) -> dict:
     """An annotation as an event. OpenTelemetry's Zipkin exporter writes an event with
     attributes as the JSON text {"<name>": {<attributes>}}."""
-    value = str(annotation.get("value", ""))
+    value = text(str(annotation.get("value", "")))
     event: dict[str, Any] = {"name": value, "time": annotation["timestamp"] * 1000}
     if value.startswith("{"):
         try:

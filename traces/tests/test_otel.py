@@ -82,3 +82,11 @@ def test_otlp_json_takes_names_and_numbers_for_enums_and_ints():
          "status": {"code": "STATUS_CODE_ERROR"}}]}]}]}
     (span,) = otel.decode_otlp_json(json.dumps(document).encode()).spans
     assert (span.kind, span.start, span.end, span.status_code) == (3, 5, 7, 2)
+
+
+def test_text_the_database_cannot_store_is_replaced():
+    body = ('[{"traceId": "' + "a" * 32 + '", "id": "' + "b" * 16 + '", "name": "x\\ud800\\u0000",'
+            ' "timestamp": 5, "tags": {"k\\udc00": "\\u0000v"}, "localEndpoint": '
+            '{"serviceName": "s\\u0000"}}]').encode()
+    (span,) = otel.decode_zipkin(body).spans
+    assert (span.name, span.service, span.attributes) == ("x?\ufffd", "s\ufffd", {"k?": "\ufffdv"})
