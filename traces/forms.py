@@ -33,8 +33,9 @@ class TraceFilterForm(forms.Form):
     service = forms.CharField(required=False, max_length=255)
     operation = forms.CharField(required=False, max_length=255,
                                 help_text="Traces with a span of exactly this name.")
-    error = forms.NullBooleanField(required=False,
-                                   help_text="true: traces with a span in error.")
+    error = forms.NullBooleanField(required=False, label="Errors", widget=forms.Select(
+        choices=[("", "any"), ("true", "with errors"), ("false", "without errors")]),
+        help_text="true: traces with a span in error; false: without.")
     status = forms.ChoiceField(required=False, choices=[
         ("", "any"), (OPEN, "open"), (COMPLETE, "complete"), (INCONSISTENT, "inconsistent"),
     ])
