@@ -57,7 +57,6 @@ FRAGMENT_CACHE_SIZE = 1024
 SAFE_HEADER_NAMES = frozenset(scrub_headers(dict.fromkeys(HEADER_NAMES, "")))
 SESSION_COOKIE = "ra_session_id"  # seed 001's visitor cookie, when the app sets one
 BACKOFF_BASE = 0.5
-BACKOFF_MAX = 30.0
 GIVE_UP_STATUSES = {400, 401, 403, 404, 413}
 
 
@@ -485,10 +484,6 @@ def _captured_headers(header_values: tuple) -> dict:
     """The captured headers that have a value (read-only: shared between events)."""
     return {name: value for name, value in zip(HEADER_NAMES, header_values)
             if value and name in SAFE_HEADER_NAMES}
-
-
-def session_id(cookie, client_ip, user_agent, started, token) -> str:
-    return _session_id(cookie, client_ip, user_agent, int(started // 86400), token)
 
 
 def request_item(path, *, method="GET", view="", status=200, response_size=None,
