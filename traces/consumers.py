@@ -33,13 +33,6 @@ MAX_TRACE_ID = 2**63 - 1  # a BIGINT primary key
 ingest_threads = WorkerThreads("trace-ingest", "TRACE_INGEST_THREADS")
 
 
-def close_ingest_connections() -> None:
-    """Close the database connections the ingest path keeps: each ingest thread's, and the async
-    pools of event loops that have stopped (tests; before dropping a DB)."""
-    ingest_threads.close_connections()
-    asyncdb.close_pools()
-
-
 def _ingest_on_kept_connection(trace_id: int, frames: list, acked: bool):
     """ingest_frames on the ingest thread's own, kept database connection: channels'
     database_sync_to_async opens one per call when CONN_MAX_AGE is 0, and at hundreds of frames

@@ -9,6 +9,9 @@ from contextlib import contextmanager
 import websocket
 
 STORED = "Trace stored. Closing the connection"
+# The trace websocket protocol's close code for a frame the server could not store (its database
+# was down): nothing of it was kept, so sending it again is safe (docs/traces.md).
+CLOSE_SERVER_ERROR = 4011
 
 
 class TraceError(Exception):
@@ -126,11 +129,21 @@ class TraceConnection:
                 for seq in [s for s in self.unacked if s <= reply["ack"]]:
                     del self.unacked[seq]
                 continue
-            if "send it again later" in reply.get("message", ""):
-                time.sleep(0.5)  # the server could not store a frame: nothing of it was kept
+            if self._close_code() == CLOSE_SERVER_ERROR:
+                time.sleep(0.5)
                 self._recover()
                 continue
             return reply
+
+    def _close_code(self) -> int | None:
+        """The code of the close frame that follows the server's reply; None if none came."""
+        try:
+            opcode, data = self.socket.recv_data()
+        except (OSError, websocket.WebSocketException):
+            return None
+        if opcode != websocket.ABNF.OPCODE_CLOSE or len(data) < 2:
+            return None
+        return int.from_bytes(data[:2], "big")
 
     def wait_for_reply(self) -> dict:
         if (self.last_frame if self.acks else self.socket) is None:

@@ -156,6 +156,9 @@ class Sender:
         self._queue: deque = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        # Notified by the sender thread whenever it has handed a batch over or finished a pass,
+        # for flush() to wait on instead of polling.
+        self._progress = threading.Condition()
         self._start_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -257,6 +260,12 @@ class Sender:
                 self._flush(deadline=None, partial=partial)
             except Exception:  # noqa: BLE001 - the thread must outlive any surprise
                 logger.exception("request tracker: unexpected error while sending")
+            finally:
+                self._notify_progress()
+
+    def _notify_progress(self):
+        with self._progress:
+            self._progress.notify_all()
 
     def _flush(self, deadline: float | None, partial: bool = True) -> None:
         smallest = 1 if partial else self._batch_size
@@ -280,6 +289,7 @@ class Sender:
                 self._deliver(batch, deadline)
             finally:
                 self._sending = 0
+                self._notify_progress()
             if deadline is not None and time.monotonic() > deadline:
                 return
             if self._stop.is_set() and deadline is None:
@@ -450,9 +460,10 @@ class Sender:
                                        self.config.shutdown_timeout)
         self._flush_requested = True
         self._wake.set()
-        while ((self._queue or self._sending or self._pending is not None)
-               and time.monotonic() < deadline):
-            time.sleep(0.01)
+        with self._progress:
+            self._progress.wait_for(
+                lambda: not (self._queue or self._sending or self._pending is not None),
+                max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         """At exit: stop the thread, then send what is left within SHUTDOWN_TIMEOUT."""
