@@ -4,7 +4,9 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import websocket
 
@@ -171,21 +173,22 @@ class TraceConnection:
             self.socket = None
 
 
+@dataclass
 class TraceClient:
     """Where traces go. `clock` returns timestamps (default time.time: float seconds; pass
     `lambda: int(time.time())` for whole seconds like the seed's clients)."""
 
-    def __init__(self, server_url: str, batch_size: int = 100, timeout: float = 10.0,
-                 clock=time.time, connect=_connect, acks: bool = False, retry_for: float = 30.0):
-        if batch_size < 1:
+    server_url: str
+    batch_size: int = 100
+    timeout: float = 10.0
+    clock: Callable[[], float] = time.time
+    connect: Callable = _connect
+    acks: bool = False
+    retry_for: float = 30.0
+
+    def __post_init__(self):
+        if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self.server_url = server_url
-        self.batch_size = batch_size
-        self.timeout = timeout
-        self.clock = clock
-        self.connect = connect
-        self.acks = acks
-        self.retry_for = retry_for
 
     def trace(self, name: str | None = None, trace_id: int | None = None,
               service: str | None = None) -> "Trace":
