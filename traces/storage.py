@@ -21,7 +21,6 @@ from traces.assembly import OPEN
 from traces.models import Span, Trace
 
 
-
 class Lock(NamedTuple):
     trace_id: int
     group_ids: list  # of the spans the batch names -> (Trace, their stored rows, created)
