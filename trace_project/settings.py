@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from environs import Env, EnvError
-from marshmallow.validate import OneOf
+from marshmallow.validate import OneOf, Range
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -423,17 +423,15 @@ IDEMPOTENCY_KEY_HOURS = _read("int", "IDEMPOTENCY_KEY_HOURS", 24)
 
 # --- traces -------------------------------------------------------------------------------------
 # Limits of one websocket frame of trace messages (docs/traces.md); bigger frames are refused.
-from marshmallow.validate import Range as _TraceRange  # noqa: E402 (beside the settings it checks)
-
-TRACE_MAX_FRAME_BYTES = _read("int", "TRACE_MAX_FRAME_BYTES", 1_048_576, validate=_TraceRange(min=1))
-TRACE_MAX_FRAME_MESSAGES = _read("int", "TRACE_MAX_FRAME_MESSAGES", 10_000, validate=_TraceRange(min=1))
+TRACE_MAX_FRAME_BYTES = _read("int", "TRACE_MAX_FRAME_BYTES", 1_048_576, validate=Range(min=1))
+TRACE_MAX_FRAME_MESSAGES = _read("int", "TRACE_MAX_FRAME_MESSAGES", 10_000, validate=Range(min=1))
 # Spans one trace may have; a frame that would pass it is refused (nothing of it stored).
-TRACE_MAX_SPANS = _read("int", "TRACE_MAX_SPANS", 100_000, validate=_TraceRange(min=1))
+TRACE_MAX_SPANS = _read("int", "TRACE_MAX_SPANS", 100_000, validate=Range(min=1))
 # Mounts ws/bench/noop/<id>, a consumer that only parses JSON: the benchmark's baseline. Never on
 # in production.
 TRACE_BENCH_NOOP = _read("bool", "TRACE_BENCH_NOOP", False)
 # Threads (each with its own database connection) storing trace frames in each server process.
-TRACE_INGEST_THREADS = _read("int", "TRACE_INGEST_THREADS", 8, validate=_TraceRange(min=1, max=64))
+TRACE_INGEST_THREADS = _read("int", "TRACE_INGEST_THREADS", 8, validate=Range(min=1, max=64))
 
 
 # --- tm_api -------------------------------------------------------------------------------------
@@ -492,44 +490,38 @@ LIVE_MIN_INTERVAL = _read("float", "LIVE_MIN_INTERVAL", 0.1)
 # --- limits -------------------------------------------------------------------------------------
 # What one client may send (docs/limits.md; enforced by trace_project/limits.py). 0 turns a limit
 # off. The defaults are far above what existing clients and this project's send.
-from marshmallow.validate import Range as _LimitRange  # noqa: E402 (beside the settings it checks)
-
 # Largest request body of any HTTP request, in bytes: 413 above it. Above TRACKING_MAX_BATCH_BYTES
 # so that an uncompressed batch of the largest size still fits.
-HTTP_MAX_BODY_BYTES = _read("int", "HTTP_MAX_BODY_BYTES", 20 * 1024 * 1024,
-                            validate=_LimitRange(min=0))
+HTTP_MAX_BODY_BYTES = _read("int", "HTTP_MAX_BODY_BYTES", 20 * 1024 * 1024, validate=Range(min=0))
 # Django's own check of request.body (a bare 400) agrees with it instead of cutting at 2.5 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = HTTP_MAX_BODY_BYTES or None
 # A request's line and headers must arrive within this many seconds of its first byte: 408 and
 # closed otherwise (slow-header clients; trace_project/daphne_requests.py).
 HTTP_HEADER_TIMEOUT_SECONDS = _read("float", "HTTP_HEADER_TIMEOUT_SECONDS", 20.0,
-                                    validate=_LimitRange(min=0.1))
+                                    validate=Range(min=0.1))
 # Largest frame a browser live socket takes (they send nothing): closed with 1009 above it. Trace
 # ingest sockets use TRACE_MAX_FRAME_BYTES; daphne's --websocket-max-message-size (1 MiB by
 # default) caps every socket before the application sees a frame.
-WEBSOCKET_MAX_FRAME_BYTES = _read("int", "WEBSOCKET_MAX_FRAME_BYTES", 65_536,
-                                  validate=_LimitRange(min=0))
+WEBSOCKET_MAX_FRAME_BYTES = _read("int", "WEBSOCKET_MAX_FRAME_BYTES", 65_536, validate=Range(min=0))
 # Messages per second on one websocket connection (a token bucket: this rate, bursts of
 # WEBSOCKET_MESSAGE_BURST); over it the socket is closed with 4029.
 WEBSOCKET_MESSAGES_PER_SECOND = _read("float", "WEBSOCKET_MESSAGES_PER_SECOND", 1000.0,
-                                      validate=_LimitRange(min=0))
-WEBSOCKET_MESSAGE_BURST = _read("int", "WEBSOCKET_MESSAGE_BURST", 5000, validate=_LimitRange(min=1))
+                                      validate=Range(min=0))
+WEBSOCKET_MESSAGE_BURST = _read("int", "WEBSOCKET_MESSAGE_BURST", 5000, validate=Range(min=1))
 # Open websockets per client address, and per Authorization header presented, in each server
 # process; one more is closed with 4029.
 WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT = _read("int", "WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT", 1000,
-                                             validate=_LimitRange(min=0))
+                                             validate=Range(min=0))
 # Writes (POST/PUT/PATCH/DELETE) per second through the REST API, as token buckets shared by all
 # server processes through Redis (REDIS_URL) or kept in the process: per machine token
 # (tm_api), per project token (tracking ingest; the legacy tracker posts one request per tracked
 # request), per logged-in user or client address for the rest (anonymous machines in development).
-RATE_LIMIT_MACHINE_TOKEN = _read("float", "RATE_LIMIT_MACHINE_TOKEN", 200.0,
-                                 validate=_LimitRange(min=0))
+RATE_LIMIT_MACHINE_TOKEN = _read("float", "RATE_LIMIT_MACHINE_TOKEN", 200.0, validate=Range(min=0))
 RATE_LIMIT_MACHINE_TOKEN_BURST = _read("int", "RATE_LIMIT_MACHINE_TOKEN_BURST", 2000,
-                                       validate=_LimitRange(min=1))
-RATE_LIMIT_PROJECT_TOKEN = _read("float", "RATE_LIMIT_PROJECT_TOKEN", 2000.0,
-                                 validate=_LimitRange(min=0))
+                                       validate=Range(min=1))
+RATE_LIMIT_PROJECT_TOKEN = _read("float", "RATE_LIMIT_PROJECT_TOKEN", 2000.0, validate=Range(min=0))
 RATE_LIMIT_PROJECT_TOKEN_BURST = _read("int", "RATE_LIMIT_PROJECT_TOKEN_BURST", 10_000,
-                                       validate=_LimitRange(min=1))
-RATE_LIMIT_CLIENT = _read("float", "RATE_LIMIT_CLIENT", 100.0, validate=_LimitRange(min=0))
-RATE_LIMIT_CLIENT_BURST = _read("int", "RATE_LIMIT_CLIENT_BURST", 1000, validate=_LimitRange(min=1))
+                                       validate=Range(min=1))
+RATE_LIMIT_CLIENT = _read("float", "RATE_LIMIT_CLIENT", 100.0, validate=Range(min=0))
+RATE_LIMIT_CLIENT_BURST = _read("int", "RATE_LIMIT_CLIENT_BURST", 1000, validate=Range(min=1))
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["trace_project.limits.WriteRateThrottle"]

@@ -6,7 +6,7 @@ from rest_framework import generics
 from rest_framework.exceptions import NotFound, ValidationError
 
 from trace_project.errors import ErrorSerializer
-from traces import services
+from traces import search, services
 from traces.forms import TraceFilterForm
 from traces.models import Trace
 from traces.serializers import TraceSerializer, TraceSummarySerializer
@@ -58,6 +58,6 @@ class TraceListView(generics.ListAPIView):
         form = TraceFilterForm(self.request.query_params)
         if not form.is_valid():
             raise ValidationError({field: list(errors) for field, errors in form.errors.items()})
-        return services.search_traces(form.cleaned_data)
+        return search.search_traces(form.cleaned_data)
 
 

@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, render
 
 from trace_project.access import dashboard_page
 from trace_project.sorting import Sorting
-from traces import services, timeunits
+from traces import search, services, timeunits
 from traces.forms import TraceFilterForm
 from traces.models import Trace
 
@@ -39,7 +39,7 @@ def index(request):
     # A filter that cannot be read shows no traces rather than all of them: a list that looks
     # filtered but is not would be read as the answer.
     traces = (Trace.objects.none() if invalid
-              else services.search_traces(filters).order_by(*sort.order_by))
+              else search.search_traces(filters).order_by(*sort.order_by))
     page = Paginator(traces, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

@@ -282,12 +282,6 @@ def summarize(project: Project, window: Window) -> dict:
     }
 
 
-def summarize_project(project: Project, since: datetime | None = None,
-                      until: datetime | None = None) -> dict:
-    """summarize() over resolve_window(): what the summary API answers, for other apps."""
-    return summarize(project, resolve_window(project, since, until))
-
-
 def _cells(model, project: Project, since: int, until: int, levels: tuple[int, ...]):
     """The cells of `model` that exactly cover [since, until) with the given rollup levels."""
     match = Q(pk__in=[])

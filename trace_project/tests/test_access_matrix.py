@@ -281,17 +281,17 @@ class World:
     _trace_counter = 1000
 
     def new_trace(self) -> int:
-        from traces.services import ingest_frame
+        from traces.tests.helpers import store_trace
 
         World._trace_counter += 1
         trace_id = World._trace_counter
-        ingest_frame(trace_id, json.dumps([
+        store_trace(trace_id, [
             {"type": "TRACE_START", "timestamp": 10, "group_id": "t"},
             {"type": "SPAN_START", "timestamp": 11, "group_id": "s", "name": "load"},
             {"type": "SPAN_END", "timestamp": 12, "group_id": "s"},
             {"type": "EVENT", "timestamp": 11.5, "name": "cache hit"},
             {"type": "TRACE_END", "timestamp": 13, "group_id": "t"},
-        ]), publish=False)
+        ], publish=False)
         return trace_id
 
     def fill(self, template: str) -> str:

@@ -205,7 +205,7 @@ def build_world(base_url: str) -> FuzzWorld:
 
     from tm_api.auth import issue_token
     from tm_api.models import Machine, MasterScenario, Scenario, Test
-    from traces import services as trace_services
+    from traces.tests.helpers import store_trace
     from tracking.models import Project
 
     User = get_user_model()
@@ -215,14 +215,12 @@ def build_world(base_url: str) -> FuzzWorld:
     project, project_token = Project.create_with_token("fuzz project")
 
     # A complete trace and an open one.
-    trace_services.ingest_frame(9001, (
-        '[{"type": "TRACE_START", "timestamp": 10, "group_id": "t"},'
-        ' {"type": "SPAN_START", "timestamp": 11, "group_id": "s", "name": "db"},'
-        ' {"type": "EVENT", "timestamp": 12, "name": "hit"},'
-        ' {"type": "SPAN_END", "timestamp": 13, "group_id": "s"},'
-        ' {"type": "TRACE_END", "timestamp": 20, "group_id": "t"}]'))
-    trace_services.ingest_frame(9002, '[{"type": "SPAN_START", "timestamp": 1, "group_id": "a",'
-                                      ' "name": "open"}]')
+    store_trace(9001, [{"type": "TRACE_START", "timestamp": 10, "group_id": "t"},
+                       {"type": "SPAN_START", "timestamp": 11, "group_id": "s", "name": "db"},
+                       {"type": "EVENT", "timestamp": 12, "name": "hit"},
+                       {"type": "SPAN_END", "timestamp": 13, "group_id": "s"},
+                       {"type": "TRACE_END", "timestamp": 20, "group_id": "t"}])
+    store_trace(9002, [{"type": "SPAN_START", "timestamp": 1, "group_id": "a", "name": "open"}])
 
     machine_headers = {"Authorization": f"Token {machine_secret}"}
     dry_run = {

@@ -59,15 +59,10 @@ def _frame_limits(settings):
 
 @pytest.fixture(autouse=True)
 def _close_ingest_connections():
-    """The ingest threads keep their database connections open between frames; closed after
-    each test so that the test database can be flushed (as traces/tests/conftest.py does)."""
-    from traces.consumers import close_ingest_connections
+    from traces.tests.conftest import close_ingest_connections
 
     yield
     close_ingest_connections()
-    closer = threading.Thread(target=lambda: asyncio.run(sync_to_async(connections.close_all)()))
-    closer.start()
-    closer.join()
 
 
 # --- generated traces ---------------------------------------------------------------------------

@@ -85,6 +85,15 @@ async def test_a_frame_goes_out_only_once_its_transaction_committed(layer):
     await communicator.disconnect()
 
 
+def publish_in_a_failed_savepoint(frame, key):
+    try:
+        with transaction.atomic():
+            publisher.publish(GROUP, frame, key=key)
+            raise ValueError
+    except ValueError:
+        pass
+
+
 async def test_a_rollback_sends_nothing_and_a_savepoint_rolled_back_only_its_own(layer):
     communicator = await watch()
 
@@ -94,21 +103,11 @@ async def test_a_rollback_sends_nothing_and_a_savepoint_rolled_back_only_its_own
             transaction.set_rollback(True)
         with transaction.atomic():
             publisher.publish(GROUP, {"n": "kept"}, key="b")
-            try:
-                with transaction.atomic():
-                    publisher.publish(GROUP, {"n": "in a failed savepoint"}, key="c")
-                    raise ValueError
-            except ValueError:
-                pass
+            publish_in_a_failed_savepoint({"n": "in a failed savepoint"}, key="c")
             publisher.publish(GROUP, {"n": "kept too"}, key="d")
         with transaction.atomic():
             publisher.publish(GROUP, {"n": "kept"}, key="e")
-            try:
-                with transaction.atomic():
-                    publisher.publish(GROUP, {"n": "the last, in a failed savepoint"}, key="f")
-                    raise ValueError
-            except ValueError:
-                pass
+            publish_in_a_failed_savepoint({"n": "the last, in a failed savepoint"}, key="f")
 
     await sync_to_async(write)()
     received = []

@@ -1,7 +1,6 @@
 """The one way a moment is shown: trace_project/times.py and its tags on the server,
 static/js/times.js in the browser, and every page that shows a time."""
 
-import json
 import re
 import threading
 from datetime import UTC, datetime, timedelta
@@ -104,12 +103,11 @@ UNIX_STARTS = [
 def _store_traces(starts):
     from django.db import connection
 
-    from traces.services import ingest_frame
-    from traces.tests.helpers import span, trace_end, trace_start
+    from traces.tests.helpers import span, store_trace, trace_end, trace_start
 
     for trace_id, start in enumerate(starts, 1):
-        ingest_frame(trace_id, json.dumps([trace_start(start), trace_end(start + 2),
-                                           *span("s", f"span {trace_id}", start + 0.5, start + 1)]))
+        store_trace(trace_id, [trace_start(start), trace_end(start + 2),
+                               *span("s", f"span {trace_id}", start + 0.5, start + 1)])
     connection.close()
 
 
@@ -209,15 +207,14 @@ def test_span_detail_shows_offsets_readable_durations_and_the_exact_time(server_
 def _store_traces_ns(start):
     from django.db import connection
 
-    from traces.services import ingest_frame
-    from traces.tests.helpers import event, span, trace_end, trace_start
+    from traces.tests.helpers import event, span, store_trace, trace_end, trace_start
 
     ms = 1_000_000
-    ingest_frame(1, json.dumps([
+    store_trace(1, [
         trace_start(start), trace_end(start + 20 * ms),
         *span("q", "query", start + 12_300_000, start + 13_800_000),
         event("cache miss", start + 12_800_000),
-    ]))
+    ])
     connection.close()
 
 

@@ -6,9 +6,14 @@ from hypothesis import strategies as st
 
 from traces.messages import (
     MESSAGE_TYPES,
+    SERVER_ERROR_REPLY,
+    STORED_REPLY,
     FrameError,
     Message,
     _parse_message_checked,
+    close_code,
+    error_reply,
+    inconsistent_reply,
     parse_frame,
 )
 
@@ -115,3 +120,12 @@ def test_the_fast_path_agrees_with_the_checked_one(item):
         assert str(raised.value) == str(error)
         return
     assert parse_frame(frame, 10**9, 10) == [expected]
+
+
+def test_each_reply_closes_with_the_code_docs_traces_md_gives_it():
+    assert close_code(STORED_REPLY) == 1000
+    assert close_code(error_reply("message 0 (EVENT): missing key 'name'")) == 4000
+    assert close_code(inconsistent_reply(5, ["span a ends before it starts"])) == 4000
+    assert inconsistent_reply(5, ["x", "y"]) == "Error: trace 5 is inconsistent: x; y"
+    assert close_code(SERVER_ERROR_REPLY) == 4011
+    assert SERVER_ERROR_REPLY.startswith("Error: ") and "send it again later" in SERVER_ERROR_REPLY
