@@ -64,7 +64,7 @@ def run(args):
     from django.test.utils import CaptureQueriesContext
 
     from tm_api import services
-    from trace_project import publisher
+    from plumbing import publisher
     from tm_api.models import Test
     from tm_api.status import parse_client_timestamp
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import websocket  # noqa: E402
 
-from trace_project.devserver import Server  # noqa: E402
+from plumbing.devserver import Server  # noqa: E402
 
 STORED = "Trace stored. Closing the connection"
 

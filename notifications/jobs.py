@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from notifications.models import Delivery, Job, Notification
-from trace_project.times import exact
+from plumbing.times import exact
 
 logger = logging.getLogger(__name__)
 

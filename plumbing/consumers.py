@@ -3,7 +3,7 @@ import json
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.core.serializers.json import DjangoJSONEncoder
 
-from trace_project.access import may_view_dashboards
+from plumbing.access import may_view_dashboards
 
 # Close code for a socket refused because the visitor may not view dashboards.
 CLOSE_FORBIDDEN = 4003
@@ -12,7 +12,7 @@ CLOSE_FORBIDDEN = 4003
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     """Base of every browser-facing live socket.
 
-    Subclasses name the groups to join; frames published with trace_project.publisher reach the
+    Subclasses name the groups to join; frames published with plumbing.publisher reach the
     browser as they were published, one websocket message each. A page may miss frames while
     its socket is closed: on_joined sends the current state, or the page refetches it over REST
     each time its socket opens. Anonymous visitors are refused unless DASHBOARDS_PUBLIC.
@@ -40,7 +40,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def live_frame(self, event):
         texts = event.get("texts")
-        if texts is None:  # a frame sent directly (trace_project.live.send_frame)
+        if texts is None:  # a frame sent directly (plumbing.live.send_frame)
             await self.send_json(event["data"])
             return
         # Serialised once by the publisher for every socket of the group.

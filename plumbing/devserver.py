@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trace_project import serve
+from plumbing import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 class Server:
-    """The server (trace_project.serve's command line, as production runs it) on
+    """The server (plumbing.serve's command line, as production runs it) on
     127.0.0.1:<free port>, environment = this process's plus `env_overrides`."""
 
     def __init__(self, env_overrides=None, port=None, server=None, workers=1, access_log=True):
@@ -49,7 +49,7 @@ class Server:
         self.process = None
 
     def start(self, timeout=30):
-        argv = [sys.executable, "-m", "trace_project.serve", "--server", self.server,
+        argv = [sys.executable, "-m", "plumbing.serve", "--server", self.server,
                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
         if self.access_log:
             argv.append("--access-log")

@@ -1,4 +1,4 @@
-"""The checks behind /healthz: each does real work against its service, within a deadline."""
+"""/healthz: each check does real work against its service, within a deadline."""
 
 import asyncio
 import time
@@ -7,6 +7,8 @@ import uuid
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connections
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
 
 CHECK_TIMEOUT_SECONDS = 3.0
 
@@ -53,7 +55,7 @@ async def check_channel_layer() -> dict:
     result = await _timed(_channel_layer_round_trip(), "backend")
     if not result["ok"]:
         result["error"] = f"{_channel_layer_name()}: {result['error']}"
-    from trace_project.live import OUTAGE_COUNTS
+    from plumbing.library_internals.channels_redis_pubsub import OUTAGE_COUNTS
 
     if OUTAGE_COUNTS:  # since this process started: frames lost to Redis outages, ...
         result["outages"] = dict(OUTAGE_COUNTS)
@@ -88,3 +90,12 @@ async def _timed(awaitable, label: str) -> dict:
         return {"ok": False, "error": f"{type(error).__name__}: {error}"}
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     return {"ok": True, label: value, "ms": elapsed_ms}
+
+
+@never_cache
+async def healthz(request):
+    database, channel_layer = await asyncio.gather(check_database(), check_channel_layer())
+    checks = {"database": database, "channel_layer": channel_layer}
+    failing = [name for name, check in checks.items() if not check["ok"]]
+    body = {"status": "ok" if not failing else "unavailable", "failing": failing, **checks}
+    return JsonResponse(body, status=503 if failing else 200)

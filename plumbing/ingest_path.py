@@ -5,9 +5,10 @@ they have no session, no CSRF cookie, no messages, no login to throttle. Django'
 (settings.MIDDLEWARE) costs them nine sync middleware, each run on a thread of its own under
 ASGI (MiddlewareMixin.__acall__ hops twice per middleware), plus a thread per request made by
 ThreadSensitiveContext: about 2.4 ms per request, more than the work itself. So asgi.py sends
-requests whose path starts with one of settings.INGEST_PATHS to IngestHandler, a Django
-ASGIHandler whose chain is settings.INGEST_MIDDLEWARE (async-native middleware only), and every
-other request to Django's full handler. Pages and the read API keep the full stack.
+requests whose path starts with one of settings.INGEST_PATHS to IngestHandler
+(plumbing/library_internals/django_asgi_handler.py), a Django ASGIHandler whose chain is
+settings.INGEST_MIDDLEWARE (async-native middleware only), and every other request to Django's
+full handler. Pages and the read API keep the full stack.
 
 On the lean path:
 - the view is async: what needs no database (the Authorization header's form, a body that is
@@ -22,24 +23,17 @@ On the lean path:
 """
 
 import asyncio
-import functools
 
-from asgiref.sync import AsyncToSync, iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import markcoroutinefunction
 from django.conf import settings
-from django.core import signals
-from django.core.exceptions import ImproperlyConfigured, RequestAborted
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
-from django.urls import set_script_prefix, set_urlconf
-from django.utils.deprecation import MiddlewareMixin
-from django.utils.log import log_response
-from django.utils.module_loading import import_string
 from rest_framework.exceptions import APIException
 
-from trace_project.workers import kept_connection
+# Re-exported: the lean views ask it where they run.
+from plumbing.library_internals.asgiref_threads import called_from_sync_code  # noqa: F401
+from plumbing.workers import kept_connection
 
 
 class ByPath:
@@ -57,86 +51,6 @@ class ByPath:
         if scope["path"].startswith(self.prefixes.get(scope["type"], ())):
             return await self.ingest(scope, receive, send)
         return await self.full(scope, receive, send)
-
-
-class IngestHandler(ASGIHandler):
-    """Django's ASGI handler with settings.INGEST_MIDDLEWARE for a chain and no thread hop of
-    its own: no ThreadSensitiveContext (a thread per request), the request signals and the
-    error log line on the event loop instead of on threads.
-
-    Unlike Django's handler it does not cancel the view when the client disconnects: an ingest
-    write that started runs to its end on its pool thread either way."""
-
-    def load_middleware(self, is_async=True):
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        handler = convert_exception_to_response(self._get_response_async)
-        for path in reversed(settings.INGEST_MIDDLEWARE):
-            middleware = import_string(path)
-            if (not getattr(middleware, "async_capable", False)
-                    or (issubclass(middleware, MiddlewareMixin)
-                        and middleware.__acall__ is MiddlewareMixin.__acall__)):
-                raise ImproperlyConfigured(
-                    f"INGEST_MIDDLEWARE: {path} is not async-native (a MiddlewareMixin runs "
-                    "its hooks on a thread, two hops per request); wrap its hooks as "
-                    "trace_project.ingest_path.SecurityHeaders does.")
-            instance = middleware(handler)
-            for hook in ("process_view", "process_template_response", "process_exception"):
-                if hasattr(instance, hook):
-                    raise ImproperlyConfigured(f"INGEST_MIDDLEWARE: {path}.{hook} is not "
-                                               "supported on the lean path.")
-            handler = convert_exception_to_response(instance)
-        self._middleware_chain = handler
-
-    async def __call__(self, scope, receive, send):
-        try:
-            body_file = await self.read_body(receive)
-        except RequestAborted:
-            return
-        set_script_prefix(get_script_prefix(scope))
-        # Django's receivers (reset_queries, close_old_connections) look at this thread's
-        # connections: the event loop thread has none on this path.
-        signals.request_started.send(sender=self.__class__, scope=scope)
-        request, response = self.create_request(scope, body_file)
-        try:
-            if request is not None:
-                response = await self.run_get_response(request)
-            if not response.streaming and not response.has_header("Content-Length"):
-                response.headers["Content-Length"] = str(len(response.content))  # as CommonMiddleware
-            await self.send_response(response, send)
-        finally:
-            if response is not None:
-                response.close()  # request_finished, on this thread too
-            body_file.close()
-
-    def make_view_atomic(self, view):
-        """A sync view on this path (one not yet made async for it) runs on a thread of the
-        default executor with a kept connection, rendered there: one hop. Django would run it on
-        the one thread shared by every sync call outside a ThreadSensitiveContext, where nothing
-        hands its connection back or drops it when broken."""
-        view = super().make_view_atomic(view)
-        if iscoroutinefunction(view):
-            return view
-
-        def run(request, *args, **kwargs):
-            with kept_connection():
-                return rendered(view(request, *args, **kwargs))
-
-        @functools.wraps(view)
-        async def on_a_thread(request, *args, **kwargs):
-            return await sync_to_async(run, thread_sensitive=False)(request, *args, **kwargs)
-
-        return on_a_thread
-
-    async def get_response_async(self, request):
-        set_urlconf(settings.ROOT_URLCONF)
-        response = await self._middleware_chain(request)
-        response._resource_closers.append(request.close)
-        if response.status_code >= 400:
-            log_response("%s: %s", response.reason_phrase, request.path,
-                         response=response, request=request)
-        return response
 
 
 class SecurityHeaders:
@@ -162,12 +76,6 @@ class SecurityHeaders:
 
 
 # --- views of the lean path ---------------------------------------------------------------------
-
-def called_from_sync_code() -> bool:
-    """A test client or async_to_sync: that caller's thread holds the connection (and maybe the
-    transaction) the view must use, as Django would run a sync view."""
-    return getattr(AsyncToSync.executors, "current", None) is not None
-
 
 def drf_answer(view_class, request, check, **kwargs):
     """Runs `check(view, drf_request)` on the event loop inside DRF's own machinery: an

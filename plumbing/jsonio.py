@@ -4,7 +4,7 @@ a 500 or a "send it again later".
 Python's decoder raises more than JSONDecodeError on hostile input: RecursionError for deep
 nesting (100,000 `[` in a row), and ValueError for an integer of over 4,300 digits (the
 int-from-string limit against quadratic conversion). Each way in reads client JSON through
-`loads` here, or through trace_project.parsers.JSONParser for DRF views. No Django import: the
+`loads` here, or through plumbing.rest_json.JSONParser for DRF views. No Django import: the
 pure domain modules use it.
 """
 

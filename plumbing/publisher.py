@@ -14,7 +14,7 @@ state of: a test, a run, a project; the group itself by default). The publisher:
 - serialises each frame to JSON once, whatever the number of sockets: LiveConsumer forwards the
   text as it is;
 - never raises into the write that published: with Redis down the frames are dropped (and
-  counted, see trace_project.live); pages catch up when their socket reopens.
+  counted, see plumbing.library_internals.channels_redis_pubsub); pages catch up when their socket reopens.
 
 Sync code (services, inside or outside a transaction):
 
@@ -44,11 +44,13 @@ import logging
 import threading
 import weakref
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+
+from plumbing.library_internals.asgiref_threads import calling_event_loop
 
 logger = logging.getLogger(__name__)
 
@@ -149,9 +151,7 @@ def _serving_loop():
         return asyncio.get_running_loop()
     except RuntimeError:
         pass
-    candidates = [getattr(_thread, "loop", None)]
-    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) is not None:
-        candidates.append(getattr(SyncToAsync.threadlocal, "main_event_loop", None))
+    candidates = [getattr(_thread, "loop", None), calling_event_loop()]
     for loop in candidates:
         if loop is not None and loop.is_running() and not loop.is_closed():
             return loop
@@ -200,7 +200,7 @@ def _text(frame) -> str:
 
 async def _send_groups(batches) -> None:
     """[(group, texts)]: one channel-layer message per group, in one round trip when the layer
-    can (trace_project.live.PubSubChannelLayer.group_send_many)."""
+    can (plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer.group_send_many)."""
     layer = get_channel_layer()
     messages = [(group, {"type": FRAME_EVENT, "texts": texts}) for group, texts in batches]
     try:

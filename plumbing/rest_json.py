@@ -4,7 +4,7 @@ merely deep input is a 400, and deep output is served, never a RecursionError 50
 from rest_framework import parsers, renderers
 from rest_framework.exceptions import ParseError
 
-from trace_project import jsonio
+from plumbing import jsonio
 
 
 class JSONParser(parsers.JSONParser):

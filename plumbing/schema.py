@@ -49,7 +49,7 @@ PROJECT_TOKEN = "projectToken"
 
 class AutoSchema(openapi.AutoSchema):
     """drf-spectacular's AutoSchema plus the error answers DRF and our views give without a view
-    saying so in its @extend_schema, all in the shared error shape (trace_project.errors):
+    saying so in its @extend_schema, all in the shared error shape (plumbing.errors):
 
     - 400 when the operation takes a body or query parameters other than the page's (a value
       that does not validate);
@@ -59,7 +59,7 @@ class AutoSchema(openapi.AutoSchema):
       WWW-Authenticate challenge, as with sessions), and 401 too when one does (tokens);
     - 415 when DRF parses the body (another Content-Type than the documented ones);
     - 413 (body too large) and 429 (rate limited) for every POST, PUT and PATCH;
-    - 503 everywhere: the database or channel layer is down (trace_project.errors).
+    - 503 everywhere: the database or channel layer is down (plumbing.errors).
 
     Codes a view documents itself are left as they are; only missing ones are added.
     """
@@ -85,7 +85,7 @@ class AutoSchema(openapi.AutoSchema):
         return operation
 
     def _error_ref(self):
-        from trace_project.errors import ErrorSerializer
+        from plumbing.errors import ErrorSerializer
 
         return self.resolve_serializer(ErrorSerializer, "response").ref
 

@@ -1,7 +1,7 @@
-"""Starts the web server: `python -m trace_project.serve [-b HOST] [-p PORT] [--proxy-headers]`.
+"""Starts the web server: `python -m plumbing.serve [-b HOST] [-p PORT] [--proxy-headers]`.
 
 The one place that knows the command line of each ASGI server this project runs under (the
-Procfile, the Dockerfile, trace_project.devserver for tests and benchmarks):
+Procfile, the Dockerfile, plumbing.devserver for tests and benchmarks):
 
 - MONITOR_SERVER: `uvicorn` (the default: measured cheaper per request, bench/http_floor.py)
   with uvloop, httptools and websockets (its Sans-I/O protocol; the legacy one is deprecated),
@@ -54,7 +54,7 @@ def command(server: str, host: str, port: int, *, workers: int = 1, proxy_header
     """The server's argv. uvicorn runs `workers` processes itself; daphne runs one per `fd`."""
     if server == "uvicorn":
         argv = [sys.executable, "-m", "uvicorn", application, "--host", host, "--port", str(port),
-                "--loop", "uvloop", "--http", "trace_project.uvicorn_protocol:HttpToolsProtocol",
+                "--loop", "uvloop", "--http", "plumbing.library_internals.uvicorn_protocol:HttpToolsProtocol",
                 "--ws", "websockets-sansio", "--ws-max-size", WEBSOCKET_MAX_BYTES,
                 # As daphne: no per-message compression (CPU per frame for every socket).
                 "--ws-per-message-deflate", "False",

@@ -2,7 +2,7 @@
 "2026-11-29 06:55:11 UTC" (ISO-like date, 24-hour time, then the zone the site shows times in,
 settings.TIME_ZONE), or "3 min ago" where recency matters. static/js/times.js gives the same text
 for the same moment to the times that live scripts insert, so a row added by a socket frame reads
-like its neighbours; trace_project/templatetags/times.py puts them in pages."""
+like its neighbours; plumbing/templatetags/times.py puts them in pages."""
 
 from datetime import datetime
 

@@ -22,7 +22,9 @@ def derived_token(prefix: str, purpose: str) -> str:
 
     from django.utils.crypto import salted_hmac
 
-    digest = salted_hmac("trace_project.tokens.derived_token", purpose, algorithm="sha256").digest()
+    # The salt keeps the module's first name, so that installs keep the tokens they gave out.
+    digest = salted_hmac("trace_project.tokens.derived_token", purpose,
+                         algorithm="sha256").digest()
     return prefix + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

@@ -36,6 +36,7 @@ class WorkerThreads:
         self.name = name
         self.size_setting = size_setting
         self._executor = None
+        self._threads = 0  # the executor's size, read when it was made
         self._lock = threading.Lock()
 
     @property
@@ -46,14 +47,15 @@ class WorkerThreads:
     def executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.size, thread_name_prefix=self.name)
+                self._threads = self.size
+                self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix=self.name)
             return self._executor
 
     def close_connections(self) -> None:
         """Close the connection each thread keeps (tests; before dropping a database)."""
         if self._executor is None:
             return
-        count = self._executor._max_workers
+        count = self._threads
         everyone = threading.Barrier(count)
 
         def close():

@@ -18,7 +18,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
-from trace_project.tokens import new_token, token_digest, token_hint
+from plumbing.tokens import new_token, token_digest, token_hint
 from tm_api.models import MachineToken
 
 KEYWORDS = (b"token", b"bearer")

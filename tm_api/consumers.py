@@ -2,7 +2,7 @@
 
 from channels.db import database_sync_to_async
 
-from trace_project.consumers import LiveConsumer
+from plumbing.consumers import LiveConsumer
 from tm_api import bodies
 from tm_api.live import LAST, RUNS, STATUS, live_group
 from tm_api.models import Machine

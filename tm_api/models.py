@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.urls import reverse
 
 from tm_api import status as S
-from trace_project.times import exact
+from plumbing.times import exact
 
 STATUS_CHOICES = [(s, s) for s in S.PRIORITY]
 

@@ -10,8 +10,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer, TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
-from trace_project.access import dashboard_page
-from trace_project.sorting import Sorting
+from plumbing.access import dashboard_page
+from plumbing.sorting import Sorting
 from tm_api import bodies
 from tm_api.status import preview
 from tm_api.models import Machine, MasterScenario, Run, Scenario, Test

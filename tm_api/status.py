@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, tzinfo
 from datetime import timezone as dt_timezone
 
-from trace_project import time_range
+from plumbing import time_range
 
 CANCELLED = "cancelled"
 RUNNING = "running"

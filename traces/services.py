@@ -18,8 +18,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from trace_project import publisher
-from trace_project.live import publish_after_commit
+from plumbing import publisher
+from plumbing.live import publish_after_commit
 from traces import assembly, asyncdb
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, Conflict
 from traces.messages import (

@@ -21,8 +21,8 @@ from tracking import aggregation as agg
 from tracking.live import publish_requests_after_commit
 from tracking.models import Project, RequestMetric, RequestRollup, RequestSeriesRollup
 from tracking.wire import RequestEvent
-from trace_project.sorting import Sorting
-from trace_project.tokens import token_digest
+from plumbing.sorting import Sorting
+from plumbing.tokens import token_digest
 
 logger = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import idempotency
-from trace_project import jsonio, time_range
-from trace_project.access import dashboard_page
-from trace_project.errors import ErrorSerializer, error_body
-from trace_project.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
-from trace_project.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
-from trace_project.workers import WorkerThreads
+from plumbing import jsonio, time_range
+from plumbing.access import dashboard_page
+from plumbing.errors import ErrorSerializer, error_body
+from plumbing.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
+from plumbing.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
+from plumbing.workers import WorkerThreads
 from tracking import services
 from tracking.models import Project
 from tracking.serializers import (
@@ -232,7 +232,7 @@ def _ingest_view(view_class):
     front of Django, in asgi.py).
 
     On PostgreSQL the ingest runs on TRACKING_INGEST_THREADS threads of their own, each with a
-    kept connection (trace_project.workers), so one batch's database round trips overlap with
+    kept connection (plumbing.workers), so one batch's database round trips overlap with
     the parsing of the next (SQLite serialises writers anyway: Django's sync thread). A caller
     that already has a transaction open on this thread (a test's) keeps the ingest on its own
     thread and connection, inside that transaction.

@@ -1,3 +1,10 @@
+"""WhiteNoise's middleware in Django's async middleware chain (settings.MIDDLEWARE).
+
+It reads WhiteNoiseMiddleware's attributes autorefresh and files and calls its find_file and
+serve, none of which WhiteNoise documents. plumbing/tests/test_library_internals.py fails, naming
+WhiteNoise and its pinned version, when they change.
+"""
+
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from whitenoise.middleware import WhiteNoiseMiddleware
 

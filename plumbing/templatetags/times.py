@@ -1,5 +1,5 @@
 """{% time_exact moment %} and {% time_ago moment %}: the <time> elements of every page, in the
-format of trace_project/times.py (see there)."""
+format of plumbing/times.py (see there)."""
 
 from datetime import timezone as dt_timezone
 
@@ -7,7 +7,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from trace_project.times import EMPTY, as_moment, exact, relative, zone_name
+from plumbing.times import EMPTY, as_moment, exact, relative, zone_name
 
 register = template.Library()
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.urls(
-    "trace_project.tests.urls_for_errors"
+    "plumbing.tests.urls_for_errors"
 )]
 
 
@@ -115,7 +115,7 @@ def test_a_500_page_that_cannot_render_still_answers(client, settings, tmp_path)
 def test_database_outage_page_is_in_the_layout_and_asks_to_come_back(rf):
     from django.db import OperationalError
 
-    from trace_project.errors import database_unavailable_response
+    from plumbing.errors import database_unavailable_response
 
     response = database_unavailable_response(rf.get("/traces/"), OperationalError("gone"))
     assert_error_page(response, 503, "Service unavailable")

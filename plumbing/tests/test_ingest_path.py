@@ -1,6 +1,6 @@
-"""trace_project/ingest_path.py: machine traffic takes the lean path (no session, CSRF, messages
+"""plumbing/ingest_path.py: machine traffic takes the lean path (no session, CSRF, messages
 or login middleware; refusals that need no database answered on the event loop), pages keep
-Django's full stack; under both servers (trace_project.serve: uvicorn and daphne)."""
+Django's full stack; under both servers (plumbing.serve: uvicorn and daphne)."""
 
 import json
 
@@ -11,7 +11,8 @@ from channels.testing import HttpCommunicator
 from django.core.exceptions import ImproperlyConfigured
 
 from trace_project.asgi import application
-from trace_project.ingest_path import ByPath, IngestHandler
+from plumbing.ingest_path import ByPath
+from plumbing.library_internals.django_asgi_handler import IngestHandler
 
 SERVERS = ["uvicorn", "daphne"]
 MALFORMED = b'{"machine_name": "m1", "file_path": '

@@ -1,4 +1,4 @@
-"""trace_project/jsonio.py: client JSON that the decoder cannot hold is a JSONInputError, and
+"""plumbing/jsonio.py: client JSON that the decoder cannot hold is a JSONInputError, and
 values of any depth encode."""
 
 import json
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trace_project import jsonio
+from plumbing import jsonio
 
 pytestmark = pytest.mark.unit
 

@@ -116,7 +116,7 @@ def test_request_bodies_over_the_limit_get_413_naming_the_setting(server_factory
 def socket_server(django_db_setup, django_db_blocker):
     """One server for the frame size and message rate tests (a server takes seconds to start)."""
     from conftest import test_database_env
-    from trace_project.devserver import Server
+    from plumbing.devserver import Server
 
     with django_db_blocker.unblock():
         database = test_database_env()
@@ -150,10 +150,10 @@ def test_live_socket_takes_frames_up_to_the_limit_and_closes_4009_above(socket_s
 
 
 def test_the_server_closes_1009_on_a_message_over_its_own_cap(socket_server):
-    """The server's cap on websocket messages (16 MiB as trace_project.serve starts daphne or
+    """The server's cap on websocket messages (16 MiB as plumbing.serve starts daphne or
     uvicorn): the application never sees such a frame, on any socket; under it, the trace
     consumer answers a frame over TRACE_MAX_FRAME_BYTES (1 MiB) with its Error reply."""
-    from trace_project.serve import WEBSOCKET_MAX_BYTES
+    from plumbing.serve import WEBSOCKET_MAX_BYTES
 
     server = socket_server
     cap = int(WEBSOCKET_MAX_BYTES)

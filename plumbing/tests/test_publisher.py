@@ -13,8 +13,9 @@ from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.urls import path
 
-from trace_project import live, publisher
-from trace_project.consumers import LiveConsumer
+from plumbing import live, publisher
+from plumbing.library_internals.channels_redis_pubsub import OUTAGE_COUNTS
+from plumbing.consumers import LiveConsumer
 from tracking.models import Project
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -37,7 +38,7 @@ def layer(request, settings):
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
         settings.CHANNEL_LAYERS = {"default": {
-            "BACKEND": "trace_project.live.PubSubChannelLayer",
+            "BACKEND": "plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer",
             "CONFIG": {"hosts": [url], "prefix": "test-publisher", "timeout": 2, "retry": 0.25},
         }}
     else:
@@ -211,12 +212,12 @@ async def test_with_redis_down_writes_commit_and_the_frames_are_dropped(settings
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     settings.CHANNEL_LAYERS = {"default": {
-        "BACKEND": "trace_project.live.PubSubChannelLayer",
+        "BACKEND": "plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer",
         "CONFIG": {"hosts": [{"address": f"redis://127.0.0.1:{port}/0",
                               "socket_connect_timeout": 0.5}],
                    "prefix": "test-publisher", "timeout": 0.5, "retry": 0.25},
     }}
-    dropped = live.OUTAGE_COUNTS["frames_dropped"]
+    dropped = OUTAGE_COUNTS["frames_dropped"]
 
     def write():
         with transaction.atomic():
@@ -227,13 +228,13 @@ async def test_with_redis_down_writes_commit_and_the_frames_are_dropped(settings
     pk = await sync_to_async(write)()
     await publisher.drain()
     assert await Project.objects.filter(pk=pk).aexists()
-    assert live.OUTAGE_COUNTS["frames_dropped"] > dropped
+    assert OUTAGE_COUNTS["frames_dropped"] > dropped
 
 
 def test_without_an_event_loop_frames_are_sent_when_the_transaction_commits(settings, redis_url):
     """Management commands and workers have no serving loop: the committing thread sends."""
     settings.CHANNEL_LAYERS = {"default": {
-        "BACKEND": "trace_project.live.PubSubChannelLayer",
+        "BACKEND": "plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer",
         "CONFIG": {"hosts": [redis_url], "prefix": "test-publisher-sync"},
     }}
     settings.DASHBOARDS_PUBLIC = True

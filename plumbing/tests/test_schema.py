@@ -42,7 +42,7 @@ def _operations(schema):
 
 
 def test_every_error_answer_is_documented_in_the_error_shape(schema):
-    """trace_project.schema.AutoSchema: paginated lists and paths with ids can answer 404,
+    """plumbing.schema.AutoSchema: paginated lists and paths with ids can answer 404,
     filters and bodies 400, protected views 403, writes 413/429, everything 503; each in the
     shared Error shape (a page past the end used to be an undocumented 404)."""
     error = {"$ref": "#/components/schemas/Error"}

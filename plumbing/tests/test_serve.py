@@ -1,11 +1,11 @@
-"""trace_project/serve.py: the production command lines, and several processes on one port."""
+"""plumbing/serve.py: the production command lines, and several processes on one port."""
 
 from pathlib import Path
 
 import pytest
 import requests
 
-from trace_project import serve
+from plumbing import serve
 
 
 @pytest.mark.unit
@@ -13,7 +13,7 @@ def test_uvicorn_runs_with_the_header_deadline_and_the_websocket_cap():
     argv = serve.command("uvicorn", "0.0.0.0", 8000, workers=4, proxy_headers=True)
     assert argv[1:4] == ["-m", "uvicorn", "trace_project.asgi:application"]
     pairs = dict(zip(argv[4::1], argv[5::1]))
-    assert pairs["--http"] == "trace_project.uvicorn_protocol:HttpToolsProtocol"
+    assert pairs["--http"] == "plumbing.library_internals.uvicorn_protocol:HttpToolsProtocol"
     assert pairs["--loop"] == "uvloop" and pairs["--ws"] == "websockets-sansio"
     assert pairs["--ws-max-size"] == serve.WEBSOCKET_MAX_BYTES and pairs["--workers"] == "4"
     assert "--proxy-headers" in argv and "--no-access-log" in argv
@@ -45,7 +45,7 @@ def children(pid):
 @pytest.mark.parametrize("server_name", ["uvicorn", "daphne"])
 def test_two_processes_serve_one_port(server_factory, server_name):
     from conftest import test_database_env
-    from trace_project.devserver import Server
+    from plumbing.devserver import Server
 
     server = Server({"DB_DEFAULT": test_database_env()}, server=server_name, workers=2).start()
     try:

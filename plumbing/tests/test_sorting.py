@@ -4,7 +4,7 @@ import pytest
 from django.db.models import F
 from django.http import QueryDict
 
-from trace_project.sorting import Sorting
+from plumbing.sorting import Sorting
 
 pytestmark = pytest.mark.unit
 

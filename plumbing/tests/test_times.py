@@ -1,4 +1,4 @@
-"""The one way a moment is shown: trace_project/times.py and its tags on the server,
+"""The one way a moment is shown: plumbing/times.py and its tags on the server,
 static/js/times.js in the browser, and every page that shows a time."""
 
 import json
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.template import Context, Template
 
-from trace_project.times import exact, relative
+from plumbing.times import exact, relative
 
 UTC = timezone.utc
 MOMENT = datetime(2026, 11, 29, 6, 55, 11, 961996, tzinfo=UTC)

@@ -112,7 +112,7 @@ def test_pages_apply_deltas_and_show_the_current_state_after_their_socket_reconn
     back, the last-run page and the machine list reconnect and show what changed meanwhile."""
     from conftest import test_database_env
     from tm_api import services
-    from trace_project.devserver import Server
+    from plumbing.devserver import Server
 
     env = {"DASHBOARDS_PUBLIC": "True", "TM_ALLOW_ANONYMOUS_MACHINES": "True"}
     server = server_factory(**env)

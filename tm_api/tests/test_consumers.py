@@ -9,8 +9,8 @@ from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
 from trace_project.asgi import application
-from trace_project import publisher
-from trace_project.consumers import CLOSE_FORBIDDEN
+from plumbing import publisher
+from plumbing.consumers import CLOSE_FORBIDDEN
 from tm_api import bodies, services
 from tm_api import status as S
 from tm_api.deltas import LastRunPage

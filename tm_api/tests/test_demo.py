@@ -6,7 +6,7 @@ from tm_api import services
 from tm_api import status as S
 from tm_api.management.commands.demo_machines import MACHINES, master_tree
 from tm_api.models import Machine, Run, Test
-from trace_project.devserver import free_port
+from plumbing.devserver import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -125,7 +125,7 @@ def test_machine_token_command(capsys):
     from django.core.management import call_command
 
     from tm_api.models import MachineToken
-    from trace_project.tokens import token_matches
+    from plumbing.tokens import token_matches
 
     call_command("machine_token", "create", "rack 3", "--machine", "Rack-3")
     secret = capsys.readouterr().out.strip()

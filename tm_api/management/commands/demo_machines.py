@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from tm_api import services
 from tm_api.models import Machine
-from trace_project.demo import check_server, server_gone
+from plumbing.demo import check_server, server_gone
 
 MACHINES = ["rack-01 lamp", "rack-02 door", "rack-03 trunk"]
 SCENARIOS = {
