@@ -1,7 +1,7 @@
 """What the OpenAPI schema (drf-spectacular) says beyond what it finds in the views by itself.
 
-- Shared header parameters of the write endpoints (`Idempotency-Key`, `Content-Encoding`), and
-  the `Idempotent-Replayed` header of their replayed answers.
+- The `Content-Encoding` header parameter of the batch ingest (`Idempotency-Key` and the
+  `Idempotent-Replayed` header of replayed answers are idempotency/schema.py's).
 - The project-token security scheme of the batch ingest (`Authorization: Bearer <token>`).
 - AutoSchema (REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]): the error answers every operation can
   give, in the shared error shape, so that the schema lists every status the API answers
@@ -12,26 +12,6 @@ from drf_spectacular import openapi
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.permissions import AllowAny
-
-from idempotency import KEY_HEADER, KEY_MAX, REPLAYED_HEADER
-
-IDEMPOTENCY_KEY = OpenApiParameter(
-    KEY_HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-    description=(
-        f"Optional, 1 to {KEY_MAX} printable ASCII characters chosen by the client "
-        "(a UUID, say). A retry with the same key from the same caller (project token or machine "
-        "token) answers the first answer again without storing anything twice."
-    ),
-    # Printable ASCII: space (0x20) to tilde (0x7E).
-    pattern=f"^[ -~]{{1,{KEY_MAX}}}$",
-)
-
-# On the 2xx answers of operations that take an Idempotency-Key.
-REPLAYED = {
-    "schema": {"type": "string", "enum": ["true"]},
-    "description": "Present when this is the first answer to this Idempotency-Key given again: "
-                   "the request was not applied a second time.",
-}
 
 CONTENT_ENCODING = OpenApiParameter(
     "Content-Encoding", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
@@ -77,11 +57,6 @@ class AutoSchema(openapi.AutoSchema):
                 }
         # Numeric order, so the rendered documentation lists them as readers expect.
         operation["responses"] = dict(sorted(responses.items(), key=lambda item: item[0]))
-        if any(p.get("name") == IDEMPOTENCY_KEY.name and p.get("in") == "header"
-               for p in operation.get("parameters", [])):
-            for code, response in operation["responses"].items():
-                if code.startswith("2"):
-                    response.setdefault("headers", {})[REPLAYED_HEADER] = REPLAYED
         return operation
 
     def _error_ref(self):

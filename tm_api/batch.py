@@ -23,7 +23,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 import idempotency
-from plumbing.schema import IDEMPOTENCY_KEY
+from idempotency.schema import IDEMPOTENCY_KEY
 from tm_api import services
 from tm_api.auth import check_token_allows
 from tm_api.models import machine_key

@@ -12,11 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import idempotency
+from idempotency.schema import IDEMPOTENCY_KEY
 from plumbing import publisher
 from plumbing.errors import ErrorSerializer
 from plumbing.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
 from plumbing.rest_json import JSONParser
-from plumbing.schema import IDEMPOTENCY_KEY
 from plumbing.workers import WorkerThreads
 from tm_api import bodies, services
 from tm_api import status as S

@@ -358,6 +358,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # drf-spectacular's default
+        "idempotency.schema.document_replays",
+    ],
     # Security schemes no authentication class declares (plumbing/schema.py).
     "APPEND_COMPONENTS": {"securitySchemes": {"projectToken": {
         "type": "http", "scheme": "bearer",

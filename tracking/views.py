@@ -16,10 +16,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import idempotency
+from idempotency.schema import IDEMPOTENCY_KEY
 from plumbing import jsonio, time_range
 from plumbing.access import dashboard_page
 from plumbing.errors import ErrorSerializer, error_body
-from plumbing.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
+from plumbing.schema import CONTENT_ENCODING, PROJECT_TOKEN
 from plumbing.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
 from plumbing.workers import WorkerThreads
 from tracking import services
