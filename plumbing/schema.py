@@ -2,7 +2,6 @@
 
 - The `Content-Encoding` header parameter of the batch ingest (`Idempotency-Key` and the
   `Idempotent-Replayed` header of replayed answers are idempotency/schema.py's).
-- The project-token security scheme of the batch ingest (`Authorization: Bearer <token>`).
 - AutoSchema (REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]): the error answers every operation can
   give, in the shared error shape, so that the schema lists every status the API answers
   (the REST fuzzer, trace_project/tests/test_fuzz_api.py, checks that it does).
@@ -19,10 +18,6 @@ CONTENT_ENCODING = OpenApiParameter(
     description="`gzip` when the JSON body is gzip'd; absent or `identity` for plain JSON. "
                 "Any other value is a 400.",
 )
-
-# Defined in SPECTACULAR_SETTINGS["APPEND_COMPONENTS"]["securitySchemes"] (no authentication
-# class declares it: the batch ingest reads its token itself).
-PROJECT_TOKEN = "projectToken"
 
 
 # --- error answers every operation documents ----------------------------------------------------

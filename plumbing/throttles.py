@@ -13,7 +13,6 @@ from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
-from plumbing.tokens import token_digest
 
 logger = logging.getLogger(__name__)
 
@@ -87,29 +86,15 @@ def buckets():
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-def _presented_token(request) -> str | None:
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() in ("token", "bearer") and secret.strip():
-        return secret.strip()
-    # Seed 001's client sends its project token in the JSON body. The body is parsed here only
-    # where the view parses JSON anyway (DRF keeps the result for the view).
-    if (request.content_type.startswith("application/json")
-            and any(p.media_type == "application/json" for p in request.parsers)):
-        data = request.data  # a malformed body raises the view's own 400 here
-        if isinstance(data, dict) and isinstance(data.get("project_token"), str):
-            return data["project_token"]
-    return None
-
-
 class WriteRateThrottle(BaseThrottle):
     """Requests per second on every write (POST, PUT, PATCH, DELETE) of the REST API, per
-    machine token (authenticated tm_api writes), per project token (tracking ingest: the
-    `Authorization` header or seed 001's body `project_token`), else per logged-in user or
-    client address. Reads are not throttled. Over the budget: 429 with Retry-After.
+    credential (`request.auth`, in the bucket its authentication class names with its
+    `throttle_scope`: a machine token, a project's token whether in the header or in the legacy
+    tracker's body), else per logged-in user or client address. Reads are not throttled. Over
+    the budget: 429 with Retry-After.
 
-    Runs after authentication: a request with a wrong machine token is a 401 without touching
-    a bucket. A project token is looked up by the view, later: the bucket is keyed by the token
-    presented (a hash of it), whatever it is."""
+    Runs after authentication: a request with a wrong token is refused without touching a
+    bucket, and the token is never read again here."""
 
     def allow_request(self, request, view):
         if request.method in SAFE_METHODS:
@@ -136,11 +121,9 @@ class WriteRateThrottle(BaseThrottle):
 
     def identify(self, request) -> tuple[str, str]:
         auth = request.auth
-        if auth is not None and getattr(auth, "pk", None) is not None:
-            return "machine_token", f"{type(auth).__name__}:{auth.pk}"
-        token = _presented_token(request)
-        if token is not None:
-            return "project_token", token_digest(token)
+        scope = getattr(request.successful_authenticator, "throttle_scope", None)
+        if scope is not None and getattr(auth, "pk", None) is not None:
+            return scope, f"{type(auth).__name__}:{auth.pk}"
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             return "client", f"user:{user.pk}"

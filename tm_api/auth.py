@@ -66,6 +66,9 @@ def _forget_token(sender, instance, **kwargs):
 
 
 class MachineTokenAuthentication(BaseAuthentication):
+    # The write-rate bucket of requests authenticated here (plumbing.throttles).
+    throttle_scope = "machine_token"
+
     def authenticate(self, request):
         header = get_authorization_header(request).split()
         if not header:

@@ -362,12 +362,6 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",  # drf-spectacular's default
         "idempotency.schema.document_replays",
     ],
-    # Security schemes no authentication class declares (plumbing/schema.py).
-    "APPEND_COMPONENTS": {"securitySchemes": {"projectToken": {
-        "type": "http", "scheme": "bearer",
-        "description": "'Authorization: Bearer <project token>' (shown once when the project "
-                       "is created: python manage.py create_project NAME).",
-    }}},
 }
 
 
