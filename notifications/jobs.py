@@ -62,24 +62,22 @@ PRUNE_STEPS: list[Part] = []
 DIGEST_SECTIONS: list[Part] = []
 
 
-def prunes(what: str, order: int):
-    """Registers a step of the prune_old_data job: `what` it deletes, e.g. "traces"."""
-    def register(function):
-        PRUNE_STEPS.append(Part(order, what, function))
-        PRUNE_STEPS.sort(key=lambda part: part.order)
-        return function
+def _registrar(parts: list[Part]):
+    def register_as(what: str, order: int):
+        def register(function):
+            parts.append(Part(order, what, function))
+            parts.sort(key=lambda part: part.order)
+            return function
 
-    return register
+        return register
+
+    return register_as
 
 
-def digest_section(what: str, order: int):
-    """Registers a section of the daily_digest notification."""
-    def register(function):
-        DIGEST_SECTIONS.append(Part(order, what, function))
-        DIGEST_SECTIONS.sort(key=lambda part: part.order)
-        return function
-
-    return register
+# @prunes("traces", order=20): a step of the prune_old_data job, `what` it deletes.
+prunes = _registrar(PRUNE_STEPS)
+# @digest_section("traces", order=20): a section of the daily_digest notification.
+digest_section = _registrar(DIGEST_SECTIONS)
 
 
 def delete_in_batches(queryset, batch_size=500) -> int:
