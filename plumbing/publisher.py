@@ -14,7 +14,8 @@ state of: a test, a run, a project; the group itself by default). The publisher:
 - serialises each frame to JSON once, whatever the number of sockets: LiveConsumer forwards the
   text as it is;
 - never raises into the write that published: with Redis down the frames are dropped (and
-  counted, see plumbing.library_internals.channels_redis_pubsub); pages catch up when their socket reopens.
+  counted, see plumbing.library_internals.channels_redis_pubsub); pages catch up when their
+  socket reopens.
 
 Sync code (services, inside or outside a transaction):
 

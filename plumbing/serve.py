@@ -54,7 +54,8 @@ def command(server: str, host: str, port: int, *, workers: int = 1, proxy_header
     """The server's argv. uvicorn runs `workers` processes itself; daphne runs one per `fd`."""
     if server == "uvicorn":
         argv = [sys.executable, "-m", "uvicorn", application, "--host", host, "--port", str(port),
-                "--loop", "uvloop", "--http", "plumbing.library_internals.uvicorn_protocol:HttpToolsProtocol",
+                "--loop", "uvloop",
+                "--http", "plumbing.library_internals.uvicorn_protocol:HttpToolsProtocol",
                 "--ws", "websockets-sansio", "--ws-max-size", WEBSOCKET_MAX_BYTES,
                 # As daphne: no per-message compression (CPU per frame for every socket).
                 "--ws-per-message-deflate", "False",

@@ -211,9 +211,10 @@ if REDIS_URL:
     # layer queues each process's frames in one Redis list of bounded capacity (frames dropped
     # under load) and, with redis-py 8's 5 s socket timeout, closed idle sockets every few
     # seconds; a live page needs neither queueing nor persistence.
-    # plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer is channels-redis's pub/sub layer made to survive
-    # Redis outages (docs/outages.md): each Redis call of the layer gives up after
-    # REDIS_TIMEOUT seconds, and while Redis is away it tries again every REDIS_RETRY seconds.
+    # plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer is channels-redis's
+    # pub/sub layer made to survive Redis outages (docs/outages.md): each Redis call of the layer
+    # gives up after REDIS_TIMEOUT seconds, and while Redis is away it tries again every
+    # REDIS_RETRY seconds.
     REDIS_TIMEOUT = _read("float", "REDIS_TIMEOUT", 2.0)
     REDIS_RETRY = _read("float", "REDIS_RETRY", 0.25)
     CHANNEL_LAYERS = {

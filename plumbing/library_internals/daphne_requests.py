@@ -51,7 +51,7 @@ def time_out_slow_headers(seconds: float) -> bool:
     header line every few seconds ("slowloris") kept its connection, and a server thread's worth
     of buffers, for as long as Twisted's header limits allowed (500 lines). This uses private
     state of twisted.web.http.HTTPChannel (its allHeadersReceived/allContentReceived hooks);
-    plumbing/tests/test_daphne_requests.py fails loudly if Twisted changes them.
+    plumbing/tests/test_library_internals.py fails loudly if Twisted changes them.
     """
     from twisted.internet import reactor
     from twisted.web import http

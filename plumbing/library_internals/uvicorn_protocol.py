@@ -3,14 +3,20 @@
 uvicorn times out idle keep-alive connections only, and that timer is cancelled by every byte
 received: a client that sends one header line every few seconds ("slowloris") keeps its
 connection open as long as it likes (uvicorn has no header-read timeout: Kludex/uvicorn#157,
---timeout-request-start never landed). As daphne does here (plumbing/library_internals/daphne_requests.py),
-a connection must deliver a request's line and headers within HTTP_HEADER_TIMEOUT_SECONDS of
-being opened, or of that request's first byte on a kept-alive connection; otherwise it is
-answered 408 and closed. Bodies are not timed: the body of an accepted request is the
-application's to read (BodySizeLimit bounds its size).
+--timeout-request-start never landed). As daphne does here
+(plumbing/library_internals/daphne_requests.py), a connection must deliver a request's line and
+headers within HTTP_HEADER_TIMEOUT_SECONDS of being opened, or of that request's first byte on a
+kept-alive connection; otherwise it is answered 408 and closed. Bodies are not timed: the body
+of an accepted request is the application's to read (BodySizeLimit bounds its size).
 
-Run with `uvicorn --http plumbing.library_internals.uvicorn_protocol:HttpToolsProtocol` (plumbing.serve
-does). plumbing/tests/test_daphne_requests.py runs the same tests against both servers.
+It subclasses uvicorn's HttpToolsProtocol and uses its attributes loop, transport and client
+and its hooks on_message_begin and on_headers_complete, none of which uvicorn documents;
+plumbing/tests/test_library_internals.py fails, naming uvicorn and its pinned version, when they
+change.
+
+Run with `uvicorn --http plumbing.library_internals.uvicorn_protocol:HttpToolsProtocol`
+(plumbing.serve does). plumbing/tests/test_daphne_requests.py runs the same tests against both
+servers.
 """
 
 import logging

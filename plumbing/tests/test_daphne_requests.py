@@ -1,6 +1,7 @@
-"""plumbing/library_internals/daphne_requests.py (daphne) and plumbing/library_internals/uvicorn_protocol.py (uvicorn): the
-header deadline and bodies left to Django, against each real server; and a loud failure if the
-Twisted or uvicorn internals they hook change."""
+"""plumbing/library_internals/daphne_requests.py (daphne) and
+plumbing/library_internals/uvicorn_protocol.py (uvicorn): the header deadline and bodies left to
+Django, against each real server; and a loud failure if the Twisted or uvicorn internals they
+hook change."""
 
 import socket
 import threading

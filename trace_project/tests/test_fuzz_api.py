@@ -469,8 +469,9 @@ BOUNDARY = "c637e12e2b1a998d80d1b087531af51c"
      f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx"),
 ])
 def test_malformed_multipart_is_answered_in_the_api_error_shape(asgi_server, path, body):
-    """A body Twisted cannot parse reaches Django (plumbing/library_internals/daphne_requests.py), which
-    answers in the API's error shape: a real request to a real daphne."""
+    """A body Twisted cannot parse reaches Django (plumbing/library_internals/
+    daphne_requests.py), which answers in the API's error shape: a real request to a real
+    daphne."""
     response = requests.post(
         f"{asgi_server.url}{path}", data=body.encode(), timeout=10,
         headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
