@@ -1,4 +1,4 @@
-"""App dependencies run one way (docs/dependencies.md): each app imports only the apps below it.
+"""App dependencies run one way (docs/apps.md): each app imports only the apps below it.
 
     plumbing  <-  notifications  <-  idempotency  <-  traces, tm_api, tracking  <-  trace_project
 
@@ -56,7 +56,7 @@ def test_an_app_imports_only_the_apps_below_it(app):
             if imported != app and imported not in ALLOWED[app]:
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {imported}")
     assert not wrong, (f"{app} may import only {sorted(ALLOWED[app]) or 'no app of ours'} "
-                       "(docs/dependencies.md):\n" + "\n".join(wrong))
+                       "(docs/apps.md):\n" + "\n".join(wrong))
 
 
 def test_every_app_of_ours_has_its_place_in_the_graph():
