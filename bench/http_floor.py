@@ -1,6 +1,6 @@
 """Benchmark: the HTTP floor of the ingest path against Django's hello world, per ASGI server.
 
-For each server (daphne and uvicorn, as trace_project.serve starts them), in the same run and
+For each server (daphne and uvicorn, as plumbing.serve starts them), in the same run and
 minute: bench/hello_project (Django 5.2, one view, no middleware) under that server is the
 baseline; against it, the project under the same server on PostgreSQL + Redis, answering
 - `POST /tm_api/test_start/` with a malformed JSON body and a valid machine token: the 400 of
@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from harness import server_env  # noqa: E402
 
-from trace_project import serve  # noqa: E402 (sys.path set above)
-from trace_project.devserver import Server, free_port  # noqa: E402 (sys.path set above)
+from plumbing import serve  # noqa: E402 (sys.path set above)
+from plumbing.devserver import Server, free_port  # noqa: E402 (sys.path set above)
 
 CLIENTS = 8
 MALFORMED = b'{"machine_name": "m1", "file_path": '

@@ -6,7 +6,7 @@ in the same run. Each machine announces a dry run of 60 tests first and again af
 reports (not timed). Prints req/s, p50/p99 per request, the server's CPU per request (from
 /proc) and the ratio 2-process/1-process.
 
-The two processes share one listening socket: `uvicorn --workers 2` (trace_project.serve, as
+The two processes share one listening socket: `uvicorn --workers 2` (plumbing.serve, as
 production runs with WEB_CONCURRENCY=2) binds it once and each worker accepts from it, so the
 kernel hands each new connection to whichever process accepts first. No balancer process: on
 a 2-core machine a proxy in the middle would take CPU from the servers and measure itself.
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from harness import server_env  # noqa: E402 (sys.path set above)
 from tm_live import TESTS_PER_RUN, dry_run_body, percentile, psql  # noqa: E402 (sys.path set above)
 
-from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
+from plumbing.devserver import Server  # noqa: E402 (sys.path set above)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import websocket  # noqa: E402 (sys.path set above)
 from harness import on_threads  # noqa: E402
 
-from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
+from plumbing.devserver import Server  # noqa: E402 (sys.path set above)
 
 STORED = "Trace stored. Closing the connection"
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/tracking_ingest.py [--seconds 20] [--batch 1000] [--clients 4]
 
-A fresh database, one server process (trace_project.devserver), a project from
+A fresh database, one server process (plumbing.devserver), a project from
 `create_project`; `--clients` threads POST pre-built gzip'd batches (recent timestamps, 12 views)
 for `--seconds`. Baseline in the same run: the same server answering empty batches (HTTP,
 token check and JSON only), to show what storing costs on top. Target: 20,000 requests/s.
@@ -18,7 +18,7 @@ import requests
 from harness import on_threads, options
 from tracking_benchdb import bench_database, manage
 
-from trace_project.devserver import Server
+from plumbing.devserver import Server
 
 TARGET = 20_000
 

@@ -19,7 +19,7 @@ import requests
 from harness import options
 from tracking_benchdb import bench_database
 
-from trace_project.devserver import Server
+from plumbing.devserver import Server
 from tracking import aggregation as agg
 
 GENERATE = """

@@ -27,11 +27,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from notifications import rules
+from plumbing import prepared
 from tm_api import bodies, live
 from tm_api import status as S
 from tm_api.models import Machine, MasterScenario, Run, Scenario, Test, machine_key
 from tm_api.status import NoMatchingTest
-from trace_project import prepared
 
 
 class MachineNotFound(LookupError):

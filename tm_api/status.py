@@ -13,7 +13,7 @@ Vocabulary
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 
-from trace_project import time_range
+from plumbing import time_range
 
 CANCELLED = "cancelled"
 RUNNING = "running"

@@ -4,7 +4,7 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-import trace_project.converters  # noqa: F401 - registers <id:...>
+import plumbing.converters  # noqa: F401 - registers <id:...>
 from tm_api import batch, pages, views
 
 app_name = "tm_api"

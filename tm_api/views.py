@@ -13,6 +13,12 @@ from rest_framework.utils import json
 from rest_framework.views import APIView
 
 import idempotency
+from idempotency.schema import IDEMPOTENCY_KEY
+from plumbing import publisher
+from plumbing.errors import ErrorSerializer
+from plumbing.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
+from plumbing.rest_json import JSONParser
+from plumbing.workers import WorkerThreads
 from tm_api import bodies, services
 from tm_api import status as S
 from tm_api.auth import (
@@ -34,12 +40,6 @@ from tm_api.serializers import (
     TestStopInput,
     dry_run_reply,
 )
-from trace_project import publisher
-from trace_project.errors import ErrorSerializer
-from trace_project.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
-from trace_project.rest_json import JSONParser
-from trace_project.schema import IDEMPOTENCY_KEY
-from trace_project.workers import WorkerThreads
 
 
 class NoMatchingTestConflict(exceptions.APIException):
@@ -205,7 +205,7 @@ def machine_report_view(view_class):
     What needs no database (the header's form, a body that is not JSON) is answered on the
     event loop by DRF's own code (MachineReport.check_on_the_loop). The rest, the whole DRF view
     (token, rate, fields, idempotency, the write), runs on one of TM_WRITE_THREADS threads, each
-    with a kept connection (trace_project.workers): Django's own threads meant a thread per
+    with a kept connection (plumbing.workers): Django's own threads meant a thread per
     request fighting for the GIL and for the DATABASE_POOL_SIZE connections. The view's live
     frames are handed to the event loop without waiting.
     """

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "trace_project.apps.ProjectConfig",
+    "plumbing",
     "traces",
     "tm_api",
     "tracking",
@@ -94,7 +95,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "trace_project.static.StaticFilesMiddleware",
+    "plumbing.library_internals.whitenoise_static.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -106,7 +107,7 @@ MIDDLEWARE = [
 ]
 
 # Machine traffic (token-authenticated ingest: machine reports, tracking batches and the legacy
-# tracker route, OTLP) takes a lean path (trace_project/ingest_path.py): requests whose path
+# tracker route, OTLP) takes a lean path (plumbing/ingest_path.py): requests whose path
 # starts with one of INGEST_PATHS run through INGEST_MIDDLEWARE alone, async-native, with no
 # session, CSRF, messages or login machinery. Every other path keeps MIDDLEWARE.
 INGEST_PATHS = [
@@ -114,7 +115,7 @@ INGEST_PATHS = [
     "/api/tracking/ingest/", "/tracking/",
     "/v1/",  # OTLP/HTTP (/v1/traces)
 ]
-INGEST_MIDDLEWARE = ["trace_project.ingest_path.SecurityHeaders"]
+INGEST_MIDDLEWARE = ["plumbing.ingest_path.SecurityHeaders"]
 # Websockets of trace programs (no login) skip channels' cookie, session and user lookup (two
 # database hops per socket, one socket per trace); the pages' sockets keep them.
 INGEST_WEBSOCKET_PATHS = ["/ws/trace/", "/ws/bench/noop/"]
@@ -211,14 +212,15 @@ if REDIS_URL:
     # layer queues each process's frames in one Redis list of bounded capacity (frames dropped
     # under load) and, with redis-py 8's 5 s socket timeout, closed idle sockets every few
     # seconds; a live page needs neither queueing nor persistence.
-    # trace_project.live.PubSubChannelLayer is channels-redis's pub/sub layer made to survive
-    # Redis outages (docs/outages.md): each Redis call of the layer gives up after
-    # REDIS_TIMEOUT seconds, and while Redis is away it tries again every REDIS_RETRY seconds.
+    # plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer is channels-redis's
+    # pub/sub layer made to survive Redis outages (docs/outages.md): each Redis call of the layer
+    # gives up after REDIS_TIMEOUT seconds, and while Redis is away it tries again every
+    # REDIS_RETRY seconds.
     REDIS_TIMEOUT = _read("float", "REDIS_TIMEOUT", 2.0)
     REDIS_RETRY = _read("float", "REDIS_RETRY", 0.25)
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "trace_project.live.PubSubChannelLayer",
+            "BACKEND": "plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_connect_timeout": REDIS_TIMEOUT}],
                 "prefix": _read("str", "REDIS_PREFIX", "monitor"),
@@ -262,11 +264,11 @@ AXES_COOLOFF_TIME = timedelta(minutes=_read("int", "LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # failures are counted; successful logins are not logged here
-AXES_LOCKOUT_CALLABLE = "trace_project.security.login_locked_out"
+AXES_LOCKOUT_CALLABLE = "plumbing.security.login_locked_out"
 # The address daphne saw, or (with --proxy-headers behind the proxy) the one it forwarded. Set
 # explicitly: were django-ipware ever installed, axes would otherwise trust X-Forwarded-For
 # headers a client can write itself, and pick a new address per guess.
-AXES_CLIENT_IP_CALLABLE = "trace_project.security.client_address"
+AXES_CLIENT_IP_CALLABLE = "plumbing.security.client_address"
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
@@ -325,23 +327,23 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "trace_project.schema.AutoSchema",  # + the error answers
+    "DEFAULT_SCHEMA_CLASS": "plumbing.schema.AutoSchema",  # + the error answers
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["trace_project.access.DashboardReader"],
-    "DEFAULT_PAGINATION_CLASS": "trace_project.pagination.PageNumberEnvelope",
+    "DEFAULT_PERMISSION_CLASSES": ["plumbing.access.DashboardReader"],
+    "DEFAULT_PAGINATION_CLASS": "plumbing.pagination.PageNumberEnvelope",
     "DEFAULT_PARSER_CLASSES": [  # DRF's three, with deep JSON nesting a 400 (not a 500)
-        "trace_project.rest_json.JSONParser",
+        "plumbing.rest_json.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "PAGE_SIZE": 10,
-    "EXCEPTION_HANDLER": "trace_project.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "plumbing.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": (
-        ["trace_project.rest_json.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
+        ["plumbing.rest_json.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
         if DEBUG
-        else ["trace_project.rest_json.JSONRenderer"]
+        else ["plumbing.rest_json.JSONRenderer"]
     ),
 }
 
@@ -358,12 +360,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # Security schemes no authentication class declares (trace_project/schema.py).
-    "APPEND_COMPONENTS": {"securitySchemes": {"projectToken": {
-        "type": "http", "scheme": "bearer",
-        "description": "'Authorization: Bearer <project token>' (shown once when the project "
-                       "is created: python manage.py create_project NAME).",
-    }}},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # drf-spectacular's default
+        "idempotency.schema.document_replays",
+    ],
 }
 
 
@@ -388,7 +388,7 @@ LOGGING = {
     },
 }
 
-CSRF_FAILURE_VIEW = "trace_project.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "plumbing.errors.csrf_failure"
 
 
 # --- notifications and scheduled jobs -----------------------------------------------------------
@@ -482,21 +482,22 @@ TRACKING_LIVE_MIN_INTERVAL = _read("float", "TRACKING_LIVE_MIN_INTERVAL", 0.5)
 
 
 # Live pages: each page's socket group gets at most one message per this many seconds, with the
-# last state of everything that changed meanwhile (trace_project/publisher.py). A change after a
+# last state of everything that changed meanwhile (plumbing/publisher.py). A change after a
 # quiet spell goes out at once.
 LIVE_MIN_INTERVAL = _read("float", "LIVE_MIN_INTERVAL", 0.1)
 
 
 # --- limits -------------------------------------------------------------------------------------
-# What one client may send (docs/limits.md; enforced by trace_project/limits.py). 0 turns a limit
-# off. The defaults are far above what existing clients and this project's send.
+# What one client may send (docs/limits.md; enforced by plumbing/body_limit.py,
+# websocket_limits.py and throttles.py). 0 turns a limit off. The defaults are far above what
+# existing clients and this project's send.
 # Largest request body of any HTTP request, in bytes: 413 above it. Above TRACKING_MAX_BATCH_BYTES
 # so that an uncompressed batch of the largest size still fits.
 HTTP_MAX_BODY_BYTES = _read("int", "HTTP_MAX_BODY_BYTES", 20 * 1024 * 1024, validate=Range(min=0))
 # Django's own check of request.body (a bare 400) agrees with it instead of cutting at 2.5 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = HTTP_MAX_BODY_BYTES or None
 # A request's line and headers must arrive within this many seconds of its first byte: 408 and
-# closed otherwise (slow-header clients; trace_project/daphne_requests.py).
+# closed otherwise (slow-header clients; plumbing/library_internals/daphne_requests.py).
 HTTP_HEADER_TIMEOUT_SECONDS = _read("float", "HTTP_HEADER_TIMEOUT_SECONDS", 20.0,
                                     validate=Range(min=0.1))
 # Largest frame a browser live socket takes (they send nothing): closed with 1009 above it. Trace
@@ -524,4 +525,4 @@ RATE_LIMIT_PROJECT_TOKEN_BURST = _read("int", "RATE_LIMIT_PROJECT_TOKEN_BURST", 
                                        validate=Range(min=1))
 RATE_LIMIT_CLIENT = _read("float", "RATE_LIMIT_CLIENT", 100.0, validate=Range(min=0))
 RATE_LIMIT_CLIENT_BURST = _read("int", "RATE_LIMIT_CLIENT_BURST", 1000, validate=Range(min=1))
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["trace_project.limits.WriteRateThrottle"]
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["plumbing.throttles.WriteRateThrottle"]

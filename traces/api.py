@@ -5,7 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import generics
 from rest_framework.exceptions import NotFound, ValidationError
 
-from trace_project.errors import ErrorSerializer
+from plumbing.errors import ErrorSerializer
 from traces import search, services
 from traces.forms import TraceFilterForm
 from traces.models import Trace

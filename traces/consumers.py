@@ -12,10 +12,10 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from trace_project import publisher
-from trace_project.consumers import LiveConsumer
-from trace_project.live import asend_frame
-from trace_project.workers import WorkerThreads, kept_connection
+from plumbing import publisher
+from plumbing.consumers import LiveConsumer
+from plumbing.live import asend_frame
+from plumbing.workers import WorkerThreads, kept_connection
 from traces import asyncdb
 from traces.messages import (
     CLOSE_STORED,

@@ -15,7 +15,7 @@ import math
 import re
 from typing import NamedTuple
 
-from trace_project import jsonio
+from plumbing import jsonio
 
 TRACE_START = "TRACE_START"
 TRACE_END = "TRACE_END"

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from trace_project import publisher
-from trace_project.live import publish_after_commit
+from plumbing import publisher
+from plumbing.live import publish_after_commit
 from traces import assembly, asyncdb, storage
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, Conflict
 from traces.messages import (

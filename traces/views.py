@@ -3,8 +3,8 @@
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
-from trace_project.access import dashboard_page
-from trace_project.sorting import Sorting
+from plumbing.access import dashboard_page
+from plumbing.sorting import Sorting
 from traces import search, services, timeunits
 from traces.forms import TraceFilterForm
 from traces.models import Trace

@@ -17,8 +17,8 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
-from trace_project.sorting import Sorting
-from trace_project.tokens import token_digest
+from plumbing.sorting import Sorting
+from plumbing.tokens import token_digest
 from tracking import aggregation as agg
 from tracking.live import publish_requests_after_commit
 from tracking.models import Project, RequestMetric, RequestRollup, RequestSeriesRollup

@@ -245,7 +245,7 @@ def test_a_start_meeting_a_running_test_and_a_cancel_read_their_run_once():
 async def test_a_page_following_the_frames_ends_on_the_batchs_state(settings):
     from channels.testing import WebsocketCommunicator
 
-    from trace_project import publisher
+    from plumbing import publisher
     from trace_project.asgi import application
 
     settings.DASHBOARDS_PUBLIC = True

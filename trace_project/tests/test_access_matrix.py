@@ -23,10 +23,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from plumbing.consumers import CLOSE_FORBIDDEN
+from plumbing.security import allowed_hosts_origin_validator
 from trace_project.asgi import application
-from trace_project.consumers import CLOSE_FORBIDDEN
 from trace_project.routing import websocket_urlpatterns
-from trace_project.security import allowed_hosts_origin_validator
 
 pytestmark = [pytest.mark.integration]
 
@@ -709,7 +709,7 @@ def test_project_tokens_are_compared_in_constant_time(monkeypatch):
     through a spy on the real function, which still decides)."""
     import hmac
 
-    from trace_project import tokens
+    from plumbing import tokens
     from tracking.models import Project
 
     project, secret = Project.create_with_token("Timing")

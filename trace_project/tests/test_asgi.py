@@ -13,10 +13,10 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from django.urls import path
 
+from plumbing.consumers import CLOSE_FORBIDDEN, LiveConsumer
+from plumbing.live import publish_after_commit
+from plumbing.security import allowed_hosts_origin_validator
 from trace_project.asgi import application
-from trace_project.consumers import CLOSE_FORBIDDEN, LiveConsumer
-from trace_project.live import publish_after_commit
-from trace_project.security import allowed_hosts_origin_validator
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -14,10 +14,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from plumbing.devserver import free_port
 from tm_api import services as tm_services
 from tm_api.management.commands.demo_machines import MACHINES, master_tree
 from tm_api.models import Machine, Run
-from trace_project.devserver import free_port
 from traces.management.commands.send_demo_traces import DEMO_GROUP_PREFIX
 from traces.models import Trace
 from traces.tests.helpers import README_EXAMPLE, store_trace

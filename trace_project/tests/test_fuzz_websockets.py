@@ -362,7 +362,7 @@ async def test_a_decision_for_another_trace_does_not_close_the_connection():
     # What the fuzzer ran into: Hypothesis seeds `random`, so the in-memory layer handed a new
     # consumer the channel name of an old one, with the old trace's "Trace stored" still queued
     # for it. A consumer only takes its own trace's decision.
-    from trace_project.live import asend_frame
+    from plumbing.live import asend_frame
     from traces.services import ingest_group
 
     trace_id, other = next(_trace_ids), next(_trace_ids)

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from trace_project.tests.migrating import migrate
+from plumbing.tests.migrating import migrate
 
 pytestmark = [pytest.mark.integration]
 
