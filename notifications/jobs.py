@@ -76,6 +76,18 @@ def _registrar(parts: list[Part]):
 
 # @prunes("traces", order=20): a step of the prune_old_data job, `what` it deletes.
 prunes = _registrar(PRUNE_STEPS)
+
+
+def prunes_older_than(what: str, order: int, model, field: str, days_setting: str) -> Callable:
+    """A step of prune_old_data deleting the rows of `model` whose `field` is older than the
+    number of days in settings.<days_setting>."""
+
+    def prune() -> int:
+        cutoff = timezone.now() - timedelta(days=getattr(settings, days_setting))
+        return delete_in_batches(model.objects.filter(**{f"{field}__lt": cutoff}))
+
+    prune.__name__ = prune.__qualname__ = "prune_" + what.replace(" ", "_")
+    return prunes(what, order)(prune)
 # @digest_section("traces", order=20): a section of the daily_digest notification.
 digest_section = _registrar(DIGEST_SECTIONS)
 

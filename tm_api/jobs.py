@@ -4,9 +4,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count
-from django.utils import timezone
 
-from notifications.jobs import delete_in_batches, digest_section, job, prunes
+from notifications.jobs import digest_section, job, prunes_older_than
 from tm_api.models import MasterScenario, Run
 from tm_api.services import silence_runs
 
@@ -20,10 +19,7 @@ def detect_silent_machines() -> str:
     return f"{len(silenced)} silent run(s) ended" + (f": {names}" if names else "")
 
 
-@prunes("runs", order=30)
-def prune_runs() -> int:
-    cutoff = timezone.now() - timedelta(days=settings.TM_RUN_RETENTION_DAYS)
-    return delete_in_batches(Run.objects.filter(received__lt=cutoff))
+prune_runs = prunes_older_than("runs", 30, Run, "received", "TM_RUN_RETENTION_DAYS")
 
 
 @digest_section("test runs", order=10)

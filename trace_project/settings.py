@@ -491,6 +491,14 @@ LIVE_MIN_INTERVAL = _read("float", "LIVE_MIN_INTERVAL", 0.1)
 # What one client may send (docs/limits.md; enforced by plumbing/body_limit.py,
 # websocket_limits.py and throttles.py). 0 turns a limit off. The defaults are far above what
 # existing clients and this project's send.
+
+
+def _rate(name: str, rate: float, burst_name: str, burst: int) -> tuple[float, int]:
+    """A token bucket's two settings: `rate` per second (0 = off) and bursts of `burst`."""
+    return (_read("float", name, rate, validate=Range(min=0)),
+            _read("int", burst_name, burst, validate=Range(min=1)))
+
+
 # Largest request body of any HTTP request, in bytes: 413 above it. Above TRACKING_MAX_BATCH_BYTES
 # so that an uncompressed batch of the largest size still fits.
 HTTP_MAX_BODY_BYTES = _read("int", "HTTP_MAX_BODY_BYTES", 20 * 1024 * 1024, validate=Range(min=0))
@@ -506,9 +514,8 @@ HTTP_HEADER_TIMEOUT_SECONDS = _read("float", "HTTP_HEADER_TIMEOUT_SECONDS", 20.0
 WEBSOCKET_MAX_FRAME_BYTES = _read("int", "WEBSOCKET_MAX_FRAME_BYTES", 65_536, validate=Range(min=0))
 # Messages per second on one websocket connection (a token bucket: this rate, bursts of
 # WEBSOCKET_MESSAGE_BURST); over it the socket is closed with 4029.
-WEBSOCKET_MESSAGES_PER_SECOND = _read("float", "WEBSOCKET_MESSAGES_PER_SECOND", 1000.0,
-                                      validate=Range(min=0))
-WEBSOCKET_MESSAGE_BURST = _read("int", "WEBSOCKET_MESSAGE_BURST", 5000, validate=Range(min=1))
+WEBSOCKET_MESSAGES_PER_SECOND, WEBSOCKET_MESSAGE_BURST = _rate(
+    "WEBSOCKET_MESSAGES_PER_SECOND", 1000.0, "WEBSOCKET_MESSAGE_BURST", 5000)
 # Open websockets per client address, and per Authorization header presented, in each server
 # process; one more is closed with 4029.
 WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT = _read("int", "WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT", 1000,
@@ -517,12 +524,10 @@ WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT = _read("int", "WEBSOCKET_MAX_CONNECTIONS_P
 # server processes through Redis (REDIS_URL) or kept in the process: per machine token
 # (tm_api), per project token (tracking ingest; the legacy tracker posts one request per tracked
 # request), per logged-in user or client address for the rest (anonymous machines in development).
-RATE_LIMIT_MACHINE_TOKEN = _read("float", "RATE_LIMIT_MACHINE_TOKEN", 200.0, validate=Range(min=0))
-RATE_LIMIT_MACHINE_TOKEN_BURST = _read("int", "RATE_LIMIT_MACHINE_TOKEN_BURST", 2000,
-                                       validate=Range(min=1))
-RATE_LIMIT_PROJECT_TOKEN = _read("float", "RATE_LIMIT_PROJECT_TOKEN", 2000.0, validate=Range(min=0))
-RATE_LIMIT_PROJECT_TOKEN_BURST = _read("int", "RATE_LIMIT_PROJECT_TOKEN_BURST", 10_000,
-                                       validate=Range(min=1))
-RATE_LIMIT_CLIENT = _read("float", "RATE_LIMIT_CLIENT", 100.0, validate=Range(min=0))
-RATE_LIMIT_CLIENT_BURST = _read("int", "RATE_LIMIT_CLIENT_BURST", 1000, validate=Range(min=1))
+RATE_LIMIT_MACHINE_TOKEN, RATE_LIMIT_MACHINE_TOKEN_BURST = _rate(
+    "RATE_LIMIT_MACHINE_TOKEN", 200.0, "RATE_LIMIT_MACHINE_TOKEN_BURST", 2000)
+RATE_LIMIT_PROJECT_TOKEN, RATE_LIMIT_PROJECT_TOKEN_BURST = _rate(
+    "RATE_LIMIT_PROJECT_TOKEN", 2000.0, "RATE_LIMIT_PROJECT_TOKEN_BURST", 10_000)
+RATE_LIMIT_CLIENT, RATE_LIMIT_CLIENT_BURST = _rate(
+    "RATE_LIMIT_CLIENT", 100.0, "RATE_LIMIT_CLIENT_BURST", 1000)
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["plumbing.throttles.WriteRateThrottle"]

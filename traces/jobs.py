@@ -1,19 +1,12 @@
 """The traces app's parts of the shared scheduled jobs (notifications.jobs)."""
 
-from datetime import timedelta
 
-from django.conf import settings
 from django.db.models import Count
-from django.utils import timezone
 
-from notifications.jobs import delete_in_batches, digest_section, prunes
+from notifications.jobs import digest_section, prunes_older_than
 from traces.models import Trace
 
-
-@prunes("traces", order=20)
-def prune_traces() -> int:
-    cutoff = timezone.now() - timedelta(days=settings.TRACE_RETENTION_DAYS)
-    return delete_in_batches(Trace.objects.filter(created__lt=cutoff))
+prune_traces = prunes_older_than("traces", 20, Trace, "created", "TRACE_RETENTION_DAYS")
 
 
 @digest_section("traces", order=20)

@@ -27,9 +27,7 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
             markcoroutinefunction(self)
 
     def __call__(self, request):
-        if self.is_async:
-            return self.__acall__(request)
-        return super().__call__(request)
+        return self.__acall__(request) if self.is_async else super().__call__(request)
 
     async def __acall__(self, request):
         if self.autorefresh:

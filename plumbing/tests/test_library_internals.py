@@ -154,6 +154,29 @@ def test_django_asgi_handler_internals():
             "HttpResponse._resource_closers, closed by get_response_async")
 
 
+def test_django_sql_compiler_parts():
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import connection
+
+    module = "django_compiled_query"
+    query = Permission.objects.select_related("content_type").filter(codename="x")[:1].query
+    compiler = query.get_compiler(connection=connection)
+    compiler.as_sql()
+    require("django", module, isinstance(getattr(compiler, "col_count", None), int)
+            and isinstance(getattr(compiler, "select", None), list),
+            "SQLCompiler.select (column, sql, alias) and SQLCompiler.col_count after as_sql()")
+    columns = [column for column, _, _ in compiler.select[:compiler.col_count]]
+    require("django", module,
+            {column.target.model for column in columns} == {Permission, ContentType}
+            and all(isinstance(column.target.attname, str) for column in columns),
+            "the selected columns' fields (Col.target.model and .attname)")
+    require("django", module, has_methods(compiler, "get_converters", "apply_converters")
+            and list(inspect.signature(compiler.apply_converters).parameters)
+            == ["rows", "converters"],
+            "SQLCompiler.get_converters(expressions) and apply_converters(rows, converters)")
+
+
 def test_asgiref_caller_records():
     from plumbing.library_internals.asgiref_threads import (
         called_from_sync_code,
