@@ -5,8 +5,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import generics
 from rest_framework.exceptions import NotFound, ValidationError
 
-from trace_project.errors import ErrorSerializer
-from traces import services
+from plumbing.errors import ErrorSerializer
+from traces import search, services
 from traces.forms import TraceFilterForm
 from traces.models import Trace
 from traces.serializers import TraceSerializer, TraceSummarySerializer
@@ -26,7 +26,7 @@ class TraceDetailView(generics.RetrieveDestroyAPIView):
 
     def get_object(self):
         pk = self.kwargs["pk"]
-        trace = services.find_trace(pk)
+        trace = search.find_trace(pk)
         if trace is None:
             raise NotFound(f"Trace {pk} does not exist.")
         self.check_object_permissions(self.request, trace)
@@ -68,10 +68,10 @@ class TraceListView(generics.ListAPIView):
             raise ValidationError({field: list(errors) for field, errors in form.errors.items()})
         filters = dict(form.cleaned_data)
         try:
-            filters["attributes"] = services.attribute_filters(
+            filters["attributes"] = search.attribute_filters(
                 self.request.query_params.getlist("attribute"))
         except ValueError as error:
             raise ValidationError({"attribute": [str(error)]}) from None
-        return services.search_traces(filters)
+        return search.search_traces(filters)
 
 

@@ -1,9 +1,13 @@
-"""The trace websocket protocol's messages: parsing and validating one websocket frame (no Django
-import).
+"""The trace websocket protocol's messages: parsing and validating one websocket frame, and
+the server's replies (no Django import).
 
 A frame is a JSON list of messages, or a single message object. Every problem is reported as a
 FrameError whose text names the message (0-based index in the frame), its type and the key, so a
 client can fix its input; a frame with any problem is refused as a whole.
+
+The server answers once per connection: when the trace is decided, or for the frame it refuses,
+a text frame {"message": <reply>}, then it closes the socket with the reply's close code
+(docs/traces.md, "Replies and close codes").
 """
 
 import json
@@ -11,7 +15,7 @@ import math
 import re
 from typing import NamedTuple
 
-from trace_project import jsonio
+from plumbing import jsonio
 
 TRACE_START = "TRACE_START"
 TRACE_END = "TRACE_END"
@@ -35,6 +39,32 @@ MAX_TEXT = 255  # group ids, names and services are stored in 255-character colu
 STATUS_CODES = {"unset": 0, "ok": 1, "error": 2}
 MAX_ATTRIBUTES = 128  # OpenTelemetry SDKs' default limit per span or event
 MAX_STATUS_MESSAGE = 4096
+
+
+STORED_REPLY = "Trace stored. Closing the connection"  # seed clients match this text
+SERVER_ERROR_REPLY = ("Error: the server could not store this frame; nothing from it was stored, "
+                      "send it again later")
+CLOSE_STORED = 1000  # the trace is complete and stored
+CLOSE_ERROR = 4000  # the client sent something wrong, or the trace is inconsistent
+# The server could not store the frame; nothing of it was kept: send it again later. Not 1011:
+# autobahn (daphne) sends only 1000 and 3000-4999 from a server, and left such a socket open.
+CLOSE_SERVER_ERROR = 4011
+
+
+def error_reply(reason) -> str:
+    """The reply to a refused frame, or to a trace decided inconsistent."""
+    return f"Error: {reason}"
+
+
+def inconsistent_reply(trace_id: int, problems: list[str]) -> str:
+    return error_reply(f"trace {trace_id} is inconsistent: {'; '.join(problems)}")
+
+
+def close_code(reply: str) -> int:
+    """The close code that follows `reply`: the one place it is chosen."""
+    if reply == STORED_REPLY:
+        return CLOSE_STORED
+    return CLOSE_SERVER_ERROR if reply == SERVER_ERROR_REPLY else CLOSE_ERROR
 
 
 class FrameError(ValueError):

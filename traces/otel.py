@@ -82,16 +82,22 @@ def decode_otlp_protobuf(body: bytes) -> Decoded:
     return _from_request(request)
 
 
-def decode_otlp_json(body: bytes) -> Decoded:
-    """OTLP/JSON: protobuf's JSON mapping (camelCase or original field names, enums as integers
-    or names, 64-bit integers as strings or numbers, unknown fields ignored), with trace and
-    span ids in hex."""
+def _json_body(body: bytes, kind: type, refusal: str):
+    """The body's JSON document; InvalidData unless it is JSON and a `kind`."""
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidData(f"not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise InvalidData("an ExportTraceServiceRequest must be a JSON object")
+    if not isinstance(document, kind):
+        raise InvalidData(refusal)
+    return document
+
+
+def decode_otlp_json(body: bytes) -> Decoded:
+    """OTLP/JSON: protobuf's JSON mapping (camelCase or original field names, enums as integers
+    or names, 64-bit integers as strings or numbers, unknown fields ignored), with trace and
+    span ids in hex."""
+    document = _json_body(body, dict, "an ExportTraceServiceRequest must be a JSON object")
     try:
         _hex_ids_to_base64(document)
         request = json_format.ParseDict(document, ExportTraceServiceRequest(),
@@ -241,12 +247,7 @@ def decode_zipkin(body: bytes) -> Decoded:
     """Zipkin v2's JSON: a list of spans; ids in hex (64- or 128-bit trace ids), timestamp and
     duration in microseconds, tags as attributes, annotations as events. An "error" tag (or
     OpenTelemetry's otel.status_code) is the error status."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidData(f"not JSON: {error}") from None
-    if not isinstance(document, list):
-        raise InvalidData("Zipkin v2 spans must be a JSON list")
+    document = _json_body(body, list, "Zipkin v2 spans must be a JSON list")
     spans: list[OtelSpan] = []
     rejected, reasons = 0, []  # type: int, list[str]
     for index, item in enumerate(document):

@@ -7,7 +7,7 @@ ExportTraceServiceResponse in the request's encoding (protobuf or JSON), with pa
 when spans were refused; every 4xx/5xx with a google.rpc.Status body in the request's encoding;
 429/503 (retryable) with Retry-After. Zipkin's answer is 202 with an empty body.
 
-Both run on the lean ingest path (trace_project.ingest_path): what needs no database (method,
+Both run on the lean ingest path (plumbing.ingest_path): what needs no database (method,
 content type, the Authorization header's form, the body's size, whether this process is
 overloaded) is answered on the event loop; the rest (token look-up, decompression, decoding,
 the write) in one hop to a worker thread with a kept connection.
@@ -27,10 +27,10 @@ from django.http import HttpResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
-from trace_project.errors import error_body
-from trace_project.ingest_path import called_from_sync_code
-from trace_project.tokens import token_digest, token_matches
-from trace_project.workers import WorkerThreads, kept_connection
+from plumbing.errors import error_body
+from plumbing.ingest_path import called_from_sync_code
+from plumbing.tokens import bearer_token, token_digest, token_matches
+from plumbing.workers import WorkerThreads, kept_connection
 from traces import otel
 from traces.span_ingest import ingest_spans
 
@@ -89,15 +89,16 @@ turns = Turns()
 
 
 def _bearer_token(request) -> str:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request)
+    if token is None:
         raise Refused(401, "Send the project token as 'Authorization: Bearer <token>'.")
-    return token.strip()
+    return token
 
 
 def _check_project(token: str) -> None:
-    """The project token of the request-metrics API (tracking's Project; looked up through the
-    app registry: traces does not import tracking)."""
+    """The project token of the request-metrics API, checked as tracking's
+    ProjectTokenAuthentication checks it (tracking's Project, looked up through the app
+    registry: traces does not import tracking)."""
     project_model = apps.get_model("tracking", "Project")
     project = project_model.objects.filter(token_digest=token_digest(token)).only(
         "token_digest").first()

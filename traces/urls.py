@@ -3,7 +3,7 @@
 
 from django.urls import path, register_converter
 
-import trace_project.converters  # noqa: F401 - registers <id:...>
+import plumbing.converters  # noqa: F401 - registers <id:...>
 from traces import api, otlp, views
 
 

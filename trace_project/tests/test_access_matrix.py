@@ -23,10 +23,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from plumbing.consumers import CLOSE_FORBIDDEN
+from plumbing.security import allowed_hosts_origin_validator
 from trace_project.asgi import application
-from trace_project.consumers import CLOSE_FORBIDDEN
 from trace_project.routing import websocket_urlpatterns
-from trace_project.security import allowed_hosts_origin_validator
 
 pytestmark = [pytest.mark.integration]
 
@@ -284,17 +284,17 @@ class World:
     _trace_counter = 1000
 
     def new_trace(self) -> int:
-        from traces.services import ingest_frame
+        from traces.tests.helpers import store_trace
 
         World._trace_counter += 1
         trace_id = World._trace_counter
-        ingest_frame(trace_id, json.dumps([
+        store_trace(trace_id, [
             {"type": "TRACE_START", "timestamp": 10, "group_id": "t"},
             {"type": "SPAN_START", "timestamp": 11, "group_id": "s", "name": "load"},
             {"type": "SPAN_END", "timestamp": 12, "group_id": "s"},
             {"type": "EVENT", "timestamp": 11.5, "name": "cache hit"},
             {"type": "TRACE_END", "timestamp": 13, "group_id": "t"},
-        ]), publish=False)
+        ], publish=False)
         return trace_id
 
     def fill(self, template: str) -> str:
@@ -716,7 +716,7 @@ def test_project_tokens_are_compared_in_constant_time(monkeypatch):
     through a spy on the real function, which still decides)."""
     import hmac
 
-    from trace_project import tokens
+    from plumbing import tokens
     from tracking.models import Project
 
     project, secret = Project.create_with_token("Timing")

@@ -1,8 +1,10 @@
-"""The trace websocket protocol's documented example and small builders for tests."""
+"""Messages of the trace websocket protocol's documented example, and small builders for tests."""
+
+import json
 
 from traces.assembly import generated_span_id
 
-README_EXAMPLE = [  # the example frame of docs/traces.md, as the protocol documented it
+README_EXAMPLE = [
     {"timestamp": 1569972082, "type": "TRACE_START", "group_id": "e6fa79ca-d142-4046-a134-5134f16a0b5e"},
     {"timestamp": 1569972090, "type": "SPAN_END", "group_id": "dbed4e4e-8ec6-40dd-ae35-b118abf1ab69"},
     {"timestamp": 1569972084, "type": "SPAN_START", "group_id": "1ff14a38-55ff-431a-a6ca-a86c82d8ed46",
@@ -63,3 +65,14 @@ def span(group, name, start, end):
 
 def event(name, ts):
     return {"type": "EVENT", "timestamp": ts, "name": name}
+
+
+def store_trace(trace_id, messages, publish=True):
+    """Store `messages` as one frame of trace `trace_id`, as the ingest socket stores a frame;
+    the IngestResult. A refused frame raises its IngestError."""
+    from traces.services import ingest_frames  # a database test's helper; builders need no Django
+
+    result, refused = ingest_frames(trace_id, [json.dumps(messages)], publish)
+    if refused is not None:
+        raise refused
+    return result

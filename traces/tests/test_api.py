@@ -5,14 +5,11 @@ import pytest
 from rest_framework.test import APIClient
 
 from traces.models import Event, Span, Trace
-from traces.services import ingest_frame, ingest_frames
+from traces.services import ingest_frames
 from traces.tests.helpers import README_EXAMPLE, README_TREE_REST, span, trace_end, trace_start
+from traces.tests.helpers import store_trace as store
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-
-def store(trace_id, messages):
-    return ingest_frame(trace_id, json.dumps(messages))
 
 
 @pytest.fixture

@@ -7,9 +7,14 @@ from hypothesis import strategies as st
 
 from traces.messages import (
     MESSAGE_TYPES,
+    SERVER_ERROR_REPLY,
+    STORED_REPLY,
     FrameError,
     Message,
     _parse_message_checked,
+    close_code,
+    error_reply,
+    inconsistent_reply,
     parse_frame,
 )
 
@@ -143,3 +148,12 @@ def test_bad_attributes_or_status_are_refused(extra, error):
     with pytest.raises(FrameError, match=re.escape(error)):
         parse_frame(json.dumps([{"type": "SPAN_END", "timestamp": 2, "group_id": "a", **extra}]),
                     10_000, 100)
+
+
+def test_each_reply_closes_with_the_code_docs_traces_md_gives_it():
+    assert close_code(STORED_REPLY) == 1000
+    assert close_code(error_reply("message 0 (EVENT): missing key 'name'")) == 4000
+    assert close_code(inconsistent_reply(5, ["span a ends before it starts"])) == 4000
+    assert inconsistent_reply(5, ["x", "y"]) == "Error: trace 5 is inconsistent: x; y"
+    assert close_code(SERVER_ERROR_REPLY) == 4011
+    assert SERVER_ERROR_REPLY.startswith("Error: ") and "send it again later" in SERVER_ERROR_REPLY

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from trace_project.tests.migrating import migrate
+from plumbing.tests.migrating import migrate
 
 pytestmark = [pytest.mark.integration]
 

@@ -38,9 +38,8 @@ def item(n, cookie=None, headers=(None, None, None, None)):
 
 @pytest.fixture
 def stub():
-    backend = StubBackend()
-    yield backend
-    backend.stop()
+    with StubBackend() as backend:
+        yield backend
 
 
 def record_many(sender, count, start=0):

@@ -127,7 +127,7 @@ def test_every_result_of_a_few_hundred_fast_tests_arrives(pytester, server_facto
 
 def test_with_the_server_down_results_are_kept_and_sent_first_next_session(
         pytester, server_factory, tmp_path):
-    from trace_project.devserver import free_port
+    from plumbing.devserver import free_port
 
     spool = tmp_path / "kept" / "rack.jsonl"
     down = f"http://127.0.0.1:{free_port()}"
@@ -176,7 +176,7 @@ def test_killed():
 
 def test_a_killed_session_leaves_its_reports_to_the_next(pytester, server_factory, tmp_path,
                                                         monkeypatch):
-    from trace_project.devserver import free_port
+    from plumbing.devserver import free_port
 
     spool = tmp_path / "rack.jsonl"
     monkeypatch.setenv("TM_SPOOL", str(spool))

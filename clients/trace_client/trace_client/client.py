@@ -5,12 +5,17 @@ import random
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 import websocket
 
 STORED = "Trace stored. Closing the connection"
+# The trace websocket protocol's close code for a frame the server could not store (its database
+# was down): nothing of it was kept, so sending it again is safe (docs/traces.md).
+CLOSE_SERVER_ERROR = 4011
 
 
 class TraceError(Exception):
@@ -128,11 +133,21 @@ class TraceConnection:
                 for seq in [s for s in self.unacked if s <= reply["ack"]]:
                     del self.unacked[seq]
                 continue
-            if "send it again later" in reply.get("message", ""):
-                time.sleep(0.5)  # the server could not store a frame: nothing of it was kept
+            if self._close_code() == CLOSE_SERVER_ERROR:
+                time.sleep(0.5)
                 self._recover()
                 continue
             return reply
+
+    def _close_code(self) -> int | None:
+        """The code of the close frame that follows the server's reply; None if none came."""
+        try:
+            opcode, data = self.socket.recv_data()
+        except (OSError, websocket.WebSocketException):
+            return None
+        if opcode != websocket.ABNF.OPCODE_CLOSE or len(data) < 2:
+            return None
+        return int.from_bytes(data[:2], "big")
 
     def wait_for_reply(self) -> dict:
         if (self.last_frame if self.acks else self.socket) is None:
@@ -160,21 +175,22 @@ class TraceConnection:
             self.socket = None
 
 
+@dataclass
 class TraceClient:
     """Where traces go. `clock` returns timestamps (default time.time: float seconds; pass
     `lambda: int(time.time())` for whole seconds like the protocol's example clients)."""
 
-    def __init__(self, server_url: str, batch_size: int = 100, timeout: float = 10.0,
-                 clock=time.time, connect=_connect, acks: bool = False, retry_for: float = 30.0):
-        if batch_size < 1:
+    server_url: str
+    batch_size: int = 100
+    timeout: float = 10.0
+    clock: Callable[[], float] = time.time
+    connect: Callable = _connect
+    acks: bool = False
+    retry_for: float = 30.0
+
+    def __post_init__(self):
+        if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self.server_url = server_url
-        self.batch_size = batch_size
-        self.timeout = timeout
-        self.clock = clock
-        self.connect = connect
-        self.acks = acks
-        self.retry_for = retry_for
 
     def trace(self, name: str | None = None, trace_id: int | None = None,
               service: str | None = None) -> Trace:
@@ -260,8 +276,8 @@ class Trace:
                    "group_id": self.group_id})
         try:
             self.flush()
-            self.reply = reply = self.connection.wait_for_reply()
-            return reply
+            self.reply = self.connection.wait_for_reply()
+            return self.reply
         finally:
             self.connection.close()
 
