@@ -1,7 +1,7 @@
 """Fixtures shared by every app's tests: real services, a real server, a real browser.
 
 - `redis_url`: a Redis to test against (REDIS_URL, else TEST_REDIS_URL); skipped without one.
-- `asgi_server`: this project served by a real daphne process (trace_project.devserver) on the
+- `asgi_server`: this project served by a real daphne process (plumbing.devserver) on the
   test database, with websockets; it brings `transactional_db`, so the server sees the rows the
   test commits. `server_factory(**env)` starts one of its own with other settings.
 - `browser` / `page`: Debian's headless Chromium driven by Playwright.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from trace_project.devserver import Server
+from plumbing.devserver import Server
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -46,7 +46,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
-LOCAL_APPS = ["trace_project", "traces", "tm_api", "tracking", "notifications", "idempotency"]
+LOCAL_APPS = ["trace_project", "plumbing", "traces", "tm_api", "tracking", "notifications",
+              "idempotency"]
 MACHINE = "smoke machine"
 WEBHOOK_KEY = secrets.token_hex(16)
 started = time.monotonic()

@@ -65,7 +65,7 @@ def main():
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trace_project.settings")
         django.setup()
-        from trace_project.devserver import Server
+        from plumbing.devserver import Server
         from trace_project.tests.test_fuzz_api import (
             KNOWN_BUGS,
             MODES,

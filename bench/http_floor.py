@@ -1,6 +1,6 @@
 """Benchmark: the HTTP floor of the ingest path against Django's hello world, per ASGI server.
 
-For each server (daphne and uvicorn, as trace_project.serve starts them), in the same run and
+For each server (daphne and uvicorn, as plumbing.serve starts them), in the same run and
 minute: bench/hello_project (Django 5.2, one view, no middleware) under that server is the
 baseline; against it, the project under the same server on PostgreSQL + Redis, answering
 - `POST /tm_api/test_start/` with a malformed JSON body and a valid machine token: the 400 of
@@ -34,8 +34,10 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from trace_project import serve  # noqa: E402 (sys.path set above)
-from trace_project.devserver import Server, free_port  # noqa: E402 (sys.path set above)
+from harness import server_env  # noqa: E402
+
+from plumbing import serve  # noqa: E402 (sys.path set above)
+from plumbing.devserver import Server, free_port  # noqa: E402 (sys.path set above)
 
 CLIENTS = 8
 MALFORMED = b'{"machine_name": "m1", "file_path": '
@@ -116,14 +118,10 @@ def main():
     parser.add_argument("--servers", default="daphne,uvicorn")
     args = parser.parse_args()
     pg = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-    redis_db = os.environ.get("BENCH_REDIS_DB", "13")
     database = f"bench_floor_{os.getpid()}"
     psql(f"CREATE DATABASE {database}", pg)
-    env = {"DATABASE_URL": f"{pg}/{database}", "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
-           "SECRET_KEY": "bench-only-" + "x" * 40, "ENV_FILE": "", "DEBUG": "False",
-           "TM_ALLOW_ANONYMOUS_MACHINES": "False", "STATIC_MANIFEST": "False",
-           # The token's bucket is checked in Redis on every report, never empty here.
-           "RATE_LIMIT_MACHINE_TOKEN": "1000000"}
+    # The token's bucket is checked in Redis on every report, never empty here.
+    env = server_env(f"{pg}/{database}", RATE_LIMIT_MACHINE_TOKEN="1000000")
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT,
                        env={**os.environ, **env}, check=True)

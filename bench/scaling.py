@@ -6,7 +6,7 @@ in the same run. Each machine announces a dry run of 60 tests first and again af
 reports (not timed). Prints req/s, p50/p99 per request, the server's CPU per request (from
 /proc) and the ratio 2-process/1-process.
 
-The two processes share one listening socket: `uvicorn --workers 2` (trace_project.serve, as
+The two processes share one listening socket: `uvicorn --workers 2` (plumbing.serve, as
 production runs with WEB_CONCURRENCY=2) binds it once and each worker accepts from it, so the
 kernel hands each new connection to whichever process accepts first. No balancer process: on
 a 2-core machine a proxy in the middle would take CPU from the servers and measure itself.
@@ -35,9 +35,10 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # The machines' runs and the percentiles are tm_live.py's, so that the two benches compare.
+from harness import server_env  # noqa: E402 (sys.path set above)
 from tm_live import TESTS_PER_RUN, dry_run_body, percentile, psql  # noqa: E402 (sys.path set above)
 
-from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
+from plumbing.devserver import Server  # noqa: E402 (sys.path set above)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -134,12 +135,9 @@ def main():
     parser.add_argument("--server", default="uvicorn", choices=["uvicorn", "daphne"])
     args = parser.parse_args()
     pg = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-    redis_db = os.environ.get("BENCH_REDIS_DB", "13")
     database = f"bench_scaling_{os.getpid()}"
     psql(f"CREATE DATABASE {database}", pg)
-    env = {"DATABASE_URL": f"{pg}/{database}", "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
-           "SECRET_KEY": "bench-only-" + "x" * 40, "ENV_FILE": "", "DEBUG": "False",
-           "TM_ALLOW_ANONYMOUS_MACHINES": "False", "STATIC_MANIFEST": "False"}
+    env = server_env(f"{pg}/{database}")
     full_env = {**os.environ, **env}
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=full_env,

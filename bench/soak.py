@@ -3,7 +3,7 @@
     .venv/bin/python bench/soak.py                              # the hour: 60 min, rows per 10 min
     .venv/bin/python bench/soak.py --minutes 6 --interval-minutes 1 --warmup-minutes 1   # a try
 
-One server process (trace_project.devserver.Server; MONITOR_SERVER picks it) on PostgreSQL and the
+One server process (plumbing.devserver.Server; MONITOR_SERVER picks it) on PostgreSQL and the
 Redis channel layer, and the notification worker (`manage.py db_worker`) beside it, as production
 runs them. A fresh database soak_<pid>_<time> is created, migrated and dropped after; the Redis keys
 under the run's own prefix are deleted after (nothing else in that Redis db is touched).
@@ -52,7 +52,7 @@ from trace_ingest import STORED, frames_of, trace_messages
 from tracking_benchdb import ROOT, bench_database, manage
 from tracking_ingest import build_batches
 
-from trace_project.devserver import Server
+from plumbing.devserver import Server
 
 PROBE_DIR = Path(__file__).resolve().parent / "soak_probe"
 sys.path.insert(0, str(PROBE_DIR))

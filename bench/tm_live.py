@@ -1,6 +1,6 @@
 """Benchmark: machines posting test_start/test_stop while browser-like sockets watch.
 
-One server process (trace_project.devserver.Server: uvicorn, or MONITOR_SERVER=daphne) on
+One server process (plumbing.devserver.Server: uvicorn, or MONITOR_SERVER=daphne) on
 PostgreSQL + Redis, from a clean checkout: creates and drops its own database bench_tm_<pid>.
 N machines (one request at a time each, as a real machine) post start/stop; W websocket clients
 watch the machines' /ws/machine/<pk>/last/ sockets. The load comes from one asyncio process
@@ -37,8 +37,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from plumbing.devserver import Server  # noqa: E402 (sys.path set above)
 from tm_api.deltas import LastRunPage  # noqa: E402 (sys.path set above)
-from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
 
 TESTS_PER_RUN = 60
 ORDER = [f"test_{n:03d}.py" for k in range(4) for n in range(TESTS_PER_RUN)[k::4]]

@@ -63,10 +63,10 @@ def run(args):
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
+    from plumbing import publisher
     from tm_api import services
     from tm_api.models import Test
     from tm_api.status import parse_client_timestamp
-    from trace_project import publisher
 
     call_command("migrate", "-v0")
     loop = asyncio.new_event_loop()

@@ -2,7 +2,7 @@
 
 Generates a suite of 2,000 trivial tests in a temporary directory and runs it with pytest, in
 the same minute: without the plugin (the baseline), with the plugin reporting to one real
-server (trace_project.devserver: uvicorn, or MONITOR_SERVER=daphne) on PostgreSQL + Redis
+server (plumbing.devserver: uvicorn, or MONITOR_SERVER=daphne) on PostgreSQL + Redis
 with a machine token, and with the plugin pointed at a server that is down. Creates and drops
 its own database.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from trace_project.devserver import Server, free_port  # noqa: E402 (sys.path set above)
+from plumbing.devserver import Server, free_port  # noqa: E402 (sys.path set above)
 
 MACHINE = "bench-suite"
 PER_MODULE = 100

@@ -3,7 +3,7 @@
 Each of N concurrent clients (8) opens /ws/trace/<new id>, sends the whole trace as one frame (as
 the protocol's documented example does), waits for the server's reply and closes; then the next
 trace. Traces of 7 messages (the example's shape) and of 101 messages. One server process
-(trace_project.devserver.Server) on PostgreSQL + Redis (a database bench_trace_clients_<pid> it
+(plumbing.devserver.Server) on PostgreSQL + Redis (a database bench_trace_clients_<pid> it
 creates and drops, Redis db BENCH_REDIS_DB), and with --sqlite on SQLite + the in-memory layer
 too. The baseline, in the same run and on the same server: the same clients against the no-op
 consumer (TRACE_BENCH_NOOP: the same handshake and middleware, JSON parsed, nothing stored).
@@ -34,7 +34,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
+from plumbing.devserver import Server  # noqa: E402 (sys.path set above)
 
 STORED = "Trace stored. Closing the connection"
 BASE_TS = 1_700_000_000
@@ -111,7 +111,7 @@ class ProfiledServer(Server):
     profile = None
 
     def start(self, timeout=30):
-        from trace_project.devserver import DAPHNE_OPTIONS
+        from plumbing.devserver import DAPHNE_OPTIONS
 
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cProfile", "-o", self.profile, "-m", "daphne", "-b",

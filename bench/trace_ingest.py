@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import websocket  # noqa: E402 (sys.path set above)
+from harness import on_threads  # noqa: E402
 
-from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
+from plumbing.devserver import Server  # noqa: E402 (sys.path set above)
 
 STORED = "Trace stored. Closing the connection"
 
@@ -84,11 +85,7 @@ def run_clients(server, path, frames, messages_per_trace, clients, seconds, firs
                 stored[0] += messages_per_trace
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    on_threads(client, clients)
     elapsed = time.perf_counter() - started
     return stored[0] / elapsed, latencies, errors
 

@@ -2,13 +2,12 @@
 
     .venv/bin/python bench/tracking_ingest.py [--seconds 20] [--batch 1000] [--clients 4]
 
-A fresh database, one server process (trace_project.devserver), a project from
+A fresh database, one server process (plumbing.devserver), a project from
 `create_project`; `--clients` threads POST pre-built gzip'd batches (recent timestamps, 12 views)
 for `--seconds`. Baseline in the same run: the same server answering empty batches (HTTP,
 token check and JSON only), to show what storing costs on top. Target: 20,000 requests/s.
 """
 
-import argparse
 import gzip
 import json
 import random
@@ -16,9 +15,10 @@ import threading
 import time
 
 import requests
+from harness import on_threads, options
 from tracking_benchdb import bench_database, manage
 
-from trace_project.devserver import Server
+from plumbing.devserver import Server
 
 TARGET = 20_000
 
@@ -60,20 +60,12 @@ def hammer(url, token, bodies, seconds, clients, per_batch):
             i += clients
 
     started = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    on_threads(worker, clients)
     return stored[0] / (time.monotonic() - started), statuses
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--clients", type=int, default=4)
-    args = parser.parse_args()
+    args = options(__doc__, seconds=20.0, batch=1000, clients=4)
     with bench_database() as url:
         created = json.loads(manage(url, "create_project", "Bench"))
         server = Server({"DATABASE_URL": url,

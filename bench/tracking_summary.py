@@ -12,14 +12,14 @@ One daphne process serves the API
 150 ms for the summary at 10 million requests.
 """
 
-import argparse
 import statistics
 import time
 
 import requests
+from harness import options
 from tracking_benchdb import bench_database
 
-from trace_project.devserver import Server
+from plumbing.devserver import Server
 from tracking import aggregation as agg
 
 GENERATE = """
@@ -109,11 +109,7 @@ def measure(url, samples, params=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--samples", type=int, default=40)
-    args = parser.parse_args()
+    args = options(__doc__, rows=1_000_000, days=7, samples=40)
     with bench_database() as db:
         project_id = fill(db, args.rows, args.days)
         server = Server({"DATABASE_URL": db, "DASHBOARDS_PUBLIC": "True", "SECRET_KEY":

@@ -1,6 +1,6 @@
 """Benchmark: the server's memory while many websockets open and after they close.
 
-One server process (trace_project.devserver.Server; MONITOR_SERVER picks it) on a SQLite file of its
+One server process (plumbing.devserver.Server; MONITOR_SERVER picks it) on a SQLite file of its
 own. Each round opens N websockets from one address (half trace ingest sockets, /ws/trace/<id>, half
 live sockets, /ws/machine/status/, with DASHBOARDS_PUBLIC on), closes them all, waits, and reads the
 server's resident memory (VmRSS). The baseline is the same server's memory after the first round: a
@@ -26,7 +26,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from trace_project.devserver import Server  # noqa: E402 (sys.path set above)
+from plumbing.devserver import Server  # noqa: E402 (sys.path set above)
 
 
 def rss_mb(pid: int) -> float:

@@ -78,8 +78,15 @@ class DeliveryInline(admin.TabularInline):
     fields = readonly_fields
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """Rows the service writes (what was notified, delivered, run): people look, never add."""
+
+    def has_add_permission(self, request):
+        return False
+
+
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(RecordAdmin):
     list_display = ["title", "rule", "created_at"]
     list_filter = ["rule"]
     search_fields = ["title", "key"]
@@ -87,29 +94,20 @@ class NotificationAdmin(admin.ModelAdmin):
     readonly_fields = ["rule", "key", "title", "text", "facts", "link", "created_at"]
     inlines = [DeliveryInline]
 
-    def has_add_permission(self, request):
-        return False
-
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(RecordAdmin):
     list_display = ["notification", "channel", "state", "attempts", "next_attempt_at",
                     "last_status_code"]
     list_filter = ["state", "channel"]
     readonly_fields = [field.name for field in Delivery._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(RecordAdmin):
     list_display = ["name", "last_outcome", "last_started_at", "last_finished_at", "runs",
                     "lease_until"]
     readonly_fields = [field.name for field in Job._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(Cooldown)

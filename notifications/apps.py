@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class NotificationsConfig(AppConfig):
@@ -7,3 +8,6 @@ class NotificationsConfig(AppConfig):
 
     def ready(self):
         from notifications import signals  # noqa: F401  (connects the server-error rule)
+
+        # Each app's scheduled jobs, and its parts of the shared ones, in its `jobs` module.
+        autodiscover_modules("jobs")

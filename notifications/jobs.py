@@ -1,6 +1,12 @@
-"""Scheduled upkeep. Every job is a function registered here, runs through run_job() (a lease
-so two runs never overlap, and its outcome recorded on the Job row shown in the admin), and is a
-management command too (`manage.py run_job NAME`, or its own command).
+"""Scheduled upkeep: the registry of jobs, and the runner. Every job is a function registered
+with @job, runs through run_job() (a lease so two runs never overlap, and its outcome recorded
+on the Job row shown in the admin), and is a management command too (`manage.py run_job NAME`).
+
+Each app owns its jobs, in its own `jobs` module, found when the apps are ready
+(NotificationsConfig.ready: autodiscover_modules("jobs")). Two jobs gather the parts of every
+app: prune_old_data runs each app's @prunes step (rows past their retention), and daily_digest
+puts each app's @digest_section in one notification. So this module imports no domain app: the
+apps import it.
 
 `manage.py run_scheduler` runs them on their schedules (APScheduler cron triggers); cron or
 docker-compose's scheduler service can run the commands instead; running one twice at once is
@@ -17,9 +23,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-import idempotency
 from notifications.models import Delivery, Job, Notification
-from trace_project.times import exact
+from plumbing.times import exact
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +47,61 @@ def job(name: str, cron: str, help: str, lease: timedelta = timedelta(minutes=30
         return function
 
     return register
+
+
+@dataclass(frozen=True)
+class Part:
+    order: int  # where it comes in the job's detail (or the digest)
+    what: str
+    function: Callable
+
+
+# Steps of prune_old_data: function() -> rows deleted, named `what` in the detail.
+PRUNE_STEPS: list[Part] = []
+# Sections of daily_digest: function(since) -> (a line of the digest, [[fact, value], ...]).
+DIGEST_SECTIONS: list[Part] = []
+
+
+def _registrar(parts: list[Part]):
+    def register_as(what: str, order: int):
+        def register(function):
+            parts.append(Part(order, what, function))
+            parts.sort(key=lambda part: part.order)
+            return function
+
+        return register
+
+    return register_as
+
+
+# @prunes("traces", order=20): a step of the prune_old_data job, `what` it deletes.
+prunes = _registrar(PRUNE_STEPS)
+
+
+def prunes_older_than(what: str, order: int, model, field: str, days_setting: str) -> Callable:
+    """A step of prune_old_data deleting the rows of `model` whose `field` is older than the
+    number of days in settings.<days_setting>."""
+
+    def prune() -> int:
+        cutoff = timezone.now() - timedelta(days=getattr(settings, days_setting))
+        return delete_in_batches(model.objects.filter(**{f"{field}__lt": cutoff}))
+
+    prune.__name__ = prune.__qualname__ = "prune_" + what.replace(" ", "_")
+    return prunes(what, order)(prune)
+# @digest_section("traces", order=20): a section of the daily_digest notification.
+digest_section = _registrar(DIGEST_SECTIONS)
+
+
+def delete_in_batches(queryset, batch_size=500) -> int:
+    """Delete rows (and what cascades from them) a batch at a time, so that no transaction
+    holds locks over a whole table. Counts the top-level rows."""
+    deleted = 0
+    while True:
+        ids = list(queryset.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        queryset.model.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
 
 
 def run_job(name: str) -> Job:
@@ -106,105 +166,29 @@ def prune_notifications() -> str:
     return f"{notifications} notification rows and {tasks} finished task rows deleted"
 
 
-@job("detect_silent_machines", "* * * * *",
-     "End runs whose machine has been silent for TM_SILENCE_MINUTES (tests become unknown) "
-     "and notify machine_silent.")
-def detect_silent_machines() -> str:
-    from tm_api.services import silence_runs
-
-    silenced = silence_runs(timedelta(minutes=settings.TM_SILENCE_MINUTES))
-    names = ", ".join(f"{m.run.machine.machine_name} (run {m.run_id})" for m in silenced)
-    return f"{len(silenced)} silent run(s) ended" + (f": {names}" if names else "")
-
-
-@job("check_projects", "* * * * *",
-     "Notify project_degraded when a tracked project's 5xx rate or p95 latency is over its "
-     "limit for the last PROJECT_ALERT_WINDOW_MINUTES.")
-def check_projects() -> str:
-    from notifications.rules import project_degraded
-    from tracking.models import Project
-    from tracking.services import Window, summarize
-
-    # The last whole minutes and the current one, which is still filling.
-    until = timezone.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
-    minutes = settings.PROJECT_ALERT_WINDOW_MINUTES
-    window = Window(until - timedelta(minutes=minutes), until)
-    report = []
-    for project in Project.objects.all():
-        crossed = project_degraded(project, summarize(project, window), minutes)
-        if crossed:
-            report.append(f"{project.name}: {', '.join(crossed)}")
-    return "; ".join(report) or "every project within its limits"
-
-
 @job("prune_old_data", "0 3 * * *",
      "Delete raw request metrics (TRACKING_RAW_RETENTION_DAYS), traces (TRACE_RETENTION_DAYS) "
      "and test runs (TM_RUN_RETENTION_DAYS) older than their retention; rollups stay.",
      lease=timedelta(hours=2))
 def prune_old_data() -> str:
-    from tm_api.models import Run
-    from traces.models import Trace
-    from tracking.services import prune_raw_requests
-
-    now = timezone.now()
-    requests_deleted = prune_raw_requests()
-    traces_deleted = _delete_in_batches(
-        Trace.objects.filter(created__lt=now - timedelta(days=settings.TRACE_RETENTION_DAYS)))
-    runs_deleted = _delete_in_batches(
-        Run.objects.filter(received__lt=now - timedelta(days=settings.TM_RUN_RETENTION_DAYS)))
-    keys_deleted = idempotency.prune(now)
-    return (f"{requests_deleted} raw requests, {traces_deleted} traces, {runs_deleted} runs and "
-            f"{keys_deleted} idempotency keys deleted")
-
-
-def _delete_in_batches(queryset, batch_size=500) -> int:
-    """Delete rows (and what cascades from them) a batch at a time, so that no transaction
-    holds locks over a whole table. Counts the top-level rows."""
-    deleted = 0
-    while True:
-        ids = list(queryset.values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return deleted
-        queryset.model.objects.filter(pk__in=ids).delete()
-        deleted += len(ids)
+    counts = [f"{step.function()} {step.what}" for step in PRUNE_STEPS]
+    if not counts:
+        return "nothing to prune"
+    listed = ", ".join(counts[:-1]) + " and " + counts[-1] if len(counts) > 1 else counts[0]
+    return f"{listed} deleted"
 
 
 @job("daily_digest", "0 8 * * *",
      "Notify daily_digest: runs, failures, traces and tracked requests of the last 24 hours.")
 def daily_digest() -> str:
-    from django.db.models import Count, Sum
-
     from notifications.rules import daily_digest as notify
-    from tm_api.models import MasterScenario
-    from traces.models import Trace
-    from tracking.models import RequestRollup
 
     now = timezone.now()
     since = now - timedelta(days=1)
-    runs = MasterScenario.objects.filter(run__received__gte=since)
-    by_status = dict(runs.values_list("status").annotate(n=Count("pk")))
-    failing_runs = runs.filter(status__in=["failed", "error"]).count()
-    traces = dict(Trace.objects.filter(created__gte=since).values_list("status")
-                  .annotate(n=Count("pk")))
-    requests = RequestRollup.objects.filter(period_seconds=60, period_start__gte=since).aggregate(
-        count=Sum("count"), server_errors=Sum("server_errors"))
-    request_count, server_errors = requests["count"] or 0, requests["server_errors"] or 0
-    lines = [
-        f"Test runs: {sum(by_status.values())} started, {failing_runs} ending failed or error.",
-        f"Traces: {sum(traces.values())} received, {traces.get('inconsistent', 0)} inconsistent.",
-        f"Tracked requests: {request_count}, {server_errors} answered 5xx.",
-    ]
-    facts = [["Runs", sum(by_status.values())], ["Failing runs", failing_runs],
-             ["Traces", sum(traces.values())], ["Requests", request_count],
-             ["5xx", server_errors]]
+    lines, facts = [], []
+    for section in DIGEST_SECTIONS:
+        line, section_facts = section.function(since)
+        lines.append(line)
+        facts += section_facts
     notify(f"{timezone.localdate(now):%Y-%m-%d}", lines, facts)  # the day where people read it
     return " ".join(lines)
-
-
-@job("compact_rollups", "30 2 * * *",
-     "Rollup upkeep: delete per-minute rollup cells older than TRACKING_MINUTE_ROLLUP_DAYS; "
-     "hour and day cells keep the history.")
-def compact_rollups() -> str:
-    from tracking.services import compact_rollups as compact
-
-    return f"{compact()} minute rollup cells deleted"

@@ -127,11 +127,11 @@ class Notification(models.Model):
 class Delivery(models.Model):
     """One notification to one channel, with its attempts."""
 
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed"
+    class State(models.TextChoices):  # labels made from the names: "Pending", ...
+        PENDING = "pending"
+        SENDING = "sending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
 
     notification = models.ForeignKey(
         Notification, on_delete=models.CASCADE, related_name="deliveries"

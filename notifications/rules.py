@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from notifications.models import Notification, Rule
 from notifications.services import raise_notification
-from trace_project.times import exact
+from plumbing.times import exact
 
 
 def server_error(request, error) -> None:

@@ -1,9 +1,9 @@
 from django.contrib import admin, messages
 
+from plumbing.admin import ReceivedDataAdmin
+from plumbing.tokens import new_token, token_digest, token_hint
 from tm_api.auth import TOKEN_PREFIX
 from tm_api.models import Machine, MachineToken, MasterScenario, Run, Scenario, Test
-from trace_project.admin_views import ReceivedDataAdmin
-from trace_project.tokens import new_token, token_digest, token_hint
 
 
 @admin.register(Machine)

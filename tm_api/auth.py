@@ -18,8 +18,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
+from plumbing.tokens import new_token, token_digest, token_hint
 from tm_api.models import MachineToken
-from trace_project.tokens import new_token, token_digest, token_hint
 
 KEYWORDS = (b"token", b"bearer")
 TOKEN_PREFIX = "tm_"
@@ -66,6 +66,9 @@ def _forget_token(sender, instance, **kwargs):
 
 
 class MachineTokenAuthentication(BaseAuthentication):
+    # The write-rate bucket of requests authenticated here (plumbing.throttles).
+    throttle_scope = "machine_token"
+
     def authenticate(self, request):
         header = get_authorization_header(request).split()
         if not header:

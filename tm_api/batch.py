@@ -27,12 +27,12 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 import idempotency
+from idempotency.schema import IDEMPOTENCY_KEY
 from tm_api import services
 from tm_api.auth import check_token_allows
 from tm_api.models import machine_key
 from tm_api.serializers import DryRunInput, TestStartInput, TestStopInput
 from tm_api.views import MachineReport, _errors, machine_report_view
-from trace_project.schema import IDEMPOTENCY_KEY
 
 # One request's worth: a pytest session sends a batch every half second, far below this.
 MAX_REPORTS = 1000

@@ -2,10 +2,10 @@
 
 from channels.db import database_sync_to_async
 
+from plumbing.consumers import LiveConsumer
 from tm_api import bodies
 from tm_api.live import LAST, RUNS, STATUS, live_group
 from tm_api.models import Machine
-from trace_project.consumers import LiveConsumer
 
 
 class MachinesStatusConsumer(LiveConsumer):

@@ -51,14 +51,15 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 import idempotency
+from idempotency.schema import IDEMPOTENCY_KEY
+from plumbing.errors import ErrorSerializer
 from tm_api import outcomes as O
 from tm_api import services
 from tm_api import status as S
 from tm_api.auth import check_token_allows
-from tm_api.models import CI_FIELDS, machine_key
+from tm_api.models import ci_of, machine_key
+from tm_api.serializers import CiFields
 from tm_api.views import MachineReport, _errors
-from trace_project.errors import ErrorSerializer
-from trace_project.schema import IDEMPOTENCY_KEY
 
 # A 10,000-test Surefire or pytest report is 2-10 MB; its gzip a tenth of that.
 MAX_BYTES = 64 * 1024 * 1024
@@ -306,25 +307,21 @@ def import_report(machine_name: str, root, ci: dict) -> dict:
 
 # --- the endpoint ------------------------------------------------------------------------------
 
-class JunitQuery(serializers.Serializer):
+class JunitQuery(CiFields):
     machine = serializers.CharField(max_length=256, help_text="the machine the run is of")
-    commit = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    branch = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    build_url = serializers.CharField(max_length=2048, required=False, allow_blank=True)
 
 
-class JunitReply(serializers.Serializer):
-    run = serializers.IntegerField(help_text="the new run's pk (/machines/runs/<run>/)")
-    machine_name = serializers.CharField()
-    tests = serializers.IntegerField()
-    passed = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    error = serializers.IntegerField()
-    skipped = serializers.IntegerField()
-    xfailed = serializers.IntegerField()
-    xpassed = serializers.IntegerField()
-    retried = serializers.IntegerField(help_text="tests with more than one attempt")
-    refused = serializers.IntegerField(help_text="reports the run refused (0 for a valid file)")
+# The import's answer: the run, then how many tests, per outcome (tm_api.outcomes.OUTCOMES).
+JunitReply = type("JunitReply", (serializers.Serializer,), {
+    "run": serializers.IntegerField(help_text="the new run's pk (/machines/runs/<run>/)"),
+    "machine_name": serializers.CharField(),
+    "tests": serializers.IntegerField(),
+    **{outcome: serializers.IntegerField(help_text=f"tests whose outcome is {outcome}")
+       for outcome in O.OUTCOMES},
+    "retried": serializers.IntegerField(help_text="tests with more than one attempt"),
+    "refused": serializers.IntegerField(help_text="reports the run refused (0 for a valid "
+                                                  "file)"),
+})
 
 
 @extend_schema(
@@ -339,7 +336,14 @@ class JunitReply(serializers.Serializer):
     summary="A JUnit XML report (any framework's) imported as one run of a machine.",
 )
 class JunitImportView(MachineReport):
+    # A machine report whose body is XML, not JSON: MachineReport's token, refusals and apply
+    # once per Idempotency-Key, with the machine and CI fields in the query. The token is
+    # checked before the body is read, so that a stranger's megabytes are never parsed.
     parser_classes: list = []
+    reply_status = status.HTTP_201_CREATED
+
+    def apply(self, data):
+        return import_report(data["machine_name"], data["root"], data["ci"])
 
     def post(self, request):
         query = JunitQuery(data=request.query_params)
@@ -350,21 +354,17 @@ class JunitImportView(MachineReport):
         if not body:
             raise InvalidReport("The body is empty: send the JUnit XML report as the body.")
         content_type = (request.content_type or "").split(";")[0].strip().lower()
-        encoding = request.headers.get("Content-Encoding", "")
-        if content_type not in XML_TYPES and content_type not in ("application/gzip", "application/x-gzip"):
+        if content_type not in (*XML_TYPES, "application/gzip", "application/x-gzip"):
             raise exceptions.UnsupportedMediaType(
                 content_type or "(none)",
                 detail="Send the report as application/xml or text/xml (gzip: "
                        "Content-Encoding: gzip).")
-        root = parse(decompressed(body, encoding))
-        ci = {name: query.validated_data.get(name) or "" for name in CI_FIELDS}
-
-        def write():
-            return Response(import_report(machine_name, root, ci),
-                            status=status.HTTP_201_CREATED)
-
+        data = {"machine_name": machine_name,
+                "root": parse(decompressed(body, request.headers.get("Content-Encoding", ""))),
+                "ci": ci_of(query.validated_data)}
         scope = f"tm_api:{machine_key(machine_name)}"
-        return idempotency.once(scope, request, body, write)
+        return idempotency.once(scope, request, body,
+                                lambda: Response(self.apply(data), status=self.reply_status))
 
 
 junit_view = JunitImportView.as_view()

@@ -13,14 +13,14 @@ roll-ups, and in `scenarios` only the changed scenarios, each with only its chan
 applies a delta by pk. Every frame carries its run's version (tm_api.bodies.version): a page
 ignores news of a run, scenario or test older than what it shows.
 
-Frames go through trace_project.publisher, coalesced per page: the machine list by machine, a
+Frames go through plumbing.publisher, coalesced per page: the machine list by machine, a
 machine page by run, a last-run page by run (deltas of one run waiting together are merged, so
 a page that gets fewer frames than there were changes still ends on the last state).
 """
 
+from plumbing import publisher
 from tm_api import bodies
 from tm_api.deltas import merge_run_frames
-from trace_project import publisher
 
 STATUS = "status"
 RUNS = "runs"

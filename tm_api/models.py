@@ -9,8 +9,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from plumbing.times import exact
 from tm_api import status as S
-from trace_project.times import exact
 
 STATUS_CHOICES = [(s, s) for s in S.PRIORITY]
 

@@ -10,12 +10,12 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer, TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
+from plumbing.access import dashboard_page
+from plumbing.sorting import Sorting
 from tm_api import bodies
 from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
 from tm_api.status import preview
 from tm_api.views import machine_status_body, machines_with_last_run, runs_of
-from trace_project.access import dashboard_page
-from trace_project.sorting import Sorting
 
 PAGE_SIZES = (10, 25, 50, 100)
 SCRIPT_KINDS = {"test": Test, "scenario": Scenario, "master": MasterScenario}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-import trace_project.converters  # noqa: F401 - registers <id:...>
+import plumbing.converters  # noqa: F401 - registers <id:...>
 from tm_api import consumers
 
 websocket_urlpatterns = [

@@ -145,15 +145,20 @@ class TestStopInput(serializers.Serializer):
 
 # --- read API ----------------------------------------------------------------------------------
 
-class ScriptSerializer(serializers.Serializer):
+class TimesSerializer(serializers.Serializer):
+    """When a test, master scenario or run started and stopped."""
+
+    timestamp_start = serializers.DateTimeField(allow_null=True, help_text="null until started")
+    timestamp_stop = serializers.DateTimeField(allow_null=True, help_text="null until stopped")
+    duration = serializers.FloatField(allow_null=True, help_text="seconds")
+
+
+class ScriptSerializer(TimesSerializer):
     pk = serializers.IntegerField(read_only=True)
     file_name = serializers.CharField()
     file_path = serializers.CharField()
     script = serializers.CharField()
     status = serializers.CharField()
-    timestamp_start = serializers.DateTimeField(allow_null=True, help_text="null until started")
-    timestamp_stop = serializers.DateTimeField(allow_null=True, help_text="null until stopped")
-    duration = serializers.FloatField(allow_null=True, help_text="seconds")
 
 
 class TestSerializer(ScriptSerializer):
@@ -164,11 +169,21 @@ class StatisticsField(serializers.DictField):
     child = serializers.IntegerField()
 
 
-class LastRunSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="run (dry-run data) pk", source="last_run")
-    timestamp = serializers.DateTimeField()
+class RollUpSerializer(serializers.Serializer):
+    """A run's, master scenario's or scenario's roll-up of its tests (tm_api.status)."""
+
+    status = serializers.CharField()
     tests_count = serializers.IntegerField()
     tests_statistics = StatisticsField()
+
+
+class VersionField(serializers.IntegerField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "the run's version: its last report's server time in "
+                          "microseconds; live frames carry it too, and a page ignores news older "
+                          "than it shows")
+        super().__init__(**kwargs)
 
 
 class MachineSerializer(serializers.Serializer):
@@ -181,9 +196,7 @@ class MachineSerializer(serializers.Serializer):
     timestamp = serializers.DateTimeField(required=False)
     tests_count = serializers.IntegerField(required=False)
     tests_statistics = StatisticsField(required=False)
-    version = serializers.IntegerField(
-        required=False, help_text="the run's version: its last report's server time in "
-        "microseconds; live frames carry it too, and a page ignores news older than it shows")
+    version = VersionField()
 
 
 class RunFilters(serializers.Serializer):
@@ -193,24 +206,16 @@ class RunFilters(serializers.Serializer):
                                    help_text="only runs of commits starting with this")
 
 
-class RunSerializer(serializers.Serializer):
+class RunSerializer(RollUpSerializer, TimesSerializer):
     """A run of /tm_api/machine_dry_run_datas/<pk> (shape of bodies.run_summary)."""
 
     id = serializers.IntegerField()
     pk = serializers.IntegerField()
-    status = serializers.CharField()
     timestamp = serializers.DateTimeField()
     master_scenario = serializers.IntegerField()
     file_name = serializers.CharField()
-    timestamp_start = serializers.DateTimeField(allow_null=True)
-    timestamp_stop = serializers.DateTimeField(allow_null=True)
-    duration = serializers.FloatField(allow_null=True)
-    tests_count = serializers.IntegerField()
     scenarios_count = serializers.IntegerField()
-    tests_statistics = StatisticsField()
-    version = serializers.IntegerField(
-        required=False, help_text="the run's version: its last report's server time in "
-        "microseconds; live frames carry it too, and a page ignores news older than it shows")
+    version = VersionField()
     commit = serializers.CharField(help_text="the commit tested, as CI said it ('' unknown)")
     branch = serializers.CharField(help_text="the branch tested ('' unknown)")
     build_url = serializers.CharField(help_text="the CI build's address ('' unknown)")
@@ -223,33 +228,22 @@ class LastTestSerializer(serializers.Serializer):
     duration = serializers.FloatField(allow_null=True)
 
 
-class LastScenarioSerializer(serializers.Serializer):
+class LastScenarioSerializer(RollUpSerializer):
     pk = serializers.IntegerField()
     file_name = serializers.CharField()
     file_path = serializers.CharField()
-    status = serializers.CharField()
-    tests_count = serializers.IntegerField()
-    tests_statistics = StatisticsField()
     tests = LastTestSerializer(many=True)
 
 
-class LastMasterScenarioSerializer(serializers.Serializer):
+class LastMasterScenarioSerializer(RollUpSerializer, TimesSerializer):
     pk = serializers.IntegerField()
     file_name = serializers.CharField()
     file_path = serializers.CharField()
-    timestamp_start = serializers.DateTimeField(allow_null=True)
-    timestamp_stop = serializers.DateTimeField(allow_null=True)
-    duration = serializers.FloatField(allow_null=True, help_text="seconds")
-    status = serializers.CharField()
-    tests_statistics = StatisticsField()
-    tests_count = serializers.IntegerField()
     scenarios_count = serializers.IntegerField()
     scenarios = LastScenarioSerializer(many=True)
     dryrundata = serializers.IntegerField(help_text="run pk")
     timestamp = serializers.DateTimeField(help_text="the machine's time of the dry run")
-    version = serializers.IntegerField(
-        required=False, help_text="the run's version: its last report's server time in "
-        "microseconds; live frames carry it too, and a page ignores news older than it shows")
+    version = VersionField()
 
 
 class MachineLastDataSerializer(serializers.Serializer):

@@ -18,7 +18,6 @@ only what changed (tm_api.live). Only a start while another test runs, and a can
 other tests they change.
 """
 
-import weakref
 from collections import defaultdict
 from datetime import datetime
 from typing import NamedTuple
@@ -27,6 +26,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from notifications import rules
+from plumbing import prepared
+from plumbing.library_internals.django_compiled_query import CompiledQuery
 from tm_api import bodies, live
 from tm_api import outcomes as O
 from tm_api import status as S
@@ -41,7 +42,6 @@ from tm_api.models import (
     machine_key,
 )
 from tm_api.status import NoMatchingTest
-from trace_project import prepared
 
 
 class MachineNotFound(LookupError):
@@ -166,7 +166,7 @@ def stop_test(machine_name, file_path, file_name, status, timestamp: datetime | 
               result: dict | None = None):
     """The machine's `running` test with this file ends with `status` (see status.stop).
     `result`: what the stop said beyond the status (outcome, attempts, failure details; see
-    serializers.result_of), written beside the test."""
+    outcomes.result_of), written beside the test."""
     S.check_stop_status(status)
     when = timestamp or timezone.now()
     with transaction.atomic():
@@ -202,63 +202,22 @@ _MATCHED = [
 _PARAMETERS = ("\x00name_key", "\x00file_name", "\x00file_path", "\x00status")
 
 
-class _CompiledQuery:
-    """The lock query of a report, compiled once per database. Django compiles a queryset each
-    time it runs; for this five-table join that took ~0.9 ms of CPU per report, more than the
-    rest of the report's queries together (measured with PostgreSQL)."""
-
-    def __init__(self):
-        self._compiled = {}  # database alias -> (query, sql, parameter slots, columns)
-        # Django connection -> (compiler, converters): finding the converters walked every
-        # column's field again on each report (~0.1 ms).
-        self._converters = weakref.WeakKeyDictionary()
-
-    def _compile(self, connection):
-        query = (
-            Test.objects.select_for_update(of=("self", "master_scenario", "scenario"))
-            .select_related("master_scenario", "master_scenario__run", "machine", "scenario")
-            .only(*(prefix + name for _, prefix, names in _MATCHED for name in names
-                    if prefix + name != "id"))
-            .filter(machine__name_key=_PARAMETERS[0], file_name=_PARAMETERS[1],
-                    file_path=_PARAMETERS[2], status=_PARAMETERS[3])
-            .order_by("-master_scenario_id", "position")
-        )[:1].query
-        compiler = query.get_compiler(connection=connection)
-        sql, params = compiler.as_sql()
-        slots = [_PARAMETERS.index(p) if p in _PARAMETERS else None for p in params]
-        columns = [column for column, _, _ in compiler.select[:compiler.col_count]]
-        # Where each model's attributes are in a row.
-        layout = [(model, [n for n, column in enumerate(columns)
-                           if column.target.model is model], )
-                  for model, _, _ in _MATCHED]
-        layout = [(model, [columns[n].target.attname for n in places], places)
-                  for model, places in layout]
-        compiled = self._compiled[connection.alias] = (query, sql, params, slots, columns, layout)
-        return compiled
-
-    def first(self, values):
-        connection = transaction.get_connection()
-        compiled = self._compiled.get(connection.alias) or self._compile(connection)
-        query, sql, params, slots, columns, layout = compiled
-        params = [p if slot is None else values[slot] for p, slot in zip(params, slots)]
-        with prepared.cursor(connection) as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        converting = self._converters.get(connection)
-        if converting is None:
-            compiler = connection.ops.compiler("SQLCompiler")(query, connection, connection.alias)
-            converting = self._converters[connection] = (compiler,
-                                                         compiler.get_converters(columns))
-        compiler, converters = converting
-        if converters:
-            row = next(iter(compiler.apply_converters([row], converters)))
-        return [model.from_db(connection.alias, names, [row[n] for n in places])
-                for model, names, places in layout]
+def _matching_query(name_key, file_name, file_path, status):
+    return (
+        Test.objects.select_for_update(of=("self", "master_scenario", "scenario"))
+        .select_related("master_scenario", "master_scenario__run", "machine", "scenario")
+        .only(*(prefix + name for _, prefix, names in _MATCHED for name in names
+                if prefix + name != "id"))
+        .filter(machine__name_key=name_key, file_name=file_name, file_path=file_path,
+                status=status)
+        .order_by("-master_scenario_id", "position")
+    )[:1]
 
 
-_matching_test = _CompiledQuery()
+# The lock query of a report, compiled once per database (Django would compile it again at
+# every report).
+_matching_test = CompiledQuery(_matching_query, _PARAMETERS,
+                               [model for model, _, _ in _MATCHED])
 
 
 def _lock_matching_test(machine_name, file_path, file_name, needed_status) -> Test:

@@ -13,7 +13,7 @@ Vocabulary
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 
-from trace_project import time_range
+from plumbing import time_range
 
 CANCELLED = "cancelled"
 RUNNING = "running"
@@ -64,22 +64,11 @@ def empty_counts() -> dict[str, int]:
     return {status: 0 for status in PRIORITY}
 
 
-def count(statuses: Iterable[str]) -> dict[str, int]:
-    counts = empty_counts()
-    for status in statuses:
-        counts[status] += 1
-    return counts
-
-
 def roll_up(counts: Mapping[str, int]) -> str:
     for status in PRIORITY:
         if counts.get(status, 0) > 0:
             return status
     return EMPTY_ROLL_UP
-
-
-def roll_up_statuses(statuses: Iterable[str]) -> str:
-    return roll_up(count(statuses))
 
 
 def is_ongoing(counts: Mapping[str, int]) -> bool:
@@ -130,13 +119,6 @@ def stop(run: Mapping[object, str], test, status: str) -> dict:
 def supersede(run: Mapping[object, str]) -> dict:
     """A new dry run of the same machine: the earlier run's ongoing tests will never report."""
     return {test: UNKNOWN for test, status in run.items() if status in ONGOING}
-
-
-def first_occurrence(candidates: Iterable[tuple[object, int]]):
-    """Among tests with the same file (id, position in dry-run order), the one to use next:
-    occurrences are used up in dry-run order. None when there is none."""
-    best = min(candidates, key=lambda candidate: candidate[1], default=None)
-    return None if best is None else best[0]
 
 
 # --- client timestamps -------------------------------------------------------------------------

@@ -1,30 +1,34 @@
 """Included at the site root: the test-machine API's paths under /tm_api/ and the pages under
 /machines/ (the earlier dashboard's page paths redirect there)."""
 
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
-import trace_project.converters  # noqa: F401 - registers <id:...>
+import plumbing.converters  # noqa: F401 - registers <id:...>
 from tm_api import batch, junit, pages, views
 
 app_name = "tm_api"
 
-urlpatterns = [
-    # REST for machines (write) and pages (read): the test-machine API's paths, unchanged.
-    path("tm_api/dry_run/", views.dry_run_view, name="dry-run-input"),
-    path("tm_api/test_start/", views.test_start_view, name="test-start"),
-    path("tm_api/test_stop/", views.test_stop_view, name="test-stop"),
-    path("tm_api/batch/", batch.batch_view, name="batch"),
-    path("tm_api/junit/", junit.junit_view, name="junit"),
-    path("tm_api/test/<id:pk>", views.TestDetailView.as_view(), name="test-detail"),
-    path("tm_api/scenario/<id:pk>", views.ScenarioDetailView.as_view(), name="scenario-detail"),
-    path("tm_api/master_scenario/<id:pk>", views.MasterScenarioDetailView.as_view(),
+# REST for machines (write) and pages (read): the test-machine API's paths under /tm_api/, unchanged.
+api = [
+    path("dry_run/", views.dry_run_view, name="dry-run-input"),
+    path("test_start/", views.test_start_view, name="test-start"),
+    path("test_stop/", views.test_stop_view, name="test-stop"),
+    path("batch/", batch.batch_view, name="batch"),
+    path("junit/", junit.junit_view, name="junit"),
+    path("test/<id:pk>", views.TestDetailView.as_view(), name="test-detail"),
+    path("scenario/<id:pk>", views.ScenarioDetailView.as_view(), name="scenario-detail"),
+    path("master_scenario/<id:pk>", views.MasterScenarioDetailView.as_view(),
          name="master-scenario-detail"),
-    path("tm_api/machines/", views.MachineListView.as_view(), name="machine-list"),
-    path("tm_api/machine_dry_run_datas/<id:pk>", views.MachineDryRunDatasView.as_view(),
+    path("machines/", views.MachineListView.as_view(), name="machine-list"),
+    path("machine_dry_run_datas/<id:pk>", views.MachineDryRunDatasView.as_view(),
          name="machine-dry-run-datas"),
-    path("tm_api/machine_last_data/<id:pk>/", views.MachineLastDataView.as_view(),
+    path("machine_last_data/<id:pk>/", views.MachineLastDataView.as_view(),
          name="machine-last-data"),
+]
+
+urlpatterns = [
+    path("tm_api/", include(api)),
     # Pages.
     path("machines/", pages.machine_list, name="index"),
     path("machines/<id:pk>/", pages.machine_detail, name="machine"),

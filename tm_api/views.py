@@ -13,6 +13,12 @@ from rest_framework.utils import json
 from rest_framework.views import APIView
 
 import idempotency
+from idempotency.schema import IDEMPOTENCY_KEY
+from plumbing import publisher
+from plumbing.errors import ErrorSerializer
+from plumbing.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
+from plumbing.rest_json import JSONParser
+from plumbing.workers import WorkerThreads
 from tm_api import bodies, services
 from tm_api import status as S
 from tm_api.auth import (
@@ -36,12 +42,6 @@ from tm_api.serializers import (
     TestStopInput,
     dry_run_reply,
 )
-from trace_project import publisher
-from trace_project.errors import ErrorSerializer
-from trace_project.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
-from trace_project.rest_json import JSONParser
-from trace_project.schema import IDEMPOTENCY_KEY
-from trace_project.workers import WorkerThreads
 
 
 class NoMatchingTestConflict(exceptions.APIException):
@@ -69,24 +69,39 @@ def _errors(*codes):
     return {code: OpenApiResponse(ErrorSerializer, description=described[code]) for code in codes}
 
 
+def _report_schema(request, replies, *codes, summary):
+    """The OpenAPI description of a machine report: its body, its replies and its refusals
+    (400, 401, 403 and 422 for every report, and `codes`)."""
+    return extend_schema(
+        tags=["test machines: machines write"], request=request, parameters=[IDEMPOTENCY_KEY],
+        responses={**replies, **_errors(400, 401, 403, *codes, 422)}, summary=summary)
+
+
 class MachineReport(APIView):
     """Base of the endpoints machines post to: token auth only (no session, so no CSRF)."""
 
     authentication_classes = [MachineTokenAuthentication]
     permission_classes = [MachineWriter]
     parser_classes = [JSONParser]
+    input_class = None  # the report's serializer
+    reply_status = status.HTTP_202_ACCEPTED
 
-    def once(self, data, write):
-        """write() applied once per Idempotency-Key of this machine; a retry with the same key
-        gets the first answer again (idempotency/)."""
-        scope = f"tm_api:{machine_key(data['machine_name'])}"
-        return idempotency.once(scope, self.request, self.request.data, write)
+    def apply(self, data) -> dict:
+        """Record the validated report; the reply's body."""
+        raise NotImplementedError
 
-    def validated(self, serializer_class):
-        serializer = serializer_class(data=self.request.data)
+    def post(self, request):
+        # The report validated, its token allowed for its machine, then applied once per
+        # Idempotency-Key of this machine: a retry with the same key gets the first answer
+        # again (idempotency/).
+        serializer = self.input_class(data=request.data)
         serializer.is_valid(raise_exception=True)
-        check_token_allows(self.request, serializer.validated_data["machine_name"])
-        return serializer.validated_data
+        data = serializer.validated_data
+        check_token_allows(request, data["machine_name"])
+        scope = f"tm_api:{machine_key(data['machine_name'])}"
+        return idempotency.once(scope, request, request.data,
+                                lambda: Response(self.apply(data), status=self.reply_status))
+
 
     @staticmethod
     def check_on_the_loop(view, request):
@@ -111,65 +126,51 @@ class MachineReport(APIView):
         return super().handle_exception(exc)
 
 
-@extend_schema(
-    tags=["test machines: machines write"], request=DryRunInput, parameters=[IDEMPOTENCY_KEY],
-    responses={201: DryRunReply, **_errors(400, 401, 403, 422)},
-    summary="A machine announces a run: every test it will run, all waiting.",
-)
-class DryRunView(MachineReport):
-    def post(self, request):
-        data = self.validated(DryRunInput)
+class TestReport(MachineReport):
+    # A test's start or stop (`stamp` says which): the reply echoes the test's file and gives
+    # the time stamped, and for a stop the status recorded. (No docstring: OpenAPI would show
+    # it as each endpoint's description.)
+    stamp = "timestamp_start"
 
-        def write():
-            services.record_dry_run(data["machine_name"], data["timestamp"],
-                                    data["master_scenario"], ci_of(data))
-            return Response(dry_run_reply(data), status=status.HTTP_201_CREATED)
-
-        return self.once(data, write)
-
-
-@extend_schema(
-    tags=["test machines: machines write"], request=TestStartInput, parameters=[IDEMPOTENCY_KEY],
-    responses={202: TestStartInput, **_errors(400, 401, 403, 404, 409, 422)},
-    summary="A test starts (the first waiting one with this file, in dry-run order).",
-)
-class TestStartView(MachineReport):
-    def post(self, request):
-        data = self.validated(TestStartInput)
-
-        def write():
+    def apply(self, data):
+        if self.stamp == "timestamp_start":
             test = services.start_test(data["machine_name"], data["file_path"],
                                        data["file_name"], data.get("timestamp_start"))
-            return Response(
-                {"machine_name": data["machine_name"], "file_path": data["file_path"],
-                 "file_name": data["file_name"], "timestamp_start": S.iso(test.timestamp_start)},
-                status=status.HTTP_202_ACCEPTED,
-            )
+        else:
+            test = services.stop_test(data["machine_name"], data["file_path"], data["file_name"],
+                                      data["status"], data.get("timestamp_stop"), result_of(data))
+        reply = {"machine_name": data["machine_name"], "file_path": data["file_path"],
+                 "file_name": data["file_name"]}
+        if "status" in data:
+            reply["status"] = test.status
+        reply[self.stamp] = S.iso(getattr(test, self.stamp))
+        return reply
 
-        return self.once(data, write)
+
+@_report_schema(DryRunInput, {201: DryRunReply},
+                summary="A machine announces a run: every test it will run, all waiting.")
+class DryRunView(MachineReport):
+    input_class = DryRunInput
+    reply_status = status.HTTP_201_CREATED
+
+    def apply(self, data):
+        services.record_dry_run(data["machine_name"], data["timestamp"], data["master_scenario"],
+                                ci_of(data))
+        return dry_run_reply(data)
 
 
-@extend_schema(
-    tags=["test machines: machines write"], request=TestStopInput, parameters=[IDEMPOTENCY_KEY],
-    responses={202: TestStopInput, **_errors(400, 401, 403, 404, 409, 422)},
-    summary="A running test ends with a status; 'cancelled' cancels the rest of the run.",
-)
-class TestStopView(MachineReport):
-    def post(self, request):
-        data = self.validated(TestStopInput)
+@_report_schema(TestStartInput, {202: TestStartInput}, 404, 409,
+                summary="A test starts (the first waiting one with this file, in dry-run order).")
+class TestStartView(TestReport):
+    input_class = TestStartInput
+    stamp = "timestamp_start"
 
-        def write():
-            test = services.stop_test(data["machine_name"], data["file_path"],
-                                      data["file_name"], data["status"],
-                                      data.get("timestamp_stop"), result_of(data))
-            return Response(
-                {"machine_name": data["machine_name"], "file_path": data["file_path"],
-                 "file_name": data["file_name"], "status": test.status,
-                 "timestamp_stop": S.iso(test.timestamp_stop)},
-                status=status.HTTP_202_ACCEPTED,
-            )
 
-        return self.once(data, write)
+@_report_schema(TestStopInput, {202: TestStopInput}, 404, 409,
+                summary="A running test ends with a status; 'cancelled' cancels the rest of the run.")
+class TestStopView(TestReport):
+    input_class = TestStopInput
+    stamp = "timestamp_stop"
 
 
 def _token_header_well_formed(request) -> bool:
@@ -207,7 +208,7 @@ def machine_report_view(view_class):
     What needs no database (the header's form, a body that is not JSON) is answered on the
     event loop by DRF's own code (MachineReport.check_on_the_loop). The rest, the whole DRF view
     (token, rate, fields, idempotency, the write), runs on one of TM_WRITE_THREADS threads, each
-    with a kept connection (trace_project.workers): Django's own threads meant a thread per
+    with a kept connection (plumbing.workers): Django's own threads meant a thread per
     request fighting for the GIL and for the DATABASE_POOL_SIZE connections. The view's live
     frames are handed to the event loop without waiting.
     """

@@ -15,14 +15,14 @@ import sys
 from django.conf import settings
 
 if "twisted.internet.reactor" in sys.modules:  # daphne installs its reactor before loading us
-    from trace_project.daphne_requests import (
+    from plumbing.library_internals.daphne_requests import (
         leave_request_bodies_to_django,
         time_out_slow_headers,
     )
 
     # Under daphne: bodies reach Django unparsed by Twisted (a bad multipart body is ours to
     # answer), and a request whose headers trickle in is closed with 408 (docs/limits.md).
-    # Under uvicorn, trace_project/uvicorn_protocol.py does the same for headers.
+    # Under uvicorn, plumbing/library_internals/uvicorn_protocol.py does the same for headers.
     leave_request_bodies_to_django()
     time_out_slow_headers(settings.HTTP_HEADER_TIMEOUT_SECONDS)
 
@@ -30,10 +30,12 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import get_resolver
 
-from trace_project.ingest_path import ByPath, IngestHandler
-from trace_project.limits import BodySizeLimit, WebsocketLimits
+from plumbing.body_limit import BodySizeLimit
+from plumbing.ingest_path import ByPath
+from plumbing.library_internals.django_asgi_handler import IngestHandler
+from plumbing.security import allowed_hosts_origin_validator
+from plumbing.websocket_limits import WebsocketLimits
 from trace_project.routing import websocket_urlpatterns
-from trace_project.security import allowed_hosts_origin_validator
 from tracking.ingest_queue import IngestQueue
 
 application = ProtocolTypeRouter(
@@ -41,7 +43,7 @@ application = ProtocolTypeRouter(
         # Limits first (docs/limits.md): a client over one costs no more than the check. A burst
         # of tracking ingest requests then waits its turn in the event loop, not in a thread.
         # Machine traffic (settings.INGEST_PATHS) then takes the lean path, without the
-        # browser's middleware (trace_project/ingest_path.py).
+        # browser's middleware (plumbing/ingest_path.py).
         "http": BodySizeLimit(IngestQueue(ByPath(IngestHandler(), django_asgi_app))),
         # Trace programs' sockets (settings.INGEST_WEBSOCKET_PATHS) have no login: they skip
         # the cookie, session and user lookup the pages' sockets need.

@@ -2,8 +2,8 @@
 
 from django.urls import re_path
 
+from plumbing.consumers import RefusedPath
 from tm_api.routing import websocket_urlpatterns as tm_api_paths
-from trace_project.consumers import RefusedPath
 from traces.routing import websocket_urlpatterns as traces_paths
 from tracking.routing import websocket_urlpatterns as tracking_paths
 

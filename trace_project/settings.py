@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from environs import Env, EnvError
-from marshmallow.validate import OneOf
+from marshmallow.validate import OneOf, Range
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "trace_project.apps.ProjectConfig",
+    "plumbing",
     "traces",
     "tm_api",
     "tracking",
@@ -94,7 +95,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "trace_project.static.StaticFilesMiddleware",
+    "plumbing.library_internals.whitenoise_static.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -106,15 +107,16 @@ MIDDLEWARE = [
 ]
 
 # Machine traffic (token-authenticated ingest: machine reports, tracking batches and the legacy
-# tracker route, OTLP) takes a lean path (trace_project/ingest_path.py): requests whose path
+# tracker route, OTLP) takes a lean path (plumbing/ingest_path.py): requests whose path
 # starts with one of INGEST_PATHS run through INGEST_MIDDLEWARE alone, async-native, with no
 # session, CSRF, messages or login machinery. Every other path keeps MIDDLEWARE.
 INGEST_PATHS = [
     "/tm_api/dry_run/", "/tm_api/test_start/", "/tm_api/test_stop/", "/tm_api/batch/",
     "/api/tracking/ingest/", "/tracking/",
     "/v1/",  # OTLP/HTTP (/v1/traces)
+    "/api/v2/spans",  # Zipkin v2
 ]
-INGEST_MIDDLEWARE = ["trace_project.ingest_path.SecurityHeaders"]
+INGEST_MIDDLEWARE = ["plumbing.ingest_path.SecurityHeaders"]
 # Websockets of trace programs (no login) skip channels' cookie, session and user lookup (two
 # database hops per socket, one socket per trace); the pages' sockets keep them.
 INGEST_WEBSOCKET_PATHS = ["/ws/trace/", "/ws/bench/noop/"]
@@ -211,14 +213,15 @@ if REDIS_URL:
     # layer queues each process's frames in one Redis list of bounded capacity (frames dropped
     # under load) and, with redis-py 8's 5 s socket timeout, closed idle sockets every few
     # seconds; a live page needs neither queueing nor persistence.
-    # trace_project.live.PubSubChannelLayer is channels-redis's pub/sub layer made to survive
-    # Redis outages (docs/outages.md): each Redis call of the layer gives up after
-    # REDIS_TIMEOUT seconds, and while Redis is away it tries again every REDIS_RETRY seconds.
+    # plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer is channels-redis's
+    # pub/sub layer made to survive Redis outages (docs/outages.md): each Redis call of the layer
+    # gives up after REDIS_TIMEOUT seconds, and while Redis is away it tries again every
+    # REDIS_RETRY seconds.
     REDIS_TIMEOUT = _read("float", "REDIS_TIMEOUT", 2.0)
     REDIS_RETRY = _read("float", "REDIS_RETRY", 0.25)
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "trace_project.live.PubSubChannelLayer",
+            "BACKEND": "plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_connect_timeout": REDIS_TIMEOUT}],
                 "prefix": _read("str", "REDIS_PREFIX", "monitor"),
@@ -262,11 +265,11 @@ AXES_COOLOFF_TIME = timedelta(minutes=_read("int", "LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # failures are counted; successful logins are not logged here
-AXES_LOCKOUT_CALLABLE = "trace_project.security.login_locked_out"
+AXES_LOCKOUT_CALLABLE = "plumbing.security.login_locked_out"
 # The address daphne saw, or (with --proxy-headers behind the proxy) the one it forwarded. Set
 # explicitly: were django-ipware ever installed, axes would otherwise trust X-Forwarded-For
 # headers a client can write itself, and pick a new address per guess.
-AXES_CLIENT_IP_CALLABLE = "trace_project.security.client_address"
+AXES_CLIENT_IP_CALLABLE = "plumbing.security.client_address"
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
@@ -325,23 +328,23 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "trace_project.schema.AutoSchema",  # + the error answers
+    "DEFAULT_SCHEMA_CLASS": "plumbing.schema.AutoSchema",  # + the error answers
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["trace_project.access.DashboardReader"],
-    "DEFAULT_PAGINATION_CLASS": "trace_project.pagination.PageNumberEnvelope",
+    "DEFAULT_PERMISSION_CLASSES": ["plumbing.access.DashboardReader"],
+    "DEFAULT_PAGINATION_CLASS": "plumbing.pagination.PageNumberEnvelope",
     "DEFAULT_PARSER_CLASSES": [  # DRF's three, with deep JSON nesting a 400 (not a 500)
-        "trace_project.rest_json.JSONParser",
+        "plumbing.rest_json.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "PAGE_SIZE": 10,
-    "EXCEPTION_HANDLER": "trace_project.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "plumbing.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": (
-        ["trace_project.rest_json.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
+        ["plumbing.rest_json.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
         if DEBUG
-        else ["trace_project.rest_json.JSONRenderer"]
+        else ["plumbing.rest_json.JSONRenderer"]
     ),
 }
 
@@ -358,12 +361,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # Security schemes no authentication class declares (trace_project/schema.py).
-    "APPEND_COMPONENTS": {"securitySchemes": {"projectToken": {
-        "type": "http", "scheme": "bearer",
-        "description": "'Authorization: Bearer <project token>' (shown once when the project "
-                       "is created: python manage.py create_project NAME).",
-    }}},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # drf-spectacular's default
+        "idempotency.schema.document_replays",
+    ],
 }
 
 
@@ -388,7 +389,7 @@ LOGGING = {
     },
 }
 
-CSRF_FAILURE_VIEW = "trace_project.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "plumbing.errors.csrf_failure"
 
 
 # --- notifications and scheduled jobs -----------------------------------------------------------
@@ -423,17 +424,25 @@ IDEMPOTENCY_KEY_HOURS = _read("int", "IDEMPOTENCY_KEY_HOURS", 24)
 
 # --- traces -------------------------------------------------------------------------------------
 # Limits of one websocket frame of trace messages (docs/traces.md); bigger frames are refused.
-from marshmallow.validate import Range as _TraceRange  # noqa: E402 (beside the settings it checks)
-
-TRACE_MAX_FRAME_BYTES = _read("int", "TRACE_MAX_FRAME_BYTES", 1_048_576, validate=_TraceRange(min=1))
-TRACE_MAX_FRAME_MESSAGES = _read("int", "TRACE_MAX_FRAME_MESSAGES", 10_000, validate=_TraceRange(min=1))
+TRACE_MAX_FRAME_BYTES = _read("int", "TRACE_MAX_FRAME_BYTES", 1_048_576, validate=Range(min=1))
+TRACE_MAX_FRAME_MESSAGES = _read("int", "TRACE_MAX_FRAME_MESSAGES", 10_000, validate=Range(min=1))
 # Spans one trace may have; a frame that would pass it is refused (nothing of it stored).
-TRACE_MAX_SPANS = _read("int", "TRACE_MAX_SPANS", 100_000, validate=_TraceRange(min=1))
+TRACE_MAX_SPANS = _read("int", "TRACE_MAX_SPANS", 100_000, validate=Range(min=1))
 # Mounts ws/bench/noop/<id>, a consumer that only parses JSON: the benchmark's baseline. Never on
 # in production.
 TRACE_BENCH_NOOP = _read("bool", "TRACE_BENCH_NOOP", False)
+# An OTLP or Zipkin trace has no end message: it is complete once its root span has arrived and
+# no span came for this many seconds (SDKs export a trace's spans over several batches).
+TRACE_OTLP_QUIET_SECONDS = _read("float", "TRACE_OTLP_QUIET_SECONDS", 30.0,
+                                 validate=Range(min=0))
+# OTLP/HTTP and Zipkin bodies: at most this many bytes, uncompressed (413 above it).
+TRACE_OTLP_MAX_BODY_BYTES = _read("int", "TRACE_OTLP_MAX_BODY_BYTES", 16 * 1024 * 1024,
+                                  validate=Range(min=1))
+# OTLP/HTTP and Zipkin requests one server process lets wait for a turn to write; above it the
+# answer is 503 with Retry-After (exporters retry it).
+TRACE_OTLP_MAX_WAITING = _read("int", "TRACE_OTLP_MAX_WAITING", 256, validate=Range(min=0))
 # Threads (each with its own database connection) storing trace frames in each server process.
-TRACE_INGEST_THREADS = _read("int", "TRACE_INGEST_THREADS", 8, validate=_TraceRange(min=1, max=64))
+TRACE_INGEST_THREADS = _read("int", "TRACE_INGEST_THREADS", 8, validate=Range(min=1, max=64))
 
 
 # --- tm_api -------------------------------------------------------------------------------------
@@ -484,52 +493,52 @@ TRACKING_LIVE_MIN_INTERVAL = _read("float", "TRACKING_LIVE_MIN_INTERVAL", 0.5)
 
 
 # Live pages: each page's socket group gets at most one message per this many seconds, with the
-# last state of everything that changed meanwhile (trace_project/publisher.py). A change after a
+# last state of everything that changed meanwhile (plumbing/publisher.py). A change after a
 # quiet spell goes out at once.
 LIVE_MIN_INTERVAL = _read("float", "LIVE_MIN_INTERVAL", 0.1)
 
 
 # --- limits -------------------------------------------------------------------------------------
-# What one client may send (docs/limits.md; enforced by trace_project/limits.py). 0 turns a limit
-# off. The defaults are far above what existing clients and this project's send.
-from marshmallow.validate import Range as _LimitRange  # noqa: E402 (beside the settings it checks)
+# What one client may send (docs/limits.md; enforced by plumbing/body_limit.py,
+# websocket_limits.py and throttles.py). 0 turns a limit off. The defaults are far above what
+# existing clients and this project's send.
+
+
+def _rate(name: str, rate: float, burst_name: str, burst: int) -> tuple[float, int]:
+    """A token bucket's two settings: `rate` per second (0 = off) and bursts of `burst`."""
+    return (_read("float", name, rate, validate=Range(min=0)),
+            _read("int", burst_name, burst, validate=Range(min=1)))
+
 
 # Largest request body of any HTTP request, in bytes: 413 above it. Above TRACKING_MAX_BATCH_BYTES
 # so that an uncompressed batch of the largest size still fits.
-HTTP_MAX_BODY_BYTES = _read("int", "HTTP_MAX_BODY_BYTES", 20 * 1024 * 1024,
-                            validate=_LimitRange(min=0))
+HTTP_MAX_BODY_BYTES = _read("int", "HTTP_MAX_BODY_BYTES", 20 * 1024 * 1024, validate=Range(min=0))
 # Django's own check of request.body (a bare 400) agrees with it instead of cutting at 2.5 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = HTTP_MAX_BODY_BYTES or None
 # A request's line and headers must arrive within this many seconds of its first byte: 408 and
-# closed otherwise (slow-header clients; trace_project/daphne_requests.py).
+# closed otherwise (slow-header clients; plumbing/library_internals/daphne_requests.py).
 HTTP_HEADER_TIMEOUT_SECONDS = _read("float", "HTTP_HEADER_TIMEOUT_SECONDS", 20.0,
-                                    validate=_LimitRange(min=0.1))
+                                    validate=Range(min=0.1))
 # Largest frame a browser live socket takes (they send nothing): closed with 1009 above it. Trace
 # ingest sockets use TRACE_MAX_FRAME_BYTES; daphne's --websocket-max-message-size (1 MiB by
 # default) caps every socket before the application sees a frame.
-WEBSOCKET_MAX_FRAME_BYTES = _read("int", "WEBSOCKET_MAX_FRAME_BYTES", 65_536,
-                                  validate=_LimitRange(min=0))
+WEBSOCKET_MAX_FRAME_BYTES = _read("int", "WEBSOCKET_MAX_FRAME_BYTES", 65_536, validate=Range(min=0))
 # Messages per second on one websocket connection (a token bucket: this rate, bursts of
 # WEBSOCKET_MESSAGE_BURST); over it the socket is closed with 4029.
-WEBSOCKET_MESSAGES_PER_SECOND = _read("float", "WEBSOCKET_MESSAGES_PER_SECOND", 1000.0,
-                                      validate=_LimitRange(min=0))
-WEBSOCKET_MESSAGE_BURST = _read("int", "WEBSOCKET_MESSAGE_BURST", 5000, validate=_LimitRange(min=1))
+WEBSOCKET_MESSAGES_PER_SECOND, WEBSOCKET_MESSAGE_BURST = _rate(
+    "WEBSOCKET_MESSAGES_PER_SECOND", 1000.0, "WEBSOCKET_MESSAGE_BURST", 5000)
 # Open websockets per client address, and per Authorization header presented, in each server
 # process; one more is closed with 4029.
 WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT = _read("int", "WEBSOCKET_MAX_CONNECTIONS_PER_CLIENT", 1000,
-                                             validate=_LimitRange(min=0))
+                                             validate=Range(min=0))
 # Writes (POST/PUT/PATCH/DELETE) per second through the REST API, as token buckets shared by all
 # server processes through Redis (REDIS_URL) or kept in the process: per machine token
 # (tm_api), per project token (tracking ingest; the legacy tracker posts one request per tracked
 # request), per logged-in user or client address for the rest (anonymous machines in development).
-RATE_LIMIT_MACHINE_TOKEN = _read("float", "RATE_LIMIT_MACHINE_TOKEN", 200.0,
-                                 validate=_LimitRange(min=0))
-RATE_LIMIT_MACHINE_TOKEN_BURST = _read("int", "RATE_LIMIT_MACHINE_TOKEN_BURST", 2000,
-                                       validate=_LimitRange(min=1))
-RATE_LIMIT_PROJECT_TOKEN = _read("float", "RATE_LIMIT_PROJECT_TOKEN", 2000.0,
-                                 validate=_LimitRange(min=0))
-RATE_LIMIT_PROJECT_TOKEN_BURST = _read("int", "RATE_LIMIT_PROJECT_TOKEN_BURST", 10_000,
-                                       validate=_LimitRange(min=1))
-RATE_LIMIT_CLIENT = _read("float", "RATE_LIMIT_CLIENT", 100.0, validate=_LimitRange(min=0))
-RATE_LIMIT_CLIENT_BURST = _read("int", "RATE_LIMIT_CLIENT_BURST", 1000, validate=_LimitRange(min=1))
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["trace_project.limits.WriteRateThrottle"]
+RATE_LIMIT_MACHINE_TOKEN, RATE_LIMIT_MACHINE_TOKEN_BURST = _rate(
+    "RATE_LIMIT_MACHINE_TOKEN", 200.0, "RATE_LIMIT_MACHINE_TOKEN_BURST", 2000)
+RATE_LIMIT_PROJECT_TOKEN, RATE_LIMIT_PROJECT_TOKEN_BURST = _rate(
+    "RATE_LIMIT_PROJECT_TOKEN", 2000.0, "RATE_LIMIT_PROJECT_TOKEN_BURST", 10_000)
+RATE_LIMIT_CLIENT, RATE_LIMIT_CLIENT_BURST = _rate(
+    "RATE_LIMIT_CLIENT", 100.0, "RATE_LIMIT_CLIENT_BURST", 1000)
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["plumbing.throttles.WriteRateThrottle"]

@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
+from django.views.generic import RedirectView, TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from trace_project import views
+from plumbing.health import healthz
 
 # The account pages keep the test-machine dashboard's paths, so old bookmarks and e-mails keep
 # working.
@@ -30,8 +30,8 @@ account_urls = [
 ]
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     *account_urls,
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -43,7 +43,7 @@ urlpatterns = [
     path("", include("notifications.urls")),
 ]
 
-handler400 = "trace_project.errors.bad_request"
-handler403 = "trace_project.errors.permission_denied"
-handler404 = "trace_project.errors.page_not_found"
-handler500 = "trace_project.errors.server_error"
+handler400 = "plumbing.errors.bad_request"
+handler403 = "plumbing.errors.permission_denied"
+handler404 = "plumbing.errors.page_not_found"
+handler500 = "plumbing.errors.server_error"

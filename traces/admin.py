@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from trace_project.admin_views import ReceivedDataAdmin
+from plumbing.admin import ReceivedDataAdmin
 from traces.models import Event, Span, Trace
 
 

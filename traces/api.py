@@ -5,8 +5,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import generics
 from rest_framework.exceptions import NotFound, ValidationError
 
-from trace_project.errors import ErrorSerializer
-from traces import services
+from plumbing.errors import ErrorSerializer
+from traces import search, services
 from traces.forms import TraceFilterForm
 from traces.models import Trace
 from traces.serializers import TraceSerializer, TraceSummarySerializer
@@ -26,7 +26,7 @@ class TraceDetailView(generics.RetrieveDestroyAPIView):
 
     def get_object(self):
         pk = self.kwargs["pk"]
-        trace = Trace.objects.filter(pk=pk).first()
+        trace = search.find_trace(pk)
         if trace is None:
             raise NotFound(f"Trace {pk} does not exist.")
         self.check_object_permissions(self.request, trace)
@@ -38,7 +38,15 @@ class TraceDetailView(generics.RetrieveDestroyAPIView):
 
 FILTER_PARAMETERS = [
     OpenApiParameter("name", OpenApiTypes.STR, description="Traces with a span of this exact name."),
-    OpenApiParameter("service", OpenApiTypes.STR),
+    OpenApiParameter("service", OpenApiTypes.STR,
+                     description="Traces of this service, or with a span of it."),
+    OpenApiParameter("operation", OpenApiTypes.STR,
+                     description="Traces with a span of this exact name (as `name`)."),
+    OpenApiParameter("error", OpenApiTypes.BOOL,
+                     description="true: traces with a span whose status is error; false: without."),
+    OpenApiParameter("attribute", OpenApiTypes.STR, many=True,
+                     description="key:value, repeatable: traces with a span having each such "
+                                 "attribute (compared as text)."),
     OpenApiParameter("status", OpenApiTypes.STR, enum=["open", "complete", "inconsistent"]),
     OpenApiParameter("min_duration", OpenApiTypes.NUMBER,
                      description="Whole-trace duration at least this, in the trace's unit."),
@@ -58,6 +66,12 @@ class TraceListView(generics.ListAPIView):
         form = TraceFilterForm(self.request.query_params)
         if not form.is_valid():
             raise ValidationError({field: list(errors) for field, errors in form.errors.items()})
-        return services.search_traces(form.cleaned_data)
+        filters = dict(form.cleaned_data)
+        try:
+            filters["attributes"] = search.attribute_filters(
+                self.request.query_params.getlist("attribute"))
+        except ValueError as error:
+            raise ValidationError({"attribute": [str(error)]}) from None
+        return search.search_traces(filters)
 
 

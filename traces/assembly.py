@@ -15,6 +15,7 @@ spans before events. Each item goes under the latest-starting span that contains
 included; top-level items are children of the trace.
 """
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, cast
 
@@ -35,6 +36,9 @@ class SpanRecord(NamedTuple):  # a tuple: thousands are made per second while in
     start: int | float | None = None
     end: int | float | None = None
     service: str = ""
+    attributes: dict | None = None
+    status_code: int = 0  # OpenTelemetry's: 0 unset, 1 ok, 2 error
+    status_message: str = ""
 
     @property
     def finished(self) -> bool:
@@ -44,6 +48,7 @@ class SpanRecord(NamedTuple):  # a tuple: thousands are made per second while in
 class EventRecord(NamedTuple):
     name: str
     timestamp: int | float
+    attributes: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ def merge_frame(
         where = f"message {index} ({message.type})"
         if message.type == EVENT:
             # parse_frame guarantees an EVENT's name and a span message's group_id.
-            changes.events.append(EventRecord(cast(str, message.name), message.timestamp))
+            changes.events.append(EventRecord(cast(str, message.name), message.timestamp,
+                                              message.attributes))
         elif message.type in (TRACE_START, TRACE_END):
             changes.bounds, repeat = _merge_bound(changes.bounds, message, where)
             changes.repeats += repeat
@@ -133,14 +139,25 @@ def _merge_span(span: SpanRecord, message: Message, where: str):
                 f"(name {span.name!r}, timestamp {span.start!r})"
             )
         return span._replace(start=message.timestamp, name=message.name,
-                             service=message.service), 0
+                             service=message.service,
+                             attributes=_merged(span.attributes, message.attributes)), 0
     if span.end is not None:
         if span.end == message.timestamp:
             return span, 1
         raise Conflict(
             f"{where}: span {span.group_id!r} was already ended (timestamp {span.end!r})"
         )
-    return span._replace(end=message.timestamp), 0
+    status_code, status_message = message.status or (span.status_code, span.status_message)
+    return span._replace(end=message.timestamp,
+                         attributes=_merged(span.attributes, message.attributes),
+                         status_code=status_code, status_message=status_message), 0
+
+
+def _merged(stored: dict | None, sent: dict | None) -> dict | None:
+    """A span's attributes: SPAN_START's, then SPAN_END's (which win on a shared key)."""
+    if not sent:
+        return stored
+    return {**stored, **sent} if stored else sent
 
 
 # --- assembly -----------------------------------------------------------------------------------
@@ -153,14 +170,28 @@ class Assembly:
     name: str = ""  # the first top-level span's name: what the trace is about
 
 
+STATUS_NAMES = ("unset", "ok", "error")
+
+
+def generated_span_id(group_id: str) -> str:
+    """The span id of a span of the trace websocket protocol (which names spans by group_id):
+    16 hex digits, as OpenTelemetry's, the same every time."""
+    return hashlib.blake2b(group_id.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
 def assemble(
-    bounds: TraceBounds, spans: list[SpanRecord], events: list[EventRecord]
+    bounds: TraceBounds, spans: list[SpanRecord], events: list[EventRecord],
+    detail: bool = False,
 ) -> Assembly:
     """The tree of a trace and its status.
 
     A ready trace is COMPLETE or INCONSISTENT (with reasons). A trace that is not ready is OPEN:
     its tree is a preview where unknown bounds are the earliest/latest timestamp seen and spans
     still missing a half are marked "open": true.
+
+    detail: span nodes also carry what OpenTelemetry's spans have (span_id, generated from the
+    group_id; parent_span_id, of the span the node is placed under; kind; status; attributes)
+    and events their attributes: the REST tree. Ingest only needs the status and the name.
     """
     problems = _problems(bounds, spans, events) if bounds.ready else []
     status = OPEN if not bounds.ready else INCONSISTENT if problems else COMPLETE
@@ -174,16 +205,24 @@ def assemble(
     for span in spans:
         start = span.start if span.start is not None else lowest
         end = span.end if span.end is not None else highest
-        node = {"name": span.name if span.name is not None else span.group_id,
+        node: dict[str, Any] = {"name": span.name if span.name is not None else span.group_id,
                 "start": start, "end": end, "type": "SPAN"}
-        if span.service:
+        if span.service or detail:
             node["service"] = span.service
         if not span.finished:
             node["open"] = True
+        if detail:
+            node.update(span_id=generated_span_id(span.group_id), parent_span_id=None,
+                        kind="internal", attributes=span.attributes or {},
+                        status={"code": STATUS_NAMES[span.status_code],
+                                "message": span.status_message})
         items.append((start, end, 0, node))
     for event in events:
-        items.append((event.timestamp, event.timestamp, 1,
-                      {"name": event.name, "timestamp": event.timestamp, "type": "EVENT"}))
+        event_node: dict[str, Any] = {"name": event.name, "timestamp": event.timestamp,
+                                      "type": "EVENT"}
+        if detail:
+            event_node["attributes"] = event.attributes or {}
+        items.append((event.timestamp, event.timestamp, 1, event_node))
     # Ties beyond the protocol's rule are broken by name then end, so that the tree never depends on
     # the order in which messages arrived.
     items.sort(key=lambda item: (item[0], -(item[1] - item[0]), item[2], item[3]["name"],
@@ -202,6 +241,8 @@ def assemble(
             stack.pop()
         parent = stack[-1][2] if stack else tree
         parent.setdefault("children", []).append(node)
+        if detail and kind == 0 and stack:
+            node["parent_span_id"] = parent["span_id"]
         if kind == 0:
             stack.append((start, end, node))
 

@@ -20,6 +20,8 @@ from django.conf import settings
 from django.db import connections
 from psycopg_pool import AsyncConnectionPool
 
+from plumbing.library_internals.psycopg_pool_idle import close_idle_connections
+
 _pools = weakref.WeakKeyDictionary()  # event loop -> its pool
 
 
@@ -163,8 +165,5 @@ def close_pools() -> None:
         _closers.pop(loop, None)
         if not opened.done() or opened.cancelled() or opened.exception() is not None:
             continue
-        pool = opened.result()
         # The loop is gone: close its idle connections without it (none can be in use).
-        for conn in list(pool._pool):
-            conn.pgconn.finish()
-        pool._pool.clear()
+        close_idle_connections(opened.result())

@@ -12,13 +12,19 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from trace_project import publisher
-from trace_project.consumers import LiveConsumer
-from trace_project.live import asend_frame
-from trace_project.workers import WorkerThreads, kept_connection
+from plumbing import publisher
+from plumbing.consumers import LiveConsumer
+from plumbing.live import asend_frame
+from plumbing.workers import WorkerThreads, kept_connection
 from traces import asyncdb
-from traces.services import (
+from traces.messages import (
+    CLOSE_STORED,
+    SERVER_ERROR_REPLY,
     STORED_REPLY,
+    close_code,
+    error_reply,
+)
+from traces.services import (
     IngestError,
     aingest_frames,
     ingest_frames,
@@ -29,24 +35,11 @@ from traces.services import (
 
 logger = logging.getLogger(__name__)
 
-# The trace websocket protocol's close codes, which its clients read:
-CLOSE_STORED = 1000  # the trace is complete and stored
-CLOSE_ERROR = 4000  # the client sent something wrong
-# The server could not store the frame; nothing of it was kept: send it again later. Not 1011:
-# autobahn (daphne) sends only 1000 and 3000-4999 from a server, and left such a socket open.
-CLOSE_SERVER_ERROR = 4011
 MAX_BATCH = 50  # queued frames of one connection stored in one transaction
 MAX_TRACE_ID = 2**63 - 1  # a BIGINT primary key
 
 
 ingest_threads = WorkerThreads("trace-ingest", "TRACE_INGEST_THREADS")
-
-
-def close_ingest_connections() -> None:
-    """Close the database connections the ingest path keeps: each ingest thread's, and the async
-    pools of event loops that have stopped (tests; before dropping a DB)."""
-    ingest_threads.close_connections()
-    asyncdb.close_pools()
 
 
 def _ingest_on_kept_connection(trace_id: int, frames: list, acked: bool):
@@ -221,26 +214,22 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
             result, refused = await store_batch(self.trace_id, frames, self.acks,
                                                 first=self.batches == 1)
         except IngestError as error:
-            await self.finish(f"Error: {error}", CLOSE_ERROR)
+            await self.finish(error_reply(error))
             return
         except Exception:  # the client must hear that nothing was stored
             logger.exception("trace %s: frame not stored", self.trace_id)
             if self.finished:
                 return
-            await self.finish(
-                "Error: the server could not store this frame; nothing from it was stored, "
-                "send it again later", CLOSE_SERVER_ERROR,
-            )
+            await self.finish(SERVER_ERROR_REPLY)
             return
         # The client's answer first; then the trace's other connections and its live page.
         if result is not None and not self.finished:
             if result.acked is not None:
                 await self.send(text_data=json.dumps({"ack": result.acked}))
             if result.finished:
-                reply = reply_for(result)
-                await self.finish(reply, CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR)
+                await self.finish(reply_for(result))
         if refused is not None and (result is None or not result.finished):
-            await self.finish(f"Error: {refused}", CLOSE_ERROR)
+            await self.finish(error_reply(refused))
         if result is not None:
             if result.finished:
                 await self.decisions.decided(self, result)
@@ -262,17 +251,16 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
         """Another connection's frame decided this trace: answer here too, as if it were ours."""
         if not self.finished:
             self.finished = True
-            code = CLOSE_STORED if reply == STORED_REPLY else CLOSE_ERROR
-            self.replying = asyncio.ensure_future(self.send_reply(reply, code))
+            self.replying = asyncio.ensure_future(self.send_reply(reply))
 
-    async def finish(self, message: str, code: int):
+    async def finish(self, reply: str):
         if not self.finished:  # else the reply is out already
             self.finished = True
-            await self.send_reply(message, code)
+            await self.send_reply(reply)
 
-    async def send_reply(self, message: str, code: int):
-        await self.send(text_data=json.dumps({"message": message}))
-        await self.close(code=code)
+    async def send_reply(self, reply: str):
+        await self.send(text_data=json.dumps({"message": reply}))
+        await self.close(code=close_code(reply))
 
 
 class TraceLiveConsumer(LiveConsumer):

@@ -2,14 +2,14 @@ from datetime import UTC
 
 from django import forms
 
-from trace_project import time_range
+from plumbing import time_range
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN
 
 MAX_DURATION = 10**20  # timestamps are below 1e20 (traces/messages.py), so are durations
 
 
 class ReceivedField(forms.DateTimeField):
-    """A received-time filter in the accepted range (trace_project.time_range), sent to the
+    """A received-time filter in the accepted range (plumbing.time_range), sent to the
     database in UTC: PostgreSQL knows no zone offset beyond 15:59 (+20:23 was a 500)."""
 
     def clean(self, value):
@@ -31,6 +31,11 @@ class TraceFilterForm(forms.Form):
     name = forms.CharField(required=False, max_length=255, label="Span name",
                            help_text="Traces with a span of exactly this name.")
     service = forms.CharField(required=False, max_length=255)
+    operation = forms.CharField(required=False, max_length=255,
+                                help_text="Traces with a span of exactly this name.")
+    error = forms.NullBooleanField(required=False, label="Errors", widget=forms.Select(
+        choices=[("", "any"), ("true", "with errors"), ("false", "without errors")]),
+        help_text="true: traces with a span in error; false: without.")
     status = forms.ChoiceField(required=False, choices=[
         ("", "any"), (OPEN, "open"), (COMPLETE, "complete"), (INCONSISTENT, "inconsistent"),
     ])

@@ -1,9 +1,13 @@
-"""The trace websocket protocol's messages: parsing and validating one websocket frame (no Django
-import).
+"""The trace websocket protocol's messages: parsing and validating one websocket frame, and
+the server's replies (no Django import).
 
 A frame is a JSON list of messages, or a single message object. Every problem is reported as a
 FrameError whose text names the message (0-based index in the frame), its type and the key, so a
 client can fix its input; a frame with any problem is refused as a whole.
+
+The server answers once per connection: when the trace is decided, or for the frame it refuses,
+a text frame {"message": <reply>}, then it closes the socket with the reply's close code
+(docs/traces.md, "Replies and close codes").
 """
 
 import json
@@ -11,7 +15,7 @@ import math
 import re
 from typing import NamedTuple
 
-from trace_project import jsonio
+from plumbing import jsonio
 
 TRACE_START = "TRACE_START"
 TRACE_END = "TRACE_END"
@@ -31,6 +35,36 @@ REQUIRED_KEYS = {
 # Timestamps are stored as NUMERIC(26, 6): 20 integer digits hold nanoseconds since 1970 too.
 MAX_TIMESTAMP = 10**20
 MAX_TEXT = 255  # group ids, names and services are stored in 255-character columns
+# A SPAN_END's optional "status": {"code": one of these, "message": text} (OpenTelemetry's).
+STATUS_CODES = {"unset": 0, "ok": 1, "error": 2}
+MAX_ATTRIBUTES = 128  # OpenTelemetry SDKs' default limit per span or event
+MAX_STATUS_MESSAGE = 4096
+
+
+STORED_REPLY = "Trace stored. Closing the connection"  # seed clients match this text
+SERVER_ERROR_REPLY = ("Error: the server could not store this frame; nothing from it was stored, "
+                      "send it again later")
+CLOSE_STORED = 1000  # the trace is complete and stored
+CLOSE_ERROR = 4000  # the client sent something wrong, or the trace is inconsistent
+# The server could not store the frame; nothing of it was kept: send it again later. Not 1011:
+# autobahn (daphne) sends only 1000 and 3000-4999 from a server, and left such a socket open.
+CLOSE_SERVER_ERROR = 4011
+
+
+def error_reply(reason) -> str:
+    """The reply to a refused frame, or to a trace decided inconsistent."""
+    return f"Error: {reason}"
+
+
+def inconsistent_reply(trace_id: int, problems: list[str]) -> str:
+    return error_reply(f"trace {trace_id} is inconsistent: {'; '.join(problems)}")
+
+
+def close_code(reply: str) -> int:
+    """The close code that follows `reply`: the one place it is chosen."""
+    if reply == STORED_REPLY:
+        return CLOSE_STORED
+    return CLOSE_SERVER_ERROR if reply == SERVER_ERROR_REPLY else CLOSE_ERROR
 
 
 class FrameError(ValueError):
@@ -44,6 +78,10 @@ class Message(NamedTuple):
     name: str | None = None
     # Optional, this project's addition to the protocol: the service that emitted a TRACE_START or SPAN_START.
     service: str = ""
+    # Optional additions too: a span's (SPAN_START, SPAN_END) or an EVENT's attributes, and a
+    # SPAN_END's status (STATUS_CODES' code, message).
+    attributes: dict | None = None
+    status: tuple[int, str] | None = None
 
 
 def parse_frame(data: str | bytes, max_bytes: int, max_messages: int) -> list[Message]:
@@ -125,6 +163,8 @@ def parse_message(item, index: int = 0) -> Message:
         needs_group, needs_name = _KEYS[kind]
     except (TypeError, KeyError):
         return _parse_message_checked(item, index)
+    if "attributes" in item or "status" in item:
+        return _parse_message_checked(item, index)
     kind_of_timestamp = type(timestamp)
     if kind_of_timestamp is float:
         valid = 0 <= timestamp < MAX_TIMESTAMP  # False for NaN and infinities too
@@ -178,7 +218,43 @@ def _parse_message_checked(item, index: int) -> Message:
     service = ""
     if kind in (TRACE_START, SPAN_START) and item.get("service") is not None:
         service = _text(item, "service", where, allow_empty=True)
-    return Message(kind, timestamp, group_id, name, service)
+    attributes = status = None
+    if kind in (SPAN_START, SPAN_END, EVENT) and item.get("attributes") is not None:
+        attributes = _attributes(item["attributes"], where)
+    if kind == SPAN_END and item.get("status") is not None:
+        status = _status(item["status"], where)
+    return Message(kind, timestamp, group_id, name, service, attributes, status)
+
+
+def _attributes(value, where: str) -> dict:
+    """{key: string, number, boolean or a list of those}, as OpenTelemetry's attributes."""
+    if not isinstance(value, dict):
+        raise FrameError(f"{where}: 'attributes' must be an object, got {_json_type(value)}")
+    if len(value) > MAX_ATTRIBUTES:
+        raise FrameError(f"{where}: more than {MAX_ATTRIBUTES} attributes")
+    for key, item in value.items():
+        values = item if isinstance(item, list) else [item]
+        if not key or len(key) > MAX_TEXT or "\x00" in key or not all(
+                isinstance(v, (str, int, float, bool)) and not isinstance(v, dict)
+                and (not isinstance(v, str) or "\x00" not in v) for v in values):
+            raise FrameError(
+                f"{where}: attribute {_short(key)} must have a key of 1 to {MAX_TEXT} characters "
+                "and a string, number or boolean value (or a list of those), without NUL")
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError):
+        raise FrameError(f"{where}: 'attributes' are not text or hold a non-finite number") from None
+    return value
+
+
+def _status(value, where: str) -> tuple[int, str]:
+    if not isinstance(value, dict) or value.get("code") not in STATUS_CODES:
+        raise FrameError(f"{where}: 'status' must be an object {{\"code\": \"unset\", \"ok\" or "
+                         f"\"error\", \"message\": text}}, got {_short(value)}")
+    message = value.get("message") or ""
+    if not isinstance(message, str) or "\x00" in message:
+        raise FrameError(f"{where}: 'status' message must be text without NUL")
+    return STATUS_CODES[value["code"]], message[:MAX_STATUS_MESSAGE]
 
 
 def _text(item: dict, key: str, where: str, allow_empty: bool = False) -> str:

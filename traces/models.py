@@ -7,9 +7,13 @@ back with integers exactly where the client used them (a trace with any float co
 floats).
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, EventRecord, SpanRecord, TraceBounds
 
@@ -68,6 +72,12 @@ class Trace(models.Model):
     problems = models.JSONField(default=list, blank=True)  # why it is inconsistent
     # Clients that ask for acknowledgements (?ack=1) number their frames: the highest stored.
     last_seq = models.BigIntegerField(default=0)
+    # OpenTelemetry's 128-bit trace id as 32 lowercase hex digits: traces that came over OTLP or
+    # Zipkin are addressed by it (their integer id is derived from it, traces.otel.row_id);
+    # traces of the trace websocket protocol have none. Unique, so indexed.
+    trace_id = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    # Spans whose status is error (a database default: the raw ingest statements omit it).
+    error_count = models.PositiveIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -78,6 +88,22 @@ class Trace(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == OPEN
+
+    @property
+    def ref(self) -> int | str:
+        """What addresses the trace in URLs: its 32-hex trace id (OTLP, Zipkin), else its id."""
+        return self.trace_id or self.id
+
+    @property
+    def current_status(self) -> str:
+        """The status now: an OTLP or Zipkin trace, which has no end message, is complete once
+        its root span has arrived and no span came for TRACE_OTLP_QUIET_SECONDS (its row says
+        open until then; traces.span_ingest.now_complete() finds such rows)."""
+        if (self.trace_id and self.status == OPEN and self.root_start is not None
+                and self.updated <= timezone.now() - timedelta(
+                    seconds=settings.TRACE_OTLP_QUIET_SECONDS)):
+            return COMPLETE
+        return self.status
 
     def as_number(self, value: Decimal | None):
         """A stored timestamp in the unit the client used."""
@@ -93,24 +119,52 @@ class Trace(models.Model):
         )
 
     def span_records(self) -> list[SpanRecord]:
-        rows = self.spans.values_list("group_id", "name", "start", "end", "service")
+        rows = self.spans.values_list("group_id", "name", "start", "end", "service", "attributes",
+                                      "status_code", "status_message")
         return [
-            SpanRecord(group_id, name or None, self.as_number(start), self.as_number(end), service)
-            for group_id, name, start, end, service in rows
+            SpanRecord(group_id, name or None, self.as_number(start), self.as_number(end), service,
+                       *rest)
+            for group_id, name, start, end, service, *rest in rows
         ]
 
     def event_records(self) -> list[EventRecord]:
-        rows = self.events.values_list("name", "timestamp")
-        return [EventRecord(name, self.as_number(timestamp)) for name, timestamp in rows]
+        rows = self.events.values_list("name", "timestamp", "attributes")
+        return [EventRecord(name, self.as_number(timestamp), attributes)
+                for name, timestamp, attributes in rows]
 
 
 class Span(models.Model):
+    """A span. Of the trace websocket protocol: group_id names it, start/end in the client's unit.
+    Of OTLP or Zipkin: as OpenTelemetry models it, start/end in nanoseconds since 1970 (exact
+    in NUMERIC(26, 6)), group_id = span_id.
+
+    The columns added for OpenTelemetry have database defaults (or are nullable: NULL attributes
+    read as none), so that a writer naming only the older columns stays valid."""
+
+    UNSET, OK, ERROR = 0, 1, 2  # OTLP's Status.StatusCode
+    STATUS_CODES = [(UNSET, "unset"), (OK, "ok"), (ERROR, "error")]
+    # OTLP's Span.SpanKind
+    KINDS = [(0, "unspecified"), (1, "internal"), (2, "server"), (3, "client"), (4, "producer"),
+             (5, "consumer")]
+
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans")
     group_id = models.CharField(max_length=255)
     name = models.CharField(max_length=255, blank=True)  # empty until SPAN_START arrives
     service = models.CharField(max_length=255, blank=True)
     start = TimestampField(null=True, blank=True)
     end = TimestampField(null=True, blank=True)
+    span_id = models.CharField(max_length=16, blank=True, default="", db_default="")
+    parent_span_id = models.CharField(max_length=16, blank=True, default="", db_default="")
+    kind = models.PositiveSmallIntegerField(choices=KINDS, default=0, db_default=0)
+    status_code = models.PositiveSmallIntegerField(choices=STATUS_CODES, default=UNSET,
+                                                   db_default=UNSET)
+    status_message = models.TextField(blank=True, default="", db_default="")
+    attributes = models.JSONField(null=True, blank=True)  # {key: value}
+    resource = models.JSONField(null=True, blank=True)  # the resource's attributes
+    events = models.JSONField(null=True, blank=True)  # [{name, time, attributes?}], time in ns
+    links = models.JSONField(null=True, blank=True)  # [{trace_id, span_id, attributes?}]
+    # When the span was stored: the column by which spans can be partitioned by time later.
+    received = models.DateTimeField(db_default=Now())
 
     class Meta:
         constraints = [
@@ -126,6 +180,7 @@ class Event(models.Model):
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="events")
     name = models.CharField(max_length=255)
     timestamp = TimestampField()
+    attributes = models.JSONField(null=True, blank=True)  # e.g. an exception's type and message
 
     def __str__(self):
         return self.name

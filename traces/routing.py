@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.urls import path, re_path
 
-import trace_project.converters  # noqa: F401 - registers <id:...>
+import plumbing.converters  # noqa: F401 - registers <id:...>
 from traces import consumers
 
 websocket_urlpatterns = [

@@ -13,11 +13,14 @@ class TraceSummarySerializer(serializers.ModelSerializer):
     end = serializers.SerializerMethodField()
     duration = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
+    # An OTLP trace turns complete after its quiet period, before its row says so.
+    status = serializers.ChoiceField(choices=Trace.STATUSES, source="current_status",
+                                     read_only=True)
 
     class Meta:
         model = Trace
-        fields = ["id", "created", "completed", "status", "name", "service", "start", "end",
-                  "duration", "span_count", "event_count", "url"]
+        fields = ["id", "trace_id", "created", "completed", "status", "name", "service", "start",
+                  "end", "duration", "span_count", "event_count", "error_count", "url"]
 
     @extend_schema_field(serializers.FloatField(allow_null=True))  # null while the trace is open
     def get_start(self, trace):
@@ -33,7 +36,7 @@ class TraceSummarySerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_url(self, trace):
-        return f"/api/trace/{trace.id}/"
+        return f"/api/trace/{trace.trace_id or trace.id}/"
 
 
 class TraceSerializer(TraceSummarySerializer):

@@ -1,11 +1,12 @@
 """Pages of traces: the filtered list and one trace's waterfall."""
 
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404
+from django.shortcuts import render
 
-from trace_project.access import dashboard_page
-from trace_project.sorting import Sorting
-from traces import services, timeunits
+from plumbing.access import dashboard_page
+from plumbing.sorting import Sorting
+from traces import search, services, timeunits
 from traces.forms import TraceFilterForm
 from traces.models import Trace
 
@@ -39,7 +40,7 @@ def index(request):
     # A filter that cannot be read shows no traces rather than all of them: a list that looks
     # filtered but is not would be read as the answer.
     traces = (Trace.objects.none() if invalid
-              else services.search_traces(filters).order_by(*sort.order_by))
+              else search.search_traces(filters).order_by(*sort.order_by))
     page = Paginator(traces, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -59,7 +60,9 @@ def index(request):
 
 @dashboard_page
 def detail(request, trace_id):
-    trace = get_object_or_404(Trace, pk=trace_id)
+    trace = search.find_trace(trace_id)
+    if trace is None:
+        raise Http404(f"Trace {trace_id} does not exist.")
     return render(request, "traces/detail.html", {
         **_row(trace),
         "missing": services.missing_parts(trace),

@@ -176,17 +176,3 @@ def cover_levels(since: int, until: int, periods: tuple[int, ...]) -> list[tuple
         return cover_levels(since, until, smaller)
     return (cover_levels(since, first, smaller) + [(period, first, last)]
             + cover_levels(last, until, smaller))
-
-
-def cover(since: int, until: int) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
-    """Split [since, until) (whole minutes, unix seconds) into minute ranges at the edges and
-    one range of whole hours in the middle, so a window of days reads few rows.
-
-    Returns ([(minute_from, minute_to), ...], (hour_from, hour_to) or None), all half-open.
-    """
-    first_hour = -(-since // 3600) * 3600
-    last_hour = (until // 3600) * 3600
-    if last_hour - first_hour < 3600:
-        return [(since, until)], None
-    minutes = [r for r in ((since, first_hour), (last_hour, until)) if r[0] < r[1]]
-    return minutes, (first_hour, last_hour)

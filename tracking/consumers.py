@@ -1,5 +1,5 @@
-from trace_project.access import may_view_dashboards
-from trace_project.consumers import CLOSE_FORBIDDEN, LiveConsumer
+from plumbing.access import may_view_dashboards
+from plumbing.consumers import CLOSE_FORBIDDEN, LiveConsumer
 from tracking.live import project_group
 from tracking.models import Project
 

@@ -22,7 +22,7 @@ import time
 from django.conf import settings
 from django.db import connections
 
-from trace_project.errors import error_body
+from plumbing.errors import error_body
 
 # As tracking/urls.py: the legacy tracker route (no trailing slash) and the batch endpoint.
 INGEST_PATH_PREFIXES = ("/tracking/", "/api/tracking/ingest/")

@@ -2,14 +2,14 @@
 
 Ingest can commit hundreds of batches a second; the page only needs to know "new requests
 arrived" a few times a second, after which it reads the summary API. Frames go through
-trace_project.publisher at most once per TRACKING_LIVE_MIN_INTERVAL per project and server
+plumbing.publisher at most once per TRACKING_LIVE_MIN_INTERVAL per project and server
 process; arrivals meanwhile are added up into the frame that waits, so the last one always goes
 out and none is lost.
 """
 
 from django.conf import settings
 
-from trace_project import publisher
+from plumbing import publisher
 
 
 def project_group(project_id: int) -> str:

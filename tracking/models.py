@@ -3,7 +3,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from trace_project.tokens import new_token, token_digest, token_hint, token_matches
+from plumbing.tokens import new_token, token_digest, token_hint, token_matches
 
 TOKEN_PREFIX = "rat_"
 

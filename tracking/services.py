@@ -17,8 +17,8 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
-from trace_project.sorting import Sorting
-from trace_project.tokens import token_digest
+from plumbing.sorting import Sorting
+from plumbing.tokens import token_digest
 from tracking import aggregation as agg
 from tracking.live import publish_requests_after_commit
 from tracking.models import Project, RequestMetric, RequestRollup, RequestSeriesRollup
@@ -280,12 +280,6 @@ def summarize(project: Project, window: Window) -> dict:
         "views": views,
         "series": {"step_seconds": step, "points": series},
     }
-
-
-def summarize_project(project: Project, since: datetime | None = None,
-                      until: datetime | None = None) -> dict:
-    """summarize() over resolve_window(): what the summary API answers, for other apps."""
-    return summarize(project, resolve_window(project, since, until))
 
 
 def _cells(model, project: Project, since: int, until: int, levels: tuple[int, ...]):

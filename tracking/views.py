@@ -1,6 +1,4 @@
 import functools
-import uuid
-import zlib
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
@@ -10,19 +8,27 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import idempotency
-from trace_project import jsonio, time_range
-from trace_project.access import dashboard_page
-from trace_project.errors import ErrorSerializer, error_body
-from trace_project.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
-from trace_project.schema import CONTENT_ENCODING, IDEMPOTENCY_KEY, PROJECT_TOKEN
-from trace_project.workers import WorkerThreads
+from idempotency.schema import IDEMPOTENCY_KEY
+from plumbing import time_range
+from plumbing.access import dashboard_page
+from plumbing.errors import ErrorSerializer, error_body
+from plumbing.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
+from plumbing.schema import CONTENT_ENCODING
+from plumbing.workers import WorkerThreads
 from tracking import services
+from tracking.auth import (
+    NO_BEARER_TOKEN,
+    ProjectTokenAuthentication,
+    ProjectTokenRequired,
+    SeedProjectTokenAuthentication,
+)
+from tracking.batches import event_error, read_batch
 from tracking.models import Project
 from tracking.serializers import (
     WINDOWS,
@@ -35,18 +41,13 @@ from tracking.serializers import (
     SummarySerializer,
     WindowQuerySerializer,
 )
-from tracking.wire import EventError, parse_batch_event, parse_seed_event
+from tracking.wire import EventError, parse_seed_event
 
 ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 413, 429)}
 
 
-def _error(detail, code, http_status, errors=None, **extra):
-    return Response({**error_body(detail, code, errors), **extra}, status=http_status)
-
-
-def _event_error(error: EventError, prefix=""):
-    name = f"{prefix}{error.field}" if error.field else prefix.rstrip(".") or "body"
-    return name, f"{error.message[:1].upper()}{error.message[1:]}" if error.message else ""
+def _error(detail, code, http_status, errors=None):
+    return Response(error_body(detail, code, errors), status=http_status)
 
 
 # --- ingest -------------------------------------------------------------------------------------
@@ -54,8 +55,8 @@ def _event_error(error: EventError, prefix=""):
 class SeedIngestView(APIView):
     """The legacy tracker route: one event per request, token in the body."""
 
-    authentication_classes = []
-    permission_classes = [AllowAny]
+    authentication_classes = [SeedProjectTokenAuthentication]
+    permission_classes = [AllowAny]  # a body without a token is answered 401 as it is read
 
     @staticmethod
     def parsed(request):
@@ -63,16 +64,16 @@ class SeedIngestView(APIView):
         try:
             return parse_seed_event(request.data)
         except EventError as error:
-            name, message = _event_error(error)
+            name, message = event_error(error)
             if error.field == "project_token":
                 return _error("project_token is required.", "not_authenticated", 401)
             return _error(f"{name}: {message}", "invalid", 400, {name: [message]})
 
     @classmethod
     def check_on_the_loop(cls, view, request):
-        """A body that is not JSON: 400 on the event loop (DRF's rate check, which reads the
-        token from the body, answers it the same). The event's fields are checked after the
-        rate, on the ingest thread."""
+        """A body that is not JSON: 400 on the event loop (the route's authentication, which
+        reads the token from the body, answers it the same). The project, its token, the rate
+        and the event's fields are checked on the ingest thread."""
         request.data  # noqa: B018 - DRF's ParseError, answered as DRF does
         return None
 
@@ -92,77 +93,32 @@ class SeedIngestView(APIView):
         parsed = self.parsed(request)
         if isinstance(parsed, Response):
             return parsed
-        token, event = parsed
-        try:
-            project = Project.objects.filter(public_id=uuid.UUID(project_id)).first()
-        except ValueError:
-            project = None
-        if project is None:
-            return _error("No such project.", "not_found", 404)
-        if not project.token_matches(token):
-            return _error("Wrong project_token for this project.", "permission_denied", 403)
-        accepted = services.ingest_events(project, [event])
+        _, event = parsed
+        # The body has its token (parsed): SeedProjectTokenAuthentication found its project.
+        accepted = services.ingest_events(request.auth, [event])
         return Response({"accepted": accepted, "rejected": 0, "rejected_events": []},
                         status=status.HTTP_201_CREATED)
-
-
-MAX_DROPPED = 10**12  # events one batch may say its client dropped
-
-
-def _read_batch_body(request):
-    """(the batch's uncompressed bytes, its JSON), gunzipped with a bound on the uncompressed
-    size (no zip bombs); None when over it."""
-    limit = settings.TRACKING_MAX_BATCH_BYTES
-    raw = request.body
-    encoding = request.headers.get("Content-Encoding", "").lower().strip()
-    if encoding == "gzip":
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            raw = inflater.decompress(raw, limit + 1)
-        except zlib.error:
-            raise ValidationError({"body": ["Not valid gzip data."]}) from None
-        if len(raw) > limit or inflater.unconsumed_tail:
-            return None
-    elif encoding not in ("", "identity"):
-        raise ValidationError({"Content-Encoding": ["Only gzip (or none) is accepted."]})
-    elif len(raw) > limit:
-        return None
-    try:
-        return raw, jsonio.loads(raw)
-    except jsonio.JSONInputError as error:
-        raise ValidationError({"body": [f"Not valid JSON: {error}."]}) from None
-
-
-def _no_bearer_token():
-    return _error("Send the project token as 'Authorization: Bearer <token>'.",
-                  "not_authenticated", 401)
 
 
 class BatchIngestView(APIView):
     """This project's tracker: gzip'd JSON batches, token in the Authorization header."""
 
-    authentication_classes = []
-    permission_classes = [AllowAny]
-    parser_classes = []  # the body is read (and gunzipped) by _read_batch_body
-
-    @staticmethod
-    def presented_token(request):
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        return token.strip()
+    authentication_classes = [ProjectTokenAuthentication]
+    permission_classes = [ProjectTokenRequired]
+    parser_classes = []  # the body is read (and gunzipped) by tracking.batches
 
     @classmethod
     def check_on_the_loop(cls, view, request):
         """No bearer token: 401 on the event loop, before any lookup."""
-        return _no_bearer_token() if cls.presented_token(request) is None else None
+        if ProjectTokenAuthentication.presented_token(request) is None:
+            raise NotAuthenticated(NO_BEARER_TOKEN)
 
     @extend_schema(
         operation_id="tracking_batch_ingest", tags=["tracking"],
         # Explicit media type: the view has no parsers (it reads the body itself), so
         # drf-spectacular would otherwise document no body at all.
         request={"application/json": BatchSerializer},
-        parameters=[CONTENT_ENCODING, IDEMPOTENCY_KEY], auth=[{PROJECT_TOKEN: []}],
+        parameters=[CONTENT_ENCODING, IDEMPOTENCY_KEY],
         responses={200: BatchResultSerializer, **ERRORS,
                    422: OpenApiResponse(ErrorSerializer, description=(
                        "the Idempotency-Key was used before with another body"))},
@@ -181,53 +137,19 @@ class BatchIngestView(APIView):
         ),
     )
     def post(self, request):
-        token = self.presented_token(request)
-        if token is None:
-            return _no_bearer_token()
-        project = services.project_for_token(token)
-        if project is None:
-            return _error("Unknown or rotated project token.", "authentication_failed", 403)
-        read = _read_batch_body(request)
-        if read is None:
-            return _error(f"Batch larger than {settings.TRACKING_MAX_BATCH_BYTES} bytes "
-                          "uncompressed; send smaller batches.", "too_large", 413)
-        raw, body = read
-        if not isinstance(body, dict) or not isinstance(body.get("events"), list):
-            raise ValidationError({"events": ["Required: a list of events."]})
-        if len(body["events"]) > settings.TRACKING_MAX_BATCH_EVENTS:
-            return _error(f"More than {settings.TRACKING_MAX_BATCH_EVENTS} events in one batch.",
-                          "too_large", 413)
-        claimed = body.get("project_id")
-        if claimed not in (None, "") and str(claimed) != str(project.public_id):
-            return _error("project_id does not belong to this token.", "permission_denied", 403)
-        dropped = body.get("dropped") or 0
-        # Bounded so that the project's running total stays within its BIGINT column.
-        if (isinstance(dropped, bool) or not isinstance(dropped, int)
-                or not 0 <= dropped <= MAX_DROPPED):
-            raise ValidationError({"dropped": [f"Must be an integer from 0 to {MAX_DROPPED}."]})
-        events, rejected = [], []
-        for index, item in enumerate(body["events"]):
-            try:
-                events.append(parse_batch_event(item))
-            except EventError as error:
-                name, message = _event_error(error)
-                rejected.append({"index": index, "field": name, "message": message})
-        if body["events"] and not events:
-            first = rejected[0]
-            errors = {f"events[{r['index']}].{r['field']}": [r["message"]] for r in rejected[:50]}
-            field_name = f"events[{first['index']}].{first['field']}"
-            return _error(f"{field_name}: {first['message']}", "invalid", 400, errors,
-                          accepted=0, rejected=len(rejected), rejected_events=rejected[:100])
+        project = request.auth
+        batch = read_batch(request.body, request.headers.get("Content-Encoding", ""), project)
+        if batch.all_rejected:
+            return Response(batch.refusal(), status=400)
 
         def write():
-            accepted = services.ingest_events(project, events, dropped_by_client=dropped)
-            return Response({"accepted": accepted, "rejected": len(rejected),
-                             "rejected_events": rejected[:100]})
+            return Response(batch.answer(services.ingest_events(
+                project, batch.events, dropped_by_client=batch.dropped)))
 
         # A retried batch (same key, same project) is answered again, not stored twice. Its
         # bytes identify it: a tracker resends a batch as it first sent it, and hashing them
         # costs far less than writing the parsed batch out again.
-        return idempotency.once(f"tracking:{project.pk}", request, raw, write)
+        return idempotency.once(f"tracking:{project.pk}", request, batch.raw, write)
 
 
 ingest_threads = WorkerThreads("tracking-ingest", "TRACKING_INGEST_THREADS")
@@ -240,7 +162,7 @@ def _ingest_view(view_class):
     front of Django, in asgi.py).
 
     On PostgreSQL the ingest runs on TRACKING_INGEST_THREADS threads of their own, each with a
-    kept connection (trace_project.workers), so one batch's database round trips overlap with
+    kept connection (plumbing.workers), so one batch's database round trips overlap with
     the parsing of the next (SQLite serialises writers anyway: Django's sync thread). A caller
     that already has a transaction open on this thread (a test's) keeps the ingest on its own
     thread and connection, inside that transaction.

@@ -8,14 +8,7 @@ import pytest
 from idempotency.models import IdempotentRequest
 from tm_api import status as S
 from tm_api.models import Run, Test
-from tm_api.tests.conftest import (
-    LAMP_1,
-    SEED_DRY_RUN,
-    SEED_TEST_START,
-    SEED_TEST_STOP,
-    dry_run_payload,
-    scenario,
-)
+from tm_api.tests import conftest as tm
 from tracking.models import Project, RequestMetric
 from tracking.tests.conftest import batch_event, gzip_json
 
@@ -28,28 +21,29 @@ def key(value):
 
 def start(machines, idempotency_key=None):
     headers = key(idempotency_key) if idempotency_key else {}
-    return machines.post("/tm_api/test_start/", SEED_TEST_START, **headers)
+    return machines.post("/tm_api/test_start/", tm.SEED_TEST_START, **headers)
 
 
 def stop(machines, idempotency_key=None):
     headers = key(idempotency_key) if idempotency_key else {}
-    return machines.post("/tm_api/test_stop/", SEED_TEST_STOP, **headers)
+    return machines.post("/tm_api/test_stop/", tm.SEED_TEST_STOP, **headers)
 
 
 def test_a_repeated_dry_run_is_answered_again_and_stored_once(machines):
-    first = machines.dry_run(SEED_DRY_RUN, **key("run-1"))
-    again = machines.dry_run(SEED_DRY_RUN, **key("run-1"))
+    first = machines.dry_run(tm.SEED_DRY_RUN, **key("run-1"))
+    again = machines.dry_run(tm.SEED_DRY_RUN, **key("run-1"))
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert again["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
     assert Run.objects.count() == 1
-    machines.dry_run(SEED_DRY_RUN, **key("run-2"))  # another key: another run
-    machines.dry_run(SEED_DRY_RUN)  # no key: as the seed, every post is a run
+    machines.dry_run(tm.SEED_DRY_RUN, **key("run-2"))  # another key: another run
+    machines.dry_run(tm.SEED_DRY_RUN)  # no key: as the seed, every post is a run
     assert Run.objects.count() == 3
 
 
 # The same file twice in a run: a start applied twice would start the second one.
-TWICE = dry_run_payload(scenarios=[scenario("s.py", *[(LAMP_1["file_path"], LAMP_1["file_name"])] * 2)])
+LAMP = (tm.LAMP_1["file_path"], tm.LAMP_1["file_name"])
+TWICE = tm.dry_run_payload(scenarios=[tm.scenario("s.py", LAMP, LAMP)])
 
 
 def test_a_repeated_start_and_stop_do_not_move_on_to_the_next_test(machines):
@@ -67,8 +61,8 @@ def test_a_repeated_start_and_stop_do_not_move_on_to_the_next_test(machines):
 
 
 def test_keys_belong_to_one_machine(machines):
-    machines.dry_run(SEED_DRY_RUN, **key("same"))
-    other = machines.dry_run({**SEED_DRY_RUN, "machine_name": "machine #2"}, **key("same"))
+    machines.dry_run(tm.SEED_DRY_RUN, **key("same"))
+    other = machines.dry_run({**tm.SEED_DRY_RUN, "machine_name": "machine #2"}, **key("same"))
     assert other.status_code == 201 and "Idempotent-Replayed" not in other
     assert Run.objects.count() == 2
 
@@ -83,7 +77,7 @@ def test_an_error_is_not_remembered_the_retry_runs_again(machines):
 
 @pytest.mark.parametrize("bad", ["", "x" * 65, "é", "tab\there"])
 def test_a_malformed_key_is_a_400_naming_the_header(machines, bad):
-    response = machines.dry_run(SEED_DRY_RUN, HTTP_IDEMPOTENCY_KEY=bad.encode().decode("latin-1"))
+    response = machines.dry_run(tm.SEED_DRY_RUN, HTTP_IDEMPOTENCY_KEY=bad.encode().decode("latin-1"))
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "invalid" and "Idempotency-Key" in body["errors"], body
@@ -123,11 +117,11 @@ def test_a_key_used_on_another_endpoint_is_422_and_applies_nothing(machines):
 
 
 def test_a_key_repeated_with_another_body_is_422_and_keeps_the_first_write(machines):
-    first = machines.dry_run(dry_run_payload(scenarios=[scenario("first.py", ("/s/t", "a.py"))]),
+    first = machines.dry_run(tm.dry_run_payload(scenarios=[tm.scenario("first.py", ("/s/t", "a.py"))]),
                              **key("dry"))
     assert first.status_code == 201
     response = machines.dry_run(
-        dry_run_payload(scenarios=[scenario("SECOND.py", ("/s/t", "a.py"))]), **key("dry"))
+        tm.dry_run_payload(scenarios=[tm.scenario("SECOND.py", ("/s/t", "a.py"))]), **key("dry"))
     assert response.status_code == 422 and "another body" in response.json()["detail"]
     assert Run.objects.count() == 1
     machines.post("/tm_api/test_start/", {"machine_name": "machine #1", "file_path": "/s/t",

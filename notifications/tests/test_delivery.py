@@ -76,23 +76,26 @@ def test_each_channel_kind_delivers_to_a_local_receiver(receiver, run_worker, se
     assert Delivery.objects.get(channel=discord).attempts == 1
 
 
-def test_a_receiver_failing_n_times_is_retried_until_delivered(receiver, run_worker, fast_retries):
-    receiver.script = [(500, 0), (503, 0), (429, 0, {"Retry-After": "0"})]
-    channel(Channel.Kind.DISCORD, receiver.url)
+def delivery_to(receiver, run_worker, kind, script) -> Delivery:
+    """The delivery of one notification to a channel whose receiver answers `script`, once the
+    worker is done with it."""
+    receiver.script = script
+    channel(kind, receiver.url)
     notify()
     run_worker()
-    delivery = Delivery.objects.get()
+    return Delivery.objects.get()
+
+
+def test_a_receiver_failing_n_times_is_retried_until_delivered(receiver, run_worker, fast_retries):
+    delivery = delivery_to(receiver, run_worker, Channel.Kind.DISCORD,
+                           [(500, 0), (503, 0), (429, 0, {"Retry-After": "0"})])
     assert delivery.state == Delivery.State.DELIVERED
     assert delivery.attempts == 4 and len(receiver.requests) == 4
 
 
 def test_a_receiver_that_keeps_failing_ends_failed_with_the_last_error(receiver, run_worker,
                                                                       fast_retries):
-    receiver.script = [(502, 0)] * 10
-    channel(Channel.Kind.SLACK, receiver.url)
-    notify()
-    run_worker()
-    delivery = Delivery.objects.get()
+    delivery = delivery_to(receiver, run_worker, Channel.Kind.SLACK, [(502, 0)] * 10)
     assert delivery.state == Delivery.State.FAILED
     assert delivery.attempts == 4 and len(receiver.requests) == 4
     assert delivery.last_status_code == 502 and delivery.last_error.startswith("HTTP 502")

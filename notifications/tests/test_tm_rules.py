@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from notifications.jobs import run_job
 from notifications.models import Channel, Delivery, Notification
+from plumbing.times import exact
 from tm_api.models import MasterScenario, Test
-from trace_project.times import exact
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

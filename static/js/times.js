@@ -1,4 +1,4 @@
-// How every page shows a moment, the same text as trace_project/times.py gives:
+// How every page shows a moment, the same text as plumbing/times.py gives:
 // "2026-11-29 06:55:11 UTC" in the site's zone (from <html data-time-zone>, settings.TIME_ZONE),
 // not the browser's, so a row a live frame adds reads like the rows the server rendered.
 // Relative times (<time data-relative>) are kept fresh every 30 s; their title is the exact time.

@@ -1,8 +1,10 @@
-// Shared by the test-machine pages: human durations, status bars and badges (the same rules
-// as tm_api/templatetags/tm_format.py) and the script modal.
+// Shared by the test-machine pages: human durations, status bars and badges and the script
+// modal. The status order and the badge and bar markup come from the server's table
+// (tm_api/templatetags/tm_format.py), which the page carries in #tm-format before this script.
 (function () {
-  const PRIORITY = ["cancelled", "running", "waiting", "unknown", "failed", "error", "warning", "passed"];
-  const ONGOING = ["running", "waiting"];
+  const TABLE = JSON.parse(document.getElementById("tm-format").textContent);
+  const PRIORITY = TABLE.priority;
+  const ONGOING = TABLE.ongoing;
 
   function esc(text) {
     return String(text == null ? "" : text).replace(/[&<>"']/g, (c) => ({
@@ -21,9 +23,13 @@
     return minutes ? hours + " h " + minutes + " min" : hours + " h";
   }
 
+  // One of the table's templates with its {names} replaced (values are HTML already).
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, (_, name) => values[name]);
+  }
+
   function badge(status) {
-    return '<span class="badge status-' + esc(status) + '" data-status="' + esc(status) + '">' +
-      esc(status) + "</span>";
+    return fill(TABLE.badge, { status: esc(status) });
   }
 
   function bar(stats, total, extraClass) {
@@ -33,12 +39,11 @@
     PRIORITY.forEach((status) => {
       const n = stats[status] || 0;
       if (!n || !total) return;
-      parts.push('<span class="status-' + status + '" style="width:' + (100 * n / total).toFixed(3) + '%"></span>');
+      parts.push(fill(TABLE.bar_segment, { status: esc(status), width: (100 * n / total).toFixed(3) }));
       title.push(n + " " + status);
     });
-    const label = esc(title.join(", ") || "no tests");
-    return '<div class="tm-bar ' + (extraClass || "") + '" role="img" aria-label="' + label +
-      '" title="' + label + '">' + parts.join("") + "</div>";
+    return fill(TABLE.bar, { extra: extraClass ? " " + esc(extraClass) : "",
+      label: esc(title.join(", ") || "no tests"), segments: parts.join("") });
   }
 
   function doneCount(stats) {

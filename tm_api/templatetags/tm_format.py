@@ -1,11 +1,31 @@
-"""Formatting shared by the test-machine pages (the same rules as static/tm/tm.js)."""
+"""Formatting shared by the test-machine pages.
+
+The status order and the markup of badges and status bars are written once, here: these tags
+render them on the server, and static/tm/tm.js renders the rows that live frames bring from the
+same table, which each page carries as a json_script element ({% tm_format_table %}).
+"""
 
 from django import template
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html, format_html_join, json_script
 
 from tm_api import status as S
 
 register = template.Library()
+
+BADGE = '<span class="badge status-{status}" data-status="{status}">{status}</span>'
+BAR = '<div class="tm-bar{extra}" role="img" aria-label="{label}" title="{label}">{segments}</div>'
+BAR_SEGMENT = '<span class="status-{status}" style="width:{width}%"></span>'
+FORMAT_TABLE = {
+    "priority": list(S.PRIORITY),  # a bar's segments, and a run's counts, in this order
+    "ongoing": [status for status in S.PRIORITY if status in S.ONGOING],  # not yet done
+    "badge": BADGE, "bar": BAR, "bar_segment": BAR_SEGMENT,
+}
+
+
+@register.simple_tag
+def tm_format_table():
+    """The table static/tm/tm.js reads (before it, in the page)."""
+    return json_script(FORMAT_TABLE, "tm-format")
 
 
 @register.filter
@@ -36,9 +56,9 @@ def status_bar(statistics, total):
     ]
     title = ", ".join(f"{n} {status}" for status, _, n in segments) or "no tests"
     return format_html(
-        '<div class="tm-bar" role="img" aria-label="{}" title="{}">{}</div>', title, title,
-        format_html_join("", '<span class="status-{}" style="width:{}%"></span>',
-                         ((status, f"{width:.3f}") for status, width, _ in segments)),
+        BAR, extra="", label=title,
+        segments=format_html_join("", BAR_SEGMENT, ({"status": status, "width": f"{width:.3f}"}
+                                                    for status, width, _ in segments)),
     )
 
 
@@ -48,6 +68,6 @@ def done_count(statistics):
     return sum(n for status, n in statistics.items() if status not in S.ONGOING)
 
 
-@register.inclusion_tag("tm/_badge.html")
+@register.simple_tag
 def status_badge(status):
-    return {"status": status}
+    return format_html(BADGE, status=status)

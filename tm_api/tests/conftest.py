@@ -1,7 +1,10 @@
 import copy
 import json
+from collections import Counter
 
 import pytest
+
+from tm_api import status as S
 
 # The test-machine API's documented example payloads, verbatim.
 SEED_DRY_RUN = {
@@ -65,6 +68,12 @@ SEED_TEST_STOP = {
 # The documented start/stop example names a file its dry-run example lists under another path; a
 # run that really starts that file needs it in the dry run.
 LAMP_1 = {"file_path": SEED_TEST_START["file_path"], "file_name": "01_01_test_lamp.py"}
+
+
+def count_statuses(statuses) -> dict:
+    """Counts of a run's or scenario's statuses made from scratch: what the counts the services
+    keep (status.shift) must equal."""
+    return {**S.empty_counts(), **Counter(statuses)}
 
 
 def dry_run_payload(name="machine #1", timestamp="2018-12-30 13:01:57.461401", scenarios=None):

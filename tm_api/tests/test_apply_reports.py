@@ -17,7 +17,7 @@ from tm_api import bodies, services
 from tm_api import status as S
 from tm_api.deltas import LastRunPage
 from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
-from tm_api.tests.conftest import scenario
+from tm_api.tests.conftest import count_statuses, scenario
 
 pytestmark = [pytest.mark.integration]
 
@@ -176,7 +176,7 @@ def recount(master):
     """Roll-ups as counted from the tests (for a state made by hand)."""
     for rolled_up, tests in [(master, master.tests.all())] + [
             (s, s.tests.all()) for s in master.scenarios.all()]:
-        rolled_up.tests_statistics = S.count(tests.values_list("status", flat=True))
+        rolled_up.tests_statistics = count_statuses(tests.values_list("status", flat=True))
         rolled_up.status = S.roll_up(rolled_up.tests_statistics)
         rolled_up.save()
 
@@ -245,7 +245,7 @@ def test_a_start_meeting_a_running_test_and_a_cancel_read_their_run_once():
 async def test_a_page_following_the_frames_ends_on_the_batchs_state(settings):
     from channels.testing import WebsocketCommunicator
 
-    from trace_project import publisher
+    from plumbing import publisher
     from trace_project.asgi import application
 
     settings.DASHBOARDS_PUBLIC = True

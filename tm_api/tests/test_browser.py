@@ -112,8 +112,8 @@ def test_pages_apply_deltas_and_show_the_current_state_after_their_socket_reconn
     """The last-run page applies small frames in place; when the server goes away and comes
     back, the last-run page and the machine list reconnect and show what changed meanwhile."""
     from conftest import test_database_env
+    from plumbing.devserver import Server
     from tm_api import services
-    from trace_project.devserver import Server
 
     env = {"DASHBOARDS_PUBLIC": "True", "TM_ALLOW_ANONYMOUS_MACHINES": "True"}
     server = server_factory(**env)

@@ -9,15 +9,15 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
+from plumbing import publisher
+from plumbing.consumers import CLOSE_FORBIDDEN
 from tm_api import bodies, services
 from tm_api import status as S
 from tm_api.deltas import LastRunPage
 from tm_api.live import LAST, RUNS, STATUS, live_group
 from tm_api.models import Machine
 from tm_api.tests.conftest import dry_run_payload, scenario
-from trace_project import publisher
 from trace_project.asgi import application
-from trace_project.consumers import CLOSE_FORBIDDEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -2,11 +2,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from plumbing.devserver import free_port
 from tm_api import services
 from tm_api import status as S
 from tm_api.management.commands.demo_machines import MACHINES, master_tree
 from tm_api.models import Machine, Run, Test
-from trace_project.devserver import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

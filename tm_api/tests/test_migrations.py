@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
-from trace_project.tests.migrating import migrate, migrate_to_latest
+from plumbing.tests.migrating import migrate, migrate_to_latest
 
 pytestmark = [pytest.mark.integration]
 

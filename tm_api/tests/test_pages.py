@@ -1,12 +1,14 @@
 """Pages with Django's client: access, content, empty states, the old page paths, the script
 modal's highlighted HTML."""
 
+import json
 import re
 
 import pytest
 
+from tm_api import status as S
 from tm_api.models import Machine, Run, Test
-from tm_api.templatetags.tm_format import human_duration
+from tm_api.templatetags.tm_format import FORMAT_TABLE, human_duration
 from tm_api.tests.conftest import SEED_DRY_RUN, dry_run_payload, scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -33,6 +35,19 @@ def test_machine_list(reader, machine):
     assert "machine #1" in html and f'data-machine-id="{machine.pk}"' in html
     assert 'class="badge status-running"' in html and "tm-bar" in html
     assert "0/4" in html and '<option value="25"' in html
+
+
+def test_every_page_with_live_rows_carries_the_format_table_tm_js_reads(reader, machine):
+    # static/tm/tm.js has no status order or badge markup of its own: it reads this table.
+    run = Run.objects.get()
+    for path in ["/machines/", f"/machines/{machine.pk}/", f"/machines/{machine.pk}/last/",
+                 f"/machines/runs/{run.pk}/"]:
+        html = reader.get(path).content.decode()
+        found = re.search(r'<script id="tm-format" type="application/json">(.*?)</script>', html)
+        assert found and json.loads(found.group(1)) == FORMAT_TABLE, path
+        assert html.index('id="tm-format"') < html.index("tm/tm.js"), path
+    assert FORMAT_TABLE["priority"] == list(S.PRIORITY)
+    assert set(FORMAT_TABLE["ongoing"]) == S.ONGOING
 
 
 def test_empty_machine_list_explains_how_machines_appear(reader):

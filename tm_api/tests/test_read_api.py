@@ -125,8 +125,8 @@ def test_schema_lists_every_tm_api_path(admin_client):
 def test_machine_token_command(capsys):
     from django.core.management import call_command
 
+    from plumbing.tokens import token_matches
     from tm_api.models import MachineToken
-    from trace_project.tokens import token_matches
 
     call_command("machine_token", "create", "rack 3", "--machine", "Rack-3")
     secret = capsys.readouterr().out.strip()

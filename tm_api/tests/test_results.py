@@ -8,6 +8,7 @@ from tm_api import outcomes as O
 from tm_api import status as S
 from tm_api.models import MasterScenario, Run, Test, TestResult
 from tm_api.tests.conftest import dry_run_payload, scenario
+from tm_reporter.pytest_plugin import bounded as plugin_bounded
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -139,3 +140,13 @@ def test_a_report_reads_no_more_rows_for_the_ci_fields(machines, run, django_ass
         services.stop_test("rack", *TESTS[0], "passed")
     assert not any("tm_api_run" in q["sql"] and "WHERE" in q["sql"] and "commit" in q["sql"]
                    and "tm_api_test" not in q["sql"] for q in captured.captured_queries)
+
+
+@pytest.mark.parametrize("length", [0, 10, O.MAX_DETAIL, O.MAX_DETAIL + 1, 3 * O.MAX_DETAIL + 7])
+def test_the_pytest_plugin_cuts_long_details_as_the_server_does(length):
+    # The plugin cuts before sending (it cannot import the server); what it cut, the server
+    # then keeps as it is.
+    text = "".join(chr(ord("a") + i % 26) for i in range(length))
+    assert plugin_bounded(text) == O.bounded(text)
+    assert O.bounded(plugin_bounded(text)) == plugin_bounded(text)
+    assert len(plugin_bounded(text)) <= O.MAX_DETAIL

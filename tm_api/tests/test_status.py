@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tm_api import status as S
+from tm_api.tests.conftest import count_statuses
 
 pytestmark = pytest.mark.unit
 
@@ -28,18 +29,18 @@ def test_roll_up_of_every_subset_of_statuses_is_its_highest_priority_member():
     for size in range(1, len(S.PRIORITY) + 1):
         for subset in itertools.combinations(S.PRIORITY, size):
             expected = min(subset, key=S.PRIORITY.index)
-            assert S.roll_up_statuses(subset) == expected
-            assert S.roll_up_statuses(list(subset) * 3) == expected
+            assert S.roll_up(count_statuses(subset)) == expected
+            assert S.roll_up(count_statuses(list(subset) * 3)) == expected
 
 
 def test_roll_up_of_nothing_is_unknown():
-    assert S.roll_up_statuses([]) == S.UNKNOWN
+    assert S.roll_up(count_statuses([])) == S.UNKNOWN
     assert S.roll_up(S.empty_counts()) == S.UNKNOWN
 
 
 @given(st.lists(statuses, min_size=1, max_size=40))
 def test_roll_up_is_present_and_outranks_every_other_status(found):
-    result = S.roll_up_statuses(found)
+    result = S.roll_up(count_statuses(found))
     assert result in found
     assert all(S.PRIORITY.index(result) <= S.PRIORITY.index(s) for s in found)
 
@@ -47,7 +48,7 @@ def test_roll_up_is_present_and_outranks_every_other_status(found):
 @given(st.lists(statuses, max_size=30), st.lists(st.tuples(statuses, statuses), max_size=30))
 def test_shift_keeps_counts_equal_to_a_recount(initial, moves):
     tests = list(initial)
-    counts = S.count(tests)
+    counts = count_statuses(tests)
     for old, new in moves:
         if old in tests:
             tests[tests.index(old)] = new
@@ -55,8 +56,8 @@ def test_shift_keeps_counts_equal_to_a_recount(initial, moves):
         else:
             with pytest.raises(ValueError):
                 S.shift(counts, [(old, new)])
-    assert counts == S.count(tests)
-    assert S.roll_up(counts) == S.roll_up_statuses(tests)
+    assert counts == count_statuses(tests)
+    assert S.roll_up(counts) == S.roll_up(count_statuses(tests))
     assert S.is_ongoing(counts) == any(s in S.ONGOING for s in tests)
 
 
@@ -107,11 +108,6 @@ def test_supersede_turns_exactly_the_ongoing_tests_unknown(run):
     assert not any(s in S.ONGOING for s in after.values())
     assert set(changes) == {t for t, s in run.items() if s in S.ONGOING}
     assert set(changes.values()) <= {S.UNKNOWN}
-
-
-def test_first_occurrence_uses_files_up_in_dry_run_order():
-    assert S.first_occurrence([("b", 5), ("a", 2), ("c", 9)]) == "a"
-    assert S.first_occurrence([]) is None
 
 
 @pytest.mark.parametrize(

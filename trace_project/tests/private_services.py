@@ -12,7 +12,7 @@ Fixtures (trace_project/tests/conftest.py):
         private_redis.start()             # the same port again, empty (no persistence)
 
         private_postgres.url              # postgres://postgres@127.0.0.1:<port>/monitor, migrated
-        private_postgres.db_default()     # the same as a DB_DEFAULT JSON for trace_project.devserver
+        private_postgres.db_default()     # the same as a DB_DEFAULT JSON for plumbing.devserver
         private_postgres.stop("fast")     # or "immediate" (a crash: no shutdown checkpoint)
         private_postgres.start()
         private_postgres.run_django("print(...)")   # code run by `manage.py shell` on it
@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trace_project.devserver import ROOT, free_port
+from plumbing.devserver import ROOT, free_port
 
 
 def _wait_for_port(port: int, timeout: float, process=None) -> None:
@@ -163,7 +163,7 @@ class PrivatePostgres:
         return env
 
     def db_default(self) -> str:
-        """This database as a DB_DEFAULT JSON entry (what trace_project.devserver.Server and
+        """This database as a DB_DEFAULT JSON entry (what plumbing.devserver.Server and
         server_factory pass): settings.py adds the connect timeout and the pool as in production."""
         return json.dumps({"ENGINE": "django.db.backends.postgresql", "NAME": self.name,
                            "USER": "postgres", "HOST": "127.0.0.1", "PORT": str(self.port)})

@@ -23,10 +23,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from plumbing.consumers import CLOSE_FORBIDDEN
+from plumbing.security import allowed_hosts_origin_validator
 from trace_project.asgi import application
-from trace_project.consumers import CLOSE_FORBIDDEN
 from trace_project.routing import websocket_urlpatterns
-from trace_project.security import allowed_hosts_origin_validator
 
 pytestmark = [pytest.mark.integration]
 
@@ -81,8 +81,8 @@ URL_TABLE = {
     "docs/": [("GET", "/docs/", None, (REDIRECT,) * 5)],
     # traces
     "traces/": [("GET", "/traces/", None, PAGE)],
-    "traces/<id:trace_id>/": [("GET", "/traces/{trace}/", None, PAGE)],
-    "api/trace/<id:pk>/": [
+    "traces/<trace_ref:trace_id>/": [("GET", "/traces/{trace}/", None, PAGE)],
+    "api/trace/<trace_ref:pk>/": [
         ("GET", "/api/trace/{trace}/", None, READ),
         ("DELETE", "/api/trace/{fresh_trace}/", None, (403, OK, OK, 403, 403)),
         ("PUT", "/api/trace/{trace}/", "empty", (403, 405, 405, 403, 403)),
@@ -128,6 +128,9 @@ URL_TABLE = {
     ],
     "api/tracking/ingest/": [
         ("POST", "/api/tracking/ingest/", "batch", (401, 401, 401, 401, OK))],
+    # OTLP/HTTP and Zipkin exporters send the project token as Bearer (a machine's is "Token").
+    "v1/traces": [("POST", "/v1/traces", "otlp", (401, 401, 401, 401, OK))],
+    "api/v2/spans": [("POST", "/api/v2/spans", "zipkin", (401, 401, 401, 401, OK))],
     "api/tracking/projects/": [("GET", "/api/tracking/projects/", None, READ)],
     "api/tracking/projects/<uuid:project_id>/summary/": [
         ("GET", "/api/tracking/projects/{project}/summary/", None, READ),
@@ -283,17 +286,17 @@ class World:
     _trace_counter = 1000
 
     def new_trace(self) -> int:
-        from traces.services import ingest_frame
+        from traces.tests.helpers import store_trace
 
         World._trace_counter += 1
         trace_id = World._trace_counter
-        ingest_frame(trace_id, json.dumps([
+        store_trace(trace_id, [
             {"type": "TRACE_START", "timestamp": 10, "group_id": "t"},
             {"type": "SPAN_START", "timestamp": 11, "group_id": "s", "name": "load"},
             {"type": "SPAN_END", "timestamp": 12, "group_id": "s"},
             {"type": "EVENT", "timestamp": 11.5, "name": "cache hit"},
             {"type": "TRACE_END", "timestamp": 13, "group_id": "t"},
-        ]), publish=False)
+        ], publish=False)
         return trace_id
 
     def fill(self, template: str) -> str:
@@ -350,6 +353,10 @@ class World:
         if kind == "batch":
             return {"events": [{"time": time.time() - 1, "duration_ms": 2.0, "path": "/x",
                                 "status": 200}]}
+        if kind == "otlp":
+            return {"resourceSpans": []}
+        if kind == "zipkin":
+            return []
         raise ValueError(kind)
 
 
@@ -714,7 +721,7 @@ def test_project_tokens_are_compared_in_constant_time(monkeypatch):
     through a spy on the real function, which still decides)."""
     import hmac
 
-    from trace_project import tokens
+    from plumbing import tokens
     from tracking.models import Project
 
     project, secret = Project.create_with_token("Timing")

@@ -13,10 +13,10 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from django.urls import path
 
+from plumbing.consumers import CLOSE_FORBIDDEN, LiveConsumer
+from plumbing.live import publish_after_commit
+from plumbing.security import allowed_hosts_origin_validator
 from trace_project.asgi import application
-from trace_project.consumers import CLOSE_FORBIDDEN, LiveConsumer
-from trace_project.live import publish_after_commit
-from trace_project.security import allowed_hosts_origin_validator
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -42,6 +42,12 @@ async def connect(app, origin=None, user=None):
     return communicator, connected, code
 
 
+async def assert_accepted(origin=None):
+    communicator, connected, _ = await connect(echo_app(), origin=origin)
+    assert connected is True
+    await communicator.disconnect()
+
+
 async def test_project_application_refuses_a_foreign_origin():
     communicator = WebsocketCommunicator(
         application, "/ws/trace/1", headers=[(b"origin", b"http://evil.example")]
@@ -55,13 +61,8 @@ async def test_foreign_origin_refused_own_origin_and_programs_accepted(settings)
     settings.DASHBOARDS_PUBLIC = True
     _, connected, _ = await connect(echo_app(), origin="https://evil.example")
     assert connected is False
-    communicator, connected, _ = await connect(echo_app(), origin="https://monitor.example.com")
-    assert connected is True
-    await communicator.disconnect()
-    # No Origin: a program, not a browser page (trace clients send none in some languages).
-    communicator, connected, _ = await connect(echo_app())
-    assert connected is True
-    await communicator.disconnect()
+    await assert_accepted(origin="https://monitor.example.com")
+    await assert_accepted()  # no Origin: a program, not a browser page (seed clients send none)
 
 
 async def test_live_socket_refuses_anonymous_unless_dashboards_are_public(settings):
@@ -69,9 +70,7 @@ async def test_live_socket_refuses_anonymous_unless_dashboards_are_public(settin
     communicator, connected, code = await connect(echo_app())
     assert connected is False and code == CLOSE_FORBIDDEN
     settings.DASHBOARDS_PUBLIC = True
-    communicator, connected, _ = await connect(echo_app())
-    assert connected is True
-    await communicator.disconnect()
+    await assert_accepted()
 
 
 async def test_frames_reach_the_socket_only_after_commit(settings):

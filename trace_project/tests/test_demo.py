@@ -14,14 +14,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from plumbing.devserver import free_port
 from tm_api import services as tm_services
 from tm_api.management.commands.demo_machines import MACHINES, master_tree
 from tm_api.models import Machine, Run
-from trace_project.devserver import free_port
 from traces.management.commands.send_demo_traces import DEMO_GROUP_PREFIX
 from traces.models import Trace
-from traces.services import ingest_frame
-from traces.tests.helpers import README_EXAMPLE
+from traces.tests.helpers import README_EXAMPLE, store_trace
 from tracking.models import Project, RequestMetric
 from tracking.services import project_for_token
 
@@ -71,7 +70,7 @@ def test_running_the_demo_again_keeps_its_project_token_and_machines(server):
 
 
 def test_reset_deletes_the_demos_own_data_only_and_starts_over(server):
-    ingest_frame(1, json.dumps(README_EXAMPLE))  # a program's trace, a user's project, a rig
+    store_trace(1, README_EXAMPLE)  # a program's trace, a user's project, a rig
     _, token = Project.create_with_token("Shop")
     tm_services.record_dry_run("my rig", timezone.now(), master_tree())
     first = demo(server)

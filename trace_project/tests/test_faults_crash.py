@@ -26,11 +26,11 @@ from collections import Counter
 import pytest
 import requests
 
+from plumbing.devserver import Server, free_port
 from tm_api.auth import issue_token
 from tm_api.models import Run, Test
 from tm_reporter.client import Reporter, tree
 from trace_client.client import STORED, TraceConnection
-from trace_project.devserver import Server, free_port
 from traces.models import Event, Span, Trace
 from tracking.models import Project, RequestMetric
 

@@ -284,7 +284,7 @@ def database_unavailable(response):
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_postgresql_restart_answers_503_with_a_reason_then_recovers(private_postgres, mode):
-    from trace_project.devserver import Server
+    from plumbing.devserver import Server
 
     pg = private_postgres
     if not hasattr(pg, "tracking_token"):  # one project for the session's cluster
@@ -393,7 +393,7 @@ def test_postgresql_restart_answers_503_with_a_reason_then_recovers(private_post
 
 
 def test_trace_ingest_socket_closes_when_the_database_is_down(private_postgres):
-    from trace_project.devserver import Server
+    from plumbing.devserver import Server
 
     server = Server({"DB_DEFAULT": private_postgres.db_default(), "REDIS_URL": ""}).start()
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trace_project.devserver import free_port
+from plumbing.devserver import free_port
 
 pytestmark = pytest.mark.integration
 

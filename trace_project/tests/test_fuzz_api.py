@@ -206,7 +206,7 @@ def build_world(base_url: str) -> FuzzWorld:
 
     from tm_api.auth import issue_token
     from tm_api.models import Machine, MasterScenario, Scenario, Test
-    from traces import services as trace_services
+    from traces.tests.helpers import store_trace
     from tracking.models import Project
 
     User = get_user_model()
@@ -216,14 +216,12 @@ def build_world(base_url: str) -> FuzzWorld:
     project, project_token = Project.create_with_token("fuzz project")
 
     # A complete trace and an open one.
-    trace_services.ingest_frame(9001, (
-        '[{"type": "TRACE_START", "timestamp": 10, "group_id": "t"},'
-        ' {"type": "SPAN_START", "timestamp": 11, "group_id": "s", "name": "db"},'
-        ' {"type": "EVENT", "timestamp": 12, "name": "hit"},'
-        ' {"type": "SPAN_END", "timestamp": 13, "group_id": "s"},'
-        ' {"type": "TRACE_END", "timestamp": 20, "group_id": "t"}]'))
-    trace_services.ingest_frame(9002, '[{"type": "SPAN_START", "timestamp": 1, "group_id": "a",'
-                                      ' "name": "open"}]')
+    store_trace(9001, [{"type": "TRACE_START", "timestamp": 10, "group_id": "t"},
+                       {"type": "SPAN_START", "timestamp": 11, "group_id": "s", "name": "db"},
+                       {"type": "EVENT", "timestamp": 12, "name": "hit"},
+                       {"type": "SPAN_END", "timestamp": 13, "group_id": "s"},
+                       {"type": "TRACE_END", "timestamp": 20, "group_id": "t"}])
+    store_trace(9002, [{"type": "SPAN_START", "timestamp": 1, "group_id": "a", "name": "open"}])
 
     machine_headers = {"Authorization": f"Token {machine_secret}"}
     dry_run = {
@@ -399,7 +397,7 @@ def test_every_operation_answers_by_its_schema(asgi_server):
 
 def test_utc_offset_postgresql_cannot_store_is_a_400_not_a_500(asgi_server):
     """Found by the fuzzer: ?since=...+20:23 parsed in Python and PostgreSQL refused it (a
-    DataError, 500). trace_project.errors answers 400 in the error shape."""
+    DataError, 500). plumbing.errors answers 400 in the error shape."""
     world = build_world(asgi_server.url)
     response = requests.get(f"{asgi_server.url}/api/traces/",
                             params={"since": "2024-01-01T00:00:00+20:23"},
@@ -435,7 +433,7 @@ def test_waiting_test_timestamps_are_null_as_documented(asgi_server):
 
 def test_page_past_the_end_is_a_documented_404(asgi_server):
     """Found by the fuzzer: ?page=43 of a short list answered 404, the schema listed only 200.
-    trace_project.schema.AutoSchema documents it (in the error shape) for paginated lists."""
+    plumbing.schema.AutoSchema documents it (in the error shape) for paginated lists."""
     _validate(asgi_server, "/tm_api/machines/", "GET", query={"page": 43})
 
 
@@ -470,8 +468,9 @@ BOUNDARY = "c637e12e2b1a998d80d1b087531af51c"
      f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx"),
 ])
 def test_malformed_multipart_is_answered_in_the_api_error_shape(asgi_server, path, body):
-    """A body Twisted cannot parse reaches Django (trace_project/daphne_requests.py), which
-    answers in the API's error shape: a real request to a real daphne."""
+    """A body Twisted cannot parse reaches Django (plumbing/library_internals/
+    daphne_requests.py), which answers in the API's error shape: a real request to a real
+    daphne."""
     response = requests.post(
         f"{asgi_server.url}{path}", data=body.encode(), timeout=10,
         headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})

@@ -59,15 +59,10 @@ def _frame_limits(settings):
 
 @pytest.fixture(autouse=True)
 def _close_ingest_connections():
-    """The ingest threads keep their database connections open between frames; closed after
-    each test so that the test database can be flushed (as traces/tests/conftest.py does)."""
-    from traces.consumers import close_ingest_connections
+    from traces.tests.conftest import close_ingest_connections
 
     yield
     close_ingest_connections()
-    closer = threading.Thread(target=lambda: asyncio.run(sync_to_async(connections.close_all)()))
-    closer.start()
-    closer.join()
 
 
 # --- generated traces ---------------------------------------------------------------------------
@@ -367,7 +362,7 @@ async def test_a_decision_for_another_trace_does_not_close_the_connection():
     # What the fuzzer ran into: Hypothesis seeds `random`, so the in-memory layer handed a new
     # consumer the channel name of an old one, with the old trace's "Trace stored" still queued
     # for it. A consumer only takes its own trace's decision.
-    from trace_project.live import asend_frame
+    from plumbing.live import asend_frame
     from traces.services import ingest_group
 
     trace_id, other = next(_trace_ids), next(_trace_ids)

@@ -110,7 +110,7 @@ def test_database_url_and_db_default_together_are_ambiguous(load):
 def test_redis_url_selects_redis_channel_layer_and_cache(load):
     settings = load(SECRET_KEY="k" * 60, REDIS_URL="redis://127.0.0.1:6379/3")
     layer = settings["CHANNEL_LAYERS"]["default"]
-    assert layer["BACKEND"] == "trace_project.live.PubSubChannelLayer"
+    assert layer["BACKEND"] == "plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer"
     assert layer["CONFIG"]["hosts"] == [{"address": "redis://127.0.0.1:6379/3",
                                          "socket_connect_timeout": 2.0}]
     assert settings["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"

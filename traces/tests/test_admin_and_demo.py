@@ -1,5 +1,4 @@
 import io
-import json
 from datetime import timedelta
 
 import pytest
@@ -8,8 +7,7 @@ from django.utils import timezone
 
 from traces.management.commands.send_demo_traces import DEMO_SPACING_SECONDS
 from traces.models import Trace
-from traces.services import ingest_frame
-from traces.tests.helpers import README_EXAMPLE
+from traces.tests.helpers import README_EXAMPLE, store_trace
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -34,7 +32,7 @@ def test_demo_traces_of_any_seed_are_stored_whole():
 
 
 def test_demo_tops_up_only_the_time_since_its_newest_trace_and_resets_its_own():
-    ingest_frame(1, json.dumps(README_EXAMPLE))  # a program's trace
+    store_trace(1, README_EXAMPLE)  # a program's trace
     call_command("send_demo_traces", "--count", "5", "--top-up", stdout=io.StringIO())
     assert Trace.objects.count() == 6
     out = io.StringIO()
@@ -49,8 +47,8 @@ def test_demo_tops_up_only_the_time_since_its_newest_trace_and_resets_its_own():
 
 
 def test_admin_lists_and_searches_traces_by_span_name(admin_client):
-    ingest_frame(1, json.dumps(README_EXAMPLE))
-    ingest_frame(2, json.dumps(README_EXAMPLE[:2]))
+    store_trace(1, README_EXAMPLE)
+    store_trace(2, README_EXAMPLE[:2])
     response = admin_client.get("/admin/traces/trace/?q=movies_network_load")
     assert response.status_code == 200
     assert 'href="/admin/traces/trace/1/change/?' in response.content.decode()

@@ -5,14 +5,11 @@ import pytest
 from rest_framework.test import APIClient
 
 from traces.models import Event, Span, Trace
-from traces.services import ingest_frame, ingest_frames
-from traces.tests.helpers import README_EXAMPLE, README_TREE, span, trace_end, trace_start
+from traces.services import ingest_frames
+from traces.tests.helpers import README_EXAMPLE, README_TREE_REST, span, trace_end, trace_start
+from traces.tests.helpers import store_trace as store
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-
-def store(trace_id, messages):
-    return ingest_frame(trace_id, json.dumps(messages))
 
 
 @pytest.fixture
@@ -33,7 +30,7 @@ def test_get_200_with_the_tree_as_an_object(api):
     response = api.get("/api/trace/1/")
     assert response.status_code == 200
     body = response.json()
-    assert body["id"] == 1 and body["trace"] == README_TREE
+    assert body["id"] == 1 and body["trace"] == README_TREE_REST
     assert body["created"].endswith("Z") or "+" in body["created"]
     assert body["status"] == "complete" and body["duration"] == 8 and body["span_count"] == 2
     assert body["missing"] == [] and body["problems"] == []

@@ -18,6 +18,7 @@ from traces.tests.helpers import (
     README_TREE,
     STORED,
     event,
+    protocol_tree,
     span,
     trace_end,
     trace_start,
@@ -49,7 +50,7 @@ def stored(trace_id):
     trace = Trace.objects.filter(id=trace_id).first()
     if trace is None:
         return None
-    return trace, trace_tree(trace).tree
+    return trace, protocol_tree(trace_tree(trace).tree)
 
 
 @sync_to_async

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from hypothesis import example, given, settings
@@ -6,9 +7,14 @@ from hypothesis import strategies as st
 
 from traces.messages import (
     MESSAGE_TYPES,
+    SERVER_ERROR_REPLY,
+    STORED_REPLY,
     FrameError,
     Message,
     _parse_message_checked,
+    close_code,
+    error_reply,
+    inconsistent_reply,
     parse_frame,
 )
 
@@ -115,3 +121,39 @@ def test_the_fast_path_agrees_with_the_checked_one(item):
         assert str(raised.value) == str(error)
         return
     assert parse_frame(frame, 10**9, 10) == [expected]
+
+
+def test_span_messages_may_carry_attributes_and_a_status():
+    messages = parse_frame(json.dumps([
+        {"type": "SPAN_START", "timestamp": 1, "group_id": "a", "name": "db",
+         "attributes": {"db.system": "postgresql", "tags": ["x", 1]}},
+        {"type": "SPAN_END", "timestamp": 2, "group_id": "a", "attributes": {"rows": 0},
+         "status": {"code": "error", "message": "ValueError: boom"}},
+        {"type": "EVENT", "timestamp": 2, "name": "exception",
+         "attributes": {"exception.type": "ValueError"}},
+    ]), 10_000, 100)
+    assert messages[0].attributes == {"db.system": "postgresql", "tags": ["x", 1]}
+    assert messages[1].status == (2, "ValueError: boom")
+    assert messages[2].attributes == {"exception.type": "ValueError"}
+
+
+@pytest.mark.parametrize("extra, error", [
+    ({"attributes": [1]}, "'attributes' must be an object"),
+    ({"attributes": {"k": {"nested": 1}}}, "attribute \"k\" must have"),
+    ({"attributes": {"": 1}}, "must have a key of 1 to 255"),
+    ({"status": {"code": "bad"}}, "'status' must be an object"),
+    ({"status": {"code": "error", "message": 5}}, "'status' message must be text"),
+])
+def test_bad_attributes_or_status_are_refused(extra, error):
+    with pytest.raises(FrameError, match=re.escape(error)):
+        parse_frame(json.dumps([{"type": "SPAN_END", "timestamp": 2, "group_id": "a", **extra}]),
+                    10_000, 100)
+
+
+def test_each_reply_closes_with_the_code_docs_traces_md_gives_it():
+    assert close_code(STORED_REPLY) == 1000
+    assert close_code(error_reply("message 0 (EVENT): missing key 'name'")) == 4000
+    assert close_code(inconsistent_reply(5, ["span a ends before it starts"])) == 4000
+    assert inconsistent_reply(5, ["x", "y"]) == "Error: trace 5 is inconsistent: x; y"
+    assert close_code(SERVER_ERROR_REPLY) == 4011
+    assert SERVER_ERROR_REPLY.startswith("Error: ") and "send it again later" in SERVER_ERROR_REPLY

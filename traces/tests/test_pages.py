@@ -1,10 +1,9 @@
-import json
 import re
 
 import pytest
 
-from traces.services import ingest_frame
 from traces.tests.helpers import README_EXAMPLE, span, trace_end, trace_start
+from traces.tests.helpers import store_trace as store
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -12,10 +11,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 @pytest.fixture(autouse=True)
 def public(settings):
     settings.DASHBOARDS_PUBLIC = True
-
-
-def store(trace_id, messages):
-    ingest_frame(trace_id, json.dumps(messages))
 
 
 def test_empty_list_says_how_to_send_traces(client):

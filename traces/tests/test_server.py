@@ -10,7 +10,14 @@ import requests
 import websocket
 
 from traces.models import Span, Trace
-from traces.tests.helpers import README_EXAMPLE, README_TREE, STORED, span, trace_end, trace_start
+from traces.tests.helpers import (
+    README_EXAMPLE,
+    README_TREE_REST,
+    STORED,
+    span,
+    trace_end,
+    trace_start,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +102,7 @@ def test_get_and_delete_on_a_real_server(server_factory, django_user_model):
     ws.send(json.dumps(README_EXAMPLE))
     ws.recv()
     response = requests.get(f"{server.url}/api/trace/6/")
-    assert response.status_code == 200 and response.json()["trace"] == README_TREE
+    assert response.status_code == 200 and response.json()["trace"] == README_TREE_REST
     assert requests.get(f"{server.url}/api/trace/7/").status_code == 404
     assert requests.delete(f"{server.url}/api/trace/6/").status_code == 403
 

@@ -78,18 +78,20 @@ def test_per_view_percentiles_from_merged_periods(batch, view):
         assert within_bound(agg.percentile(histogram, q), exact_percentile(values, q))
 
 
-@given(st.integers(0, 10_000), st.integers(1, 10_000))
-def test_cover_splits_a_window_into_edge_minutes_and_whole_hours(start_minute, length_minutes):
+@given(st.integers(0, 100_000), st.integers(1, 100_000))
+def test_cover_levels_splits_a_window_into_aligned_periods_largest_in_the_middle(
+        start_minute, length_minutes):
     since = 1_600_000_000 // 60 * 60 + start_minute * 60
     until = since + length_minutes * 60
-    minute_ranges, hour_range = agg.cover(since, until)
-    pieces = sorted(minute_ranges + ([hour_range] if hour_range else []))
-    assert pieces[0][0] == since and pieces[-1][1] == until
-    for (_, b), (c, _) in zip(pieces, pieces[1:]):
+    pieces = agg.cover_levels(since, until, (86400, 3600, 60))
+    assert pieces[0][1] == since and pieces[-1][2] == until
+    for (_, _, b), (_, c, _) in zip(pieces, pieces[1:], strict=False):
         assert b == c  # contiguous, no overlap
-    if hour_range:
-        assert hour_range[0] % 3600 == 0 and hour_range[1] % 3600 == 0
-        assert all(b - a < 3600 for a, b in minute_ranges)
+    for period, start, end in pieces:
+        assert start % period == 0 and end % period == 0 and start < end
+    # A period is used only where no larger one fits: fewer than two of its pieces per edge.
+    for period in (3600, 60):
+        assert sum(1 for p, _, _ in pieces if p == period) <= 2 * (86400 // period)
 
 
 def test_stats_of_nothing():

@@ -96,6 +96,12 @@ class StubBackend:
             except OSError:
                 pass
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
     def wait_for(self, count, timeout=10):
         """Whether `count` events arrived within `timeout` (received: the client may not have
         read the answer yet, so wait for its own counters separately)."""
@@ -113,9 +119,9 @@ def wait_until(condition, timeout=10):
     return condition()
 
 
-class BlackHole:
-    """A TCP port that accepts connections and never answers (nor reads): the slowest failure
-    a client can meet, bounded only by its own timeout."""
+class Listener:
+    """A TCP port on 127.0.0.1 (a free one by default) whose connections a thread accepts and
+    hands to on_connection, until stop()."""
 
     def __init__(self, port=0):
         self.sock = socket.socket()
@@ -123,7 +129,6 @@ class BlackHole:
         self.sock.bind(("127.0.0.1", port))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
-        self.accepted = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -133,7 +138,10 @@ class BlackHole:
                 connection, _ = self.sock.accept()
             except OSError:
                 return
-            self.accepted.append(connection)  # held open, never read, never answered
+            self.on_connection(connection)
+
+    def on_connection(self, connection):
+        raise NotImplementedError
 
     def stop(self):
         try:
@@ -142,5 +150,20 @@ class BlackHole:
             pass
         self.sock.close()
         self.thread.join(2)
+
+
+class BlackHole(Listener):
+    """A TCP port that accepts connections and never answers (nor reads): the slowest failure
+    a client can meet, bounded only by its own timeout."""
+
+    def __init__(self, port=0):
+        self.accepted = []
+        super().__init__(port)
+
+    def on_connection(self, connection):
+        self.accepted.append(connection)  # held open, never read, never answered
+
+    def stop(self):
+        super().stop()
         for connection in self.accepted:
             connection.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from request_tracker_stub import Listener
 
 from tracking.models import Project, RequestMetric
 
@@ -153,31 +154,22 @@ def test_seed_client_wire_format_delivers_to_a_running_server(asgi_server):
     assert_no_secrets(rows)
 
 
-class AnswerLosingProxy:
+class AnswerLosingProxy(Listener):
     """TCP proxy to the server that forwards the first request, waits for the server's answer
     (so the batch is stored) and then cuts the connection instead of passing the answer on, as
     a server killed or a network cut after the commit would; later connections pass through."""
 
     def __init__(self, upstream_port):
         self.upstream_port = upstream_port
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
         self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            lose = self.connections == 1
-            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, lose), daemon=True).start()
+    def on_connection(self, client):
+        self.connections += 1
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        lose = self.connections == 1
+        threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+        threading.Thread(target=self._pipe, args=(upstream, client, lose), daemon=True).start()
 
     @staticmethod
     def _pipe(source, target, lose_answer):
@@ -194,9 +186,6 @@ class AnswerLosingProxy:
             except OSError:
                 pass
             sock.close()
-
-    def close(self):
-        self.listener.close()
 
 
 def test_a_batch_whose_answer_was_lost_is_stored_once_by_the_server(asgi_server):
@@ -223,6 +212,6 @@ def test_a_batch_whose_answer_was_lost_is_stored_once_by_the_server(asgi_server)
         assert "RemoteDisconnected" in sender.last_error or "Connection" in sender.last_error
     finally:
         sender.close()
-        proxy.close()
+        proxy.stop()
     time.sleep(0.3)
     assert RequestMetric.objects.filter(project=project).count() == 7

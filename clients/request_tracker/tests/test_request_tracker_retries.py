@@ -29,9 +29,8 @@ def item(n):
 
 @pytest.fixture
 def stub():
-    backend = StubBackend()
-    yield backend
-    backend.stop()
+    with StubBackend() as backend:
+        yield backend
 
 
 @pytest.fixture

@@ -38,9 +38,8 @@ def item(n, cookie=None, headers=(None, None, None, None)):
 
 @pytest.fixture
 def stub():
-    backend = StubBackend()
-    yield backend
-    backend.stop()
+    with StubBackend() as backend:
+        yield backend
 
 
 def record_many(sender, count, start=0):
@@ -75,7 +74,10 @@ def test_backend_down_then_back_host_stays_fast_memory_bounded_drops_counted(stu
     stub.stop()  # nothing listens: connection refused
     sender = Sender(config(f"http://127.0.0.1:{port}/", queue_size=200, max_retries=50))
     slowest = record_many(sender, 1000)
-    assert slowest < 0.01  # never waits for the network
+    # Never waits for the network: a record that did would sit out the retries' backoff
+    # (BACKOFF_BASE, 0.5 s, then doubling). Not a tighter bound: on a loaded machine one record
+    # may wait tens of milliseconds for the GIL while the sender thread runs.
+    assert slowest < sender_module.BACKOFF_BASE
     assert len(sender._queue) <= 200
     time.sleep(0.3)
     assert sender.dropped >= 700  # counted, not silently lost
@@ -95,7 +97,9 @@ def test_slow_backend_times_out_and_the_host_never_waits(stub):
     sender = Sender(config(stub.url, max_retries=0))
     started = time.perf_counter()
     slowest = record_many(sender, 50)
-    assert time.perf_counter() - started < 0.1 and slowest < 0.01
+    # A record that waited for the network would wait out the 0.5 s timeout (bounds kept well
+    # below it, not tighter: a loaded machine makes a record wait for the GIL now and then).
+    assert time.perf_counter() - started < 0.4 and slowest < 0.25
     deadline = time.monotonic() + 5
     while sender.batches_failed == 0 and time.monotonic() < deadline:
         time.sleep(0.05)

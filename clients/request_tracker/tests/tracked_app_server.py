@@ -16,6 +16,7 @@ TRACKED_TRACEMALLOC=N traces N frames per allocation.
 
 import gc
 import json
+import logging
 import os
 import sys
 import threading
@@ -84,13 +85,10 @@ def main():
     if frames:
         tracemalloc.start(frames)
     app = django_app() if os.environ.get("TRACKED_FRAMEWORK") == "django" else flask_app()
-    from werkzeug.serving import WSGIRequestHandler, make_server
+    from werkzeug.serving import make_server
 
-    class QuietHandler(WSGIRequestHandler):
-        def log_request(self, *args, **kwargs):
-            pass
-
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     print(json.dumps({"port": server.server_port}), flush=True)
     server.serve_forever()
 

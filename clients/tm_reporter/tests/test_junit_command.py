@@ -14,24 +14,7 @@ pytest_plugins = ["pytester"]
 SUREFIRE = Path(__file__).parents[3] / "tm_api" / "tests" / "fixtures" / \
     "TEST-com.acme.shop.CartServiceTest.xml"
 
-SUITE = '''
-import pytest
-
-def test_ok():
-    pass
-
-def test_broken():
-    print("captured")
-    assert 1 == 2, "wrong user returned"
-
-@pytest.mark.skip(reason="later")
-def test_skipped():
-    pass
-
-@pytest.mark.xfail(reason="known")
-def test_known():
-    assert False
-'''
+SUITE = (SUREFIRE.parent / "pytest_suite.py").read_text()
 
 CI_VARIABLES = ["GITHUB_SHA", "GITHUB_REF_NAME", "GITHUB_SERVER_URL", "GITHUB_REPOSITORY",
                 "GITHUB_RUN_ID", "CI_COMMIT_SHA", "CI_COMMIT_REF_NAME", "CI_JOB_URL",
@@ -85,7 +68,7 @@ def test_the_command_imports_pytest_and_surefire_reports_as_one_run(
     report = tmp_path / "pytest.xml"
     session = pytester.runpytest_subprocess("-p", "no:django", "-p", "no:cacheprovider",
                                             f"--junitxml={report}")
-    session.assert_outcomes(passed=1, failed=1, skipped=1, xfailed=1)
+    session.assert_outcomes(passed=4, failed=1, errors=1, skipped=1, xfailed=1, xpassed=1)
 
     env = {k: v for k, v in __import__("os").environ.items() if k not in CI_VARIABLES}
     env.update(GITHUB_SHA="4b825dc6", GITHUB_REF_NAME="main",
@@ -95,8 +78,8 @@ def test_the_command_imports_pytest_and_surefire_reports_as_one_run(
     assert done.returncode == 0, done.stderr
     run = Run.objects.get(machine__machine_name="gha-linux")
     assert done.stdout.strip() == (
-        f"tm-reporter: 11 tests imported (4 passed, 3 failed, 1 error, 2 skipped, 1 xfailed, "
-        f"2 retried): {server.url}/machines/runs/{run.pk}/")
+        f"tm-reporter: 16 tests imported (8 passed, 3 failed, 2 error, 2 skipped, 1 xfailed, "
+        f"3 retried): {server.url}/machines/runs/{run.pk}/")
     assert (run.commit, run.branch, run.build_url) == (
         "4b825dc6", "main", "https://github.example/acme/shop/actions/runs/77")
     assert sorted(run.master_scenario.scenarios.values_list("file_name", flat=True)) == [

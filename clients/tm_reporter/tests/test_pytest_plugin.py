@@ -1,40 +1,15 @@
 """`pytest --tm-url ... --tm-machine ...` run with pytester against a live server."""
 
+from pathlib import Path
+
 import pytest
 import requests
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.integration
 
-SUITE = """
-import pytest
-
-def test_ok():
-    assert True
-
-def test_broken():
-    assert 1 == 2
-
-@pytest.fixture
-def bad_fixture():
-    raise RuntimeError("no database")
-
-def test_setup_error(bad_fixture):
-    pass
-
-@pytest.mark.skip(reason="later")
-def test_skipped():
-    pass
-
-@pytest.mark.xfail(reason="known")
-def test_known_bug():
-    assert False
-
-class TestGroup:
-    @pytest.mark.parametrize("n", [1, 2])
-    def test_param(self, n):
-        assert n
-"""
+# Every outcome, a retry and a parametrized class: the suite the JUnit import's tests run too.
+SUITE = (Path(__file__).parents[3] / "tm_api" / "tests" / "fixtures" / "pytest_suite.py").read_text()
 
 
 def last_run(server, machine_name):
@@ -50,16 +25,18 @@ def test_a_pytest_run_shows_up_with_mapped_outcomes(pytester, server_factory):
     result = pytester.runpytest_subprocess(
         "-p", "no:django", "-p", "no:cacheprovider", "--tm-url", server.url,
         "--tm-machine", "laptop-ci")
-    result.assert_outcomes(passed=3, failed=1, errors=1, skipped=1, xfailed=1)
+    assert result.parseoutcomes() == {"passed": 4, "failed": 1, "errors": 1, "skipped": 1,
+                                      "xfailed": 1, "xpassed": 1, "rerun": 1}
     run = last_run(server, "laptop-ci")
     [scenario] = run["scenarios"]
     assert scenario["file_name"] == "test_suite.py"
     assert {t["file_name"]: t["status"] for t in scenario["tests"]} == {
         "test_ok": "passed", "test_broken": "failed", "test_setup_error": "error",
-        "test_skipped": "warning", "test_known_bug": "passed",
+        "test_skipped": "warning", "test_known_bug": "passed", "test_fixed_meanwhile": "failed",
+        "test_flaky": "passed",
         "TestGroup::test_param[1]": "passed", "TestGroup::test_param[2]": "passed",
     }
-    assert run["status"] == "failed" and run["tests_count"] == 7
+    assert run["status"] == "failed" and run["tests_count"] == 9
     assert run["tests_statistics"]["waiting"] == 0 and run["tests_statistics"]["running"] == 0
 
 
@@ -127,7 +104,7 @@ def test_every_result_of_a_few_hundred_fast_tests_arrives(pytester, server_facto
 
 def test_with_the_server_down_results_are_kept_and_sent_first_next_session(
         pytester, server_factory, tmp_path):
-    from trace_project.devserver import free_port
+    from plumbing.devserver import free_port
 
     spool = tmp_path / "kept" / "rack.jsonl"
     down = f"http://127.0.0.1:{free_port()}"
@@ -176,7 +153,7 @@ def test_killed():
 
 def test_a_killed_session_leaves_its_reports_to_the_next(pytester, server_factory, tmp_path,
                                                         monkeypatch):
-    from trace_project.devserver import free_port
+    from plumbing.devserver import free_port
 
     spool = tmp_path / "rack.jsonl"
     monkeypatch.setenv("TM_SPOOL", str(spool))

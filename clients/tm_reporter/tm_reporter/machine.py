@@ -29,26 +29,26 @@ logger = logging.getLogger("tm_reporter.machine")
 
 
 @dataclass
-class TestCase:
+class ScriptFile:
+    """What a dry run tells of a test, a scenario or a suite (its master scenario)."""
+
     file_path: str
     file_name: str
     script: str = ""
+
+
+@dataclass
+class TestCase(ScriptFile):
     run: Callable[[], str | None] | None = None  # returns a status or None (passed)
 
 
 @dataclass
-class ScenarioPlan:
-    file_path: str
-    file_name: str
-    script: str = ""
+class ScenarioPlan(ScriptFile):
     tests: list[TestCase] = field(default_factory=list)
 
 
 @dataclass
-class SuitePlan:
-    file_path: str
-    file_name: str
-    script: str = ""
+class SuitePlan(ScriptFile):
     scenarios: list[ScenarioPlan] = field(default_factory=list)
 
     def dry_run_tree(self) -> dict:

@@ -73,13 +73,13 @@ def pytest_addoption(parser):
                     help="file keeping what could not be sent, sent first by the next session "
                          "(default: $TM_SPOOL, else one file per server and machine under "
                          "$TM_SPOOL_DIR or ~/.cache/tm-reporter)")
-    group.addoption("--tm-commit", default=os.environ.get("TM_COMMIT"),
-                    help="the commit tested (default: $TM_COMMIT, else the CI's: GITHUB_SHA, "
-                         "CI_COMMIT_SHA, GIT_COMMIT, BUILDKITE_COMMIT, CIRCLE_SHA1)")
-    group.addoption("--tm-branch", default=os.environ.get("TM_BRANCH"),
-                    help="the branch tested (default: $TM_BRANCH, else the CI's)")
-    group.addoption("--tm-build-url", default=os.environ.get("TM_BUILD_URL"),
-                    help="the CI build's address (default: $TM_BUILD_URL, else the CI's)")
+    # Where the run's code came from: --tm-commit, --tm-branch, --tm-build-url.
+    for option, what in (("commit", "the commit tested"), ("branch", "the branch tested"),
+                         ("build-url", "the CI build's address")):
+        variable = "TM_" + option.upper().replace("-", "_")
+        group.addoption(f"--tm-{option}", default=os.environ.get(variable),
+                        help=f"{what} (default: ${variable}, else the CI's own variables, "
+                             "as tm_reporter.ci reads them)")
 
 
 def pytest_configure(config):
@@ -260,15 +260,19 @@ def _outcome_of(report) -> str:
     return "passed"
 
 
+# How a long text is cut: as the server cuts it (tm_api/outcomes.py; tm_api's test_results
+# checks that the two agree), so that what arrives cut is kept as it is.
+CUT_MARK = "\n[... {} characters cut ...]\n"
+HEAD_SHARE = 4  # the head keeps a quarter of the room, the tail the rest
+
+
 def bounded(text: str, limit: int = MAX_DETAIL) -> str:
-    """At most `limit` characters: the head and the tail, the cut marked (as the server does)."""
+    """At most `limit` characters: the head and the tail, the cut marked."""
     if len(text) <= limit:
         return text
-    marker = "\n[... {} characters cut ...]\n"
-    room = limit - len(marker.format(len(text)))
-    head = room // 4
-    tail = room - head
-    return text[:head] + marker.format(len(text) - head - tail) + text[len(text) - tail:]
+    room = limit - len(CUT_MARK.format(len(text)))
+    head, tail = text[:room // HEAD_SHARE], text[len(text) - room + room // HEAD_SHARE:]
+    return head + CUT_MARK.format(len(text) - len(head) - len(tail)) + tail
 
 
 def _details(report, outcome: str) -> dict:

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import requests
+import websocket
 
 from trace_client import TraceClient, TraceError, send_trace
 
@@ -12,8 +13,9 @@ STORED = {"message": "Trace stored. Closing the connection"}
 
 
 class FakeSocket:
-    def __init__(self, replies, fail_sends=0):
+    def __init__(self, replies, fail_sends=0, close_code=1000):
         self.frames, self.replies, self.fail_sends, self.closed = [], list(replies), fail_sends, False
+        self.close_code = close_code  # of the close frame after a {"message"} reply
 
     def send(self, frame):
         if self.fail_sends:
@@ -23,6 +25,9 @@ class FakeSocket:
 
     def recv(self):
         return json.dumps(self.replies.pop(0))
+
+    def recv_data(self):
+        return websocket.ABNF.OPCODE_CLOSE, self.close_code.to_bytes(2, "big")
 
     def close(self):
         self.closed = True
@@ -105,6 +110,29 @@ def test_against_a_real_server(server_factory):
         client.send(trace.id, [{"type": "EVENT", "timestamp": 1, "name": "late"}])
 
 
+def test_an_exception_inside_a_span_is_its_error_status_with_an_exception_event(server_factory):
+    server = server_factory(DASHBOARDS_PUBLIC="True")
+    client = TraceClient(server.url)
+    with client.trace(name="GET /movies") as trace:
+        with pytest.raises(ValueError, match="no such table"):
+            with trace.span("db.query", attributes={"db.system": "postgresql"}) as span:
+                span.set_attribute("db.rows", 0)
+                raise ValueError("no such table: movies")
+    body = requests.get(f"{server.url}/api/trace/{trace.id}/", timeout=5).json()
+    assert body["status"] == "complete" and body["error_count"] == 1
+    query = body["trace"]["children"][0]["children"][0]
+    assert query["name"] == "db.query"
+    assert query["status"] == {"code": "error", "message": "ValueError: no such table: movies"}
+    assert query["attributes"] == {"db.system": "postgresql", "db.rows": 0}
+    event = query["children"][0]
+    assert event["name"] == "exception" and event["type"] == "EVENT"
+    assert event["attributes"]["exception.type"] == "ValueError"
+    assert event["attributes"]["exception.message"] == "no such table: movies"
+    assert "raise ValueError" in event["attributes"]["exception.stacktrace"]
+    listed = requests.get(f"{server.url}/api/traces/?error=true", timeout=5).json()["results"]
+    assert [item["id"] for item in listed] == [trace.id]
+
+
 class DroppingSocket(FakeSocket):
     """Answers `replies`, then the connection is gone."""
 
@@ -148,3 +176,23 @@ def test_with_acks_a_server_that_stays_away_is_an_error_after_retry_for():
     with pytest.raises(TraceError, match="for 0.3 s"):
         send_trace("ws://m", 9, [{"type": "TRACE_START", "timestamp": 1, "group_id": "t"}],
                    connect=connect, acks=True, retry_for=0.3)
+
+
+@pytest.mark.unit
+def test_with_acks_a_frame_the_server_could_not_store_is_sent_again_by_its_close_code():
+    # Close code 4011: nothing of the frame was stored, whatever the reply's text says.
+    first = FakeSocket([{"message": "Error: the database is down"}], close_code=4011)
+    second = FakeSocket([{"ack": 1}, STORED])
+    connect, urls = fake_server(first, second)
+    message = [{"type": "TRACE_START", "timestamp": 1, "group_id": "t"}]
+    assert send_trace("ws://m", 9, message, connect=connect, acks=True) == STORED
+    assert [f["seq"] for f in first.frames] == [1] and [f["seq"] for f in second.frames] == [1]
+
+
+@pytest.mark.unit
+def test_with_acks_a_refused_frame_is_an_error_whatever_its_text():
+    refused = {"message": "Error: message 0 (EVENT): 'name' says send it again later"}
+    connect, _ = fake_server(FakeSocket([refused], close_code=4000))
+    with pytest.raises(TraceError, match="says send it again later"):
+        send_trace("ws://m", 9, [{"type": "EVENT", "timestamp": 1, "name": "x"}],
+                   connect=connect, acks=True)

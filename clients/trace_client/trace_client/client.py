@@ -3,13 +3,19 @@ from __future__ import annotations
 import json
 import random
 import time
+import traceback
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 import websocket
 
 STORED = "Trace stored. Closing the connection"
+# The trace websocket protocol's close code for a frame the server could not store (its database
+# was down): nothing of it was kept, so sending it again is safe (docs/traces.md).
+CLOSE_SERVER_ERROR = 4011
 
 
 class TraceError(Exception):
@@ -127,11 +133,21 @@ class TraceConnection:
                 for seq in [s for s in self.unacked if s <= reply["ack"]]:
                     del self.unacked[seq]
                 continue
-            if "send it again later" in reply.get("message", ""):
-                time.sleep(0.5)  # the server could not store a frame: nothing of it was kept
+            if self._close_code() == CLOSE_SERVER_ERROR:
+                time.sleep(0.5)
                 self._recover()
                 continue
             return reply
+
+    def _close_code(self) -> int | None:
+        """The code of the close frame that follows the server's reply; None if none came."""
+        try:
+            opcode, data = self.socket.recv_data()
+        except (OSError, websocket.WebSocketException):
+            return None
+        if opcode != websocket.ABNF.OPCODE_CLOSE or len(data) < 2:
+            return None
+        return int.from_bytes(data[:2], "big")
 
     def wait_for_reply(self) -> dict:
         if (self.last_frame if self.acks else self.socket) is None:
@@ -159,21 +175,22 @@ class TraceConnection:
             self.socket = None
 
 
+@dataclass
 class TraceClient:
     """Where traces go. `clock` returns timestamps (default time.time: float seconds; pass
     `lambda: int(time.time())` for whole seconds like the protocol's example clients)."""
 
-    def __init__(self, server_url: str, batch_size: int = 100, timeout: float = 10.0,
-                 clock=time.time, connect=_connect, acks: bool = False, retry_for: float = 30.0):
-        if batch_size < 1:
+    server_url: str
+    batch_size: int = 100
+    timeout: float = 10.0
+    clock: Callable[[], float] = time.time
+    connect: Callable = _connect
+    acks: bool = False
+    retry_for: float = 30.0
+
+    def __post_init__(self):
+        if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self.server_url = server_url
-        self.batch_size = batch_size
-        self.timeout = timeout
-        self.clock = clock
-        self.connect = connect
-        self.acks = acks
-        self.retry_for = retry_for
 
     def trace(self, name: str | None = None, trace_id: int | None = None,
               service: str | None = None) -> Trace:
@@ -230,15 +247,26 @@ class Trace:
         return span
 
     @contextmanager
-    def span(self, name: str, service: str | None = None):
+    def span(self, name: str, service: str | None = None, attributes: dict | None = None):
+        """A span around the block. An exception raised inside it is recorded as the span's
+        error status with an "exception" event (OpenTelemetry's semantic conventions), and
+        raised on."""
         span = self.start_span(name, service)
+        if attributes:
+            span.attributes.update(attributes)
         try:
             yield span
+        except BaseException as error:
+            span.record_exception(error)
+            raise
         finally:
             span.end()
 
-    def event(self, name: str) -> None:
-        self._add({"type": "EVENT", "timestamp": self.client.clock(), "name": name})
+    def event(self, name: str, attributes: dict | None = None) -> None:
+        message = {"type": "EVENT", "timestamp": self.client.clock(), "name": name}
+        if attributes:
+            message["attributes"] = attributes
+        self._add(message)
 
     def finish(self) -> dict:
         """End the trace, send what is buffered and wait until the server stored it."""
@@ -248,8 +276,8 @@ class Trace:
                    "group_id": self.group_id})
         try:
             self.flush()
-            self.reply = reply = self.connection.wait_for_reply()
-            return reply
+            self.reply = self.connection.wait_for_reply()
+            return self.reply
         finally:
             self.connection.close()
 
@@ -266,9 +294,35 @@ class Span:
         self.name = name
         self.group_id = str(uuid.uuid4())
         self.ended = False
+        self.attributes: dict = {}  # sent with SPAN_END
+        self.status: dict | None = None  # {"code": "ok" or "error", "message": ...}
+
+    def set_attribute(self, key: str, value) -> None:
+        self.attributes[key] = value
+
+    def set_status(self, code: str, message: str = "") -> None:
+        self.status = {"code": code, "message": message}
+
+    def record_exception(self, error: BaseException) -> None:
+        """The span failed: error status, and an "exception" event with the exception's type,
+        message and stack trace."""
+        message = str(error)
+        self.set_status("error", f"{type(error).__name__}: {message}" if message
+                        else type(error).__name__)
+        self.trace.event("exception", {
+            "exception.type": f"{type(error).__module__}.{type(error).__qualname__}"
+            if type(error).__module__ != "builtins" else type(error).__qualname__,
+            "exception.message": message,
+            "exception.stacktrace": "".join(traceback.format_exception(error)),
+        })
 
     def end(self) -> None:
         if not self.ended:
             self.ended = True
-            self.trace._add({"type": "SPAN_END", "timestamp": self.trace.client.clock(),
-                             "group_id": self.group_id})
+            message = {"type": "SPAN_END", "timestamp": self.trace.client.clock(),
+                       "group_id": self.group_id}
+            if self.attributes:
+                message["attributes"] = self.attributes
+            if self.status:
+                message["status"] = self.status
+            self.trace._add(message)

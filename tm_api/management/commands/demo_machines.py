@@ -10,9 +10,9 @@ import urllib.request
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from plumbing.demo import check_server, server_gone
 from tm_api import services
 from tm_api.models import Machine
-from trace_project.demo import check_server, server_gone
 
 MACHINES = ["rack-01 lamp", "rack-02 door", "rack-03 trunk"]
 SCENARIOS = {

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from plumbing.times import exact
 from tm_api.auth import issue_token
 from tm_api.models import Machine, MachineToken, machine_key
-from trace_project.times import exact
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
-from trace_project.demo import check_server
+from plumbing.demo import check_server
 
 
 def _flags(options, *names):

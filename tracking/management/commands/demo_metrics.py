@@ -6,7 +6,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db.models import Max
 
-from trace_project.tokens import derived_token, token_digest, token_hint
+from plumbing.tokens import derived_token, token_digest, token_hint
 from tracking import services
 from tracking.models import TOKEN_PREFIX, Project, RequestMetric
 from tracking.wire import RequestEvent

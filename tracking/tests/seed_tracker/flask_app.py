@@ -11,6 +11,7 @@ printed as {"port": N} once listening. One route: / ("hello").
 """
 
 import json
+import logging
 import os
 
 from flask import Flask
@@ -35,13 +36,10 @@ def home():
 
 
 def main():
-    from werkzeug.serving import WSGIRequestHandler, make_server
+    from werkzeug.serving import make_server
 
-    class QuietHandler(WSGIRequestHandler):
-        def log_request(self, *args, **kwargs):
-            pass
-
-    server = make_server("127.0.0.1", 0, flask_app, threaded=True, request_handler=QuietHandler)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
     print(json.dumps({"port": server.server_port}), flush=True)
     server.serve_forever()
 

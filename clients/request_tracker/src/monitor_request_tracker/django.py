@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 
 from monitor_request_tracker.config import resolve
-from monitor_request_tracker.sender import META_KEYS, get_sender  # noqa: F401 - FIELDS order
+from monitor_request_tracker.sender import get_sender
 
 
 class RequestTrackerMiddleware:

@@ -57,7 +57,6 @@ FRAGMENT_CACHE_SIZE = 1024
 SAFE_HEADER_NAMES = frozenset(scrub_headers(dict.fromkeys(HEADER_NAMES, "")))
 SESSION_COOKIE = "ra_session_id"  # the legacy tracker's visitor cookie, when the app sets one
 BACKOFF_BASE = 0.5
-BACKOFF_MAX = 30.0
 GIVE_UP_STATUSES = {400, 401, 403, 404, 413}
 
 
@@ -158,6 +157,9 @@ class Sender:
         self._queue: deque = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        # Notified by the sender thread whenever it has handed a batch over or finished a pass,
+        # for flush() to wait on instead of polling.
+        self._progress = threading.Condition()
         self._start_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -259,6 +261,12 @@ class Sender:
                 self._flush(deadline=None, partial=partial)
             except Exception:  # the thread must outlive any surprise
                 logger.exception("request tracker: unexpected error while sending")
+            finally:
+                self._notify_progress()
+
+    def _notify_progress(self):
+        with self._progress:
+            self._progress.notify_all()
 
     def _flush(self, deadline: float | None, partial: bool = True) -> None:
         smallest = 1 if partial else self._batch_size
@@ -282,6 +290,7 @@ class Sender:
                 self._deliver(batch, deadline)
             finally:
                 self._sending = 0
+                self._notify_progress()
             if deadline is not None and time.monotonic() > deadline:
                 return
             if self._stop.is_set() and deadline is None:
@@ -452,9 +461,10 @@ class Sender:
                                        self.config.shutdown_timeout)
         self._flush_requested = True
         self._wake.set()
-        while ((self._queue or self._sending or self._pending is not None)
-               and time.monotonic() < deadline):
-            time.sleep(0.01)
+        with self._progress:
+            self._progress.wait_for(
+                lambda: not (self._queue or self._sending or self._pending is not None),
+                max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         """At exit: stop the thread, then send what is left within SHUTDOWN_TIMEOUT."""
@@ -486,10 +496,6 @@ def _captured_headers(header_values: tuple) -> dict:
     """The captured headers that have a value (read-only: shared between events)."""
     return {name: value for name, value in zip(HEADER_NAMES, header_values)
             if value and name in SAFE_HEADER_NAMES}
-
-
-def session_id(cookie, client_ip, user_agent, started, token) -> str:
-    return _session_id(cookie, client_ip, user_agent, int(started // 86400), token)
 
 
 def request_item(path, *, method="GET", view="", status=200, response_size=None,

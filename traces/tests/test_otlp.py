@@ -1,0 +1,336 @@
+"""OTLP/HTTP (/v1/traces) and Zipkin v2 (/api/v2/spans), in process: encodings, answers, storage,
+reading the trace back. The real exporters against a server process: test_exporters.py."""
+
+import gzip
+import json
+
+import pytest
+from django.test import Client
+from google.protobuf import json_format
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from traces import otel
+from traces.models import Span, Trace
+from tracking.models import Project
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+TRACE = "5b8efff798038103d269b633813fc60c"
+ROOT, CHILD, GRANDCHILD = "eee19b7ec3c1b174", "eee19b7ec3c1b173", "eee19b7ec3c1b172"
+T0 = 1_700_000_000_000_000_000  # ns
+
+
+@pytest.fixture
+def token():
+    project = Project(name="shop")
+    token = project.issue_token()
+    project.save()
+    return token
+
+
+@pytest.fixture
+def client(settings):
+    settings.DASHBOARDS_PUBLIC = True
+    return Client()
+
+
+def span_json(span_id, parent="", name="op", start=0, end=10, **extra):
+    span = {"traceId": TRACE, "spanId": span_id, "parentSpanId": parent, "name": name,
+            "kind": 2, "startTimeUnixNano": str(T0 + start), "endTimeUnixNano": T0 + end}
+    span.update(extra)
+    return span
+
+
+def request_json(*spans, service="checkout"):
+    return {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name",
+                                     "value": {"stringValue": service}}]},
+        "scopeSpans": [{"scope": {"name": "test"}, "spans": list(spans)}],
+        "someFutureField": {"ignored": True}}]}
+
+
+def post_json(client, token, document, **headers):
+    body = json.dumps(document).encode()
+    if headers.pop("gzip", False):
+        body = gzip.compress(body)
+        headers["HTTP_CONTENT_ENCODING"] = "gzip"
+    return client.post("/v1/traces", body, content_type="application/json",
+                       HTTP_AUTHORIZATION=f"Bearer {token}", **headers)
+
+
+def post_protobuf(client, token, document, **headers):
+    message = ExportTraceServiceRequest()
+    json_format.ParseDict(_base64_ids(document), message, ignore_unknown_fields=True)
+    return client.post("/v1/traces", message.SerializeToString(),
+                       content_type="application/x-protobuf",
+                       HTTP_AUTHORIZATION=f"Bearer {token}", **headers)
+
+
+def _base64_ids(document):
+    document = json.loads(json.dumps(document))
+    otel._hex_ids_to_base64(document)
+    return document
+
+
+def nested_request():
+    return request_json(
+        span_json(GRANDCHILD, CHILD, "SELECT movies", 3, 6, kind=3,
+                  status={"code": 2, "message": "relation does not exist"},
+                  events=[{"timeUnixNano": str(T0 + 5), "name": "exception", "attributes": [
+                      {"key": "exception.type", "value": {"stringValue": "ProgrammingError"}}]}]),
+        span_json(CHILD, ROOT, "db.query", 2, 8,
+                  attributes=[{"key": "db.system", "value": {"stringValue": "postgresql"}},
+                              {"key": "db.rows", "value": {"intValue": "3"}},
+                              {"key": "cached", "value": {"boolValue": False}},
+                              {"key": "ratio", "value": {"doubleValue": 0.5}},
+                              {"key": "tags", "value": {"arrayValue": {"values": [
+                                  {"stringValue": "a"}, {"intValue": 2}]}}}]),
+        span_json(ROOT, "", "GET /movies", 0, 10,
+                  links=[{"traceId": "1" * 32, "spanId": "2" * 16}]),
+    )
+
+
+def test_otlp_json_is_stored_and_read_back_as_a_tree(client, token):
+    response = post_json(client, token, nested_request())
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json() == {}
+    trace = Trace.objects.get(trace_id=TRACE)
+    assert trace.id == otel.row_id(TRACE) < 0
+    assert (trace.span_count, trace.error_count, trace.name, trace.service) == (
+        3, 1, "GET /movies", "checkout")
+    assert trace.duration == 10
+    body = client.get(f"/api/trace/{TRACE}/").json()
+    assert body["trace_id"] == TRACE and body["url"] == f"/api/trace/{TRACE}/"
+    assert body["status"] == "open" and body["missing"] == ["30 s without new spans"]
+    root = body["trace"]["children"][0]
+    assert (root["span_id"], root["parent_span_id"], root["kind"]) == (ROOT, None, "server")
+    assert root["start"] == T0 and root["end"] == T0 + 10
+    assert root["service"] == "checkout" and root["resource"] == {"service.name": "checkout"}
+    assert root["links"] == [{"trace_id": "1" * 32, "span_id": "2" * 16}]
+    child = root["children"][0]
+    assert child["parent_span_id"] == ROOT and child["status"] == {"code": "unset", "message": ""}
+    assert child["attributes"] == {"db.system": "postgresql", "db.rows": 3, "cached": False,
+                                   "ratio": 0.5, "tags": ["a", 2]}
+    grandchild = child["children"][0]
+    assert grandchild["kind"] == "client"
+    assert grandchild["status"] == {"code": "error", "message": "relation does not exist"}
+    assert grandchild["events"] == [{"name": "exception", "time": T0 + 5,
+                                     "attributes": {"exception.type": "ProgrammingError"}}]
+
+
+def test_the_page_resolves_a_hex_trace_id(client, token):
+    post_json(client, token, nested_request())
+    response = client.get(f"/traces/{TRACE}/")
+    assert response.status_code == 200 and b"GET /movies" in response.content
+    assert client.get(f"/traces/{'f' * 32}/").status_code == 404
+    assert client.get(f"/api/trace/{'f' * 32}/").status_code == 404
+
+
+def test_protobuf_answers_in_protobuf(client, token):
+    response = post_protobuf(client, token, nested_request())
+    assert response.status_code == 200 and response["Content-Type"] == "application/x-protobuf"
+    answer = ExportTraceServiceResponse.FromString(response.content)
+    assert not answer.HasField("partial_success")
+    assert Span.objects.filter(trace__trace_id=TRACE).count() == 3
+
+
+def test_gzip_json(client, token):
+    response = post_json(client, token, nested_request(), gzip=True)
+    assert response.status_code == 200
+    assert Trace.objects.get(trace_id=TRACE).span_count == 3
+
+
+def test_spans_across_requests_in_any_order_and_a_missing_parent_under_a_placeholder(
+        client, token, settings):
+    settings.TRACE_OTLP_QUIET_SECONDS = 0
+    post_json(client, token, request_json(span_json(GRANDCHILD, CHILD, "SELECT", 3, 6)))
+    tree = client.get(f"/api/trace/{TRACE}/").json()
+    assert tree["status"] == "open" and tree["missing"] == ["the root span"]
+    holder = tree["trace"]["children"][0]
+    assert holder["placeholder"] is True and holder["span_id"] == CHILD
+    assert holder["children"][0]["span_id"] == GRANDCHILD
+    post_json(client, token, request_json(span_json(ROOT, "", "GET /", 0, 10)))
+    post_json(client, token, request_json(span_json(CHILD, ROOT, "db", 2, 8)))
+    # Sent again (an exporter retrying): stored once.
+    post_json(client, token, request_json(span_json(CHILD, ROOT, "db", 2, 8)))
+    body = client.get(f"/api/trace/{TRACE}/").json()
+    assert body["status"] == "complete" and body["span_count"] == 3 and body["name"] == "GET /"
+    root = body["trace"]["children"]
+    assert [node["span_id"] for node in root] == [ROOT]
+    assert root[0]["children"][0]["children"][0]["span_id"] == GRANDCHILD
+    listed = client.get("/api/traces/?status=complete").json()["results"]
+    assert [item["trace_id"] for item in listed] == [TRACE]
+
+
+def test_a_trace_stays_open_for_the_quiet_period(client, token, settings):
+    settings.TRACE_OTLP_QUIET_SECONDS = 3600
+    post_json(client, token, nested_request())
+    assert client.get(f"/api/trace/{TRACE}/").json()["status"] == "open"
+    assert client.get("/api/traces/?status=complete").json()["results"] == []
+    assert len(client.get("/api/traces/?status=open").json()["results"]) == 1
+
+
+def test_refused_spans_are_a_partial_success(client, token):
+    document = request_json(span_json(ROOT, "", "GET /", 0, 10),
+                            span_json("0" * 16, "", "zero id", 0, 10),
+                            span_json(CHILD, ROOT, "backwards", 10, 5))
+    response = post_json(client, token, document)
+    assert response.status_code == 200
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "2"
+    assert "span id must be 8 bytes" in partial["errorMessage"]
+    assert "ends before it starts" in partial["errorMessage"]
+    assert Trace.objects.get(trace_id=TRACE).span_count == 1
+    response = post_protobuf(client, token, document)
+    answer = ExportTraceServiceResponse.FromString(response.content)
+    assert answer.partial_success.rejected_spans == 2
+
+
+def status_of(response):
+    if response["Content-Type"] == "application/x-protobuf":
+        return json_format.MessageToDict(status_pb2.Status.FromString(response.content))
+    return response.json()
+
+
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+def test_undecodable_data_is_400_with_a_status_in_the_request_encoding(client, token, encoding):
+    content_type = {"json": "application/json", "protobuf": "application/x-protobuf"}[encoding]
+    response = client.post("/v1/traces", b"\xff\x00 not it", content_type=content_type,
+                           HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 400 and response["Content-Type"] == content_type
+    status = status_of(response)
+    assert status["code"] == 3 and status["message"]
+    bad_gzip = client.post("/v1/traces", b"not gzip", content_type=content_type,
+                           HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_CONTENT_ENCODING="gzip")
+    assert bad_gzip.status_code == 400 and "gzip" in status_of(bad_gzip)["message"]
+
+
+def test_json_with_ids_that_are_not_hex_is_400(client, token):
+    response = post_json(client, token, request_json(span_json("not-hex-at-all!", "")))
+    assert response.status_code == 400 and "hex" in response.json()["message"]
+
+
+def test_other_content_types_are_415(client, token):
+    response = client.post("/v1/traces", b"x", content_type="text/plain",
+                           HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 415 and response.json()["message"]
+
+
+def test_missing_or_wrong_token(client, token):
+    document = nested_request()
+    response = client.post("/v1/traces", json.dumps(document), content_type="application/json")
+    assert response.status_code == 401 and response.json()["code"] == 16
+    response = post_json(client, "rat_wrong", document)
+    assert response.status_code == 403 and response.json()["code"] == 7
+    response = post_protobuf(client, "rat_wrong", document)
+    assert response.status_code == 403
+    assert status_pb2.Status.FromString(response.content).code == 7
+    assert not Trace.objects.exists()
+
+
+def test_over_the_body_limit_is_413_a_gzip_bomb_too(client, token, settings):
+    settings.TRACE_OTLP_MAX_BODY_BYTES = 12_000
+    big = request_json(*[span_json(f"{i + 1:016x}", "", "x" * 50) for i in range(100)])
+    assert post_json(client, token, big).status_code == 413
+    bomb = gzip.compress(b"{" + b" " * 10_000_000 + b"}")
+    assert len(bomb) < 12_000
+    response = client.post("/v1/traces", bomb, content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_CONTENT_ENCODING="gzip")
+    assert response.status_code == 413 and response.json()["code"] == 8
+    assert not Trace.objects.exists()
+
+
+def test_only_post(client, token):
+    response = client.get("/v1/traces", HTTP_AUTHORIZATION=f"Bearer {token}",
+                          content_type="application/json")
+    assert response.status_code == 405 and response["Allow"] == "POST"
+
+
+def test_filters(client, token):
+    post_json(client, token, nested_request())
+    other = "6" * 32
+    post_json(client, token, {"resourceSpans": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "billing"}}]}, "scopeSpans": [{
+            "spans": [dict(span_json(ROOT, "", "charge"), traceId=other)]}]}]})
+
+    def ids(query):
+        response = client.get(f"/api/traces/?{query}")
+        assert response.status_code == 200, response.content
+        return sorted(item["trace_id"] for item in response.json()["results"])
+
+    assert ids("error=true") == [TRACE]
+    assert ids("error=false") == [other]
+    assert ids("service=billing") == [other]
+    assert ids("operation=SELECT+movies") == [TRACE]
+    assert ids("attribute=db.system:postgresql") == [TRACE]
+    assert ids("attribute=db.rows:3&attribute=db.system:postgresql") == [TRACE]
+    assert ids("attribute=db.rows:4") == []
+    assert client.get("/api/traces/?attribute=novalue").status_code == 400
+
+
+# --- Zipkin v2 ----------------------------------------------------------------------------------
+
+def zipkin_span(span_id, parent=None, name="get", **extra):
+    span = {"traceId": TRACE[16:], "id": span_id, "name": name, "timestamp": 1_700_000_000_000_000,
+            "duration": 1500, "kind": "SERVER", "localEndpoint": {"serviceName": "frontend"},
+            "tags": {"http.method": "GET"}, "annotations": [
+                {"timestamp": 1_700_000_000_000_500, "value": "cache miss"}]}
+    if parent:
+        span["parentId"] = parent
+    span.update(extra)
+    return span
+
+
+def test_zipkin_v2_json_is_202_and_stored(client, token):
+    spans = [zipkin_span(CHILD, ROOT, "db", tags={"error": "timeout"}), zipkin_span(ROOT)]
+    response = client.post("/api/v2/spans", json.dumps(spans), content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 202 and response.content == b""
+    trace_id = "0" * 16 + TRACE[16:]  # a 64-bit trace id, padded
+    body = client.get(f"/api/trace/{trace_id}/").json()
+    assert body["error_count"] == 1 and body["service"] == "frontend"
+    root = body["trace"]["children"][0]
+    assert (root["start"], root["end"]) == (1_700_000_000_000_000_000, 1_700_000_000_001_500_000)
+    assert root["attributes"] == {"http.method": "GET"}
+    assert root["events"] == [{"name": "cache miss", "time": 1_700_000_000_000_500_000}]
+    assert root["children"][0]["status"] == {"code": "error", "message": "timeout"}
+
+
+def test_zipkin_errors(client, token):
+    def post(body, **headers):
+        return client.post("/api/v2/spans", body, content_type=headers.pop("ct", "application/json"),
+                           **headers)
+
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    assert post(json.dumps([zipkin_span(ROOT)])).status_code == 401
+    assert post(json.dumps([zipkin_span(ROOT)]), HTTP_AUTHORIZATION="Bearer no").status_code == 403
+    assert post("{}", **auth).status_code == 400
+    assert post("[{\"id\": 1}]", **auth).status_code == 400
+    assert post("x", ct="application/x-thrift", **auth).status_code == 415
+
+
+def test_an_overloaded_process_answers_503_with_retry_after(settings):
+    import asyncio
+
+    from traces import otlp
+
+    settings.TRACE_OTLP_MAX_WAITING = 0
+
+    async def full():
+        turns = otlp.Turns()
+        semaphore = turns.take()
+        for _ in range(turns.size()):
+            await semaphore.acquire()
+        with pytest.raises(otlp.Refused) as refused:
+            turns.take()
+        return refused.value
+
+    refused = asyncio.run(full())
+    assert refused.status == 503 and refused.retry_after >= 1
+    response = otlp._otlp_refusal("application/x-protobuf", refused)
+    assert response.status_code == 503 and int(response["Retry-After"]) >= 1
+    assert status_pb2.Status.FromString(response.content).code == 14
