@@ -26,7 +26,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from notifications import rules
-from plumbing import prepared
 from plumbing.library_internals.django_compiled_query import CompiledQuery
 from tm_api import bodies, live
 from tm_api import outcomes as O
@@ -574,7 +573,7 @@ def _save_roll_up(row) -> None:
             + ", ".join(f"{quote(field.column)} = %s" for field in fields)
             + f" WHERE {quote(meta.pk.column)} = %s", fields)
     sql, fields = compiled
-    with prepared.cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, [field.get_db_prep_save(getattr(row, field.attname), connection)
                              for field in fields] + [row.pk])
 
@@ -593,8 +592,8 @@ def _update_tests(rows) -> None:
                    "timestamp_start = reported.timestamp_start, "
                    "timestamp_stop = reported.timestamp_stop")
     if connection.vendor == "postgresql":
-        # Arrays: one statement text whatever the batch, prepared once per connection.
-        with prepared.cursor(connection) as cursor:
+        # Arrays: one statement text whatever the batch, which psycopg parses once.
+        with connection.cursor() as cursor:
             cursor.execute(
                 f"{assignments} FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], "
                 f"%s::timestamptz[]) AS reported (id, status, timestamp_start, timestamp_stop) "

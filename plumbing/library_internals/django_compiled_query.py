@@ -3,8 +3,8 @@
 Django compiles a queryset each time it runs. For the five-table lock query every machine report
 runs (tm_api/services.py) that took ~0.9 ms of CPU per report, more than the rest of the
 report's queries together (measured with PostgreSQL). CompiledQuery keeps the SQL and where each
-value goes, runs it on a prepared-statement cursor (plumbing/prepared.py) and turns the row into
-model instances as Django would (the compiler's converters, then Model.from_db).
+value goes, and turns the row it reads into model instances as Django would (the compiler's
+converters, then Model.from_db).
 
 It relies on parts of Django's SQL compiler that are not public API (`select`, `col_count`,
 `get_converters`, `apply_converters`): plumbing/tests/test_library_internals.py checks them.
@@ -14,8 +14,6 @@ import weakref
 from collections.abc import Callable, Sequence
 
 from django.db import transaction
-
-from plumbing import prepared
 
 
 class CompiledQuery:
@@ -52,7 +50,7 @@ class CompiledQuery:
         query, sql, params, slots, columns, layout = compiled
         params = [p if slot is None else values[slot]
                   for p, slot in zip(params, slots, strict=True)]
-        with prepared.cursor(connection) as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
