@@ -361,6 +361,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # A test's outcome and each of its attempts take the same choices: one schema, one name.
+    "ENUM_NAME_OVERRIDES": {"OutcomeEnum": "tm_api.outcomes.OUTCOMES"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",  # drf-spectacular's default
         "idempotency.schema.document_replays",
