@@ -37,7 +37,6 @@ one that declares entities or reaches outside (an XML bomb: 400), a root that is
 MAX_TESTCASES testcases (413).
 """
 
-import zlib
 from datetime import timedelta
 from xml.etree.ElementTree import Element, ParseError
 from zoneinfo import ZoneInfo
@@ -52,6 +51,7 @@ from rest_framework.response import Response
 
 import idempotency
 from idempotency.schema import IDEMPOTENCY_KEY
+from plumbing import compressed
 from plumbing.errors import ErrorSerializer
 from tm_api import outcomes as O
 from tm_api import services
@@ -85,19 +85,14 @@ def decompressed(body: bytes, encoding: str) -> bytes:
     """The XML of a body sent as is or gzipped (Content-Encoding: gzip, or gzip's magic bytes),
     never more than MAX_BYTES of it: a small gzip that inflates to gigabytes is refused after
     MAX_BYTES, not read."""
-    gzipped = encoding.strip().lower() in ("gzip", "x-gzip") or body[:2] == b"\x1f\x8b"
-    if not gzipped:
-        if len(body) > MAX_BYTES:
-            raise TooLarge(f"The report is larger than {MAX_BYTES:,} bytes.")
-        return body
-    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    gzipped = body[:2] == b"\x1f\x8b" or encoding.strip().lower() in ("gzip", "x-gzip")
     try:
-        xml = inflate.decompress(body, MAX_BYTES + 1)
-    except zlib.error as error:
+        return compressed.inflated(body, gzipped, MAX_BYTES)
+    except compressed.NotGzip as error:
         raise InvalidReport(f"The body is not valid gzip: {error}.") from None
-    if len(xml) > MAX_BYTES or inflate.unconsumed_tail:
-        raise TooLarge(f"The report is larger than {MAX_BYTES:,} bytes once decompressed.")
-    return xml
+    except compressed.TooLarge:
+        raise TooLarge(f"The report is larger than {MAX_BYTES:,} bytes"
+                       + (" once decompressed." if gzipped else ".")) from None
 
 
 def parse(xml: bytes) -> Element:

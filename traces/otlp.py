@@ -17,7 +17,6 @@ import asyncio
 import json
 import math
 import time
-import zlib
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
@@ -27,6 +26,7 @@ from django.http import HttpResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
+from plumbing import compressed
 from plumbing.errors import error_body
 from plumbing.ingest_path import called_from_sync_code
 from plumbing.tokens import bearer_token, token_digest, token_matches
@@ -114,23 +114,17 @@ def _body(request) -> bytes:
     """The uncompressed body, refused over TRACE_OTLP_MAX_BODY_BYTES (a gzip bomb too: the
     decompression stops one byte past the limit)."""
     limit = settings.TRACE_OTLP_MAX_BODY_BYTES
-    raw = request.body
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
-    if encoding == "gzip":
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            raw = inflater.decompress(raw, limit + 1)
-        except zlib.error:
-            raise Refused(400, "The body is not valid gzip data.") from None
-        if len(raw) > limit or inflater.unconsumed_tail:
-            raise Refused(413, f"The body is larger than {limit} bytes uncompressed "
-                               "(TRACE_OTLP_MAX_BODY_BYTES); send smaller batches.")
-    elif encoding not in ("", "identity"):
-        raise Refused(415, f"Content-Encoding {encoding[:40]!r} is not supported: gzip or none.")
-    elif len(raw) > limit:
-        raise Refused(413, f"The body is larger than {limit} bytes (TRACE_OTLP_MAX_BODY_BYTES); "
-                           "send smaller batches.")
-    return raw
+    encoding = request.headers.get("Content-Encoding", "")
+    try:
+        return compressed.inflated(request.body, compressed.gzipped(encoding), limit)
+    except compressed.UnsupportedEncoding as error:
+        raise Refused(415, f"Content-Encoding {str(error)!r} is not supported: gzip or "
+                           "none.") from None
+    except compressed.NotGzip:
+        raise Refused(400, "The body is not valid gzip data.") from None
+    except compressed.TooLarge:
+        raise Refused(413, f"The body is larger than {limit} bytes uncompressed "
+                           "(TRACE_OTLP_MAX_BODY_BYTES); send smaller batches.") from None
 
 
 def _ingest_view(decode, answer, refusal, media_types):

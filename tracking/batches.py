@@ -11,13 +11,12 @@ project_id of another project 403, a bad `dropped` 400. Each event is then parse
 (tracking.wire): the good ones are stored, the others named in `rejected_events`.
 """
 
-import zlib
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 
-from plumbing import jsonio
+from plumbing import compressed, jsonio
 from plumbing.errors import error_body
 from tracking.wire import EventError, RequestEvent, parse_batch_event
 
@@ -67,21 +66,15 @@ def read_body(body: bytes, content_encoding: str) -> tuple[bytes, object]:
     """(the batch's uncompressed bytes, its JSON), gunzipped with a bound on the uncompressed
     size (no zip bombs)."""
     limit = settings.TRACKING_MAX_BATCH_BYTES
-    too_large = TooLarge(f"Batch larger than {limit} bytes uncompressed; send smaller batches.")
-    raw = body
-    encoding = content_encoding.lower().strip()
-    if encoding == "gzip":
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            raw = inflater.decompress(raw, limit + 1)
-        except zlib.error:
-            raise ValidationError({"body": ["Not valid gzip data."]}) from None
-        if len(raw) > limit or inflater.unconsumed_tail:
-            raise too_large
-    elif encoding not in ("", "identity"):
-        raise ValidationError({"Content-Encoding": ["Only gzip (or none) is accepted."]})
-    elif len(raw) > limit:
-        raise too_large
+    try:
+        raw = compressed.inflated(body, compressed.gzipped(content_encoding), limit)
+    except compressed.UnsupportedEncoding:
+        raise ValidationError({"Content-Encoding": ["Only gzip (or none) is accepted."]}) from None
+    except compressed.NotGzip:
+        raise ValidationError({"body": ["Not valid gzip data."]}) from None
+    except compressed.TooLarge:
+        raise TooLarge(f"Batch larger than {limit} bytes uncompressed; "
+                       "send smaller batches.") from None
     try:
         return raw, jsonio.loads(raw)
     except jsonio.JSONInputError as error:
