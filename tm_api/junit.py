@@ -45,21 +45,12 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, status
-from rest_framework.response import Response
+from rest_framework import exceptions, status
 
-import idempotency
-from idempotency.schema import IDEMPOTENCY_KEY
 from plumbing import compressed
-from plumbing.errors import ErrorSerializer
 from tm_api import outcomes as O
 from tm_api import services
 from tm_api import status as S
-from tm_api.auth import check_token_allows
-from tm_api.models import ci_of, machine_key
-from tm_api.serializers import CiFields
-from tm_api.views import MachineReport, _errors
 
 # A 10,000-test Surefire or pytest report is 2-10 MB; its gzip a tenth of that.
 MAX_BYTES = 64 * 1024 * 1024
@@ -298,68 +289,3 @@ def import_report(machine_name: str, root, ci: dict) -> dict:
     refused = [outcome for outcome in outcomes if outcome["status"] >= 400]
     return {"run": outcomes[0]["run"], "machine_name": machine_name, **counts,
             "refused": len(refused)}
-
-
-# --- the endpoint ------------------------------------------------------------------------------
-
-class JunitQuery(CiFields):
-    machine = serializers.CharField(max_length=256, help_text="the machine the run is of")
-
-
-# The import's answer: the run, then how many tests, per outcome (tm_api.outcomes.OUTCOMES).
-JunitReply = type("JunitReply", (serializers.Serializer,), {
-    "run": serializers.IntegerField(help_text="the new run's pk (/machines/runs/<run>/)"),
-    "machine_name": serializers.CharField(),
-    "tests": serializers.IntegerField(),
-    **{outcome: serializers.IntegerField(help_text=f"tests whose outcome is {outcome}")
-       for outcome in O.OUTCOMES},
-    "retried": serializers.IntegerField(help_text="tests with more than one attempt"),
-    "refused": serializers.IntegerField(help_text="reports the run refused (0 for a valid "
-                                                  "file)"),
-})
-
-
-@extend_schema(
-    tags=["test machines: machines write"],
-    request={"application/xml": {"type": "string", "format": "binary"}},
-    parameters=[JunitQuery, IDEMPOTENCY_KEY],
-    responses={201: JunitReply, **_errors(400, 401, 403, 422),
-               413: OpenApiResponse(ErrorSerializer, description="larger than the import's "
-                                                                 "limits"),
-               415: OpenApiResponse(ErrorSerializer,
-                                    description="not application/xml or text/xml")},
-    summary="A JUnit XML report (any framework's) imported as one run of a machine.",
-)
-class JunitImportView(MachineReport):
-    # A machine report whose body is XML, not JSON: MachineReport's token, refusals and apply
-    # once per Idempotency-Key, with the machine and CI fields in the query. The token is
-    # checked before the body is read, so that a stranger's megabytes are never parsed.
-    parser_classes: list = []
-    reply_status = status.HTTP_201_CREATED
-
-    def apply(self, data):
-        return import_report(data["machine_name"], data["root"], data["ci"])
-
-    def post(self, request):
-        query = JunitQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        machine_name = query.validated_data["machine"]
-        check_token_allows(request, machine_name)
-        body = request._request.body
-        if not body:
-            raise InvalidReport("The body is empty: send the JUnit XML report as the body.")
-        content_type = (request.content_type or "").split(";")[0].strip().lower()
-        if content_type not in (*XML_TYPES, "application/gzip", "application/x-gzip"):
-            raise exceptions.UnsupportedMediaType(
-                content_type or "(none)",
-                detail="Send the report as application/xml or text/xml (gzip: "
-                       "Content-Encoding: gzip).")
-        data = {"machine_name": machine_name,
-                "root": parse(decompressed(body, request.headers.get("Content-Encoding", ""))),
-                "ci": ci_of(query.validated_data)}
-        scope = f"tm_api:{machine_key(machine_name)}"
-        return idempotency.once(scope, request, body,
-                                lambda: Response(self.apply(data), status=self.reply_status))
-
-
-junit_view = JunitImportView.as_view()

@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 import plumbing.converters  # noqa: F401 - registers <id:...>
-from tm_api import batch, junit, pages, views
+from tm_api import batch, pages, views
 
 app_name = "tm_api"
 
@@ -15,7 +15,7 @@ api = [
     path("test_start/", views.test_start_view, name="test-start"),
     path("test_stop/", views.test_stop_view, name="test-stop"),
     path("batch/", batch.batch_view, name="batch"),
-    path("junit/", junit.junit_view, name="junit"),
+    path("junit/", views.junit_view, name="junit"),
     path("test/<id:pk>", views.TestDetailView.as_view(), name="test-detail"),
     path("scenario/<id:pk>", views.ScenarioDetailView.as_view(), name="scenario-detail"),
     path("master_scenario/<id:pk>", views.MasterScenarioDetailView.as_view(),

@@ -6,7 +6,7 @@ import functools
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, generics, status
+from rest_framework import exceptions, generics, serializers, status
 from rest_framework.authentication import get_authorization_header
 from rest_framework.response import Response
 from rest_framework.utils import json
@@ -19,7 +19,8 @@ from plumbing.errors import ErrorSerializer
 from plumbing.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
 from plumbing.rest_json import JSONParser
 from plumbing.workers import WorkerThreads
-from tm_api import bodies, services
+from tm_api import bodies, junit, services
+from tm_api import outcomes as O
 from tm_api import status as S
 from tm_api.auth import (
     KEYWORDS,
@@ -30,6 +31,7 @@ from tm_api.auth import (
 from tm_api.models import Machine, MasterScenario, Scenario, Test, ci_of, machine_key
 from tm_api.outcomes import result_of
 from tm_api.serializers import (
+    CiFields,
     DryRunInput,
     DryRunReply,
     MachineLastDataSerializer,
@@ -171,6 +173,71 @@ class TestStartView(TestReport):
 class TestStopView(TestReport):
     input_class = TestStopInput
     stamp = "timestamp_stop"
+
+
+# --- the endpoint ------------------------------------------------------------------------------
+
+class JunitQuery(CiFields):
+    machine = serializers.CharField(max_length=256, help_text="the machine the run is of")
+
+
+# The import's answer: the run, then how many tests, per outcome (tm_api.outcomes.OUTCOMES).
+JunitReply = type("JunitReply", (serializers.Serializer,), {
+    "run": serializers.IntegerField(help_text="the new run's pk (/machines/runs/<run>/)"),
+    "machine_name": serializers.CharField(),
+    "tests": serializers.IntegerField(),
+    **{outcome: serializers.IntegerField(help_text=f"tests whose outcome is {outcome}")
+       for outcome in O.OUTCOMES},
+    "retried": serializers.IntegerField(help_text="tests with more than one attempt"),
+    "refused": serializers.IntegerField(help_text="reports the run refused (0 for a valid "
+                                                  "file)"),
+})
+
+
+@extend_schema(
+    tags=["test machines: machines write"],
+    request={"application/xml": {"type": "string", "format": "binary"}},
+    parameters=[JunitQuery, IDEMPOTENCY_KEY],
+    responses={201: JunitReply, **_errors(400, 401, 403, 422),
+               413: OpenApiResponse(ErrorSerializer, description="larger than the import's "
+                                                                 "limits"),
+               415: OpenApiResponse(ErrorSerializer,
+                                    description="not application/xml or text/xml")},
+    summary="A JUnit XML report (any framework's) imported as one run of a machine.",
+)
+class JunitImportView(MachineReport):
+    # A machine report whose body is XML, not JSON: MachineReport's token, refusals and apply
+    # once per Idempotency-Key, with the machine and CI fields in the query. The token is
+    # checked before the body is read, so that a stranger's megabytes are never parsed.
+    parser_classes: list = []
+    reply_status = status.HTTP_201_CREATED
+
+    def apply(self, data):
+        return junit.import_report(data["machine_name"], data["root"], data["ci"])
+
+    def post(self, request):
+        query = JunitQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        machine_name = query.validated_data["machine"]
+        check_token_allows(request, machine_name)
+        body = request._request.body
+        if not body:
+            raise junit.InvalidReport("The body is empty: send the JUnit XML report as the body.")
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        if content_type not in (*junit.XML_TYPES, "application/gzip", "application/x-gzip"):
+            raise exceptions.UnsupportedMediaType(
+                content_type or "(none)",
+                detail="Send the report as application/xml or text/xml (gzip: "
+                       "Content-Encoding: gzip).")
+        data = {"machine_name": machine_name,
+                "root": junit.parse(junit.decompressed(body, request.headers.get("Content-Encoding", ""))),
+                "ci": ci_of(query.validated_data)}
+        scope = f"tm_api:{machine_key(machine_name)}"
+        return idempotency.once(scope, request, body,
+                                lambda: Response(self.apply(data), status=self.reply_status))
+
+
+junit_view = JunitImportView.as_view()
 
 
 def _token_header_well_formed(request) -> bool:
