@@ -10,6 +10,7 @@ from notifications.messages import Message
 class Rule(models.TextChoices):
     RUN_FAILED = "run_failed", "Test run finished with failed or error tests"
     MACHINE_SILENT = "machine_silent", "Machine silent during a run"
+    NEW_FLAKY_TEST = "new_flaky_test", "A test became flaky (passed and failed on one commit, or flips)"
     PROJECT_DEGRADED = "project_degraded", "Tracked project over its error-rate or latency limit"
     SERVER_ERROR = "server_error", "Server error (5xx) inside Monitor"
     DAILY_DIGEST = "daily_digest", "Daily digest"

@@ -84,6 +84,23 @@ def machine_silent(master, quiet_since) -> None:
     )
 
 
+def new_flaky_test(run, identity: str, key: str, reasons: list, history_link: str) -> None:
+    """A test became flaky with this run's results (it passed and failed on one commit, or its
+    outcome kept flipping): one notification per test, keyed by the test's identity."""
+    machine = run.machine.machine_name
+    raise_notification(
+        Rule.NEW_FLAKY_TEST,
+        key=f"flaky:{key}",
+        title=f"New flaky test: {identity}"[:300],
+        text="\n".join(reasons),
+        facts=[["Test", identity], ["Machine", machine]]
+        + ([["Branch", run.branch]] if run.branch else [])
+        + ([["Commit", run.commit]] if run.commit else []),
+        link=settings.SITE_URL + history_link,
+        machine=machine,
+    )
+
+
 def project_degraded(project, stats: dict, window_minutes: int) -> list[str]:
     """A tracked project over its error-rate or p95 limit during the last window. Returns the
     limits crossed (each has its own cooldown key, so a latency alert does not hide an

@@ -5,11 +5,13 @@ master scenario store their status roll-up and per-status test counts; services 
 the same transaction as the test row (tm_api.status.shift), so pages never scan tests.
 """
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
 from plumbing.times import exact
+from tm_api import outcomes as O
 from tm_api import status as S
 
 STATUS_CHOICES = [(s, s) for s in S.PRIORITY]
@@ -121,7 +123,9 @@ class Run(models.Model):
         ordering = ["-timestamp", "-pk"]
         indexes = [models.Index(fields=["machine", "-timestamp", "-id"]),
                    models.Index(fields=["branch", "-timestamp"]),
-                   models.Index(fields=["commit"])]
+                   models.Index(fields=["commit"]),
+                   # The runs of the flaky-test window (tm_api.history).
+                   models.Index(fields=["received"])]
 
     def __str__(self):
         return f"{self.machine} · {exact(self.timestamp)}"
@@ -157,13 +161,24 @@ class Test(Script):
     )
     machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="tests")
     position = models.PositiveIntegerField(help_text="order in the run's dry run")
+    # The digest of the test's identity (tm_api.outcomes.identity: its file_path and file_name
+    # as one name), the same in every run: what history, flaky tests and comparisons match on.
+    identity_key = models.CharField(max_length=32, default="", editable=False)
 
     class Meta:
         ordering = ["master_scenario", "position"]
         indexes = [
             models.Index(fields=["machine", "file_name", "status"]),
             models.Index(fields=["master_scenario", "status"]),
+            # A test's history, newest first, is an index range scan.
+            models.Index(fields=["identity_key", "-id"], name="tm_api_test_identity_idx"),
+            # ?name= with a test's name alone finds its identities.
+            models.Index(fields=["file_name"], name="tm_api_test_file_name_idx"),
         ]
+
+    @property
+    def identity(self) -> str:
+        return O.identity(self.file_path, self.file_name)
 
 
 class TestResult(models.Model):
@@ -184,6 +199,9 @@ class TestResult(models.Model):
     stdout = models.TextField(blank=True, default="")
     stderr = models.TextField(blank=True, default="")
     log = models.TextField(blank=True, default="")
+    # Failed, then passed on a retry within the run (outcomes.is_flaky_attempts): flaky on
+    # its own, found without reading every result's attempts.
+    passed_on_retry = models.BooleanField(default=False)
 
     def __str__(self):
         return f"{self.test_id}: {self.outcome}"
@@ -191,6 +209,32 @@ class TestResult(models.Model):
     @property
     def has_details(self) -> bool:
         return any((self.message, self.traceback, self.stdout, self.stderr, self.log))
+
+
+class Quarantine(models.Model):
+    """A test a person marked as known flaky (or broken) while it is being fixed: its
+    failures are still recorded, and every page that shows the test says it is quarantined."""
+
+    identity_key = models.CharField(max_length=32, unique=True, editable=False)
+    # The test's identity as it was set (file_path and file_name of a run's test).
+    file_path = models.CharField(max_length=1024, blank=True, default="")
+    file_name = models.CharField(max_length=256)
+    reason = models.CharField(max_length=1000, blank=True, default="")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                           on_delete=models.SET_NULL, related_name="+")
+    by_name = models.CharField(max_length=150, blank=True, default="",
+                               help_text="who set it (kept when the account is deleted)")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+
+    def __str__(self):
+        return self.identity
+
+    @property
+    def identity(self) -> str:
+        return O.identity(self.file_path, self.file_name)
 
 
 class MachineToken(models.Model):

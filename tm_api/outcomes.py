@@ -6,9 +6,45 @@ said: passed, failed, error, skipped, xfailed, xpassed. A report may carry both 
 plugin does); with only an outcome, the status is OUTCOME_STATUS's.
 
 A test's *identity*, stable across runs (what per-test history keys on), is its file_path and
-file_name: for pytest the module path and the rest of the node id (`TestA::test_b[1]`), for a
-JUnit XML report the testcase's classname (else its file) and its name.
+file_name joined into one name (identity()): for pytest the module path and the rest of the node
+id (`TestA::test_b[1]`), joined by `::` back into the node id; for a JUnit XML report the
+testcase's classname (else its file) and its name, joined by `::`; for a machine that reports
+script files (a directory and a file name), the file's path; for one that sends only a name, the
+name. Tests are matched by a digest of it (identity_key()), stored indexed with each test.
 """
+
+import hashlib
+
+
+def identity(file_path: str, file_name: str) -> str:
+    """One name for a test across runs, machines and tools.
+
+    `tests/test_api.py` + `TestA::test_b[1]` -> `tests/test_api.py::TestA::test_b[1]` (pytest's
+    node id); `com.acme.CartTest` + `addsItem` -> `com.acme.CartTest::addsItem` (JUnit);
+    `/suite/tests` + `01_test.py` -> `/suite/tests/01_test.py` (a directory and a script file);
+    `` + `test_login` -> `test_login` (only a name)."""
+    if not file_path or file_path == file_name:
+        return file_name
+    if not file_name:
+        return file_path
+    if file_path.endswith(("/", "\\")):
+        return file_path + file_name
+    last = file_path.replace("\\", "/").rsplit("/", 1)[-1]
+    is_directory = ("/" in file_path or "\\" in file_path) and "." not in last
+    if is_directory and "::" not in file_name and "/" not in file_name:
+        return f"{file_path}/{file_name}"
+    return f"{file_path}::{file_name}"
+
+
+def identity_key(text: str) -> str:
+    """The digest tests are matched by (32 hex characters): an identity can be 1,300
+    characters, more than a database index takes."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def key_of(file_path: str, file_name: str) -> str:
+    return identity_key(identity(file_path, file_name))
+
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
 SKIPPED, XFAILED, XPASSED = "skipped", "xfailed", "xpassed"

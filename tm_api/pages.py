@@ -1,10 +1,17 @@
 """Pages for people: server-rendered, live parts updated from the sockets by a small script."""
 
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db.models import DurationField, ExpressionWrapper, F, Prefetch
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer, TextLexer, get_lexer_for_filename
@@ -12,8 +19,9 @@ from pygments.util import ClassNotFound
 
 from plumbing.access import dashboard_page
 from plumbing.sorting import Sorting
-from tm_api import bodies
-from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
+from tm_api import bodies, history, history_views
+from tm_api import outcomes as O
+from tm_api.models import Machine, MasterScenario, Quarantine, Run, Scenario, Test
 from tm_api.status import preview
 from tm_api.views import machine_status_body, machines_with_last_run, runs_of
 
@@ -92,10 +100,153 @@ def run_detail(request, pk):
                  .annotate(run_time=ExpressionWrapper(F("timestamp_stop") - F("timestamp_start"),
                                                       output_field=DurationField()))
                  .order_by(*sort.order_by))
+    keys = Test.objects.filter(master_scenario=run.master_scenario).values("identity_key")
     return render(request, "tm/run.html", {
         "run": run, "master": run.master_scenario, "scenarios": scenarios, "tests": tests,
         "sort": sort, "is_last": run.machine.last_run_id == run.pk,
+        "quarantined": set(Quarantine.objects.filter(identity_key__in=keys)
+                           .values_list("identity_key", flat=True)),
     })
+
+
+# --- tests across runs -------------------------------------------------------------------------
+
+def _query_error(error) -> str:
+    """The first message of a query's ValidationError / API refusal, for a page."""
+    detail = getattr(error, "detail", error)
+    if isinstance(detail, dict):
+        detail = next(iter(detail.values()))
+    if isinstance(detail, list):
+        detail = detail[0]
+    return str(detail)
+
+
+def duration_trend(tests, width=600, height=80) -> dict | None:
+    """An SVG polyline of the durations, oldest on the left (None with fewer than two)."""
+    points = [(t.duration, t.status) for t in reversed(tests) if t.duration is not None]
+    if len(points) < 2:
+        return None
+    longest = max(d for d, _ in points) or 1.0
+    step = width / (len(points) - 1)
+    coords = [(round(i * step, 1), round(height - 4 - (height - 8) * d / longest, 1), d, st)
+              for i, (d, st) in enumerate(points)]
+    return {"width": width, "height": height, "longest": longest,
+            "polyline": " ".join(f"{x},{y}" for x, y, _, _ in coords),
+            "dots": [{"x": x, "y": y, "duration": d, "status": st} for x, y, d, st in coords]}
+
+
+@dashboard_page
+def test_history(request):
+    query = history_views.HistoryQuery(data=request.GET)
+    context = {"query": request.GET.get("name", ""), "error": None}
+    status = 200
+    if not query.is_valid():
+        context["error"] = _query_error(query.errors)
+        status = 400 if request.GET else 200
+        if not request.GET:
+            context["error"] = None
+        return render(request, "tm/test_history.html", context, status=status)
+    data = query.validated_data
+    try:
+        key, file_path, file_name = history_views.resolve_or_refuse(data)
+    except Exception as error:  # NotFound or ValidationError of the query
+        if not hasattr(error, "status_code"):
+            raise
+        context["error"] = _query_error(error)
+        return render(request, "tm/test_history.html", context, status=error.status_code)
+    identity = O.identity(file_path, file_name)
+    if data.get("test") is not None and not data.get("name"):
+        return HttpResponseRedirect(f"{reverse('tm_api:test-history')}?"
+                                    + urlencode({"name": identity}))
+    tests = history.history(key, data["limit"], data.get("branch", ""), data.get("machine", ""))
+    body = history_views.history_body(key, file_path, file_name, tests)
+    context.update({
+        "identity": identity, "body": body, "rows": list(zip(tests, body["results"])),
+        "trend": duration_trend(tests),
+        "quarantine": history.quarantines_of([key]).get(key),
+        "branch": data.get("branch", ""), "machine": data.get("machine", ""),
+        "limit": data["limit"],
+    })
+    return render(request, "tm/test_history.html", context)
+
+
+@dashboard_page
+def flaky_tests(request):
+    tests = history.flaky_tests()
+    marks = history.quarantines_of([t.key for t in tests])
+    rows = [{"test": t, "identity": O.identity(t.file_path, t.file_name),
+             "quarantine": marks.get(t.key)} for t in tests]
+    return render(request, "tm/flaky.html", {
+        "rows": rows, "window": history_views.flaky_body([])["window"],
+        "quarantines": Quarantine.objects.all()[:200],
+    })
+
+
+COMPARE_TITLES = {
+    "newly_failing": "Newly failing", "fixed": "Fixed", "still_failing": "Still failing",
+    "new": "New tests", "removed": "Removed tests",
+    "duration_changes": "Biggest duration changes",
+}
+
+
+@dashboard_page
+def compare_runs(request):
+    query = history_views.CompareQuery(data=request.GET)
+    if not query.is_valid():
+        return render(request, "tm/compare.html", {"error": _query_error(query.errors)},
+                      status=400)
+    try:
+        base, head = history_views.find_runs(query.validated_data)
+    except Exception as error:
+        if not hasattr(error, "status_code"):
+            raise
+        return render(request, "tm/compare.html", {"error": _query_error(error)},
+                      status=error.status_code)
+    found = history.compare_runs(base, head)
+    keys = {p.key for pairs in found.values() for p in pairs}
+    marks = history.quarantines_of(keys)
+    sections = [(name, COMPARE_TITLES[name], history_views.CATEGORY_HELP[name],
+                 [{"pair": p, "identity": O.identity(p.file_path, p.file_name),
+                   "quarantined": p.key in marks} for p in found[name]])
+                for name in history_views.CATEGORY_HELP]
+    return render(request, "tm/compare.html", {
+        "base": base, "head": head, "sections": sections,
+        "compared": [("Base", base), ("Head", head)],
+        "against": query.validated_data["against"],
+    })
+
+
+@require_POST
+def quarantine(request):
+    """Set or lift a test's quarantine from a page (logged in; the form's CSRF token)."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.POST.get("next") or reverse("tm_api:flaky"))
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        back = reverse("tm_api:flaky")
+    form = history_views.QuarantineInput(data=request.POST)
+    if not form.is_valid():
+        messages.error(request, _query_error(form.errors))
+        return HttpResponseRedirect(back)
+    try:
+        key, file_path, file_name = history_views.resolve_or_refuse(form.validated_data)
+    except Exception as error:
+        if not hasattr(error, "status_code"):
+            raise
+        messages.error(request, _query_error(error))
+        return HttpResponseRedirect(back)
+    identity = O.identity(file_path, file_name)
+    if request.POST.get("action") == "release":
+        if history.release(key):
+            messages.success(request, f"{identity} is out of quarantine.")
+        else:
+            messages.warning(request, f"{identity} was not quarantined.")
+    else:
+        history.quarantine(key, file_path, file_name, form.validated_data["reason"],
+                           request.user)
+        messages.success(request, f"{identity} is quarantined.")
+    return HttpResponseRedirect(back)
 
 
 @dashboard_page

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from notifications import rules
 from plumbing.library_internals.django_compiled_query import CompiledQuery
-from tm_api import bodies, live
+from tm_api import bodies, history, live
 from tm_api import outcomes as O
 from tm_api import status as S
 from tm_api.models import (
@@ -97,8 +97,11 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
         tests = []
         for scenario, tree in zip(scenarios, scenario_trees):
             for test in tree.get("tests") or []:
+                fields = _script_fields(test)
                 tests.append(Test(scenario=scenario, master_scenario=master, machine=machine,
-                                  position=position, status=S.WAITING, **_script_fields(test)))
+                                  position=position, status=S.WAITING, **fields,
+                                  identity_key=O.key_of(fields["file_path"],
+                                                        fields["file_name"])))
                 position += 1
         Test.objects.bulk_create(tests, batch_size=500)
 
@@ -343,8 +346,15 @@ def _apply_changes(master, changes: dict, when, rows: dict, started=None, stoppe
         _save_roll_up(scenario)
     _save_roll_up(master)
     if master.status not in S.ONGOING:
-        rules.run_finished(master)
+        run_ended(master)
     return _Changed(scenarios, tests)
+
+
+def run_ended(master) -> None:
+    """A run ended (nothing waiting or running): the notifications it may raise, in the
+    transaction of the report that ended it."""
+    rules.run_finished(master)
+    history.notify_new_flaky(master)
 
 
 def _test_body(pk, row) -> dict:
@@ -412,9 +422,12 @@ def write_results(results: dict) -> None:
     retried import, has its result replaced)."""
     if not results:
         return
-    fields = ["outcome", "attempts", "message", "traceback", "stdout", "stderr", "log"]
+    fields = ["outcome", "attempts", "message", "traceback", "stdout", "stderr", "log",
+              "passed_on_retry"]
     TestResult.objects.bulk_create(
-        [TestResult(test_id=pk, **result) for pk, result in results.items()],
+        [TestResult(test_id=pk, **result,
+                    passed_on_retry=O.is_flaky_attempts(result.get("attempts") or []))
+         for pk, result in results.items()],
         update_conflicts=True, unique_fields=["test"], update_fields=fields, batch_size=500)
 
 
@@ -545,7 +558,7 @@ class _PendingReports:
                 _save_roll_up(self.scenarios[scenario_pk])
             _save_roll_up(self.masters[master_pk])
         for master in self.finished:
-            rules.run_finished(master)
+            run_ended(master)
         for master_pk, moved in self.moved.items():
             scenarios = sorted((self.scenarios[pk] for pk in moved), key=lambda s: s.position)
             live.publish_run(self.machine, self.masters[master_pk], [

@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 import plumbing.converters  # noqa: F401 - registers <id:...>
-from tm_api import batch, pages, views
+from tm_api import batch, history_views, pages, views
 
 app_name = "tm_api"
 
@@ -29,12 +29,22 @@ api = [
 
 urlpatterns = [
     path("tm_api/", include(api)),
+    # Tests across runs (read API; quarantine writes need a logged-in user).
+    path("api/tests/history/", history_views.TestHistoryView.as_view(), name="api-test-history"),
+    path("api/tests/flaky/", history_views.FlakyTestsView.as_view(), name="api-flaky-tests"),
+    path("api/tests/quarantine/", history_views.QuarantineView.as_view(),
+         name="api-quarantine"),
+    path("api/runs/compare/", history_views.CompareRunsView.as_view(), name="api-compare-runs"),
     # Pages.
     path("machines/", pages.machine_list, name="index"),
     path("machines/<id:pk>/", pages.machine_detail, name="machine"),
     path("machines/<id:pk>/last/", pages.machine_last_run, name="machine-last"),
     path("machines/runs/<id:pk>/", pages.run_detail, name="run"),
     path("machines/script/<str:kind>/<id:pk>/", pages.script, name="script"),
+    path("machines/tests/history/", pages.test_history, name="test-history"),
+    path("machines/tests/flaky/", pages.flaky_tests, name="flaky"),
+    path("machines/tests/quarantine/", pages.quarantine, name="quarantine"),
+    path("machines/compare/", pages.compare_runs, name="compare"),
     # The earlier dashboard's page paths ([sic] "matchine"), for old bookmarks.
     path("matchine/<id:pk>", RedirectView.as_view(pattern_name="tm_api:machine")),
     path("machine/<id:pk>/last", RedirectView.as_view(pattern_name="tm_api:machine-last")),

@@ -471,6 +471,12 @@ TM_TOKEN_CACHE_SECONDS = _read("float", "TM_TOKEN_CACHE_SECONDS", 10.0)
 # Threads per server process that run machine reports (dry run, start, stop), each with a pooled
 # database connection while it works; keep it below DATABASE_POOL_SIZE. 0: Django's own threads.
 TM_WRITE_THREADS = _read("int", "TM_WRITE_THREADS", 4)
+# Flaky tests (docs/tm.md, "Flaky tests"): a test is flaky when it passed and failed on one
+# commit, or when its outcome flipped at least TM_FLAKY_FLIPS times over its last TM_FLAKY_RUNS
+# results on a branch; only runs received in the last TM_FLAKY_DAYS days are looked at.
+TM_FLAKY_FLIPS = _read("int", "TM_FLAKY_FLIPS", 3, validate=Range(min=1))
+TM_FLAKY_RUNS = _read("int", "TM_FLAKY_RUNS", 20, validate=Range(min=2, max=1000))
+TM_FLAKY_DAYS = _read("int", "TM_FLAKY_DAYS", 30, validate=Range(min=1, max=3650))
 
 
 # --- tracking -----------------------------------------------------------------------------------
