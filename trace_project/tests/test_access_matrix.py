@@ -109,6 +109,23 @@ URL_TABLE = {
         ("GET", "/tm_api/machine_dry_run_datas/{machine}", None, READ)],
     "tm_api/machine_last_data/<id:pk>/": [
         ("GET", "/tm_api/machine_last_data/{machine}/", None, READ)],
+    # tests across runs: reads as every read; a quarantine is set by a logged-in person
+    "api/tests/history/": [("GET", "/api/tests/history/?test={test}", None, READ)],
+    "api/tests/flaky/": [("GET", "/api/tests/flaky/", None, READ)],
+    "api/tests/quarantine/": [
+        ("GET", "/api/tests/quarantine/", None, READ),
+        ("POST", "/api/tests/quarantine/", "quarantine", (403, OK, OK, 403, 403)),
+        ("DELETE", "/api/tests/quarantine/?name=no-such-test", None, (403, 404, 404, 403, 403)),
+    ],
+    "api/runs/compare/": [("GET", "/api/runs/compare/?base={run}&head={run}", None, READ)],
+    "machines/tests/history/": [
+        ("GET", "/machines/tests/history/?name=/suite/test_a.py", None, PAGE)],
+    "machines/tests/flaky/": [("GET", "/machines/tests/flaky/", None, PAGE)],
+    "machines/tests/quarantine/": [
+        ("POST", "/machines/tests/quarantine/", "empty", (LOGIN, REDIRECT, REDIRECT, LOGIN, LOGIN)),
+        ("GET", "/machines/tests/quarantine/", None, (405,) * 5),
+    ],
+    "machines/compare/": [("GET", "/machines/compare/?base={run}&head={run}", None, PAGE)],
     "machines/": [("GET", "/machines/", None, PAGE)],
     "machines/<id:pk>/": [("GET", "/machines/{machine}/", None, PAGE)],
     "machines/<id:pk>/last/": [("GET", "/machines/{machine}/last/", None, PAGE)],
@@ -194,6 +211,10 @@ PUBLIC_TABLE = [
     ("GET", "/machines/{machine}/last/", EVERYONE),
     ("GET", "/machines/runs/{run}/", EVERYONE),
     ("GET", "/machines/script/test/{test}/", EVERYONE),
+    ("GET", "/api/tests/flaky/", EVERYONE),
+    ("GET", "/api/runs/compare/?base={run}&head={run}", EVERYONE),
+    ("GET", "/machines/tests/flaky/", EVERYONE),
+    ("GET", "/machines/tests/history/?name=/suite/test_a.py", EVERYONE),
     ("GET", "/api/tracking/projects/{project}/summary/", EVERYONE),
     ("GET", "/metrics/", EVERYONE),
     ("GET", "/metrics/{project}/", EVERYONE),
@@ -334,6 +355,8 @@ class World:
                                                        "script": "", "tests": [
                                                            {"file_path": "/w", "file_name":
                                                             "t.py", "script": ""}]}]}}
+        if kind == "quarantine":
+            return {"name": "/suite/test_a.py", "reason": "matrix"}
         if kind == "test_start":
             return {"machine_name": "matrix-writer", "file_path": "/w", "file_name": "t.py"}
         if kind == "test_stop":
@@ -499,6 +522,9 @@ def test_session_writes_need_the_csrf_token_and_token_writes_do_not(world, setti
     staff = Client(enforce_csrf_checks=True)
     staff.force_login(world.staff)
     assert staff.post(world.fill("/notifications/channels/{channel}/test/")).status_code == 403
+    assert user.post("/api/tests/quarantine/", json.dumps(world.body("quarantine", "user")),
+                     content_type="application/json").status_code == 403
+    assert user.post("/machines/tests/quarantine/", {"name": "/suite/test_a.py"}).status_code == 403
     machine = world.client("machine", enforce_csrf_checks=True)
     response = machine.post("/tm_api/dry_run/", json.dumps(world.body("dry_run", "machine")),
                             content_type="application/json")
