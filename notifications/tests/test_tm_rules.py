@@ -100,3 +100,63 @@ def test_a_silent_machine_ends_its_run_once_and_notifies_once(client, settings):
     assert rules == ["machine_silent", "run_failed"]  # the run ended with a failed test
     assert "0 silent" in run_job("detect_silent_machines").last_detail  # idempotent
     assert Notification.objects.count() == 2
+
+
+def run_suite(client, commit, outcomes, minute):
+    """A run of two tests through the machine API, ending with the given statuses."""
+    body = {
+        "machine_name": MACHINE, "timestamp": f"2026-01-01 10:{minute:02d}:00", "commit": commit,
+        "branch": "main",
+        "master_scenario": {
+            "file_path": "/ci", "file_name": "pytest", "script": "",
+            "scenarios": [{"file_path": "tests", "file_name": "test_api.py", "script": "",
+                           "tests": [{"file_path": "tests/test_api.py", "file_name": name,
+                                      "script": ""} for name in outcomes]}],
+        },
+    }
+    assert client.post("/tm_api/dry_run/", body, content_type="application/json").status_code == 201
+    for name, status in outcomes.items():
+        test = {"machine_name": MACHINE, "file_path": "tests/test_api.py", "file_name": name}
+        assert client.post("/tm_api/test_start/", test,
+                           content_type="application/json").status_code == 202
+        assert client.post("/tm_api/test_stop/", {**test, "status": status},
+                           content_type="application/json").status_code == 202
+
+
+def test_a_new_flaky_test_reaches_a_signed_webhook_once(client, receiver, run_worker):
+    Channel.objects.create(name="flaky", kind="webhook", url=receiver.url, secret="k3y",
+                           rules=["new_flaky_test"])
+    run_suite(client, "c1", {"test_login": "passed", "test_broken": "failed"}, 0)
+    run_suite(client, "c1", {"test_login": "passed", "test_broken": "failed"}, 1)
+    assert not Notification.objects.filter(rule="new_flaky_test").exists()
+    # The same commit fails test_login once: flaky. test_broken always fails: broken, quiet.
+    run_suite(client, "c1", {"test_login": "failed", "test_broken": "failed"}, 2)
+    notification = Notification.objects.get(rule="new_flaky_test")
+    assert notification.title == "New flaky test: tests/test_api.py::test_login"
+    assert notification.text == "passed and failed on commit c1"
+    assert ["Commit", "c1"] in notification.facts and ["Branch", "main"] in notification.facts
+    assert notification.link.endswith(
+        "/machines/tests/history/?name=tests%2Ftest_api.py%3A%3Atest_login")
+    run_worker()
+    [request] = receiver.requests
+    assert request["json"]["rule"] == "new_flaky_test"
+    assert request["json"]["title"] == notification.title
+    from notifications import messages
+
+    assert messages.verify_signature("k3y", request["headers"]["X-Monitor-Timestamp"],
+                                     request["raw"], request["headers"]["X-Monitor-Signature"])
+    # Still flaky after the next run: not new, no second notification.
+    run_suite(client, "c1", {"test_login": "passed", "test_broken": "failed"}, 3)
+    assert Notification.objects.filter(rule="new_flaky_test").count() == 1
+
+
+def test_a_quarantined_test_that_turns_flaky_stays_quiet(client, django_user_model):
+    from tm_api import history
+
+    Channel.objects.create(name="flaky", kind="webhook", url="http://127.0.0.1:1/",
+                           rules=["new_flaky_test"])
+    run_suite(client, "c1", {"test_login": "passed"}, 0)
+    ada = django_user_model.objects.create_user("ada", password="x")
+    history.quarantine(*history.resolve("tests/test_api.py::test_login"), "known", ada)
+    run_suite(client, "c1", {"test_login": "failed"}, 1)
+    assert not Notification.objects.filter(rule="new_flaky_test").exists()
