@@ -44,7 +44,7 @@ CATEGORIES = ("newly_failing", "fixed", "still_failing", "new", "removed")
 def pairs(base: list, head: list) -> list:
     """Every test of either run, paired by identity and occurrence, in the head's order then
     the base's leftovers."""
-    seen = {}
+    seen: dict[str, int] = {}
     keyed_base = {}
     for side in base:
         n = seen[side.key] = seen.get(side.key, 0) + 1
@@ -78,7 +78,7 @@ def category(pair: Pair) -> str | None:
 def compare(base: list, head: list, limit: int = DURATION_CHANGES) -> dict:
     """{category: [Pair]} for CATEGORIES, and "duration_changes": the `limit` pairs whose
     duration changed most (either way), biggest first."""
-    found = {name: [] for name in CATEGORIES}
+    found: dict[str, list[Pair]] = {name: [] for name in CATEGORIES}
     paired = pairs(base, head)
     for pair in paired:
         name = category(pair)

@@ -70,10 +70,12 @@ def test_a_test_that_always_passes_is_not_flaky():
 
 def test_newly_flaky_names_the_tests_a_run_made_flaky():
     before = results(("passed", "c1"), ("passed", "c1"))
-    then = before + [F.Result("k", "tests/test_a.py", "test_x", 9, "main", "c1", T0 + timedelta(hours=1), "failed")]
+    then = before + [F.Result("k", "tests/test_a.py", "test_x", 9, "main", "c1",
+                              T0 + timedelta(hours=1), "failed")]
     assert [t.key for t in F.newly_flaky(then, 9, 20, 3)] == ["k"]
     # Already flaky before the run: not new.
-    again = then + [F.Result("k", "tests/test_a.py", "test_x", 10, "main", "c1", T0 + timedelta(hours=2), "passed")]
+    again = then + [F.Result("k", "tests/test_a.py", "test_x", 10, "main", "c1",
+                             T0 + timedelta(hours=2), "passed")]
     assert F.newly_flaky(again, 10, 20, 3) == []
 
 
