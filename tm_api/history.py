@@ -118,7 +118,11 @@ def flaky_tests(now=None) -> list[F.Flaky]:
 
 def notify_new_flaky(master) -> list[F.Flaky]:
     """When a run ends: its tests that its results made flaky raise `new_flaky_test` (one
-    notification per test; quarantined tests are known already and stay quiet)."""
+    notification per test; quarantined tests are known already and stay quiet). One query
+    (the window's results of the run's tests that failed at least once), and a second only
+    when some test turned flaky (their quarantines)."""
+    if not any(master.tests_statistics.get(status) for status in F.COUNTED_STATUSES):
+        return []  # no test passed or failed (all cancelled, skipped, unknown): no verdict
     run = master.run
     found = F.newly_flaky(window_results(window_start(), run), run.pk,
                           settings.TM_FLAKY_RUNS, settings.TM_FLAKY_FLIPS)
