@@ -11,7 +11,7 @@ from plumbing.errors import ErrorSerializer
 from tm_api import history
 from tm_api import outcomes as O
 from tm_api import status as S
-from tm_api.models import Run, Test
+from tm_api.models import Quarantine, Run, Test
 
 TAGS = ["test machines: tests across runs"]
 
@@ -340,8 +340,6 @@ QuarantineList = type("Quarantines", (serializers.Serializer,), {
     summary="Lift a test's quarantine (logged in).")
 class QuarantineView(APIView):
     def get(self, request):
-        from tm_api.models import Quarantine
-
         marks = list(Quarantine.objects.all()[:1000])
         return Response({"count": len(marks), "tests": [quarantine_body(m) for m in marks]})
 

@@ -16,6 +16,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer, TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
+from rest_framework.exceptions import APIException
 
 from plumbing.access import dashboard_page
 from plumbing.sorting import Sorting
@@ -149,9 +150,7 @@ def test_history(request):
     data = query.validated_data
     try:
         key, file_path, file_name = history_views.resolve_or_refuse(data)
-    except Exception as error:  # NotFound or ValidationError of the query
-        if not hasattr(error, "status_code"):
-            raise
+    except APIException as error:  # NotFound or ValidationError of the query
         context["error"] = _query_error(error)
         return render(request, "tm/test_history.html", context, status=error.status_code)
     identity = O.identity(file_path, file_name)
@@ -197,9 +196,7 @@ def compare_runs(request):
                       status=400)
     try:
         base, head = history_views.find_runs(query.validated_data)
-    except Exception as error:
-        if not hasattr(error, "status_code"):
-            raise
+    except APIException as error:
         return render(request, "tm/compare.html", {"error": _query_error(error)},
                       status=error.status_code)
     found = history.compare_runs(base, head)
@@ -231,9 +228,7 @@ def quarantine(request):
         return HttpResponseRedirect(back)
     try:
         key, file_path, file_name = history_views.resolve_or_refuse(form.validated_data)
-    except Exception as error:
-        if not hasattr(error, "status_code"):
-            raise
+    except APIException as error:
         messages.error(request, _query_error(error))
         return HttpResponseRedirect(back)
     identity = O.identity(file_path, file_name)
