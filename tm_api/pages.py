@@ -128,9 +128,10 @@ def duration_trend(tests, width=600, height=80) -> dict | None:
     if len(points) < 2:
         return None
     longest = max(d for d, _ in points) or 1.0
-    step = width / (len(points) - 1)
-    coords = [(round(i * step, 1), round(height - 4 - (height - 8) * d / longest, 1), d, st)
-              for i, (d, st) in enumerate(points)]
+    pad = 6  # room for the dots at both ends
+    step = (width - 2 * pad) / (len(points) - 1)
+    coords = [(round(pad + i * step, 1), round(height - pad - (height - 2 * pad) * d / longest, 1),
+               d, st) for i, (d, st) in enumerate(points)]
     return {"width": width, "height": height, "longest": longest,
             "polyline": " ".join(f"{x},{y}" for x, y, _, _ in coords),
             "dots": [{"x": x, "y": y, "duration": d, "status": st} for x, y, d, st in coords]}
