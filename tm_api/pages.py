@@ -207,7 +207,14 @@ def compare_runs(request):
                  [{"pair": p, "identity": O.identity(p.file_path, p.file_name),
                    "quarantined": p.key in marks} for p in found[name]])
                 for name in history_views.CATEGORY_HELP]
+    # Other runs to compare the head with: its machine's and its branch's latest.
+    others = Run.objects.select_related("machine").exclude(pk=head.pk).order_by("-timestamp", "-pk")
+    choices = {run.pk: run for run in others.filter(machine_id=head.machine_id)[:20]}
+    if head.branch:
+        choices.update({run.pk: run for run in others.filter(branch=head.branch)[:20]})
+    choices[base.pk] = base
     return render(request, "tm/compare.html", {
+        "choices": sorted(choices.values(), key=lambda run: (run.timestamp, run.pk), reverse=True),
         "base": base, "head": head, "sections": sections,
         "compared": [("Base", base), ("Head", head)],
         "against": query.validated_data["against"],

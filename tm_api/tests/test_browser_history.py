@@ -79,6 +79,12 @@ def test_history_flaky_compare_and_quarantine_pages(server_factory, page, browse
     page.goto(f"{server.url}/machines/compare/?head={runs[2]}")
     assert "isNew" in page.locator("#new").inner_text()
     assert "Fixed 1" in page.locator("#fixed h2").inner_text()
+    # Another base, picked from the machine's runs.
+    page.select_option("#pick-base select[name=base]", str(runs[0]))
+    page.click("#pick-base button")
+    page.wait_for_url(f"**/machines/compare/?head={runs[2]}&base={runs[0]}")
+    assert "Fixed 0" in page.locator("#fixed h2").inner_text()
+    assert "+1.00 s" in page.locator("#duration_changes").inner_text()
 
     page.goto(f"{server.url}/machines/tests/history/?name=addsItem")
     assert page.locator("h1 + .tm-quarantine").count() == 1
