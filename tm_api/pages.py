@@ -82,8 +82,13 @@ def machine_detail(request, pk):
 @dashboard_page
 def machine_last_run(request, pk):
     machine = get_object_or_404(Machine, pk=pk)
+    # The quarantined tests of the run shown (a later run's show after a reload).
+    quarantined = list(Test.objects.filter(
+        master_scenario__run_id=machine.last_run_id,
+        identity_key__in=Quarantine.objects.values("identity_key")).values_list("pk", flat=True))
     return render(request, "tm/last_run.html", {
         "machine": machine, "body": bodies.machine_last_data(machine),
+        "quarantined": quarantined,
     })
 
 

@@ -100,6 +100,14 @@ def test_history_flaky_compare_and_quarantine_pages(server_factory, page, browse
     links = page.locator("tr.test a.tm-history")
     links.first.wait_for()
     assert links.count() == 3
+    assert page.locator("tr.test .tm-quarantine").count() == 0  # lifted above
+    page.goto(f"{server.url}/machines/tests/history/?name=shop.Cart::alwaysBroken")
+    page.locator("input[name=reason]").fill("ISSUE-8")
+    page.locator("button", has_text="Quarantine").click()
+    page.goto(f"{server.url}/machines/{Run.objects.get(pk=runs[-1]).machine_id}/last/")
+    page.locator("tr.test a.tm-history").first.wait_for()
+    marked = page.locator("tr.test", has=page.locator(".tm-quarantine"))
+    assert marked.count() == 1 and "alwaysBroken" in marked.inner_text()
     page.locator("tr.test", has_text="isNew").locator("a.tm-history").click()
     page.wait_for_url("**/machines/tests/history/?name=shop.Cart%3A%3AisNew")
 
