@@ -14,6 +14,7 @@ from tm_api import status as S
 from tm_api.models import Quarantine, Run, Test
 
 TAGS = ["test machines: tests across runs"]
+MAX_ID = 2**63 - 1  # a larger id is no row's (and PostgreSQL's bigint refuses it)
 
 
 def _refusal(description):
@@ -46,7 +47,7 @@ class TestNameQuery(serializers.Serializer):
         help_text="the test's full identity (a pytest node id such as "
                   "'tests/test_api.py::TestA::test_b[1]', a JUnit 'classname::name', a "
                   "script's path) or its name alone when only one test has it")
-    test = serializers.IntegerField(required=False, min_value=1,
+    test = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
                                     help_text="or: the pk of one of its runs' tests")
 
     def validate(self, data):
@@ -206,8 +207,8 @@ class FlakyTestsView(APIView):
 # --- comparing two runs ------------------------------------------------------------------------
 
 class CompareQuery(serializers.Serializer):
-    head = serializers.IntegerField(min_value=1, help_text="the run to look at (its pk)")
-    base = serializers.IntegerField(required=False, min_value=1,
+    head = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="the run to look at (its pk)")
+    base = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
                                     help_text="the run to compare it with; default: the run "
                                               "before it (see `against`)")
     against = serializers.ChoiceField(

@@ -109,6 +109,7 @@ def test_history_leaves_out_tests_without_a_verdict(reader, machines):
     ({"name": "test_login", "limit": "many"}, 400, "limit: A valid integer is required."),
     ({"test": "x"}, 400, "test: A valid integer is required."),
     ({"test": "999999"}, 404, "No test 999999."),
+    ({"test": str(2**70)}, 400, "test: Ensure this value is less than or equal to"),
     ({"name": "tests/nope.py::test_nothing"}, 404, "No test is called 'tests/nope.py::test_nothing'"),
 ])
 def test_history_refuses_bad_queries_clearly(reader, flipping, query, status, detail):
@@ -212,6 +213,7 @@ def test_compare_new_and_removed_tests_and_by_branch(reader, flipping, machines)
     ({"head": "abc"}, 400, "head: A valid integer is required."),
     ({"head": "{first}", "against": "team"}, 400, "against: \"team\" is not a valid choice."),
     ({"head": "999999"}, 404, "No run 999999 (head)."),
+    ({"head": "{last}", "base": str(2**64)}, 400, "base: Ensure this value is less than"),
     ({"head": "{last}", "base": "999999"}, 404, "No run 999999 (base)."),
     ({"head": "{first}"}, 404, "Run {first} is the first run of machine 'rack': nothing to compare"),
     ({"head": "{nobranch}", "against": "branch"}, 400, "against: Run {nobranch} has no branch"),
