@@ -59,6 +59,13 @@ OPERATIONS = {
     "POST /tm_api/batch/": "machine_token",
     "POST /tm_api/junit/": "machine_token",
     "POST /tracking/{project_id}": "none",  # the legacy tracker route: the token is in the body
+    "GET /api/overview/": "session",
+    "GET /api/tests/history/": "session",
+    "GET /api/tests/flaky/": "session",
+    "GET /api/tests/quarantine/": "session",
+    "POST /api/tests/quarantine/": "session",
+    "DELETE /api/tests/quarantine/": "session",
+    "GET /api/runs/compare/": "session",
 }
 
 # Known bugs in code this suite does not own (traces/, tm_api/, tracking/ are other helpers'):
