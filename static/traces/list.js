@@ -56,7 +56,9 @@
   function clock(ms, span) {
     const date = new Date(ms);
     const two = (n) => String(n).padStart(2, "0");
-    const time = two(date.getHours()) + ":" + two(date.getMinutes()) + (span < 3 * 60 * 1000 ? ":" + two(date.getSeconds()) : "");
+    let time = two(date.getHours()) + ":" + two(date.getMinutes());
+    if (span < 3 * 60 * 1000) time += ":" + two(date.getSeconds());
+    if (span < 10 * 1000) time += "." + String(date.getMilliseconds()).padStart(3, "0");
     return span > 86400 * 1000 ? date.getFullYear() + "-" + two(date.getMonth() + 1) + "-" + two(date.getDate()) + " " + time : time;
   }
 

@@ -582,7 +582,11 @@
     $("trace-spans").textContent = body.span_count;
     $("trace-events").textContent = body.event_count;
     $("trace-duration").textContent = human(body.duration);
-    if ($("trace-errors")) $("trace-errors").textContent = body.error_count;
+    $("trace-errors").textContent = body.error_count;
+    $("trace-errors").classList.toggle("has-errors", body.error_count > 0);
+    // The root span's service, once the root has arrived.
+    $("trace-service").textContent = body.service || "";
+    $("trace-service-fact").hidden = !body.service;
     const missing = $("trace-missing");
     missing.hidden = !body.missing.length;
     $("trace-missing-text").textContent = body.missing.join(", ");
