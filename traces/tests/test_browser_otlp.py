@@ -18,7 +18,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from traces import otel
 from traces.span_ingest import ingest_spans
-from traces.tests.test_exporters import token  # noqa: F401 (a fixture)
+from tracking.models import Project
 
 pytestmark = [pytest.mark.integration]
 
@@ -26,6 +26,14 @@ BASE = 1_700_000_000_000_000_000  # ns
 MS = 1_000_000
 XSS = '<img src=x onerror="window.__xss=1">'
 LINKED = "0af7651916cd43dd8448eb211c80319c"
+
+
+@pytest.fixture
+def token(transactional_db):
+    project = Project(name="shop")
+    token = project.issue_token()
+    project.save()
+    return token
 
 
 class Services:
@@ -87,7 +95,7 @@ def row(page, name):
     return page.locator(f".wf-row:has(.wf-name:text-is('{name}'))")
 
 
-def test_an_otlp_trace_to_debug_grows_live_and_reads_well(server_factory, token, page):  # noqa: F811
+def test_an_otlp_trace_to_debug_grows_live_and_reads_well(server_factory, token, page):
     server = server_factory(DASHBOARDS_PUBLIC="True")
     services = Services(server, token, "frontend", "auth", "payments", "db")
     root, children = checkout_trace(services)
@@ -194,7 +202,7 @@ def test_an_otlp_trace_to_debug_grows_live_and_reads_well(server_factory, token,
     services.shutdown()
 
 
-def test_the_list_scatter_service_picker_errors_and_sorting(server_factory, token, page):  # noqa: F811
+def test_the_list_scatter_service_picker_errors_and_sorting(server_factory, token, page):
     server = server_factory(DASHBOARDS_PUBLIC="True")
     services = Services(server, token, "frontend", "worker", "auth", "payments", "db")
     root, children = checkout_trace(services)  # 100 ms, one span in error
@@ -209,7 +217,7 @@ def test_the_list_scatter_service_picker_errors_and_sorting(server_factory, toke
     ids = {"checkout": hex_id(root), "home": hex_id(home), "sync": hex_id(sync)}
 
     page.goto(f"{server.url}/traces/")
-    names = lambda: page.locator(".trace-table tbody td:nth-child(2) a").all_inner_texts()  # noqa: E731
+    names = lambda: page.locator(".trace-table tbody td:nth-child(2) a").all_inner_texts()
     assert names() == [XSS, "GET /home", "GET /checkout"]
     # Errors in the list: a mark by the name, the count in its column.
     assert page.locator("tr.has-error .error-mark").count() == 1
@@ -258,7 +266,7 @@ def test_the_pure_computations_on_known_traces(server_factory, page):
     server = server_factory(DASHBOARDS_PUBLIC="True")
     page.goto(f"{server.url}/traces/")
     page.add_script_tag(url=f"{server.url}/static/traces/tracemath.js")
-    run = lambda items: page.evaluate(  # noqa: E731
+    run = lambda items: page.evaluate(
         "items => ({self: TraceMath.selfTimes(items), path: TraceMath.criticalPath(items)})",
         items)
 
