@@ -53,18 +53,20 @@
     return node;
   }
 
-  function clock(ms, span) {
-    const date = new Date(ms);
-    const two = (n) => String(n).padStart(2, "0");
-    let time = two(date.getHours()) + ":" + two(date.getMinutes());
-    if (span < 3 * 60 * 1000) time += ":" + two(date.getSeconds());
-    if (span < 10 * 1000) time += "." + String(date.getMilliseconds()).padStart(3, "0");
-    return span > 86400 * 1000 ? date.getFullYear() + "-" + two(date.getMonth() + 1) + "-" + two(date.getDate()) + " " + time : time;
+  // An end of the time axis: the exact time in the site's zone (window.Times, as every page
+  // writes times) on two lines, the date and time, then the zone.
+  function timeLabel(chart, x, y, ms, anchor, withMs) {
+    const text = window.Times.exact(new Date(ms), {ms: withMs});
+    const cut = text.lastIndexOf(" ");
+    const label = svg("text", {x, y, "text-anchor": anchor, class: "scatter-label"});
+    label.appendChild(svg("tspan", {x}, text.slice(0, cut)));
+    label.appendChild(svg("tspan", {x, dy: "1.1em"}, text.slice(cut + 1)));
+    chart.appendChild(label);
   }
 
   function draw() {
-    const width = Math.max(plot.clientWidth, 300), height = 180;
-    const left = 64, right = 14, top = 10, bottom = 26;
+    const width = Math.max(plot.clientWidth, 300), height = 196;
+    const left = 64, right = 14, top = 10, bottom = 40;
     let x0 = Math.min(...points.map((p) => p.at)), x1 = Math.max(...points.map((p) => p.at));
     if (x1 - x0 < 1000) { x0 -= 500; x1 += 500; }  // one moment: spread a second around it
     const y1 = Math.max(...points.map((p) => p.seconds)) * 1.08 || 1;
@@ -77,11 +79,8 @@
       chart.appendChild(svg("line", {x1: left, x2: width - right, y1: at, y2: at, class: "scatter-grid"}));
       chart.appendChild(svg("text", {x: left - 6, y: at + 4, "text-anchor": "end", class: "scatter-label"}, human(value)));
     }
-    for (let i = 0; i <= 4; i++) {
-      const at = x0 + ((x1 - x0) * i) / 4;
-      chart.appendChild(svg("text", {x: x(at), y: height - 8, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle",
-                                     class: "scatter-label"}, clock(at, x1 - x0)));
-    }
+    timeLabel(chart, left, height - 20, x0, "start", x1 - x0 < 10000);
+    timeLabel(chart, width - right, height - 20, x1, "end", x1 - x0 < 10000);
     // Errors last, so they are drawn on top.
     const ordered = points.slice().sort((a, b) => (a.errors > 0) - (b.errors > 0));
     for (const point of ordered) {
@@ -92,7 +91,7 @@
                                  class: "scatter-dot" + (point.errors ? " error" : "")});
       dot.appendChild(svg("title", {}, (point.name || "(unnamed)") + " · " + point.duration +
         (point.errors ? " · " + point.errors + " span" + (point.errors === 1 ? "" : "s") + " in error" : "") +
-        " · " + new Date(point.at).toLocaleString()));
+        " · " + window.Times.exact(new Date(point.at), {ms: true})));
       link.appendChild(dot);
       chart.appendChild(link);
     }
