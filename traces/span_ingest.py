@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from traces import otel
+from traces import live, otel
 from traces.assembly import OPEN
 from traces.models import Span, Trace
 
@@ -49,6 +49,7 @@ def ingest_spans(decoded: otel.Decoded) -> SpansResult:
         collided = _write_postgresql(traces, spans, now)
     else:
         collided = _write_sqlite(traces, spans, now)
+    live.spans_stored(traces, collided)  # their open pages fetch the new spans, after commit
     rejected, message = decoded.rejected, decoded.message
     if collided:
         refused = sum(1 for span in spans if span.trace_id in collided)
