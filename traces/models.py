@@ -186,7 +186,11 @@ class Span(models.Model):
 
 
 class Event(models.Model):
-    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="events")
+    # No foreign key constraint in the database either, as for spans: PostgreSQL would check each
+    # deleted trace for events, one at a time, which made most of the cost of retention (0.7 s
+    # per 100,000 traces). Events are written with their trace and deleted with it.
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="events",
+                              db_constraint=False)
     name = models.CharField(max_length=255)
     timestamp = TimestampField()
     attributes = models.JSONField(null=True, blank=True)  # e.g. an exception's type and message

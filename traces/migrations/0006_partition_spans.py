@@ -2,7 +2,7 @@
 whole days of spans: the table is converted keeping its rows (they stay in the partition of
 everything before the conversion). Each span's `received` becomes its trace's `created`, as every
 writer now sets it, so a trace's spans share a partition and leave with their trace. The foreign
-key constraint to the trace goes (see Span.trace). SQLite keeps its plain table."""
+key constraints of spans and events to their trace go (see Span.trace, Event.trace). SQLite keeps its plain table."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -30,6 +30,11 @@ class Migration(migrations.Migration):
             model_name='span',
             name='trace',
             field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='spans', to='traces.trace'),
+        ),
+        migrations.AlterField(
+            model_name='event',
+            name='trace',
+            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='traces.trace'),
         ),
         migrations.RunPython(received_when_their_trace_was, migrations.RunPython.noop),
         partition_table("traces_span", "received"),
