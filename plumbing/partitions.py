@@ -425,21 +425,46 @@ def prune(table: str, column: str, cutoff: datetime, connection=default_connecti
         elif partition.default or partition.lower is None or partition.lower < cutoff:
             deleted += _delete_rows(connection, partition.name, column, cutoff, batch_size)
     if old:
-        _drop(connection, [partition.name for partition in old])
+        _detach(connection, table, [partition.name for partition in old])
+    _drop_detached(connection, table)
     return Pruned(deleted, len(old), sum(max(0, partition.estimated_rows) for partition in old))
 
 
-def _drop(connection, names: list[str]) -> None:
-    """One statement, one transaction: the table's exclusive lock is taken once."""
+def _detach(connection, table: str, names: list[str]) -> None:
+    """The partitions leave the table in one transaction, renamed `<name>_detached`: the table's
+    exclusive lock is taken once, and held only for this change of the catalog. Removing their
+    files (seconds for gigabytes) comes after, without the lock: inserts never wait on it."""
     for attempt in range(LOCK_ATTEMPTS):
         try:
             with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                cursor.execute(f"DROP TABLE {', '.join(_q(name) for name in names)}")
+                for name in names:
+                    cursor.execute(f"ALTER TABLE {_q(table)} DETACH PARTITION {_q(name)}")
+                    cursor.execute(f"ALTER TABLE {_q(name)} RENAME TO {_q(_detached(name))}")
             return
         except OperationalError:  # lock_timeout: readers or writers held the table; again
             if attempt == LOCK_ATTEMPTS - 1:
                 raise
+
+
+# What partition_name() and convert() name a partition, as _detached() renames it.
+_DETACHED_NAME = "_(p[0-9]{8}([0-9]{6})?|before_[0-9]{8})_detached$"
+
+
+def _detached(name: str) -> str:
+    return _short(name, "_detached")
+
+
+def _drop_detached(connection, table: str) -> None:
+    """Drops the partitions detached by this run, or by one that stopped before it could."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
+            "AND c.relname ~ %s", ["^" + re.escape(table) + _DETACHED_NAME])
+        names = [row[0] for row in cursor.fetchall()]
+        if names:
+            cursor.execute(f"DROP TABLE {', '.join(_q(name) for name in names)}")
 
 
 def _delete_rows(connection, table, column, cutoff, batch_size) -> int:

@@ -176,3 +176,15 @@ def test_on_a_plain_table_retention_deletes_rows():
     assert (pruned.rows, pruned.partitions_dropped) == (2, 0)
     assert execute("SELECT id FROM probe_plain ORDER BY id") == [(2,), (3,)]
     assert not partitions.is_partitioned("probe_plain")
+
+
+@pytest.mark.postgresql
+def test_partitions_detached_by_a_run_that_stopped_are_dropped_by_the_next(probe):
+    """Retention detaches old partitions (an instant's lock), then drops them (removing the
+    files takes time, without the lock); a run stopped in between leaves them to the next."""
+    execute("ALTER TABLE probe DETACH PARTITION probe_p20260311")
+    execute("ALTER TABLE probe_p20260311 RENAME TO probe_p20260311_detached")
+    execute("CREATE TABLE probe_notes_detached (id int)")  # not one of probe's: kept
+    partitions.prune("probe", "at", datetime(2026, 3, 1, tzinfo=UTC))
+    assert execute("SELECT relname FROM pg_class WHERE relname LIKE '%%detached' "
+                   "ORDER BY relname") == [("probe_notes_detached",)]
