@@ -78,7 +78,7 @@ def run(args):
     with connection.cursor() as cursor:
         # The table as after weeks of use: a partition per day, back to before the oldest rows.
         for partition in partitions.partitions("traces_span"):
-            if partition.lower is None:
+            if partition.lower is None and not partition.default:
                 cursor.execute(f'DROP TABLE "{partition.name}"')
         made = partitions.create_ahead(now=cutoff_day - timedelta(days=args.days + 1),
                                        days=args.days + settings.TRACE_RETENTION_DAYS + 10,
