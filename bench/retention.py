@@ -158,11 +158,22 @@ def run(args):
         finally:
             locked.append(time.monotonic() - began)
 
+    removed = []
+    drop_detached = partitions._drop_detached
+
+    def timed_drop(*args, **kwargs):  # removing the detached partitions (their files)
+        began = time.monotonic()
+        try:
+            return drop_detached(*args, **kwargs)
+        finally:
+            removed.append(time.monotonic() - began)
+
     partitions.prune, partitions._detach = timed_prune, timed_detach
+    partitions._drop_detached = timed_drop
     started = time.monotonic()
     deleted_traces = prune_traces()
     elapsed = time.monotonic() - started
-    partitions.prune, partitions._detach = prune, detach
+    partitions.prune, partitions._detach, partitions._drop_detached = prune, detach, drop_detached
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM traces_span")
         spans_left = cursor.fetchone()[0]
@@ -178,8 +189,9 @@ def run(args):
           f"{sum(timings):.3f} s; the trace rows (and their events): "
           f"{elapsed - sum(timings):.3f} s")
     print(f"  the span table's exclusive lock (detaching the partitions) was held "
-          f"{sum(locked):.3f} s; the rest of the spans' part is the deletion of the rows of the "
-          f"straddling day and the removal of the detached partitions' files")
+          f"{sum(locked):.3f} s; dropping the detached partitions (removing their files) took "
+          f"{sum(removed):.3f} s, after the rows were gone from the tables: "
+          f"{elapsed - sum(removed):.3f} s")
     print(f"left: {spans_left:,} spans (expected {total - old:,}), {traces_left:,} traces, "
           f"{orphans} spans without their trace")
     if baseline_rows == old:
@@ -193,7 +205,8 @@ def run(args):
           f"({scaled / elapsed:.0f} times faster)")
     ok = spans_left == total - old and orphans == 0
     print("target: 10 million spans under a second:",
-          "met" if elapsed < 1 and old >= 10_000_000 and ok else "NOT met" if ok else "WRONG RESULT")
+          "met" if elapsed < 1 and old >= 10_000_000 and ok else "NOT met" if ok else "WRONG RESULT",
+          "(the whole step, files removed)")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ retention drops whole partitions instead of deleting rows one by one.
   partitioned by a timestamp (found in PostgreSQL's catalog, so this module knows no app); run by
   the `create_partitions` job. Rows the DEFAULT partition holds for a range are moved into the
   partition made for it.
-- `prune(table, column, cutoff)`: retention. Partitions wholly before the cutoff are dropped;
-  rows are deleted only in the partition that straddles the cutoff and in the DEFAULT one. On a
-  plain table (SQLite) it deletes the rows, in batches.
+- `prune(table, column, cutoff)`: retention. Partitions wholly before the cutoff are detached
+  (the table's exclusive lock held for that change of the catalog only) and then dropped; rows
+  are deleted only in the partition that straddles the cutoff and in the DEFAULT one. On a plain
+  table (SQLite) it deletes the rows, in batches.
 
 Partitions cover PARTITION_DAYS days each, from midnight UTC (counted from 1970-01-01, so the
 boundaries do not depend on when the table was converted).
@@ -35,9 +36,8 @@ from django.db.utils import OperationalError
 from django.utils import timezone
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# How long a DROP of a partition waits for the table's lock (it needs the parent's exclusive lock
-# for an instant; inserts queue behind a waiting DROP, so it must not wait long), and how often
-# it tries.
+# How long detaching old partitions waits for the table's exclusive lock (held for an instant;
+# inserts queue behind a waiting DETACH, so it must not wait long), and how often it tries.
 LOCK_TIMEOUT = "2s"
 LOCK_ATTEMPTS = 3
 
