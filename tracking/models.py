@@ -68,9 +68,26 @@ class RequestMetric(models.Model):
     response_size = models.BigIntegerField(null=True, blank=True)
     headers = models.JSONField(default=dict, blank=True,
                                help_text="Request headers without credentials (scrubbed).")
+    # The W3C trace context the request was served in (32 and 16 lowercase hex digits), when
+    # the tracker saw one (an incoming traceparent, or the app's OpenTelemetry span) or the row
+    # came from an OpenTelemetry SERVER span; NULL otherwise. span_id is the server span's own
+    # id: a request reported by the tracker and by OpenTelemetry is stored once (the unique
+    # constraint below; tracking.services.ingest_events skips the second).
+    trace_id = models.CharField(max_length=32, null=True, blank=True)
+    span_id = models.CharField(max_length=16, null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["project", "-received_at"], name="tracking_req_proj_time")]
+        indexes = [
+            models.Index(fields=["project", "-received_at"], name="tracking_req_proj_time"),
+            # Partial: most rows have no trace id, and a lookup by one implies NOT NULL.
+            models.Index(fields=["trace_id"], name="tracking_req_trace",
+                         condition=models.Q(trace_id__isnull=False)),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "trace_id", "span_id"],
+                                    name="tracking_req_once_per_span",
+                                    condition=models.Q(span_id__isnull=False)),
+        ]
         ordering = ["-received_at", "-id"]
 
     def __str__(self):

@@ -29,7 +29,10 @@ logger = logging.getLogger(__name__)
 RAW_COLUMNS = [
     "project_id", "received_at", "duration_ms", "method", "path", "query", "view_name",
     "status_code", "session_id", "user_agent", "client_ip", "response_size", "headers",
+    "trace_id", "span_id",
 ]
+# Rows per INSERT of the requests that carry a span id (SQLite takes 32,766 parameters).
+KEYED_CHUNK = 500
 
 
 # --- projects and tokens ------------------------------------------------------------------------
@@ -57,17 +60,22 @@ def _utc(timestamp: float) -> datetime:
 
 def ingest_events(project: Project, events: list[RequestEvent], dropped_by_client: int = 0) -> int:
     """Store `events` (already parsed and scrubbed by tracking.wire) and add them to the minute
-    and hour rollups in one transaction; the live page hears about them after commit."""
+    and hour rollups in one transaction; the live page hears about them after commit.
+
+    A request with a span id (the tracker saw the app's OpenTelemetry span, or the event was
+    made from an OpenTelemetry SERVER span) is stored and counted once per project, trace id and
+    span id, whichever source reports it first: a later report of it is accepted and skipped.
+    Returns the number of events accepted (stored now or before)."""
     if not events and not dropped_by_client:
         return 0
     for attempt in range(3):
         try:
             with transaction.atomic():
-                if events:
-                    _insert_raw(project, events)
-                    _add_to_rollups(project, events)
+                stored = _insert_raw(project, events) if events else []
+                if stored:
+                    _add_to_rollups(project, stored)
                     publish_requests_after_commit(
-                        project, len(events), max(e.timestamp for e in events)
+                        project, len(stored), max(e.timestamp for e in stored)
                     )
                 if dropped_by_client:
                     Project.objects.filter(pk=project.pk).update(
@@ -87,11 +95,54 @@ def _raw_row(project_id: int, e: RequestEvent) -> tuple:
     return (
         project_id, _utc(e.timestamp), e.duration_ms, e.method, e.path, e.query, e.view_name,
         e.status_code, e.session_id, e.user_agent, e.client_ip, e.response_size,
-        json.dumps(e.headers),
+        json.dumps(e.headers), e.trace_id, e.span_id,
     )
 
 
-def _insert_raw(project: Project, events: list[RequestEvent]) -> None:
+def _insert_raw(project: Project, events: list[RequestEvent]) -> list[RequestEvent]:
+    """Store the raw rows; returns the events stored now (those of requests already stored
+    under the same trace and span id are not)."""
+    if any(e.span_id is not None for e in events):
+        keyed = [e for e in events if e.span_id is not None]
+        plain = [e for e in events if e.span_id is None]
+        _insert_plain(project, plain)
+        return plain + _insert_once(project, keyed)
+    _insert_plain(project, events)
+    return events
+
+
+def _insert_once(project: Project, events: list[RequestEvent]) -> list[RequestEvent]:
+    """Insert requests that carry a span id, skipping any (project, trace id, span id) already
+    stored (the unique constraint tracking_req_once_per_span; a concurrent insert of the same
+    key waits for the other transaction and is then skipped). Returns the events inserted."""
+    first: dict[tuple, RequestEvent] = {}
+    for event in events:
+        first.setdefault((event.trace_id, event.span_id), event)
+    postgresql = connection.vendor == "postgresql"
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = [_raw_row(project.pk, event) for event in first.values()]
+    if not postgresql:
+        rows = [(p, adapt(t), *rest) for p, t, *rest in rows]
+    # The headers column is jsonb on PostgreSQL.
+    placeholders = ", ".join("%s::jsonb" if postgresql and column == "headers" else "%s"
+                             for column in RAW_COLUMNS)
+    inserted: set[tuple] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), KEYED_CHUNK):
+            chunk = rows[start:start + KEYED_CHUNK]
+            cursor.execute(
+                f"INSERT INTO {RequestMetric._meta.db_table} ({', '.join(RAW_COLUMNS)}) VALUES "
+                + ", ".join([f"({placeholders})"] * len(chunk))
+                + " ON CONFLICT DO NOTHING RETURNING trace_id, span_id",
+                [value for row in chunk for value in row],
+            )
+            inserted.update(map(tuple, cursor.fetchall()))
+    return [event for key, event in first.items() if key in inserted]
+
+
+def _insert_plain(project: Project, events: list[RequestEvent]) -> None:
+    if not events:
+        return
     if connection.vendor == "postgresql":
         # COPY is several times faster than a multi-row INSERT for thousands of rows.
         table = RequestMetric._meta.db_table
