@@ -73,8 +73,8 @@ class RequestMetric(models.Model):
     # came from an OpenTelemetry SERVER span; NULL otherwise. span_id is the server span's own
     # id: a request reported by the tracker and by OpenTelemetry is stored once (the unique
     # constraint below; tracking.services.ingest_events skips the second).
-    trace_id = models.CharField(max_length=32, null=True, blank=True)
-    span_id = models.CharField(max_length=16, null=True, blank=True)
+    trace_id = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001 - NULL: none
+    span_id = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001 - NULL: none
 
     class Meta:
         indexes = [
