@@ -350,7 +350,7 @@ REQUEST_SORTING = Sorting({
 
 
 def filter_requests(project: Project, *, since=None, until=None, path=None, status=None,
-                    view=None, min_duration_ms=None, method=None, sort=None):
+                    view=None, min_duration_ms=None, method=None, sort=None, trace_id=None):
     """Raw requests of a project, newest first unless `sort` (a ?sort= value of
     REQUEST_SORTING) says otherwise. `status` is a code (404) or a class ("5xx")."""
     requests = RequestMetric.objects.filter(project_id=project.pk)
@@ -372,6 +372,8 @@ def filter_requests(project: Project, *, since=None, until=None, path=None, stat
             requests = requests.filter(status_code=int(status))
     if min_duration_ms is not None:
         requests = requests.filter(duration_ms__gte=min_duration_ms)
+    if trace_id:
+        requests = requests.filter(trace_id=trace_id.lower())
     order = REQUEST_SORTING.parse(sort) or REQUEST_SORTING.default
     return requests.order_by(*order.order_by)
 
