@@ -340,7 +340,8 @@ class TestDetailView(ScriptDetail):
         test = _get(self.model, pk)
         result = TestResult.objects.filter(test_id=test.pk).only("trace_id").first()
         trace_id = result.trace_id if result is not None else None
-        links = trace_links.find([trace_id]).get(trace_id, []) if trace_id else []
+        links = (trace_links.find([trace_id], kinds=("trace", "requests")).get(trace_id, [])
+                 if trace_id else [])
         return Response({**_script_body(test), "trace_id": trace_id,
                          "links": [{"kind": link.kind, "label": link.label,
                                     "url": request.build_absolute_uri(link.url)}
