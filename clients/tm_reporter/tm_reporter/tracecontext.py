@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from typing import Any
 
 try:  # optional: without opentelemetry-api only the environment variables are set
     from opentelemetry import context as otel_context
@@ -42,8 +43,8 @@ class TestTrace:
         self.trace_id = ""
         self.span_id = ""
         self.traceparent = ""
-        self._span = None  # the OpenTelemetry span, when opentelemetry-api is there
-        self._token = None
+        self._span: Any = None  # the OpenTelemetry span, when opentelemetry-api is there
+        self._token: Any = None
         self._saved: dict[str, str | None] = {}
         self._failed = False
 

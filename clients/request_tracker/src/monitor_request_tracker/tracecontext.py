@@ -12,11 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 try:  # opentelemetry-api is optional: without it, only the traceparent header is read
-    from opentelemetry.trace import get_current_span as _otel_current_span
+    from opentelemetry import trace as _otel_trace
 except ImportError:  # pragma: no cover - depends on the environment
-    _otel_current_span = None
+    _otel_trace = None  # type: ignore[assignment]
 
-current_span: Callable[[], Any] | None = _otel_current_span
+current_span: Callable[[], Any] | None = (
+    _otel_trace.get_current_span if _otel_trace is not None else None)
 
 _HEX = frozenset("0123456789abcdef")
 ZERO_TRACE, ZERO_SPAN = "0" * 32, "0" * 16
