@@ -9,7 +9,7 @@ from django.core.exceptions import MiddlewareNotUsed
 
 from monitor_request_tracker.config import resolve
 from monitor_request_tracker.sender import get_sender
-from monitor_request_tracker.tracecontext import current_span
+from monitor_request_tracker.tracecontext import _provider_is_set, current_span
 
 
 class RequestTrackerMiddleware:
@@ -53,7 +53,7 @@ class RequestTrackerMiddleware:
             # The trace context: the app's recording OpenTelemetry span (two ints), else the
             # raw traceparent header (parsed by the sender thread).
             trace = span = None
-            if self._current_span is not None:
+            if self._current_span is not None and _provider_is_set():
                 otel_span = self._current_span()
                 if otel_span.is_recording():
                     context = otel_span.get_span_context()

@@ -19,6 +19,15 @@ except ImportError:  # pragma: no cover - depends on the environment
 current_span: Callable[[], Any] | None = (
     _otel_trace.get_current_span if _otel_trace is not None else None)
 
+
+def _provider_is_set() -> bool:
+    """Whether the app has set an OpenTelemetry tracer provider: without one no span records,
+    so the request thread need not look one up (measured: the look-up was most of this module's
+    cost per request in bench/tracking_overhead.py). opentelemetry-api keeps the provider in
+    `_TRACER_PROVIDER`, set once by set_tracer_provider(); where a version has no such global,
+    the span is always looked up."""
+    return getattr(_otel_trace, "_TRACER_PROVIDER", True) is not None
+
 _HEX = frozenset("0123456789abcdef")
 ZERO_TRACE, ZERO_SPAN = "0" * 32, "0" * 16
 
