@@ -116,7 +116,9 @@ def _insert_once(project: Project, events: list[RequestEvent]) -> list[RequestEv
     stored (the unique constraint tracking_req_once_per_span; a concurrent insert of the same
     key waits for the other transaction and is then skipped). Returns the events inserted."""
     first: dict[tuple, RequestEvent] = {}
-    for event in events:
+    # In key order: concurrent batches insert overlapping keys in the same order (waiting
+    # rather than deadlocking; a deadlock would be retried by ingest_events all the same).
+    for event in sorted(events, key=lambda e: (e.trace_id, e.span_id)):
         first.setdefault((event.trace_id, event.span_id), event)
     postgresql = connection.vendor == "postgresql"
     adapt = connection.ops.adapt_datetimefield_value

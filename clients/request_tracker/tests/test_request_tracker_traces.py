@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import websocket
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.zipkin.json import ZipkinExporter
 from opentelemetry.sdk.resources import Resource
@@ -160,6 +161,9 @@ def test_an_app_instrumented_only_with_opentelemetry_gets_request_metrics(server
     language sends them, fill the same dashboard."""
     server = server_factory(DASHBOARDS_PUBLIC="True")
     project, token = Project.create_with_token("Any language")
+    live = websocket.create_connection(f"{server.ws_url}/ws/metrics/{project.public_id}/",
+                                       timeout=15)
+    assert json.loads(live.recv())["type"] == "hello"
     auth = {"Authorization": f"Bearer {token}"}
     session = requests.Session()
     session.headers.update(auth)
@@ -176,6 +180,14 @@ def test_an_app_instrumented_only_with_opentelemetry_gets_request_metrics(server
                     time.sleep(0.002)
         provider.shutdown()
     assert wait_for(lambda: summary_count(server, project) == 6)
+    # The dashboard's live socket heard of them, as of the trackers' batches.
+    heard = 0
+    while heard < 6:
+        frame = json.loads(live.recv())
+        assert frame["type"] == "requests"
+        heard += frame["accepted"]
+    live.close()
+    assert heard == 6
     summary = requests.get(f"{server.url}/api/tracking/projects/{project.public_id}/summary/",
                            timeout=10).json()
     assert summary["server_errors"] == 2

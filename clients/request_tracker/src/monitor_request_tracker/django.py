@@ -9,7 +9,7 @@ from django.core.exceptions import MiddlewareNotUsed
 
 from monitor_request_tracker.config import resolve
 from monitor_request_tracker.sender import get_sender
-from monitor_request_tracker.tracecontext import _provider_is_set, current_span
+from monitor_request_tracker.tracecontext import current_span, otel
 
 
 class RequestTrackerMiddleware:
@@ -23,7 +23,8 @@ class RequestTrackerMiddleware:
         self.get_response = get_response
         self.sender = get_sender(config)
         self._queue_request = self.sender.record
-        self._current_span = current_span  # None without opentelemetry-api
+        self._current_span = current_span
+        self._otel = otel  # None without opentelemetry-api
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
@@ -53,7 +54,7 @@ class RequestTrackerMiddleware:
             # The trace context: the app's recording OpenTelemetry span (two ints), else the
             # raw traceparent header (parsed by the sender thread).
             trace = span = None
-            if self._current_span is not None and _provider_is_set():
+            if self._otel is not None and self._otel._TRACER_PROVIDER is not None:
                 otel_span = self._current_span()
                 if otel_span.is_recording():
                     context = otel_span.get_span_context()

@@ -7,7 +7,7 @@ from flask import g, request
 
 from monitor_request_tracker.config import resolve
 from monitor_request_tracker.sender import META_KEYS, get_sender
-from monitor_request_tracker.tracecontext import _provider_is_set, current_span
+from monitor_request_tracker.tracecontext import current_span, otel
 
 
 class Tracker:
@@ -38,7 +38,7 @@ class Tracker:
                 # The app's recording OpenTelemetry span (two ints), else the raw traceparent
                 # header (parsed by the sender thread).
                 trace = span = None
-                if current_span is not None and _provider_is_set():
+                if otel is not None and otel._TRACER_PROVIDER is not None:
                     otel_span = current_span()
                     if otel_span.is_recording():
                         context = otel_span.get_span_context()

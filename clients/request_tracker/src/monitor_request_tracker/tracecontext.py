@@ -2,8 +2,9 @@
 recording (its span id is the SERVER span's own, which lets the server count a request once when
 OpenTelemetry reports it too), else the incoming `traceparent` header.
 
-The request thread only takes what is there: current_span() (None without opentelemetry-api)
-and the raw header. The sender thread parses and formats (trace_fields).
+The request thread only takes what is there: current_span() once the app has set a tracer
+provider (`otel`, below; None without opentelemetry-api), and the raw header. The sender
+thread parses and formats (trace_fields).
 """
 
 from __future__ import annotations
@@ -16,17 +17,26 @@ try:  # opentelemetry-api is optional: without it, only the traceparent header i
 except ImportError:  # pragma: no cover - depends on the environment
     _otel_trace = None  # type: ignore[assignment]
 
-current_span: Callable[[], Any] | None = (
-    _otel_trace.get_current_span if _otel_trace is not None else None)
+
+def _no_span() -> None:  # never called: `otel` is None without opentelemetry-api
+    return None
 
 
-def _provider_is_set() -> bool:
-    """Whether the app has set an OpenTelemetry tracer provider: without one no span records,
-    so the request thread need not look one up (measured: the look-up was most of this module's
-    cost per request in bench/tracking_overhead.py). opentelemetry-api keeps the provider in
-    `_TRACER_PROVIDER`, set once by set_tracer_provider(); where a version has no such global,
-    the span is always looked up."""
-    return getattr(_otel_trace, "_TRACER_PROVIDER", True) is not None
+current_span: Callable[[], Any] = (
+    _otel_trace.get_current_span if _otel_trace is not None else _no_span)
+
+
+class _AlwaysLookUp:
+    _TRACER_PROVIDER = True
+
+
+# What the request thread reads before looking a span up: `otel._TRACER_PROVIDER is not None`,
+# whether the app has set an OpenTelemetry tracer provider (opentelemetry-api keeps it in that
+# global, set once by set_tracer_provider()). Without one no span records, so the look-up is
+# skipped: it was most of the trace context's cost per request (bench/tracking_overhead.py).
+# Where an API version has no such global, the span is always looked up.
+otel: Any = (None if _otel_trace is None else
+             _otel_trace if hasattr(_otel_trace, "_TRACER_PROVIDER") else _AlwaysLookUp)
 
 _HEX = frozenset("0123456789abcdef")
 ZERO_TRACE, ZERO_SPAN = "0" * 32, "0" * 16
