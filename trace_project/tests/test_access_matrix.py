@@ -48,6 +48,9 @@ EVERYONE = (OK, OK, OK, OK, OK)
 URL_TABLE = {
     "": [("GET", "/", None, EVERYONE)],
     "healthz": [("GET", "/healthz", None, EVERYONE)],
+    # The home page's overview: the page is everyone's (its overview only for dashboard readers).
+    "overview/panel/": [("GET", "/overview/panel/", None, (403, OK, OK, 403, 403))],
+    "api/overview/": [("GET", "/api/overview/", None, READ)],
     "admin/": [("GET", "/admin/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN))],
     "admin/login/": [("GET", "/admin/login/", None, (OK, OK, REDIRECT, OK, OK))],
     # Non-staff are sent to the admin's index (and from there to its login).
