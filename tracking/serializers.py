@@ -120,6 +120,12 @@ class BatchEventSerializer(serializers.Serializer):
     response_size = serializers.IntegerField(required=False, min_value=0)
     headers = serializers.DictField(child=serializers.CharField(), required=False,
                                     help_text="Credential headers are dropped on arrival.")
+    trace_id = serializers.CharField(required=False, help_text="The W3C trace id the request "
+                                     "was served in: 32 hex digits, not all zero.")
+    span_id = serializers.CharField(required=False, help_text="Its server span's id (16 hex "
+                                    "digits, not all zero; only with trace_id): a request sent "
+                                    "again with the same trace and span id, by a tracker or as "
+                                    "an OpenTelemetry SERVER span, is stored and counted once.")
 
 
 class BatchSerializer(serializers.Serializer):

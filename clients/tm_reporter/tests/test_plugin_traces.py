@@ -128,6 +128,9 @@ def test_each_test_runs_in_its_trace_and_the_pages_link_it(pytester, shop, monke
     assert bought.name == "test_shop.py::test_buys_a_thing"
     failed = Trace.objects.get(trace_id=trace_ids["test_fails_after_a_request"])
     assert failed.error_count == 1  # the failing test's span has the error status
+    # The reporter's own calls to the server (instrumented requests too) made no traces: every
+    # trace stored is a test's.
+    assert set(Trace.objects.values_list("trace_id", flat=True)) == set(trace_ids.values())
 
     # The test detail API lists what carries its trace id.
     bought_test = results["test_buys_a_thing"].test

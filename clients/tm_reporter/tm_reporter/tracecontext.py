@@ -98,3 +98,16 @@ class TestTrace:
             if not self._failed:
                 self._span.set_attribute("test.case.result.status", "pass")
             self._span.end()
+
+
+def suppress_instrumentation() -> None:
+    """In this thread, HTTP clients instrumented by OpenTelemetry make no spans (the key
+    opentelemetry-instrumentation reads): the reporter's own calls to Monitor would otherwise
+    be traces of their own in a suite that instruments `requests`."""
+    if otel_context is None:
+        return
+    context = otel_context.set_value("suppress_instrumentation", True)
+    key = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
+    if key is not None:
+        context = otel_context.set_value(key, True, context)
+    otel_context.attach(context)
