@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 HEX = frozenset("0123456789abcdef")
+CHUNK = 1000  # trace ids per finder call
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ def find(trace_ids: Iterable, kinds: Iterable[str] | None = None,
         function = _finders.get(kind)
         if function is None:
             continue
-        for trace_id, links in function(ids, limit).items():
-            found.setdefault(trace_id, []).extend(links)
+        # A page of a few hundred rows is one query; a run of thousands of tests a few (SQLite
+        # takes at most 32,766 parameters in one statement).
+        for start in range(0, len(ids), CHUNK):
+            for trace_id, links in function(ids[start:start + CHUNK], limit).items():
+                found.setdefault(trace_id, []).extend(links)
     return found
