@@ -8,6 +8,7 @@ EXPIRY_CHOICES = [("7", "in 7 days"), ("30", "in 30 days"), ("90", "in 90 days")
 
 class NewTokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What it is for, e.g. “CI quarantine job”.",
+                           error_messages={"required": "Give the token a name."},
                            widget=forms.TextInput(attrs={"autocomplete": "off"}))
     scope = forms.ChoiceField(
         choices=ApiToken.SCOPES, initial=ApiToken.READ,
@@ -15,12 +16,6 @@ class NewTokenForm(forms.Form):
                   "writes this account may make (today: deleting a trace).")
     expires = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90", required=False,
                                 label="Expires")
-
-    def clean_name(self):
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("Give the token a name.")
-        return name
 
     def expires_in_days(self) -> int | None:
         value = self.cleaned_data.get("expires")
