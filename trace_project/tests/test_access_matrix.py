@@ -1,9 +1,10 @@
 """Every door, every identity: the expected answer of each URL and websocket path.
 
-The table below is the access rule of the whole project written as data. It is walked for five
+The table below is the access rule of the whole project written as data. It is walked for seven
 real identities (no mocks): an anonymous visitor, a logged-in user, a staff user (a superuser,
-so the admin answers), a machine (tm_api's `Authorization: Token ...`) and a tracked project
-(tracking's `Authorization: Bearer ...`). A URL or websocket path added to the project without
+so the admin answers), a machine (tm_api's `Authorization: Token ...`), a tracked project
+(tracking's `Authorization: Bearer rat_...`) and the logged-in user's personal API tokens
+(`Authorization: Bearer pat_...`), one read-only and one read-write. A URL or websocket path added to the project without
 a row here fails `test_every_url_pattern_has_an_expectation`, so nobody adds a door unchecked.
 docs/security.md holds the same table, rendered by `markdown_table()`; a test keeps them equal.
 """
@@ -528,7 +529,7 @@ def test_public_dashboards_open_reads_only(world, settings):
 
 def test_session_writes_need_the_csrf_token_and_token_writes_do_not(world, settings):
     """Cookies ride along on cross-site requests: a session write without the CSRF token is
-    refused; machines and trackers (no cookie) need none."""
+    refused; machines, trackers and scripts with a personal token (no cookie) need none."""
     trace_path = world.fill("/api/trace/{fresh_trace}/")
     user = Client(enforce_csrf_checks=True)
     user.force_login(world.user)
@@ -544,6 +545,8 @@ def test_session_writes_need_the_csrf_token_and_token_writes_do_not(world, setti
     response = project.post("/api/tracking/ingest/", json.dumps(world.body("batch", "project")),
                             content_type="application/json")
     assert response.status_code == 200
+    writer = world.client("writer", enforce_csrf_checks=True)
+    assert writer.delete(world.fill("/api/trace/{fresh_trace}/")).status_code == 204
 
 
 # --- websockets -------------------------------------------------------------------------------
@@ -723,8 +726,14 @@ def test_the_database_holds_no_plaintext_token(django_user_model):
     out = StringIO()
     call_command("rotate_project_token", project["id"], stdout=out)
     rotated_secret = json.loads(out.getvalue())["token"]
-    secrets = [machine_secret, project["token"], rotated_secret]
+    django_user_model.objects.create_user("ci-bot", password="pw-ci-bot-2026")
+    out = StringIO()
+    call_command("create_api_token", "ci-bot", "--name", "flaky list", stdout=out,
+                 stderr=StringIO())
+    personal_secret = out.getvalue().strip()
+    secrets = [machine_secret, project["token"], rotated_secret, personal_secret]
     assert machine_secret.startswith("tm_") and project["token"].startswith("rat_")
+    assert personal_secret.startswith("pat_")
 
     # Each works (so they are the real secrets) ...
     response = Client(HTTP_AUTHORIZATION=f"Bearer {rotated_secret}").post(
@@ -735,6 +744,8 @@ def test_the_database_holds_no_plaintext_token(django_user_model):
                                            "file_name": "x.py"}),
         content_type="application/json")
     assert response.status_code == 409  # authenticated: only the machine has no run yet
+    response = Client(HTTP_AUTHORIZATION=f"Bearer {personal_secret}").get("/api/traces/")
+    assert response.status_code == 200
 
     # ... and none is stored anywhere, in whole or without its prefix.
     checked = 0
@@ -750,6 +761,9 @@ def test_the_database_holds_no_plaintext_token(django_user_model):
     row = Project.objects.get(public_id=project["id"])
     assert row.token_digest == hashlib.sha256(rotated_secret.encode()).hexdigest()
     assert row.token_hint == rotated_secret[:6] + "…"
+    from accounts.models import ApiToken
+
+    assert ApiToken.objects.get().digest == hashlib.sha256(personal_secret.encode()).hexdigest()
 
 
 @pytest.mark.django_db
