@@ -8,9 +8,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import ApiToken
-from tracking.models import Project
 from traces.tests.helpers import README_EXAMPLE
 from traces.tests.helpers import store_trace as store
+from tracking.models import Project
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

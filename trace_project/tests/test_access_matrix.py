@@ -4,9 +4,10 @@ The table below is the access rule of the whole project written as data. It is w
 real identities (no mocks): an anonymous visitor, a logged-in user, a staff user (a superuser,
 so the admin answers), a machine (tm_api's `Authorization: Token ...`), a tracked project
 (tracking's `Authorization: Bearer rat_...`) and the logged-in user's personal API tokens
-(`Authorization: Bearer pat_...`), one read-only and one read-write. A URL or websocket path added to the project without
-a row here fails `test_every_url_pattern_has_an_expectation`, so nobody adds a door unchecked.
-docs/security.md holds the same table, rendered by `markdown_table()`; a test keeps them equal.
+(`Authorization: Bearer pat_...`), one read-only and one read-write. A URL or websocket path
+added to the project without a row here fails `test_every_url_pattern_has_an_expectation`, so
+nobody adds a door unchecked. The README holds the same table, rendered by `markdown_table()`;
+a test keeps them equal.
 """
 
 import json
@@ -57,7 +58,8 @@ URL_TABLE = {
     "admin/": [("GET", "/admin/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN))],
     "admin/login/": [("GET", "/admin/login/", None, (OK, OK, REDIRECT, OK, OK, OK, OK))],
     # Non-staff are sent to the admin's index (and from there to its login).
-    "admin/logout/": [("GET", "/admin/logout/", None, (REDIRECT, REDIRECT, 405, REDIRECT, REDIRECT, REDIRECT, REDIRECT))],
+    "admin/logout/": [("GET", "/admin/logout/", None,
+                       (REDIRECT, REDIRECT, 405, REDIRECT, REDIRECT, REDIRECT, REDIRECT))],
     "admin/password_change/": [
         ("GET", "/admin/password_change/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN))],
     "admin/password_change/done/": [
@@ -73,7 +75,8 @@ URL_TABLE = {
          (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN))],
     "admin/^(?P<app_label>auth|django_tasks_database|traces|tm_api|tracking|notifications|accounts|axes)/$": [
         ("GET", "/admin/tm_api/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN))],
-    "admin/(?P<url>.*)$": [("GET", "/admin/no-such-page/", None, (LOGIN, LOGIN, 404, LOGIN, LOGIN, LOGIN, LOGIN))],
+    "admin/(?P<url>.*)$": [("GET", "/admin/no-such-page/", None,
+                            (LOGIN, LOGIN, 404, LOGIN, LOGIN, LOGIN, LOGIN))],
     "login/": [("GET", "/login/", None, EVERYONE)],
     # Logging out is a POST (Django 5); a GET must not log anyone out.
     "logout/": [("GET", "/logout/", None, (405,) * 7)],
