@@ -86,6 +86,9 @@ def refused(secret: str, token: ApiToken | None) -> InvalidPersonalToken | None:
 
 
 class PersonalTokenAuthentication(BaseAuthentication):
+    # A bad token is a 401 (plumbing.schema documents it on every view that takes tokens).
+    refuses_with_401 = True
+
     def authenticate(self, request):
         secret = bearer_token(request)
         if secret is None:
