@@ -123,3 +123,30 @@ def test_the_page_shows_a_new_token_once_and_revoking_stops_it(asgi_server, page
     assert "revoked" in page.locator("tr[data-token]").inner_text()
     response = get(asgi_server, "/api/traces/", secret)
     assert response.status_code == 401 and "was revoked" in response.json()["detail"]
+
+
+def test_a_program_follows_a_live_page_with_its_token(asgi_server, django_user_model):
+    """The pages' websockets take a personal token as the REST API does (any scope: they only
+    read); a refused token refuses the handshake (HTTP 403), never an anonymous socket."""
+    import websocket
+
+    from accounts.models import ApiToken
+
+    ada = django_user_model.objects.create_user("ada", password="pw-ada-lovelace-1815")
+    token, secret = ApiToken.issue(ada, "live follower")
+    url = f"{asgi_server.ws_url}/ws/machine/status/"
+
+    with pytest.raises(websocket.WebSocketBadStatusException) as anonymous:
+        websocket.create_connection(url, timeout=5)
+    assert anonymous.value.status_code == 403
+
+    live = websocket.create_connection(url, timeout=5,
+                                       header=[f"Authorization: Bearer {secret}"])
+    assert live.connected
+    live.ping()
+    live.close()
+
+    token.revoke()
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(url, timeout=5, header=[f"Authorization: Bearer {secret}"])
+    assert refused.value.status_code == 403

@@ -25,6 +25,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from accounts.websocket import CLOSE_INVALID_TOKEN, PersonalTokenWebsocket
 from plumbing.consumers import CLOSE_FORBIDDEN
 from plumbing.security import allowed_hosts_origin_validator
 from trace_project.asgi import application
@@ -227,10 +228,12 @@ PUBLIC_TABLE = [
 
 # Websockets. Browser-facing live sockets follow the dashboard rule and refuse with 4003;
 # ingestion (/ws/trace/<id>) takes programs without a login. Answers: "open", or a close code
-# (None: the handshake is refused without a code). Tokens are not websocket credentials: a
-# machine or project token on a handshake counts as anonymous.
+# (None: the handshake is refused without a code). A personal token opens the live sockets as
+# its user; any other Bearer token there is a wrong one (4001); a machine token counts as
+# anonymous.
 OPEN = "open"
-LIVE = (CLOSE_FORBIDDEN, OPEN, OPEN, CLOSE_FORBIDDEN, CLOSE_FORBIDDEN)
+BAD = CLOSE_INVALID_TOKEN
+LIVE = (CLOSE_FORBIDDEN, OPEN, OPEN, CLOSE_FORBIDDEN, BAD, OPEN, OPEN)
 WS_TABLE = {
     "^ws/trace/(?P<trace_id>[0-9]{1,19})/?$": [("/ws/trace/{new_trace_id}", (OPEN,) * 7)],
     "ws/traces/<id:trace_id>/live/": [("/ws/traces/{trace}/live/", LIVE)],
@@ -239,11 +242,13 @@ WS_TABLE = {
     "ws/machine/<id:pk>/last/": [("/ws/machine/{machine}/last/", LIVE)],
     "ws/metrics/<uuid:project_id>/": [
         ("/ws/metrics/{project}/", LIVE),
-        ("/ws/metrics/{unknown_uuid}/", (4003, 4004, 4004, 4003, 4003, 4003, 4003)),
+        ("/ws/metrics/{unknown_uuid}/", (4003, 4004, 4004, 4003, BAD, 4004, 4004)),
     ],
-    "": [("/ws/trace/not-a-number", (None,) * 7), ("/ws/nowhere/", (None,) * 7)],  # catch-all
+    # The catch-all; the token is checked before the path is looked up.
+    "": [("/ws/trace/not-a-number", (None,) * 7),
+         ("/ws/nowhere/", (None, None, None, None, BAD, None, None))],
 }
-WS_PUBLIC = (OPEN,) * 5  # every live socket with DASHBOARDS_PUBLIC=True
+WS_PUBLIC = (OPEN, OPEN, OPEN, OPEN, BAD, OPEN, OPEN)  # every live socket, DASHBOARDS_PUBLIC
 
 
 # --- the world the doors lead to ------------------------------------------------------------
@@ -480,7 +485,7 @@ def test_every_websocket_path_has_an_expectation():
 def mismatches_of(world, rows):
     found = []
     for method, template, body_kind, expected in rows:
-        for identity, want in zip(IDENTITIES, expected):
+        for identity, want in zip(IDENTITIES, expected, strict=True):
             path, response = request(world, identity, method, template, body_kind)
             got = answer_class(response)
             if got != want:
@@ -585,7 +590,15 @@ async def ws_answer(app, path, headers):
 def site_stack():
     """trace_project.asgi's websocket stack, built again under the test's ALLOWED_HOSTS (the
     module's own was built at import, before the test could name the site's host)."""
-    return allowed_hosts_origin_validator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+    from django.conf import settings
+
+    from plumbing.ingest_path import ByPath
+
+    return allowed_hosts_origin_validator(ByPath(
+        URLRouter(websocket_urlpatterns),
+        AuthMiddlewareStack(PersonalTokenWebsocket(URLRouter(websocket_urlpatterns))),
+        websocket_paths=settings.INGEST_WEBSOCKET_PATHS,
+    ))
 
 
 async def ws_mismatches(world, rows):
@@ -594,7 +607,7 @@ async def ws_mismatches(world, rows):
     app = site_stack()
     found = []
     for template, expected in rows:
-        for identity, want in zip(IDENTITIES, expected):
+        for identity, want in zip(IDENTITIES, expected, strict=True):
             path = await sync_to_async(world.fill)(template)
             headers = await sync_to_async(websocket_headers)(world, identity, OWN_ORIGIN)
             got = await ws_answer(app, path, headers)
