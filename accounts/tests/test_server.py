@@ -20,8 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def manage(database_env, *args) -> subprocess.CompletedProcess:
     import os
 
+    env = {**os.environ, **database_env}
+    env.pop("DATABASE_URL", None)  # the test database comes as DB_DEFAULT
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env={**os.environ, **database_env})
+                          text=True, timeout=60, env=env)
 
 
 def get(server, path, token=None, **kwargs):
