@@ -56,6 +56,10 @@ PUBLIC_API = (OK, OK, OK, OK, 401, OK, OK)  # an API that needs no login (its sc
 URL_TABLE = {
     "": [("GET", "/", None, EVERYONE)],
     "healthz": [("GET", "/healthz", None, EVERYONE)],
+    # The home page's overview: the page is everyone's (its overview only for dashboard readers;
+    # the panel is a page's part: a token opens no page).
+    "overview/panel/": [("GET", "/overview/panel/", None, (403, OK, OK, 403, 403, 403, 403))],
+    "api/overview/": [("GET", "/api/overview/", None, READ)],
     "admin/": [("GET", "/admin/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN))],
     "admin/login/": [("GET", "/admin/login/", None, (OK, OK, REDIRECT, OK, OK, OK, OK))],
     # Non-staff are sent to the admin's index (and from there to its login).
