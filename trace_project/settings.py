@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "tracking",
     "notifications",
     "idempotency",
+    "accounts",
     "axes",
 ]
 
@@ -329,7 +330,11 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "plumbing.schema.AutoSchema",  # + the error answers
+    # A personal API token (`Authorization: Bearer pat_…`, accounts/auth.py) first, so that a
+    # script's token decides even if a cookie rides along; else the browser's session. Every API
+    # view that names no classes of its own takes both: the ingest views name theirs.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.auth.PersonalTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["plumbing.access.DashboardReader"],
