@@ -31,7 +31,8 @@ class AutoSchema(openapi.AutoSchema):
     - 404 for a paginated list (a page past the end, `?page=x`) and for a path with parameters
       (no such row);
     - 403 when the view is not open to anyone (DRF answers 403 when no authenticator sends a
-      WWW-Authenticate challenge, as with sessions), and 401 too when one does (tokens);
+      WWW-Authenticate challenge, as with sessions), and 401 too when one does (tokens) or when
+      an authenticator refuses bad credentials with 401 (personal API tokens);
     - 415 when DRF parses the body (another Content-Type than the documented ones);
     - 413 (body too large) and 429 (rate limited) for every POST, PUT and PATCH;
     - 503 everywhere: the database or channel layer is down (plumbing.errors).
@@ -89,10 +90,16 @@ class AutoSchema(openapi.AutoSchema):
                    for permission in self.view.get_permissions())
 
     def _challenges(self) -> bool:
-        """Whether DRF answers 401 here: its first authenticator sends a challenge."""
+        """Whether DRF answers 401 here: its first authenticator sends a challenge, or one of
+        them refuses bad credentials with a 401 of its own (`refuses_with_401`: a personal API
+        token, which leaves a request without credentials its 403). Open views too: a bad
+        token is refused before the view is reached."""
+        authenticators = self.view.get_authenticators()
+        if any(getattr(authenticator, "refuses_with_401", False)
+               for authenticator in authenticators):
+            return True
         if self._open_to_anyone():
             return False
-        authenticators = self.view.get_authenticators()
         request = getattr(self.view, "request", None)
         return bool(authenticators and authenticators[0].authenticate_header(request))
 

@@ -202,6 +202,13 @@ class TestResult(models.Model):
     # Failed, then passed on a retry within the run (outcomes.is_flaky_attempts): flaky on
     # its own, found without reading every result's attempts.
     passed_on_retry = models.BooleanField(default=False)
+    # The W3C trace id the test ran in (32 lowercase hex digits; the pytest plugin starts one
+    # per test): the traces and tracked requests carrying it are the test's.
+    trace_id = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001 - NULL: none
+
+    class Meta:
+        indexes = [models.Index(fields=["trace_id"], name="tm_result_trace",
+                                condition=models.Q(trace_id__isnull=False))]
 
     def __str__(self):
         return f"{self.test_id}: {self.outcome}"

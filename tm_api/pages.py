@@ -24,6 +24,7 @@ from tm_api import bodies, history, history_views
 from tm_api import outcomes as O
 from tm_api.models import Machine, MasterScenario, Quarantine, Run, Scenario, Test
 from tm_api.status import preview
+from tm_api.trace_links import attach_trace_links
 from tm_api.views import machine_status_body, machines_with_last_run, runs_of
 
 PAGE_SIZES = (10, 25, 50, 100)
@@ -107,6 +108,14 @@ def run_detail(request, pk):
                                                       output_field=DurationField()))
                  .order_by(*sort.order_by))
     keys = Test.objects.filter(master_scenario=run.master_scenario).values("identity_key")
+    # The page's tests, evaluated here so that each carries its trace links (one query per
+    # kind of link for the whole page).
+    if tests is None:
+        scenarios = list(scenarios)
+        attach_trace_links([test for scenario in scenarios for test in scenario.tests.all()])
+    else:
+        tests = list(tests)
+        attach_trace_links(tests)
     return render(request, "tm/run.html", {
         "run": run, "master": run.master_scenario, "scenarios": scenarios, "tests": tests,
         "sort": sort, "is_last": run.machine.last_run_id == run.pk,

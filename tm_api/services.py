@@ -422,7 +422,7 @@ def write_results(results: dict) -> None:
     retried import, has its result replaced)."""
     if not results:
         return
-    fields = ["outcome", "attempts", "message", "traceback", "stdout", "stderr", "log",
+    fields = ["outcome", "attempts", "message", "traceback", "stdout", "stderr", "log", "trace_id",
               "passed_on_retry"]
     TestResult.objects.bulk_create(
         [TestResult(test_id=pk, **result,

@@ -30,6 +30,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import get_resolver
 
+from accounts.websocket import PersonalTokenWebsocket
 from plumbing.body_limit import BodySizeLimit
 from plumbing.ingest_path import ByPath
 from plumbing.library_internals.django_asgi_handler import IngestHandler
@@ -46,10 +47,11 @@ application = ProtocolTypeRouter(
         # browser's middleware (plumbing/ingest_path.py).
         "http": BodySizeLimit(IngestQueue(ByPath(IngestHandler(), django_asgi_app))),
         # Trace programs' sockets (settings.INGEST_WEBSOCKET_PATHS) have no login: they skip
-        # the cookie, session and user lookup the pages' sockets need.
+        # the cookie, session and user lookup the pages' sockets need. The pages' sockets take
+        # a personal API token too (accounts/websocket.py), for programs without a cookie.
         "websocket": WebsocketLimits(allowed_hosts_origin_validator(ByPath(
             URLRouter(websocket_urlpatterns),
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+            AuthMiddlewareStack(PersonalTokenWebsocket(URLRouter(websocket_urlpatterns))),
             websocket_paths=settings.INGEST_WEBSOCKET_PATHS,
         ))),
     }

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "tracking",
     "notifications",
     "idempotency",
+    "accounts",
     "axes",
 ]
 
@@ -329,7 +330,11 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "plumbing.schema.AutoSchema",  # + the error answers
+    # A personal API token (`Authorization: Bearer pat_…`, accounts/auth.py) first, so that a
+    # script's token decides even if a cookie rides along; else the browser's session. Every API
+    # view that names no classes of its own takes both: the ingest views name theirs.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.auth.PersonalTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["plumbing.access.DashboardReader"],
@@ -392,6 +397,15 @@ LOGGING = {
 }
 
 CSRF_FAILURE_VIEW = "plumbing.errors.csrf_failure"
+
+
+# --- partitioned tables (PostgreSQL) ------------------------------------------------------------
+# Spans and raw request rows are partitioned by time on PostgreSQL (plumbing/partitions.py):
+# retention drops whole partitions. Each partition covers this many days (from midnight UTC)...
+PARTITION_DAYS = _read("int", "PARTITION_DAYS", 1, validate=Range(min=1))
+# ...and the create_partitions job keeps partitions made this many days ahead (rows no
+# partition covers go to each table's DEFAULT partition, so nothing is refused meanwhile).
+PARTITION_AHEAD_DAYS = _read("int", "PARTITION_AHEAD_DAYS", 7, validate=Range(min=0))
 
 
 # --- notifications and scheduled jobs -----------------------------------------------------------

@@ -44,6 +44,7 @@ urlpatterns = [
     path("", include("tm_api.urls")),
     path("", include("tracking.urls")),
     path("", include("notifications.urls")),
+    path("", include("accounts.urls")),
 ]
 
 handler400 = "plumbing.errors.bad_request"

@@ -26,9 +26,10 @@ from django.http import HttpResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
-from plumbing import compressed
+from plumbing import compressed, publisher
 from plumbing.errors import error_body
 from plumbing.ingest_path import called_from_sync_code
+from plumbing.spans import spans_stored
 from plumbing.tokens import bearer_token, token_digest, token_matches
 from plumbing.workers import WorkerThreads, kept_connection
 from traces import otel
@@ -95,15 +96,16 @@ def _bearer_token(request) -> str:
     return token
 
 
-def _check_project(token: str) -> None:
-    """The project token of the request-metrics API, checked as tracking's
+def _check_project(token: str):
+    """The project of a request-metrics API token, checked as tracking's
     ProjectTokenAuthentication checks it (tracking's Project, looked up through the app
     registry: traces does not import tracking)."""
     project_model = apps.get_model("tracking", "Project")
     project = project_model.objects.filter(token_digest=token_digest(token)).only(
-        "token_digest").first()
+        "token_digest", "public_id").first()
     if project is None or not token_matches(token, project.token_digest):
         raise Refused(403, "Unknown or rotated project token.")
+    return project
 
 
 def _media_type(request) -> str:
@@ -135,9 +137,12 @@ def _ingest_view(decode, answer, refusal, media_types):
     def work(request, media_type, token):
         started = time.monotonic()
         try:
-            _check_project(token)
+            project = _check_project(token)
             decoded = decode(media_type, _body(request))
             result = ingest_spans(decoded)
+            # Stored: the other apps hear of the spans (tracking makes request metrics of the
+            # SERVER spans among them). A receiver's failure is a 503: the exporter sends again.
+            spans_stored.send(sender=__name__, project=project, spans=decoded.spans)
         except otel.InvalidData as error:
             return refusal(media_type, Refused(400, str(error)))
         except Refused as error:
@@ -150,9 +155,13 @@ def _ingest_view(decode, answer, refusal, media_types):
             turns.ran(time.monotonic() - started)
         return answer(media_type, otel.Decoded(decoded.spans, result.rejected, result.message))
 
-    def on_thread(request, media_type, token):
-        with kept_connection():
-            return work(request, media_type, token)
+    def on_thread(request, media_type, token, loop):
+        publisher.serve_on(loop)  # the live frames of the write go to the serving loop
+        try:
+            with kept_connection():
+                return work(request, media_type, token)
+        finally:
+            publisher.serve_on(None)
 
     async def view(request):
         media_type = _media_type(request)
@@ -182,7 +191,7 @@ def _ingest_view(decode, answer, refusal, media_types):
             if connections["default"].vendor == "postgresql":
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(write_threads.executor, on_thread, request,
-                                                  media_type, token)
+                                                  media_type, token, loop)
             return await sync_to_async(work)(request, media_type, token)
         finally:
             semaphore.release()

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from traces import otel
+from traces import live, otel
 from traces.assembly import OPEN
 from traces.models import Span, Trace
 
@@ -49,6 +49,7 @@ def ingest_spans(decoded: otel.Decoded) -> SpansResult:
         collided = _write_postgresql(traces, spans, now)
     else:
         collided = _write_sqlite(traces, spans, now)
+    live.spans_stored(traces, collided)  # their open pages fetch the new spans, after commit
     rejected, message = decoded.rejected, decoded.message
     if collided:
         refused = sum(1 for span in spans if span.trace_id in collided)
@@ -92,18 +93,19 @@ ORDER BY t."id" FOR UPDATE
 """
 
 # The spans of traces whose row is theirs, a span sent again skipped; then each trace's row
-# follows what was stored.
+# follows what was stored. A span is received when its trace was (`Span.received`, the partition
+# key, which the unique constraint includes), so a span sent again meets its first copy.
 _SPANS = """
 WITH stored AS (
-    INSERT INTO "traces_span" ("trace_id", "group_id", "span_id", "parent_span_id", "name",
-        "service", "kind", "start", "end", "status_code", "status_message", "attributes",
+    INSERT INTO "traces_span" ("trace_id", "received", "group_id", "span_id", "parent_span_id",
+        "name", "service", "kind", "start", "end", "status_code", "status_message", "attributes",
         "resource", "events", "links")
-    SELECT t."id", r->>1, r->>1, r->>2, r->>3, r->>4, (r->>5)::smallint, (r->>6)::numeric,
-        (r->>7)::numeric, (r->>8)::smallint, r->>9, (r->>10)::jsonb, (r->>11)::jsonb,
-        (r->>12)::jsonb, (r->>13)::jsonb
+    SELECT t."id", t."created", r->>1, r->>1, r->>2, r->>3, r->>4, (r->>5)::smallint,
+        (r->>6)::numeric, (r->>7)::numeric, (r->>8)::smallint, r->>9, (r->>10)::jsonb,
+        (r->>11)::jsonb, (r->>12)::jsonb, (r->>13)::jsonb
     FROM json_array_elements(%(spans)s::json) AS r
     JOIN "traces_trace" AS t ON t."id" = (r->>0)::bigint AND t."trace_id" = r->>14
-    ON CONFLICT ("trace_id", "group_id") DO NOTHING
+    ON CONFLICT ("trace_id", "group_id", "received") DO NOTHING
     RETURNING "trace_id", "parent_span_id", "name", "service", "start", "end", "status_code"
 ), batch AS (
     SELECT "trace_id", count(*) AS spans, min("start") AS first, max("end") AS last,

@@ -54,13 +54,13 @@ def test_out_of_range_timestamps_stored_before_the_check_are_repaired():
 
 @pytest.mark.django_db(transaction=True)
 def test_stored_tests_get_their_identity_and_retried_results_their_flag(monkeypatch):
-    """0005 backfills the identity's digest of every test (in chunks) and the retry flag of
+    """0006 backfills the identity's digest of every test (in chunks) and the retry flag of
     every result, so history and flaky tests see what was stored before it."""
     from importlib import import_module
 
     from tm_api.outcomes import key_of
 
-    apps = migrate(("tm_api", "0004_results_and_ci"))
+    apps = migrate(("tm_api", "0005_test_result_trace_id"))
     Machine, Run = apps.get_model("tm_api", "Machine"), apps.get_model("tm_api", "Run")
     Master, Test = apps.get_model("tm_api", "MasterScenario"), apps.get_model("tm_api", "Test")
     Result = apps.get_model("tm_api", "TestResult")
@@ -79,9 +79,9 @@ def test_stored_tests_get_their_identity_and_retried_results_their_flag(monkeypa
     Result.objects.create(test=tests[2], outcome="passed", attempts=[])
 
     # Chunks of 5: the twelve tests take three reads.
-    monkeypatch.setattr(import_module("tm_api.migrations.0005_test_identity_quarantine"),
+    monkeypatch.setattr(import_module("tm_api.migrations.0006_test_identity_quarantine"),
                         "CHUNK", 5)
-    apps = migrate(("tm_api", "0005_test_identity_quarantine"))
+    apps = migrate(("tm_api", "0006_test_identity_quarantine"))
     Test, Result = apps.get_model("tm_api", "Test"), apps.get_model("tm_api", "TestResult")
     for test, (path, name) in zip(tests, files):
         assert Test.objects.get(pk=test.pk).identity_key == key_of(path, name)

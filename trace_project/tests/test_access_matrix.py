@@ -1,11 +1,13 @@
 """Every door, every identity: the expected answer of each URL and websocket path.
 
-The table below is the access rule of the whole project written as data. It is walked for five
+The table below is the access rule of the whole project written as data. It is walked for seven
 real identities (no mocks): an anonymous visitor, a logged-in user, a staff user (a superuser,
-so the admin answers), a machine (tm_api's `Authorization: Token ...`) and a tracked project
-(tracking's `Authorization: Bearer ...`). A URL or websocket path added to the project without
-a row here fails `test_every_url_pattern_has_an_expectation`, so nobody adds a door unchecked.
-docs/security.md holds the same table, rendered by `markdown_table()`; a test keeps them equal.
+so the admin answers), a machine (tm_api's `Authorization: Token ...`), a tracked project
+(tracking's `Authorization: Bearer rat_...`) and the logged-in user's personal API tokens
+(`Authorization: Bearer pat_...`), one read-only and one read-write. A URL or websocket path
+added to the project without a row here fails `test_every_url_pattern_has_an_expectation`, so
+nobody adds a door unchecked. The README holds the same table, rendered by `markdown_table()`;
+a test keeps them equal.
 """
 
 import json
@@ -23,6 +25,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from accounts.websocket import CLOSE_INVALID_TOKEN, PersonalTokenWebsocket
 from plumbing.consumers import CLOSE_FORBIDDEN
 from plumbing.security import allowed_hosts_origin_validator
 from trace_project.asgi import application
@@ -31,8 +34,9 @@ from trace_project.routing import websocket_urlpatterns
 pytestmark = [pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-IDENTITIES = ("anonymous", "user", "staff", "machine", "project")
-HEADINGS = ("anonymous", "logged-in user", "staff", "machine token", "project token")
+IDENTITIES = ("anonymous", "user", "staff", "machine", "project", "reader", "writer")
+HEADINGS = ("anonymous", "logged-in user", "staff", "machine token", "project token",
+            "personal token (read)", "personal token (read-write)")
 
 # Answers, as classes: "2xx", "3xx" (a redirect elsewhere than a login page), "login" (a redirect
 # to /login/ or /admin/login/), or an exact status: 401, 403, 404, 405.
@@ -41,72 +45,80 @@ OK, REDIRECT, LOGIN = "2xx", "3xx", "login"
 # Rows: (method, path template, body kind or None, answers for IDENTITIES in order).
 # Path templates take the ids of the objects `world` creates; {fresh_trace} is a new trace for
 # every request (so DELETE is checked as each identity, on a trace that exists).
-PAGE = (LOGIN, OK, OK, LOGIN, LOGIN)  # a dashboard page
-READ = (403, OK, OK, 403, 403)  # a REST read (session only: tokens do not read)
-EVERYONE = (OK, OK, OK, OK, OK)
+PAGE = (LOGIN, OK, OK, LOGIN, LOGIN, LOGIN, LOGIN)  # a dashboard page (tokens open no page)
+# A REST read: a session or a personal token (of the ordinary user). Any other Bearer token there
+# is a wrong personal token (401); a machine's "Token" is no credential of the API's (403).
+READ = (403, OK, OK, 403, 401, OK, OK)
+SESSION_WRITE_405 = (403, 405, 405, 403, 401, 403, 405)  # a write the view does not have
+EVERYONE = (OK,) * 7
+PUBLIC_API = (OK, OK, OK, OK, 401, OK, OK)  # an API that needs no login (its schema, its docs)
 
 URL_TABLE = {
     "": [("GET", "/", None, EVERYONE)],
     "healthz": [("GET", "/healthz", None, EVERYONE)],
-    # The home page's overview: the page is everyone's (its overview only for dashboard readers).
-    "overview/panel/": [("GET", "/overview/panel/", None, (403, OK, OK, 403, 403))],
+    # The home page's overview: the page is everyone's (its overview only for dashboard readers;
+    # the panel is a page's part: a token opens no page).
+    "overview/panel/": [("GET", "/overview/panel/", None, (403, OK, OK, 403, 403, 403, 403))],
     "api/overview/": [("GET", "/api/overview/", None, READ)],
-    "admin/": [("GET", "/admin/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN))],
-    "admin/login/": [("GET", "/admin/login/", None, (OK, OK, REDIRECT, OK, OK))],
+    "admin/": [("GET", "/admin/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN))],
+    "admin/login/": [("GET", "/admin/login/", None, (OK, OK, REDIRECT, OK, OK, OK, OK))],
     # Non-staff are sent to the admin's index (and from there to its login).
-    "admin/logout/": [("GET", "/admin/logout/", None, (REDIRECT, REDIRECT, 405, REDIRECT, REDIRECT))],
+    "admin/logout/": [("GET", "/admin/logout/", None,
+                       (REDIRECT, REDIRECT, 405, REDIRECT, REDIRECT, REDIRECT, REDIRECT))],
     "admin/password_change/": [
-        ("GET", "/admin/password_change/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN))],
+        ("GET", "/admin/password_change/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN))],
     "admin/password_change/done/": [
-        ("GET", "/admin/password_change/done/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN))],
+        ("GET", "/admin/password_change/done/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN))],
     "admin/autocomplete/": [
-        ("GET", "/admin/autocomplete/", None, (LOGIN, LOGIN, 403, LOGIN, LOGIN))],
-    "admin/jsi18n/": [("GET", "/admin/jsi18n/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN))],
+        ("GET", "/admin/autocomplete/", None, (LOGIN, LOGIN, 403, LOGIN, LOGIN, LOGIN, LOGIN))],
+    "admin/jsi18n/": [("GET", "/admin/jsi18n/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN))],
     "admin/r/<path:content_type_id>/<path:object_id>/": [
         ("GET", "/admin/r/{user_content_type}/{staff_user}/", None,
-         (LOGIN, LOGIN, 404, LOGIN, LOGIN))],
+         (LOGIN, LOGIN, 404, LOGIN, LOGIN, LOGIN, LOGIN))],
     "admin/auth/user/<id>/password/": [
         ("GET", "/admin/auth/user/{staff_user}/password/", None,
-         (LOGIN, LOGIN, OK, LOGIN, LOGIN))],
-    "admin/^(?P<app_label>auth|django_tasks_database|traces|tm_api|tracking|notifications|axes)/$": [
-        ("GET", "/admin/tm_api/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN))],
-    "admin/(?P<url>.*)$": [("GET", "/admin/no-such-page/", None, (LOGIN, LOGIN, 404, LOGIN, LOGIN))],
+         (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN))],
+    "admin/^(?P<app_label>auth|django_tasks_database|traces|tm_api|tracking|notifications|accounts|axes)/$": [
+        ("GET", "/admin/tm_api/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN))],
+    "admin/(?P<url>.*)$": [("GET", "/admin/no-such-page/", None,
+                            (LOGIN, LOGIN, 404, LOGIN, LOGIN, LOGIN, LOGIN))],
     "login/": [("GET", "/login/", None, EVERYONE)],
     # Logging out is a POST (Django 5); a GET must not log anyone out.
-    "logout/": [("GET", "/logout/", None, (405,) * 5)],
+    "logout/": [("GET", "/logout/", None, (405,) * 7)],
     "password-reset/": [("GET", "/password-reset/", None, EVERYONE)],
     "password-reset/done/": [("GET", "/password-reset/done/", None, EVERYONE)],
     "password-reset-confirm/<uidb64>/<token>/": [
         ("GET", "/password-reset-confirm/MQ/bad-token/", None, EVERYONE)],
     "password-reset-complete/": [("GET", "/password-reset-complete/", None, EVERYONE)],
-    "api/schema/": [("GET", "/api/schema/", None, EVERYONE)],
-    "api/docs/": [("GET", "/api/docs/", None, EVERYONE)],
-    "docs/": [("GET", "/docs/", None, (REDIRECT,) * 5)],
+    "api/schema/": [("GET", "/api/schema/", None, PUBLIC_API)],
+    "api/docs/": [("GET", "/api/docs/", None, PUBLIC_API)],
+    "docs/": [("GET", "/docs/", None, (REDIRECT,) * 7)],
     # traces
     "traces/": [("GET", "/traces/", None, PAGE)],
     "traces/<trace_ref:trace_id>/": [("GET", "/traces/{trace}/", None, PAGE)],
     "api/trace/<trace_ref:pk>/": [
         ("GET", "/api/trace/{trace}/", None, READ),
-        ("DELETE", "/api/trace/{fresh_trace}/", None, (403, OK, OK, 403, 403)),
-        ("PUT", "/api/trace/{trace}/", "empty", (403, 405, 405, 403, 403)),
+        ("DELETE", "/api/trace/{fresh_trace}/", None, (403, OK, OK, 403, 401, 403, OK)),
+        ("PUT", "/api/trace/{trace}/", "empty", SESSION_WRITE_405),
     ],
     "api/traces/": [("GET", "/api/traces/", None, READ)],
+    "api/traces/services/": [("GET", "/api/traces/services/", None, READ)],
     # tm_api: machines write with their token only (a session or a project token is no machine)
     "tm_api/dry_run/": [
-        ("POST", "/tm_api/dry_run/", "dry_run", (401, 401, 401, OK, 401)),
-        ("GET", "/tm_api/dry_run/", None, (401, 401, 401, 405, 401)),
+        ("POST", "/tm_api/dry_run/", "dry_run", (401, 401, 401, OK, 401, 401, 401)),
+        ("GET", "/tm_api/dry_run/", None, (401, 401, 401, 405, 401, 401, 401)),
     ],
-    "tm_api/test_start/": [("POST", "/tm_api/test_start/", "test_start", (401, 401, 401, OK, 401))],
-    "tm_api/test_stop/": [("POST", "/tm_api/test_stop/", "test_stop", (401, 401, 401, OK, 401))],
-    "tm_api/batch/": [("POST", "/tm_api/batch/", "tm_batch", (401, 401, 401, OK, 401))],
+    "tm_api/test_start/": [("POST", "/tm_api/test_start/", "test_start", (401, 401, 401, OK, 401, 401, 401))],
+    "tm_api/test_stop/": [("POST", "/tm_api/test_stop/", "test_stop", (401, 401, 401, OK, 401, 401, 401))],
+    "tm_api/batch/": [("POST", "/tm_api/batch/", "tm_batch", (401, 401, 401, OK, 401, 401, 401))],
     "tm_api/junit/": [("POST", "/tm_api/junit/?machine=matrix-writer", "junit",
-                       (401, 401, 401, OK, 401))],
+                       (401, 401, 401, OK, 401, 401, 401))],
     "tm_api/test/<id:pk>": [("GET", "/tm_api/test/{test}", None, READ)],
     "tm_api/scenario/<id:pk>": [("GET", "/tm_api/scenario/{scenario}", None, READ)],
     "tm_api/master_scenario/<id:pk>": [("GET", "/tm_api/master_scenario/{master}", None, READ)],
     "tm_api/machines/": [
         ("GET", "/tm_api/machines/", None, READ),
-        ("POST", "/tm_api/machines/", "empty", (403, 405, 405, 403, 403)),
+        ("POST", "/tm_api/machines/", "empty", SESSION_WRITE_405),
     ],
     "tm_api/machine_dry_run_datas/<id:pk>": [
         ("GET", "/tm_api/machine_dry_run_datas/{machine}", None, READ)],
@@ -117,16 +129,18 @@ URL_TABLE = {
     "api/tests/flaky/": [("GET", "/api/tests/flaky/", None, READ)],
     "api/tests/quarantine/": [
         ("GET", "/api/tests/quarantine/", None, READ),
-        ("POST", "/api/tests/quarantine/", "quarantine", (403, OK, OK, 403, 403)),
-        ("DELETE", "/api/tests/quarantine/?name=no-such-test", None, (403, 404, 404, 403, 403)),
+        ("POST", "/api/tests/quarantine/", "quarantine", (403, OK, OK, 403, 401, 403, OK)),
+        ("DELETE", "/api/tests/quarantine/?name=no-such-test", None,
+         (403, 404, 404, 403, 401, 403, 404)),
     ],
     "api/runs/compare/": [("GET", "/api/runs/compare/?base={run}&head={run}", None, READ)],
     "machines/tests/history/": [
         ("GET", "/machines/tests/history/?name=/suite/test_a.py", None, PAGE)],
     "machines/tests/flaky/": [("GET", "/machines/tests/flaky/", None, PAGE)],
     "machines/tests/quarantine/": [
-        ("POST", "/machines/tests/quarantine/", "empty", (LOGIN, REDIRECT, REDIRECT, LOGIN, LOGIN)),
-        ("GET", "/machines/tests/quarantine/", None, (405,) * 5),
+        ("POST", "/machines/tests/quarantine/", "empty",
+         (LOGIN, REDIRECT, REDIRECT, LOGIN, LOGIN, LOGIN, LOGIN)),
+        ("GET", "/machines/tests/quarantine/", None, (405,) * 7),
     ],
     "machines/compare/": [("GET", "/machines/compare/?base={run}&head={run}", None, PAGE)],
     "machines/": [("GET", "/machines/", None, PAGE)],
@@ -135,38 +149,52 @@ URL_TABLE = {
     "machines/runs/<id:pk>/": [("GET", "/machines/runs/{run}/", None, PAGE)],
     "machines/script/<str:kind>/<id:pk>/": [
         ("GET", "/machines/script/test/{test}/", None, PAGE),
-        ("GET", "/machines/script/nonsense/{test}/", None, (LOGIN, 404, 404, LOGIN, LOGIN)),
+        ("GET", "/machines/script/nonsense/{test}/", None, (LOGIN, 404, 404, LOGIN, LOGIN, LOGIN, LOGIN)),
     ],
     # The earlier dashboard's page paths redirect to the pages above (which then ask for a login).
-    "matchine/<id:pk>": [("GET", "/matchine/{machine}", None, (REDIRECT,) * 5)],
-    "machine/<id:pk>/last": [("GET", "/machine/{machine}/last", None, (REDIRECT,) * 5)],
-    "machine/run_data/<id:pk>": [("GET", "/machine/run_data/{run}", None, (REDIRECT,) * 5)],
+    "matchine/<id:pk>": [("GET", "/matchine/{machine}", None, (REDIRECT,) * 7)],
+    "machine/<id:pk>/last": [("GET", "/machine/{machine}/last", None, (REDIRECT,) * 7)],
+    "machine/run_data/<id:pk>": [("GET", "/machine/run_data/{run}", None, (REDIRECT,) * 7)],
     # tracking: the legacy tracker sends its token in the body; the batch endpoint as Bearer.
     "tracking/<str:project_id>": [
-        ("POST", "/tracking/{project}", "seed_event", (401, 401, 401, 403, OK)),
-        ("POST", "/tracking/{unknown_uuid}", "seed_event", (401, 401, 401, 404, 404)),
+        ("POST", "/tracking/{project}", "seed_event", (401, 401, 401, 403, OK, 401, 401)),
+        ("POST", "/tracking/{unknown_uuid}", "seed_event", (401, 401, 401, 404, 404, 401, 401)),
     ],
     "api/tracking/ingest/": [
-        ("POST", "/api/tracking/ingest/", "batch", (401, 401, 401, 401, OK))],
-    # OTLP/HTTP and Zipkin exporters send the project token as Bearer (a machine's is "Token").
-    "v1/traces": [("POST", "/v1/traces", "otlp", (401, 401, 401, 401, OK))],
-    "api/v2/spans": [("POST", "/api/v2/spans", "zipkin", (401, 401, 401, 401, OK))],
+        ("POST", "/api/tracking/ingest/", "batch", (401, 401, 401, 401, OK, 403, 403))],
+    # OTLP/HTTP and Zipkin exporters send the project token as Bearer (a machine's is "Token");
+    # there a personal token is a wrong project token.
+    "v1/traces": [("POST", "/v1/traces", "otlp", (401, 401, 401, 401, OK, 403, 403))],
+    "api/v2/spans": [("POST", "/api/v2/spans", "zipkin", (401, 401, 401, 401, OK, 403, 403))],
     "api/tracking/projects/": [("GET", "/api/tracking/projects/", None, READ)],
     "api/tracking/projects/<uuid:project_id>/summary/": [
         ("GET", "/api/tracking/projects/{project}/summary/", None, READ),
-        ("GET", "/api/tracking/projects/{unknown_uuid}/summary/", None, (403, 404, 404, 403, 403)),
+        ("GET", "/api/tracking/projects/{unknown_uuid}/summary/", None, (403, 404, 404, 403, 401, 404, 404)),
     ],
     "api/tracking/projects/<uuid:project_id>/requests/": [
         ("GET", "/api/tracking/projects/{project}/requests/", None, READ)],
     "metrics/": [("GET", "/metrics/", None, PAGE)],
     "metrics/<uuid:project_id>/": [("GET", "/metrics/{project}/", None, PAGE)],
+    # accounts: one's own personal API tokens; a token opens none of these (they are pages).
+    "account/tokens/": [
+        ("GET", "/account/tokens/", None, (LOGIN, OK, OK, LOGIN, LOGIN, LOGIN, LOGIN)),
+        ("POST", "/account/tokens/", "new_token", (LOGIN, OK, OK, LOGIN, LOGIN, LOGIN, LOGIN)),
+    ],
+    "account/tokens/<int:pk>/revoke/": [
+        # {fresh_api_token}: a new token of the ordinary user for each request; only its owner
+        # may revoke it (then sent back to the list).
+        ("POST", "/account/tokens/{fresh_api_token}/revoke/", "empty",
+         (LOGIN, REDIRECT, 404, LOGIN, LOGIN, LOGIN, LOGIN)),
+        ("GET", "/account/tokens/{fresh_api_token}/revoke/", None,
+         (LOGIN, 405, 405, LOGIN, LOGIN, LOGIN, LOGIN)),
+    ],
     # notifications: the page needs a login even with DASHBOARDS_PUBLIC; the test button staff.
     "notifications/": [("GET", "/notifications/", None, PAGE)],
     "notifications/channels/<int:channel_id>/test/": [
         ("POST", "/notifications/channels/{channel}/test/", "empty",
-         (LOGIN, LOGIN, REDIRECT, LOGIN, LOGIN)),
+         (LOGIN, LOGIN, REDIRECT, LOGIN, LOGIN, LOGIN, LOGIN)),
         ("GET", "/notifications/channels/{channel}/test/", None,
-         (LOGIN, LOGIN, 405, LOGIN, LOGIN)),
+         (LOGIN, LOGIN, 405, LOGIN, LOGIN, LOGIN, LOGIN)),
     ],
 }
 
@@ -189,6 +217,7 @@ ADMIN_MODELS = {
     "tm_api.masterscenario": ADMIN_STAFF_READ_ONLY,
     "tm_api.test": ADMIN_STAFF_READ_ONLY,
     "tracking.project": ADMIN_STAFF,
+    "accounts.apitoken": ADMIN_STAFF_NO_ADD,
     "notifications.channel": ADMIN_STAFF,
     "notifications.notification": ADMIN_STAFF_NO_ADD,
     "notifications.delivery": ADMIN_STAFF_NO_ADD,
@@ -204,46 +233,54 @@ ADMIN_MODELS = {
 PUBLIC_TABLE = [
     ("GET", "/traces/", EVERYONE),
     ("GET", "/traces/{trace}/", EVERYONE),
-    ("GET", "/api/trace/{trace}/", EVERYONE),
-    ("DELETE", "/api/trace/{fresh_trace}/", (403, OK, OK, 403, 403)),
-    ("GET", "/api/traces/", EVERYONE),
-    ("GET", "/tm_api/machines/", EVERYONE),
-    ("GET", "/tm_api/machine_last_data/{machine}/", EVERYONE),
-    ("GET", "/tm_api/test/{test}", EVERYONE),
+    ("GET", "/api/trace/{trace}/", PUBLIC_API),
+    ("DELETE", "/api/trace/{fresh_trace}/", (403, OK, OK, 403, 401, 403, OK)),
+    ("GET", "/api/traces/", PUBLIC_API),
+    ("GET", "/api/traces/services/", PUBLIC_API),
+    ("GET", "/tm_api/machines/", PUBLIC_API),
+    ("GET", "/tm_api/machine_last_data/{machine}/", PUBLIC_API),
+    ("GET", "/tm_api/test/{test}", PUBLIC_API),
     ("GET", "/machines/", EVERYONE),
     ("GET", "/machines/{machine}/last/", EVERYONE),
     ("GET", "/machines/runs/{run}/", EVERYONE),
     ("GET", "/machines/script/test/{test}/", EVERYONE),
-    ("GET", "/api/tests/flaky/", EVERYONE),
-    ("GET", "/api/runs/compare/?base={run}&head={run}", EVERYONE),
+    ("GET", "/api/tests/flaky/", PUBLIC_API),
+    ("GET", "/api/runs/compare/?base={run}&head={run}", PUBLIC_API),
     ("GET", "/machines/tests/flaky/", EVERYONE),
     ("GET", "/machines/tests/history/?name=/suite/test_a.py", EVERYONE),
-    ("GET", "/api/tracking/projects/{project}/summary/", EVERYONE),
+    ("GET", "/api/tracking/projects/{project}/summary/", PUBLIC_API),
     ("GET", "/metrics/", EVERYONE),
     ("GET", "/metrics/{project}/", EVERYONE),
-    ("GET", "/notifications/", (LOGIN, OK, OK, LOGIN, LOGIN)),
-    ("GET", "/admin/", (LOGIN, LOGIN, OK, LOGIN, LOGIN)),
+    ("GET", "/notifications/", (LOGIN, OK, OK, LOGIN, LOGIN, LOGIN, LOGIN)),
+    ("GET", "/admin/", (LOGIN, LOGIN, OK, LOGIN, LOGIN, LOGIN, LOGIN)),
 ]
 
 # Websockets. Browser-facing live sockets follow the dashboard rule and refuse with 4003;
 # ingestion (/ws/trace/<id>) takes programs without a login. Answers: "open", or a close code
-# (None: the handshake is refused without a code). Tokens are not websocket credentials: a
-# machine or project token on a handshake counts as anonymous.
+# (None: the handshake is refused without a code). A personal token opens the live sockets as
+# its user; any other Bearer token there is a wrong one (4001); a machine token counts as
+# anonymous.
 OPEN = "open"
-LIVE = (CLOSE_FORBIDDEN, OPEN, OPEN, CLOSE_FORBIDDEN, CLOSE_FORBIDDEN)
+BAD = CLOSE_INVALID_TOKEN
+LIVE = (CLOSE_FORBIDDEN, OPEN, OPEN, CLOSE_FORBIDDEN, BAD, OPEN, OPEN)
 WS_TABLE = {
-    "^ws/trace/(?P<trace_id>[0-9]{1,19})/?$": [("/ws/trace/{new_trace_id}", (OPEN,) * 5)],
+    "^ws/trace/(?P<trace_id>[0-9]{1,19})/?$": [("/ws/trace/{new_trace_id}", (OPEN,) * 7)],
     "ws/traces/<id:trace_id>/live/": [("/ws/traces/{trace}/live/", LIVE)],
+    # An OTLP or Zipkin trace's page follows it by its 32-hex trace id.
+    "^ws/traces/(?P<trace_id>[0-9a-fA-F]{32})/live/$": [
+        ("/ws/traces/5b8efff798038103d269b633813fc60c/live/", LIVE)],
     "ws/machine/status/": [("/ws/machine/status/", LIVE)],
     "ws/machine/<id:pk>/runs/": [("/ws/machine/{machine}/runs/", LIVE)],
     "ws/machine/<id:pk>/last/": [("/ws/machine/{machine}/last/", LIVE)],
     "ws/metrics/<uuid:project_id>/": [
         ("/ws/metrics/{project}/", LIVE),
-        ("/ws/metrics/{unknown_uuid}/", (4003, 4004, 4004, 4003, 4003)),
+        ("/ws/metrics/{unknown_uuid}/", (4003, 4004, 4004, 4003, BAD, 4004, 4004)),
     ],
-    "": [("/ws/trace/not-a-number", (None,) * 5), ("/ws/nowhere/", (None,) * 5)],  # catch-all
+    # The catch-all; the token is checked before the path is looked up.
+    "": [("/ws/trace/not-a-number", (None,) * 7),
+         ("/ws/nowhere/", (None, None, None, None, BAD, None, None))],
 }
-WS_PUBLIC = (OPEN,) * 5  # every live socket with DASHBOARDS_PUBLIC=True
+WS_PUBLIC = (OPEN, OPEN, OPEN, OPEN, BAD, OPEN, OPEN)  # every live socket, DASHBOARDS_PUBLIC
 
 
 # --- the world the doors lead to ------------------------------------------------------------
@@ -255,6 +292,7 @@ class World:
         from axes.models import AccessAttempt, AccessFailureLog, AccessLog
         from django.contrib.contenttypes.models import ContentType
 
+        from accounts.models import ApiToken
         from notifications.models import Channel, Cooldown, Job
         from notifications.services import send_test_notification
         from tm_api.auth import issue_token
@@ -269,6 +307,10 @@ class World:
             "grace", "grace@example.com", "pw-grace-1906")
         self.machine_token_row, self.machine_token = issue_token("matrix team")
         self.project_row, self.project_token = Project.create_with_token("Matrix shop")
+        # Personal API tokens of the ordinary user: a read one and a read-write one.
+        self.reader_row, self.reader_token = ApiToken.issue(self.user, "matrix reader")
+        self.writer_row, self.writer_token = ApiToken.issue(self.user, "matrix writer",
+                                                            ApiToken.WRITE)
         tracking_services.ingest_events(self.project_row, [parse_batch_event(
             {"time": time.time() - 5, "duration_ms": 3.0, "path": "/", "status": 200})])
         self.run = record_dry_run("matrix-rack", timezone.now(), {
@@ -327,6 +369,10 @@ class World:
         ids = dict(self.ids)
         if "{fresh_trace}" in template:
             ids["fresh_trace"] = self.new_trace()
+        if "{fresh_api_token}" in template:
+            from accounts.models import ApiToken
+
+            ids["fresh_api_token"] = ApiToken.issue(self.user, "to revoke")[0].pk
         if "{new_trace_id}" in template:
             self.next_trace_id += 1
             ids["new_trace_id"] = self.next_trace_id
@@ -341,12 +387,18 @@ class World:
             return Client(HTTP_AUTHORIZATION=f"Token {self.machine_token}", **extra)
         if identity == "project":
             return Client(HTTP_AUTHORIZATION=f"Bearer {self.project_token}", **extra)
+        if identity in ("reader", "writer"):
+            return Client(HTTP_AUTHORIZATION=f"Bearer {self.secret_of(identity)}", **extra)
         client = Client(**extra)
         if identity == "user":
             client.force_login(self.user)
         elif identity == "staff":
             client.force_login(self.staff)
         return client
+
+    def secret_of(self, identity: str) -> str:
+        return {"machine": self.machine_token, "project": self.project_token,
+                "reader": self.reader_token, "writer": self.writer_token}[identity]
 
     def body(self, kind: str, identity: str):
         if kind == "empty":
@@ -417,7 +469,9 @@ def request(world, identity, method, template, body_kind):
     client = world.client(identity)
     path = world.fill(template)
     kwargs = {}
-    if body_kind == "junit":  # a JUnit XML report
+    if body_kind == "new_token":  # the page's form
+        kwargs = {"data": {"name": f"made as {identity}", "scope": "read", "expires": "7"}}
+    elif body_kind == "junit":  # a JUnit XML report
         kwargs = {"data": "<testsuite name='s'><testcase name='t'/></testsuite>",
                   "content_type": "application/xml"}
     elif body_kind is not None:
@@ -465,7 +519,7 @@ def test_every_websocket_path_has_an_expectation():
 def mismatches_of(world, rows):
     found = []
     for method, template, body_kind, expected in rows:
-        for identity, want in zip(IDENTITIES, expected):
+        for identity, want in zip(IDENTITIES, expected, strict=True):
             path, response = request(world, identity, method, template, body_kind)
             got = answer_class(response)
             if got != want:
@@ -500,7 +554,7 @@ def test_every_admin_page_is_for_staff_only(world, settings):
         staff = ADMIN_MODELS[label][ADMIN_PAGES.index(page)]
         app, model = label.split(".")
         path = f"/admin/{app}/{model}/" + page.replace("{id}", ids[label])
-        rows.append(("GET", path, None, (LOGIN, LOGIN, staff, LOGIN, LOGIN)))
+        rows.append(("GET", path, None, (LOGIN, LOGIN, staff, LOGIN, LOGIN, LOGIN, LOGIN)))
     found = mismatches_of(world, rows)
     assert not found, "\n".join(found)
 
@@ -509,15 +563,15 @@ def test_public_dashboards_open_reads_only(world, settings):
     settings.DASHBOARDS_PUBLIC = True
     settings.TM_ALLOW_ANONYMOUS_MACHINES = False
     rows = [(method, template, None, expected) for method, template, expected in PUBLIC_TABLE]
-    rows += [("POST", "/tm_api/dry_run/", "dry_run", (401, 401, 401, OK, 401)),
-             ("POST", "/api/tracking/ingest/", "batch", (401, 401, 401, 401, OK))]
+    rows += [("POST", "/tm_api/dry_run/", "dry_run", (401, 401, 401, OK, 401, 401, 401)),
+             ("POST", "/api/tracking/ingest/", "batch", (401, 401, 401, 401, OK, 403, 403))]
     found = mismatches_of(world, rows)
     assert not found, "\n".join(found)
 
 
 def test_session_writes_need_the_csrf_token_and_token_writes_do_not(world, settings):
     """Cookies ride along on cross-site requests: a session write without the CSRF token is
-    refused; machines and trackers (no cookie) need none."""
+    refused; machines, trackers and scripts with a personal token (no cookie) need none."""
     trace_path = world.fill("/api/trace/{fresh_trace}/")
     user = Client(enforce_csrf_checks=True)
     user.force_login(world.user)
@@ -536,6 +590,8 @@ def test_session_writes_need_the_csrf_token_and_token_writes_do_not(world, setti
     response = project.post("/api/tracking/ingest/", json.dumps(world.body("batch", "project")),
                             content_type="application/json")
     assert response.status_code == 200
+    writer = world.client("writer", enforce_csrf_checks=True)
+    assert writer.delete(world.fill("/api/trace/{fresh_trace}/")).status_code == 204
 
 
 # --- websockets -------------------------------------------------------------------------------
@@ -551,8 +607,8 @@ def websocket_headers(world, identity, origin):
         headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
     elif identity == "machine":
         headers.append((b"authorization", f"Token {world.machine_token}".encode()))
-    elif identity == "project":
-        headers.append((b"authorization", f"Bearer {world.project_token}".encode()))
+    elif identity in ("project", "reader", "writer"):
+        headers.append((b"authorization", f"Bearer {world.secret_of(identity)}".encode()))
     return headers
 
 
@@ -571,7 +627,15 @@ async def ws_answer(app, path, headers):
 def site_stack():
     """trace_project.asgi's websocket stack, built again under the test's ALLOWED_HOSTS (the
     module's own was built at import, before the test could name the site's host)."""
-    return allowed_hosts_origin_validator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+    from django.conf import settings
+
+    from plumbing.ingest_path import ByPath
+
+    return allowed_hosts_origin_validator(ByPath(
+        URLRouter(websocket_urlpatterns),
+        AuthMiddlewareStack(PersonalTokenWebsocket(URLRouter(websocket_urlpatterns))),
+        websocket_paths=settings.INGEST_WEBSOCKET_PATHS,
+    ))
 
 
 async def ws_mismatches(world, rows):
@@ -580,7 +644,7 @@ async def ws_mismatches(world, rows):
     app = site_stack()
     found = []
     for template, expected in rows:
-        for identity, want in zip(IDENTITIES, expected):
+        for identity, want in zip(IDENTITIES, expected, strict=True):
             path = await sync_to_async(world.fill)(template)
             headers = await sync_to_async(websocket_headers)(world, identity, OWN_ORIGIN)
             got = await ws_answer(app, path, headers)
@@ -604,7 +668,7 @@ async def test_public_dashboards_open_every_live_socket(world, settings):
     settings.DASHBOARDS_PUBLIC = True
     rows = [(template, WS_PUBLIC) for rows in WS_TABLE.values() for template, expected in rows
             if expected[0] == CLOSE_FORBIDDEN and "{unknown_uuid}" not in template]
-    assert len(rows) == 5
+    assert len(rows) == 6
     found = await ws_mismatches(world, rows)
     assert not found, "\n".join(found)
 
@@ -664,7 +728,7 @@ def markdown_table() -> str:
     lines.append(
         f"| GET | `/admin/<app>/<model>/…` ({len(ADMIN_MODELS)} models × 6 pages) | → login | "
         f"→ login | 2xx (`<id>/` 3xx); add/ 403 for {', '.join(no_add)}; delete/ 403 for "
-        f"{', '.join(read_only)} | → login | → login |")
+        f"{', '.join(read_only)} | → login | → login | → login | → login |")
     for pattern in WS_TABLE:
         for template, expected in WS_TABLE[pattern]:
             cells = " | ".join(_cell(answer) for answer in expected)
@@ -715,8 +779,14 @@ def test_the_database_holds_no_plaintext_token(django_user_model):
     out = StringIO()
     call_command("rotate_project_token", project["id"], stdout=out)
     rotated_secret = json.loads(out.getvalue())["token"]
-    secrets = [machine_secret, project["token"], rotated_secret]
+    django_user_model.objects.create_user("ci-bot", password="pw-ci-bot-2026")
+    out = StringIO()
+    call_command("create_api_token", "ci-bot", "--name", "flaky list", stdout=out,
+                 stderr=StringIO())
+    personal_secret = out.getvalue().strip()
+    secrets = [machine_secret, project["token"], rotated_secret, personal_secret]
     assert machine_secret.startswith("tm_") and project["token"].startswith("rat_")
+    assert personal_secret.startswith("pat_")
 
     # Each works (so they are the real secrets) ...
     response = Client(HTTP_AUTHORIZATION=f"Bearer {rotated_secret}").post(
@@ -727,6 +797,8 @@ def test_the_database_holds_no_plaintext_token(django_user_model):
                                            "file_name": "x.py"}),
         content_type="application/json")
     assert response.status_code == 409  # authenticated: only the machine has no run yet
+    response = Client(HTTP_AUTHORIZATION=f"Bearer {personal_secret}").get("/api/traces/")
+    assert response.status_code == 200
 
     # ... and none is stored anywhere, in whole or without its prefix.
     checked = 0
@@ -742,6 +814,9 @@ def test_the_database_holds_no_plaintext_token(django_user_model):
     row = Project.objects.get(public_id=project["id"])
     assert row.token_digest == hashlib.sha256(rotated_secret.encode()).hexdigest()
     assert row.token_hint == rotated_secret[:6] + "…"
+    from accounts.models import ApiToken
+
+    assert ApiToken.objects.get().digest == hashlib.sha256(personal_secret.encode()).hexdigest()
 
 
 @pytest.mark.django_db
@@ -773,3 +848,49 @@ def test_project_tokens_are_compared_in_constant_time(monkeypatch):
                              content_type="application/json")
     assert response.status_code == 403
     assert len(calls) == 1 and calls[0][1] == project.token_digest
+
+
+# --- personal API tokens reach every read API -----------------------------------------------
+
+# The API routes that are no Django REST framework views: ingest endpoints of exporters, which
+# take a project token (no reads).
+NON_DRF_API_ROUTES = {"v1/traces", "api/v2/spans"}
+
+
+def api_routes():
+    """(pattern, view callback) of every route of the REST API (DRF views, and any view under
+    /api/ or /tm_api/)."""
+    def walk(patterns, prefix=""):
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                yield from walk(entry.url_patterns, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern):
+                yield prefix + str(entry.pattern), entry.callback
+
+    for pattern, callback in walk(get_resolver().url_patterns):
+        if hasattr(callback, "cls") or pattern.startswith(("api/", "tm_api/")):
+            yield pattern, callback
+
+
+def test_every_read_api_takes_personal_tokens():
+    """A view that keeps REST_FRAMEWORK's default authentication takes personal tokens; one that
+    names its own classes (the ingest views: machine and project tokens) must answer no GET.
+    A read API added with classes of its own, or outside DRF, fails here."""
+    from rest_framework.views import APIView
+
+    from accounts.auth import PersonalTokenAuthentication
+
+    wrong, checked = [], 0
+    for pattern, callback in api_routes():
+        view = getattr(callback, "cls", None)
+        if view is None or not issubclass(view, APIView):
+            if pattern not in NON_DRF_API_ROUTES:
+                wrong.append(f"{pattern}: not a DRF view, so no personal token reaches it")
+            continue
+        checked += 1
+        takes_tokens = PersonalTokenAuthentication in view.authentication_classes
+        if not takes_tokens and hasattr(view, "get"):
+            wrong.append(f"{pattern}: {view.__name__} answers GET but sets authentication_classes "
+                         "without accounts.auth.PersonalTokenAuthentication")
+    assert not wrong, "\n".join(wrong)
+    assert checked >= 20

@@ -1,6 +1,7 @@
 """App dependencies run one way (docs/apps.md): each app imports only the apps below it.
 
-    plumbing  <-  notifications  <-  idempotency  <-  traces, tm_api, tracking  <-  trace_project
+    plumbing  <-  accounts  <-  notifications  <-  idempotency  <-  traces, tm_api, tracking
+              <-  trace_project
 
 Every import of every module of an app is read (its tests apart: they may set up data of other
 apps), at any depth, so that an import inside a function cannot hide a loop."""
@@ -14,13 +15,14 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = {"traces", "tm_api", "tracking"}
-OURS = {"plumbing", "notifications", "idempotency", *DOMAIN, "trace_project"}
+OURS = {"plumbing", "accounts", "notifications", "idempotency", *DOMAIN, "trace_project"}
 ALLOWED = {
     "plumbing": set(),
-    "notifications": {"plumbing"},
-    "idempotency": {"plumbing", "notifications"},
+    "accounts": {"plumbing"},
+    "notifications": {"plumbing", "accounts"},
+    "idempotency": {"plumbing", "accounts", "notifications"},
     # Domain apps do not import each other.
-    **{app: {"plumbing", "notifications", "idempotency"} for app in DOMAIN},
+    **{app: {"plumbing", "accounts", "notifications", "idempotency"} for app in DOMAIN},
     "trace_project": OURS,
 }
 

@@ -43,6 +43,8 @@ OPERATIONS = {
     "GET /api/trace/{id}/": "session",
     "DELETE /api/trace/{id}/": "session",
     "GET /api/traces/": "session",
+    "GET /api/traces/services/": "session",
+    "GET /api/overview/": "session",
     "POST /api/tracking/ingest/": "project_token",
     "GET /api/tracking/projects/": "session",
     "GET /api/tracking/projects/{project_id}/requests/": "session",
@@ -59,7 +61,6 @@ OPERATIONS = {
     "POST /tm_api/batch/": "machine_token",
     "POST /tm_api/junit/": "machine_token",
     "POST /tracking/{project_id}": "none",  # the legacy tracker route: the token is in the body
-    "GET /api/overview/": "session",
     "GET /api/tests/history/": "session",
     "GET /api/tests/flaky/": "session",
     "GET /api/tests/quarantine/": "session",

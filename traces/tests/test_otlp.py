@@ -334,3 +334,16 @@ def test_an_overloaded_process_answers_503_with_retry_after(settings):
     response = otlp._otlp_refusal("application/x-protobuf", refused)
     assert response.status_code == 503 and int(response["Retry-After"]) >= 1
     assert status_pb2.Status.FromString(response.content).code == 14
+
+
+def test_known_services_for_the_pickers(client, token):
+    assert client.get("/api/traces/services/").json() == {"services": []}
+    post_json(client, token, request_json(span_json(ROOT, name="a"), service="web"))
+    other = {**span_json(CHILD, name="b"), "traceId": "0af7651916cd43dd8448eb211c80319c"}
+    post_json(client, token, request_json(other, service="cart"))
+    post_json(client, token, request_json(span_json(GRANDCHILD, parent=ROOT, name="c"),
+                                          service="db"))
+    # "db" is no trace's service (the root is web's) but one of its spans'.
+    assert client.get("/api/traces/services/").json() == {"services": ["cart", "db", "web"]}
+    schema = client.get("/api/schema/?format=json").json()
+    assert "/api/traces/services/" in schema["paths"]

@@ -40,7 +40,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tm_api', '0004_results_and_ci'),
+        ('tm_api', '0005_test_result_trace_id'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
