@@ -57,3 +57,24 @@ def silent_machines(now, silent_after: timedelta, limit: int = 20) -> dict:
     } for master in rows]
     return {"count": quiet.count(), "items": items,
             "after_seconds": int(silent_after.total_seconds())}
+
+
+def flaky_tests(now, limit: int = 10) -> dict:
+    """Tests judged flaky over the TM_FLAKY_DAYS window (tm_api.flaky's rules), the last seen
+    first; quarantined ones are listed and marked."""
+    found = history.flaky_tests(now)
+    shown = found[:limit]
+    quarantined = history.quarantines_of([test.key for test in shown])
+    items = [{
+        "test": test.file_name,
+        "path": test.file_path,
+        "flips": test.flips,
+        "passes": test.passes,
+        "failures": test.failures,
+        "last_seen": test.last_seen,
+        "branch": test.branch,
+        "history": history.history_path(test.file_path, test.file_name),
+        "url": history.history_path(test.file_path, test.file_name),
+        "quarantined": test.key in quarantined,
+    } for test in shown]
+    return {"count": len(found), "items": items, "flaky_url": reverse("tm_api:flaky")}

@@ -25,6 +25,7 @@ def overview(now=None) -> dict:
     now = now or timezone.now()
     sections = {
         "failing_tests": tests_overview.failing_tests(),
+        "flaky_tests": tests_overview.flaky_tests(now),
         "silent_machines": tests_overview.silent_machines(
             now, timedelta(seconds=settings.OVERVIEW_SILENT_SECONDS)),
         "projects_over_limits": metrics_overview.projects_over_limits(now),
@@ -60,7 +61,8 @@ class OverviewView(APIView):
         operation_id="overview", tags=["overview"],
         summary="What is wrong right now, across tests, request metrics and traces",
         description="The home page's figures: failed and errored tests of every machine's latest "
-                    "run; runs whose machine has reported nothing for OVERVIEW_SILENT_SECONDS; "
+                    "run; tests judged flaky (TM_FLAKY_* settings); runs whose machine has "
+                    "reported nothing for OVERVIEW_SILENT_SECONDS; "
                     "tracked projects over their error-rate or p95 limit in the alert window; "
                     "the latest traces with a span in error. Each section has `count` (all) "
                     "and `items` (the first ones, each with the `url` of its page).",
@@ -70,6 +72,9 @@ class OverviewView(APIView):
             "failing_tests": _section("OverviewFailingTests", {
                 "help": "test, path, status, outcome, message, machine, run, stopped, url, history "
                         "(the test's history page), quarantined"}),
+            "flaky_tests": _section("OverviewFlakyTests", {
+                "help": "test, path, flips, passes, failures, last_seen, branch, history, url, "
+                        "quarantined"}),
             "silent_machines": _section("OverviewSilentMachines", {
                 "help": "machine, run, last_report, silent_seconds, url"}),
             "projects_over_limits": _section("OverviewProjectsOverLimits", {

@@ -22,7 +22,8 @@ from tracking.models import Project
 
 pytestmark = [pytest.mark.integration]
 
-SECTIONS = ("failing_tests", "silent_machines", "projects_over_limits", "error_traces")
+SECTIONS = ("failing_tests", "flaky_tests", "silent_machines", "projects_over_limits",
+            "error_traces")
 
 
 @pytest.fixture
@@ -85,14 +86,24 @@ def test_the_overview_names_each_thing_wrong_and_links_to_its_page(server_factor
         last_report=timezone.now() - timedelta(seconds=300))
     trace_id = an_error_trace(server, token)
     server_errors(server, token)
+    # Passed, then failed, on one commit: flaky (JUnit XML imports of two CI jobs).
+    for outcome in ("", "<failure message='timeout'/>"):
+        junit = (f"<testsuite name='api'><testcase classname='api.Checkout' name='test_pay' "
+                 f"time='0.5'>{outcome}</testcase></testsuite>")
+        response = requests.post(f"{server.url}/tm_api/junit/?machine=ci&commit=abc123",
+                                 data=junit, headers={"Content-Type": "application/xml"},
+                                 timeout=5)
+        assert response.status_code == 201, response.text
 
     overview = requests.get(f"{server.url}/api/overview/", timeout=5).json()
     assert overview["all_clear"] is False
-    (failing,) = overview["failing_tests"]["items"]
-    assert (failing["test"], failing["machine"], failing["status"], failing["message"]) == (
-        "test_login.py", "rack 1", "failed", "wrong user returned")
+    failing = {item["machine"]: item for item in overview["failing_tests"]["items"]}["rack 1"]
+    assert (failing["test"], failing["status"], failing["message"]) == (
+        "test_login.py", "failed", "wrong user returned")
     assert failing["quarantined"] is False
     assert requests.get(server.url + failing["history"], timeout=5).status_code == 200
+    (flaky,) = overview["flaky_tests"]["items"]
+    assert (flaky["test"], flaky["passes"], flaky["failures"]) == ("test_pay", 1, 1)
     (quiet,) = overview["silent_machines"]["items"]
     assert quiet["machine"] == "rack 2" and quiet["silent_seconds"] >= 300
     (project,) = overview["projects_over_limits"]["items"]
@@ -111,7 +122,7 @@ def test_the_overview_names_each_thing_wrong_and_links_to_its_page(server_factor
     again.start("/suite/t", "test_login.py")
     again.stop("/suite/t", "test_login.py", "passed")
     overview = requests.get(f"{server.url}/api/overview/", timeout=5).json()
-    assert overview["failing_tests"]["count"] == 0
+    assert [item["machine"] for item in overview["failing_tests"]["items"]] == ["ci"]
 
 
 def test_the_home_page_keeps_its_overview_from_visitors_who_may_not_see_dashboards(client, db):
