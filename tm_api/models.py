@@ -136,6 +136,10 @@ class MasterScenario(RolledUp):
     # Server time of the machine's latest report about this run: silence is measured on it,
     # never on the machine's own clock.
     last_report = models.DateTimeField(default=timezone.now, db_index=True)
+    # What the run's time left is computed from (tm_api.progress: the expected time of its
+    # unfinished tests, its finished tests' time), moved by every report in the same UPDATE as
+    # the roll-ups. Null for runs recorded before it was kept.
+    progress = models.JSONField(null=True, blank=True, default=None, editable=False)
 
 
 class Scenario(RolledUp):
@@ -157,6 +161,9 @@ class Test(Script):
     )
     machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="tests")
     position = models.PositiveIntegerField(help_text="order in the run's dry run")
+    # How long it is expected to take (ms), from its recent durations when the dry run was
+    # recorded (tm_api.progress.expected_of); null: never timed before.
+    expected_ms = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["master_scenario", "position"]

@@ -29,6 +29,7 @@ from notifications import rules
 from plumbing.library_internals.django_compiled_query import CompiledQuery
 from tm_api import bodies, live
 from tm_api import outcomes as O
+from tm_api import progress as P
 from tm_api import status as S
 from tm_api.models import (
     Machine,
@@ -74,6 +75,12 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
         run = Run.objects.create(machine=machine, timestamp=timestamp, **(ci or {}))
         scenario_trees = master_scenario.get("scenarios") or []
         test_count = sum(len(scenario.get("tests") or []) for scenario in scenario_trees)
+        expected = expected_durations(machine, {
+            (fields["file_path"], fields["file_name"])
+            for tree in scenario_trees for fields in map(_script_fields, tree.get("tests") or [])})
+        planned = [expected.get((fields["file_path"], fields["file_name"]))
+                   for tree in scenario_trees
+                   for fields in map(_script_fields, tree.get("tests") or [])]
         master = MasterScenario.objects.create(
             run=run,
             **_script_fields(master_scenario),
@@ -81,6 +88,7 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
             tests_statistics={**S.empty_counts(), S.WAITING: test_count},
             tests_count=test_count,
             scenarios_count=len(scenario_trees),
+            progress=P.plan(planned),
         )
         scenarios = Scenario.objects.bulk_create(
             Scenario(
@@ -98,7 +106,8 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
         for scenario, tree in zip(scenarios, scenario_trees):
             for test in tree.get("tests") or []:
                 tests.append(Test(scenario=scenario, master_scenario=master, machine=machine,
-                                  position=position, status=S.WAITING, **_script_fields(test)))
+                                  position=position, status=S.WAITING,
+                                  expected_ms=planned[position], **_script_fields(test)))
                 position += 1
         Test.objects.bulk_create(tests, batch_size=500)
 
@@ -119,6 +128,36 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
                          [bodies.scenario_row(scenario, rows[scenario.pk]) for scenario in scenarios],
                          whole=True)
     return run
+
+
+# A test's expected duration comes from its durations in the machine's latest HISTORY_RUNS runs;
+# a test they do not time, from the latest HISTORY_RUNS runs of any machine. Two bounded reads
+# per dry run, none per report.
+HISTORY_RUNS = 10
+
+
+def expected_durations(machine: Machine, files: set) -> dict:
+    """{(file_path, file_name): expected ms} of the planned `files` that have passed or failed
+    in recent runs (progress.expected_of of their newest durations)."""
+    if not files:
+        return {}
+    durations = defaultdict(list)  # file -> [ms], newest run first
+    for runs in (MasterScenario.objects.filter(run__machine=machine),
+                 MasterScenario.objects.exclude(run__machine=machine)):
+        wanted = files - set(durations)
+        if not wanted:
+            break
+        recent = list(runs.order_by("-pk").values_list("pk", flat=True)[:HISTORY_RUNS])
+        if not recent:
+            continue
+        rows = (Test.objects.filter(master_scenario_id__in=recent, status__in=P.TIMED,
+                                    timestamp_start__isnull=False, timestamp_stop__isnull=False)
+                .order_by("-master_scenario_id")
+                .values_list("file_path", "file_name", "timestamp_start", "timestamp_stop"))
+        for path, name, start, stop in rows.iterator(chunk_size=2000):
+            if (path, name) in wanted:
+                durations[(path, name)].append(max(0, P.ms(stop) - P.ms(start)))
+    return {file: P.expected_of(values) for file, values in durations.items()}
 
 
 def _lock_or_create_machine(machine_name: str) -> Machine:
@@ -189,8 +228,9 @@ _ROLL_UP = ["id", "status", "tests_statistics", "tests_count", "timestamp_start"
             "timestamp_stop", "file_name", "file_path"]
 _MATCHED = [
     (Test, "", ["id", "status", "file_name", "timestamp_start", "timestamp_stop", "scenario_id",
-                "master_scenario_id", "machine_id"]),
-    (MasterScenario, "master_scenario__", [*_ROLL_UP, "scenarios_count", "last_report", "run_id"]),
+                "master_scenario_id", "machine_id", "expected_ms"]),
+    (MasterScenario, "master_scenario__", [*_ROLL_UP, "scenarios_count", "last_report", "run_id",
+                                           "progress"]),
     # The CI fields too: a run's live frame (bodies.run_summary) carries them.
     (Run, "master_scenario__run__", ["id", "timestamp", "machine_id", "commit", "branch",
                                      "build_url"]),
@@ -251,18 +291,19 @@ class _TestRow(NamedTuple):
     file_name: str
     timestamp_start: datetime | None
     timestamp_stop: datetime | None
+    expected_ms: int | None
 
     @classmethod
     def of(cls, test):
         return cls(test.status, test.scenario_id, test.file_name, test.timestamp_start,
-                   test.timestamp_stop)
+                   test.timestamp_stop, test.expected_ms)
 
 
 def _tests_of(master, statuses) -> dict:
     """{test pk: _TestRow} of the run's tests in `statuses`."""
     rows = Test.objects.filter(master_scenario=master, status__in=statuses).values_list(
-        "pk", "status", "scenario_id", "file_name", "timestamp_start", "timestamp_stop"
-    )
+        "pk", "status", "scenario_id", "file_name", "timestamp_start", "timestamp_stop",
+        "expected_ms")
     return {pk: _TestRow(*row) for pk, *row in rows}
 
 
@@ -308,12 +349,15 @@ def _status_pairs(moves: dict, rows: dict) -> dict:
     return per_scenario
 
 
-def _roll_up(master, scenarios, per_scenario: dict, when) -> None:
-    """Move the roll-ups of `scenarios` (every scenario in `per_scenario`) and of the run, in
-    memory, by exactly the tests' moves; the run's last report is now."""
+def _roll_up(master, scenarios, per_scenario: dict, when, moves: dict, rows: dict) -> None:
+    """Move the roll-ups of `scenarios` (every scenario in `per_scenario`) and of the run, and
+    the run's progress, in memory, by exactly the tests' moves; the run's last report is now."""
     for scenario in scenarios:
         scenario.apply(per_scenario[scenario.pk], when)
     master.apply([pair for pairs in per_scenario.values() for pair in pairs], when)
+    master.progress = P.moved(master.progress, [
+        (rows[pk].status, after.status, after.expected_ms, after.timestamp_start,
+         after.timestamp_stop) for pk, (after, _) in moves.items()], when)
     master.last_report = timezone.now()
 
 
@@ -338,7 +382,7 @@ def _apply_changes(master, changes: dict, when, rows: dict, started=None, stoppe
         scenarios = [reported.scenario]  # read and locked with the test
     else:
         scenarios = list(Scenario.objects.filter(pk__in=list(per_scenario)).order_by("position"))
-    _roll_up(master, scenarios, per_scenario, when)
+    _roll_up(master, scenarios, per_scenario, when, moves, rows)
     for scenario in scenarios:
         _save_roll_up(scenario)
     _save_roll_up(master)
@@ -525,7 +569,8 @@ class _PendingReports:
     def _apply(self, master, changes, when, started=None, stopped=None):
         moves = _test_moves(changes, when, self.rows, started, stopped)
         per_scenario = _status_pairs(moves, self.rows)
-        _roll_up(master, [self.scenarios[pk] for pk in per_scenario], per_scenario, when)
+        _roll_up(master, [self.scenarios[pk] for pk in per_scenario], per_scenario, when,
+                 moves, self.rows)
         moved = self.moved.setdefault(master.pk, {})
         for pk, (after, _) in moves.items():
             self.rows[pk] = after
@@ -566,7 +611,8 @@ def _save_roll_up(row) -> None:
     compiled = _ROLL_UP_STATEMENTS.get(key)
     if compiled is None:
         meta, quote = model._meta, connection.ops.quote_name
-        names = _ROLL_UP_FIELDS + (["last_report"] if model is MasterScenario else [])
+        names = _ROLL_UP_FIELDS + (["last_report", "progress"] if model is MasterScenario
+                                   else [])
         fields = [meta.get_field(name) for name in names]
         compiled = _ROLL_UP_STATEMENTS[key] = (
             f"UPDATE {quote(meta.db_table)} SET "
