@@ -14,6 +14,7 @@ from plumbing.access import dashboard_page
 from plumbing.sorting import Sorting
 from tm_api import bodies
 from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
+from tm_api import status as S
 from tm_api.status import preview
 from tm_api.views import machine_status_body, machines_with_last_run, runs_of
 
@@ -81,6 +82,7 @@ def machine_last_run(request, pk):
 @dashboard_page
 def run_detail(request, pk):
     run = get_object_or_404(Run.objects.select_related("machine", "master_scenario"), pk=pk)
+    run.master_scenario.version = bodies.version(run.master_scenario)  # older frames ignored
     scenarios = Scenario.objects.filter(master_scenario=run.master_scenario).prefetch_related(
         Prefetch("tests", queryset=Test.objects.select_related("result").order_by("position"))
     )
@@ -95,6 +97,7 @@ def run_detail(request, pk):
     return render(request, "tm/run.html", {
         "run": run, "master": run.master_scenario, "scenarios": scenarios, "tests": tests,
         "sort": sort, "is_last": run.machine.last_run_id == run.pk,
+        "ongoing": S.is_ongoing(run.master_scenario.tests_statistics),
     })
 
 

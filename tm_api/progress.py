@@ -126,11 +126,12 @@ def estimate(state: dict | None, since_report_ms: int = 0) -> tuple[float | None
 
 def summary(state: dict | None, planned: int, done: int, ongoing: bool,
             since_report_ms: int = 0) -> dict:
-    """What pages and the API show: {planned, done, percent, seconds_left, running_left,
-    parallelism}. A finished run has no time left; percent is rounded down, so 100 means
+    """What pages and the API show: {planned, done, percent, ongoing, seconds_left,
+    running_left, parallelism}. A finished run has no time left; percent is rounded down, so 100 means
     every planned test is done."""
     percent = 100 * done // planned if planned else (0 if ongoing else 100)
-    body = {"planned": planned, "done": done, "percent": percent, "seconds_left": None,
+    body = {"planned": planned, "done": done, "percent": percent, "ongoing": ongoing,
+            "seconds_left": None,
             "running_left": 0.0, "parallelism": 1.0}
     if not ongoing:
         body["seconds_left"] = 0.0

@@ -192,6 +192,7 @@ class ProgressSerializer(serializers.Serializer):
     planned = serializers.IntegerField(help_text="tests the dry run listed")
     done = serializers.IntegerField(help_text="tests no longer waiting or running")
     percent = serializers.IntegerField(help_text="done of planned, rounded down (0-100)")
+    ongoing = serializers.BooleanField(help_text="tests are still waiting or running")
     seconds_left = serializers.FloatField(
         allow_null=True, help_text="expected seconds to the run's end (0 once it ended); null "
         "while no test of it is timed: tests without history and none finished to stand in")
