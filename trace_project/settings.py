@@ -112,6 +112,7 @@ MIDDLEWARE = [
 # session, CSRF, messages or login machinery. Every other path keeps MIDDLEWARE.
 INGEST_PATHS = [
     "/tm_api/dry_run/", "/tm_api/test_start/", "/tm_api/test_stop/", "/tm_api/batch/",
+    "/tm_api/junit/",
     "/api/tracking/ingest/", "/tracking/",
     "/v1/",  # OTLP/HTTP (/v1/traces)
     "/api/v2/spans",  # Zipkin v2
