@@ -18,6 +18,7 @@ only what changed (tm_api.live). Only a start while another test runs, and a can
 other tests they change.
 """
 
+import json
 from collections import defaultdict
 from datetime import datetime
 from typing import NamedTuple
@@ -56,13 +57,29 @@ class MachineNotFound(LookupError):
 # --- dry run -----------------------------------------------------------------------------------
 
 def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict,
-                   ci: dict | None = None) -> Run:
+                   ci: dict | None = None, plan: bool = True) -> Run:
     """A new run of `machine_name` with every test `waiting`, in the tree's order.
 
     `master_scenario` = {file_path, file_name, script, scenarios: [{..., tests: [{...}]}]}.
     The machine is created on its first run. Ongoing tests of its earlier runs become `unknown`.
-    `ci` = {commit, branch, build_url}, where the run's code came from (optional).
+    `ci` = {commit, branch, build_url}, where the run's code came from (optional). `plan`:
+    read the tests' recent durations for the run's time left (a run reported whole at once,
+    a JUnit import, has no use for it).
     """
+    return _record_dry_run(machine_name, timestamp, master_scenario, ci, plan).run
+
+
+class _Recorded(NamedTuple):
+    """A dry run's rows as written: what a batch's reports after it start from."""
+
+    run: Run
+    machine: Machine
+    master: MasterScenario
+    scenarios: list
+    tests: list
+
+
+def _record_dry_run(machine_name, timestamp, master_scenario, ci, plan) -> _Recorded:
     now = timezone.now()
     with transaction.atomic():
         machine = _lock_or_create_machine(machine_name)
@@ -77,7 +94,8 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
         test_count = sum(len(scenario.get("tests") or []) for scenario in scenario_trees)
         expected = expected_durations(machine, {
             (fields["file_path"], fields["file_name"])
-            for tree in scenario_trees for fields in map(_script_fields, tree.get("tests") or [])})
+            for tree in scenario_trees for fields in map(_script_fields, tree.get("tests") or [])
+        }) if plan else {}
         planned = [expected.get((fields["file_path"], fields["file_name"]))
                    for tree in scenario_trees
                    for fields in map(_script_fields, tree.get("tests") or [])]
@@ -127,13 +145,13 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
         live.publish_run(machine, master,
                          [bodies.scenario_row(scenario, rows[scenario.pk]) for scenario in scenarios],
                          whole=True)
-    return run
+    return _Recorded(run, machine, master, scenarios, tests)
 
 
 # A test's expected duration comes from its durations in the machine's latest HISTORY_RUNS runs;
 # a test they do not time, from the latest HISTORY_RUNS runs of any machine. Two bounded reads
-# per dry run, none per report.
-HISTORY_RUNS = 10
+# per dry run (at most HISTORY_RUNS x the run's tests rows each), none per report.
+HISTORY_RUNS = 5
 
 
 def expected_durations(machine: Machine, files: set) -> dict:
@@ -422,10 +440,12 @@ def apply_reports(machine_name: str, reports: list) -> list:
         for kind, data in reports:
             if kind == DRY_RUN:
                 pending.write()
-                run = record_dry_run(machine_name, data["timestamp"], data["master_scenario"],
-                                     ci_of(data))
-                outcomes.append({"type": kind, "status": 201, "run": run.pk})
+                recorded = _record_dry_run(machine_name, data["timestamp"],
+                                           data["master_scenario"], ci_of(data),
+                                           data.get("plan", True))
+                outcomes.append({"type": kind, "status": 201, "run": recorded.run.pk})
                 pending = _PendingReports(machine_name, files)
+                pending.seed(recorded)
                 continue
             try:
                 if kind == TEST_START:
@@ -457,6 +477,21 @@ def write_results(results: dict) -> None:
     if not results:
         return
     fields = ["outcome", "attempts", "message", "traceback", "stdout", "stderr", "log"]
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        # Arrays, as _update_tests: Django's bulk_create compiles a statement per 500 rows and
+        # makes a model per row (1 s of a 10,000-test JUnit import).
+        table = connection.ops.quote_name(TestResult._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (test_id, {', '.join(fields)}) SELECT * FROM unnest("
+                "%s::bigint[], %s::text[], %s::jsonb[], %s::text[], %s::text[], %s::text[], "
+                "%s::text[], %s::text[]) ON CONFLICT (test_id) DO UPDATE SET "
+                + ", ".join(f"{name} = EXCLUDED.{name}" for name in fields),
+                [list(results), *([result.get(name, "") if name != "attempts" else
+                                   json.dumps(result.get(name) or [])
+                                   for result in results.values()] for name in fields)])
+        return
     TestResult.objects.bulk_create(
         [TestResult(test_id=pk, **result) for pk, result in results.items()],
         update_conflicts=True, unique_fields=["test"], update_fields=fields, batch_size=500)
@@ -515,6 +550,22 @@ class _PendingReports:
             if self.rows[pk].status == needed_status:
                 return pk
         raise _no_matching_test(self.machine_name, file_path, file_name, needed_status)
+
+    def seed(self, recorded: _Recorded):
+        """After a dry run, the machine's ongoing tests are the new run's (the earlier runs'
+        became unknown): hold them from the rows just written instead of reading them back."""
+        self.loaded = True
+        self.machine = recorded.machine
+        master = recorded.master
+        self.masters[master.pk] = master
+        self.scenarios.update((scenario.pk, scenario) for scenario in recorded.scenarios)
+        for test in recorded.tests:  # in position order
+            if (test.file_path, test.file_name) not in self.files:
+                continue
+            self.rows[test.pk] = _TestRow.of(test)
+            self.run_of[test.pk] = master.pk
+            self.tests_of[master.pk].append(test.pk)
+            self.candidates[(test.file_path, test.file_name)].append(test.pk)
 
     def _load(self):
         self.loaded = True
@@ -585,9 +636,9 @@ class _PendingReports:
             return
         _update_tests([(pk, row) for moved in self.moved.values() for tests in moved.values()
                        for pk, row in tests.items()])
-        for master_pk, moved in self.moved.items():
-            for scenario_pk in moved:
-                _save_roll_up(self.scenarios[scenario_pk])
+        _save_scenario_roll_ups([self.scenarios[pk] for moved in self.moved.values()
+                                 for pk in moved])
+        for master_pk in self.moved:
             _save_roll_up(self.masters[master_pk])
         for master in self.finished:
             rules.run_finished(master)
@@ -625,6 +676,27 @@ def _save_roll_up(row) -> None:
 
 
 _ROLL_UP_STATEMENTS = {}  # (model, database alias) -> (UPDATE statement, its fields)
+
+
+def _save_scenario_roll_ups(scenarios) -> None:
+    """_save_roll_up of many scenarios: on PostgreSQL one statement (a JUnit import moves
+    hundreds of scenarios at once; one UPDATE each was a round trip each)."""
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql" or len(scenarios) < 2:
+        for scenario in scenarios:
+            _save_roll_up(scenario)
+        return
+    table = connection.ops.quote_name(Scenario._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET tests_statistics = moved.tests_statistics, "
+            "status = moved.status, timestamp_start = moved.timestamp_start, "
+            "timestamp_stop = moved.timestamp_stop FROM unnest(%s::bigint[], %s::jsonb[], "
+            "%s::text[], %s::timestamptz[], %s::timestamptz[]) AS moved (id, tests_statistics, "
+            f"status, timestamp_start, timestamp_stop) WHERE {table}.id = moved.id",
+            [list(column) for column in zip(*(
+                (s.pk, json.dumps(s.tests_statistics), s.status, s.timestamp_start,
+                 s.timestamp_stop) for s in scenarios))])
 
 
 def _update_tests(rows) -> None:
