@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 import plumbing.converters  # noqa: F401 - registers <id:...>
-from tm_api import batch, pages, views
+from tm_api import batch, pages, results, views
 
 app_name = "tm_api"
 
@@ -29,6 +29,10 @@ api = [
 
 urlpatterns = [
     path("tm_api/", include(api)),
+    # A run's tests and their results.
+    path("api/runs/<id:run>/tests/", results.RunTestsView.as_view(), name="run-tests"),
+    path("api/runs/<id:run>/tests/<id:pk>/", results.RunTestDetailView.as_view(),
+         name="run-test"),
     # Pages.
     path("machines/", pages.machine_list, name="index"),
     path("machines/<id:pk>/", pages.machine_detail, name="machine"),

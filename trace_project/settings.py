@@ -363,7 +363,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # A test's outcome and each of its attempts take the same choices: one schema, one name.
-    "ENUM_NAME_OVERRIDES": {"OutcomeEnum": "tm_api.outcomes.OUTCOMES"},
+    # One name per choice set of a field name ("status": a trace's, a test's).
+    "ENUM_NAME_OVERRIDES": {"OutcomeEnum": "tm_api.outcomes.OUTCOMES",
+                            "TestStatusEnum": "tm_api.status.PRIORITY",
+                            "StatusEnum": "traces.models.Trace.STATUSES"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",  # drf-spectacular's default
         "idempotency.schema.document_replays",

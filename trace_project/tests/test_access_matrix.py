@@ -109,6 +109,8 @@ URL_TABLE = {
         ("GET", "/tm_api/machine_dry_run_datas/{machine}", None, READ)],
     "tm_api/machine_last_data/<id:pk>/": [
         ("GET", "/tm_api/machine_last_data/{machine}/", None, READ)],
+    "api/runs/<id:run>/tests/": [("GET", "/api/runs/{run}/tests/", None, READ)],
+    "api/runs/<id:run>/tests/<id:pk>/": [("GET", "/api/runs/{run}/tests/{test}/", None, READ)],
     "machines/": [("GET", "/machines/", None, PAGE)],
     "machines/<id:pk>/": [("GET", "/machines/{machine}/", None, PAGE)],
     "machines/<id:pk>/last/": [("GET", "/machines/{machine}/last/", None, PAGE)],
