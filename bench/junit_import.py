@@ -53,8 +53,8 @@ def report(tests: int, seed: int = 7) -> bytes:
     rng = random.Random(seed)
     packages, per_class = 20, 25
     classes = max(1, tests // (packages * per_class))
-    out = ['<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="nightly" tests="%d">'
-           % tests]
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n'
+           f'<testsuites name="nightly" tests="{tests}">']
     made = 0
     for p in range(packages):
         pkg = f"pkg{p:02d}"

@@ -13,8 +13,8 @@ from pygments.util import ClassNotFound
 from plumbing.access import dashboard_page
 from plumbing.sorting import Sorting
 from tm_api import bodies
-from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
 from tm_api import status as S
+from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
 from tm_api.status import preview
 from tm_api.views import machine_status_body, machines_with_last_run, runs_of
 
