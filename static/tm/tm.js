@@ -59,6 +59,7 @@
 
   // A run's progress widget (the table's template) from a frame's or body's `progress`.
   function progress(p, duration, extraClass) {
+    if (!p) return "";  // a frame of a server without it (during an upgrade)
     const ongoing = p.ongoing;
     const eta = ongoing ? timeLeft(p.seconds_left) : (duration != null ? "took " + humanDuration(duration) : "ended");
     const countdown = ongoing && p.seconds_left != null
