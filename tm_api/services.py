@@ -148,33 +148,30 @@ def _record_dry_run(machine_name, timestamp, master_scenario, ci, plan) -> _Reco
     return _Recorded(run, machine, master, scenarios, tests)
 
 
-# A test's expected duration comes from its durations in the machine's latest HISTORY_RUNS runs;
-# a test they do not time, from the latest HISTORY_RUNS runs of any machine. Two bounded reads
-# per dry run (at most HISTORY_RUNS x the run's tests rows each), none per report.
+# A test's expected duration comes from its durations in the machine's latest HISTORY_RUNS runs
+# (a test no run of this machine timed stands in as the run's mean, tm_api.progress). Two
+# bounded reads per dry run, the tests of those runs; none per report. Other machines' runs
+# are not read: nothing bounds their size by this run's, and a test's time is the machine's.
 HISTORY_RUNS = 5
 
 
 def expected_durations(machine: Machine, files: set) -> dict:
-    """{(file_path, file_name): expected ms} of the planned `files` that have passed or failed
-    in recent runs (progress.expected_of of their newest durations)."""
+    """{(file_path, file_name): expected ms} of the planned `files` that passed or failed in
+    the machine's recent runs (progress.expected_of of their newest durations)."""
     if not files:
         return {}
+    recent = list(MasterScenario.objects.filter(run__machine=machine).order_by("-pk")
+                  .values_list("pk", flat=True)[:HISTORY_RUNS])
+    if not recent:
+        return {}
     durations = defaultdict(list)  # file -> [ms], newest run first
-    for runs in (MasterScenario.objects.filter(run__machine=machine),
-                 MasterScenario.objects.exclude(run__machine=machine)):
-        wanted = files - set(durations)
-        if not wanted:
-            break
-        recent = list(runs.order_by("-pk").values_list("pk", flat=True)[:HISTORY_RUNS])
-        if not recent:
-            continue
-        rows = (Test.objects.filter(master_scenario_id__in=recent, status__in=P.TIMED,
-                                    timestamp_start__isnull=False, timestamp_stop__isnull=False)
-                .order_by("-master_scenario_id")
-                .values_list("file_path", "file_name", "timestamp_start", "timestamp_stop"))
-        for path, name, start, stop in rows.iterator(chunk_size=2000):
-            if (path, name) in wanted:
-                durations[(path, name)].append(max(0, P.ms(stop) - P.ms(start)))
+    rows = (Test.objects.filter(master_scenario_id__in=recent, status__in=P.TIMED,
+                                timestamp_start__isnull=False, timestamp_stop__isnull=False)
+            .order_by("-master_scenario_id")
+            .values_list("file_path", "file_name", "timestamp_start", "timestamp_stop"))
+    for path, name, start, stop in rows.iterator(chunk_size=2000):
+        if (path, name) in files:
+            durations[(path, name)].append(max(0, P.ms(stop) - P.ms(start)))
     return {file: P.expected_of(values) for file, values in durations.items()}
 
 
