@@ -67,7 +67,11 @@ def test_a_pytest_session_shows_its_percentage_and_time_left_live(server_factory
         bar = progress.locator(".tm-progress-bar")
         assert bar.get_attribute("aria-valuenow") == "25"
         assert bar.locator("span").evaluate("e => e.style.width") == "25%"
+        # The run's roll-ups beside it follow the same frames.
+        assert page.locator(".tm-stat .value").first.inner_text() == "1 / 4"
+        assert page.locator(".tm-head .badge").inner_text() == "running"
         assert page.evaluate("window.__same_page") is True  # updated in place
+        page.screenshot(path="/tmp/tm-run-progress.png")
 
         # The machine page's row of the run.
         page.goto(f"{server.url}/machines/{machine}/")
@@ -77,6 +81,7 @@ def test_a_pytest_session_shows_its_percentage_and_time_left_live(server_factory
         (gates / "1").touch()
         page.wait_for_selector(f"tr[data-run-id='{run}'] .tm-progress-count:text-is('2 of 4 (50%)')")
         assert row.locator(".tm-eta").inner_text() == "about 4 min left"
+        page.screenshot(path="/tmp/tm-machine-progress.png")
 
         # The last-run page, to the end: a finished run says how long it took.
         page.goto(f"{server.url}/machines/{machine}/last/")
