@@ -190,3 +190,13 @@ def test_a_batch_moves_the_progress_as_the_reports_one_by_one_do():
     assert bodies.progress(master) == {"planned": 3, "done": 1, "percent": 33, "ongoing": True,
                                        "seconds_left": 4.0, "running_left": 3.0,
                                        "parallelism": 1.0}
+
+
+@pytest.mark.unit
+def test_pages_say_the_time_left_to_the_nearest_minute():
+    from tm_api.templatetags.tm_format import time_left
+
+    assert [time_left(s) for s in (None, 0, 29.9, 30, 89.9, 90, 3569, 3570, 3869, 3870)] == [
+        "estimating the time left…", "less than a minute left", "less than a minute left",
+        "about 1 min left", "about 1 min left", "about 2 min left", "about 59 min left",
+        "about 1 h left", "about 1 h 4 min left", "about 1 h 5 min left"]
