@@ -3,6 +3,7 @@ that loads over REST and then follows a socket sees the same shape)."""
 
 from datetime import UTC, datetime, timedelta
 
+from tm_api import progress as P
 from tm_api import status as S
 from tm_api.models import Machine, MasterScenario, Scenario, Test
 
@@ -15,6 +16,14 @@ def version(master: MasterScenario) -> int:
     run, scenario and test, the version it last showed, and ignores older news of it: frames of
     different server processes may arrive out of order."""
     return (master.last_report - _EPOCH) // _MICROSECOND
+
+
+def progress(master: MasterScenario) -> dict:
+    """How far the run is and the time it has left (tm_api.progress.summary), as of its latest
+    report: the same in a frame and in a later read, so a page counts down from it itself."""
+    counts = master.tests_statistics
+    done = sum(n for status, n in counts.items() if status not in S.ONGOING)
+    return P.summary(master.progress, master.tests_count, done, S.is_ongoing(counts))
 
 
 def run_summary(master: MasterScenario) -> dict:
@@ -37,6 +46,7 @@ def run_summary(master: MasterScenario) -> dict:
         "commit": run.commit,
         "branch": run.branch,
         "build_url": run.build_url,
+        "progress": progress(master),
     }
 
 
@@ -85,6 +95,7 @@ def run_tree(master: MasterScenario, scenarios: list) -> dict:
         "dryrundata": master.run_id,
         "timestamp": S.iso(master.run.timestamp),
         "version": version(master),
+        "progress": progress(master),
     }
 
 

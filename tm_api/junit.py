@@ -285,7 +285,10 @@ def reports_of(root, ci: dict, now=None, report_name="junit") -> tuple[list, dic
 
     master = {"file_path": "", "file_name": (root.get("name") or report_name)[:256],
               "script": O.bounded(_properties(root), MAX_SCRIPT), "scenarios": scenarios}
-    reports = [(services.DRY_RUN, {"timestamp": run_start, "master_scenario": master, **ci})]
+    # The run ends in the transaction that records it: its time left is never shown, so its
+    # tests' history is not read (services.record_dry_run's `plan`).
+    reports = [(services.DRY_RUN, {"timestamp": run_start, "master_scenario": master, **ci,
+                                   "plan": False})]
     counts = {"tests": len(stops), **{outcome: 0 for outcome in O.OUTCOMES}, "retried": 0}
     for (path, name), (start, stop, status_, result) in stops.items():
         reports.append((services.TEST_START, {"file_path": path, "file_name": name,

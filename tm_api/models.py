@@ -140,6 +140,10 @@ class MasterScenario(RolledUp):
     # Server time of the machine's latest report about this run: silence is measured on it,
     # never on the machine's own clock.
     last_report = models.DateTimeField(default=timezone.now, db_index=True)
+    # What the run's time left is computed from (tm_api.progress: the expected time of its
+    # unfinished tests, its finished tests' time), moved by every report in the same UPDATE as
+    # the roll-ups. Null for runs recorded before it was kept.
+    progress = models.JSONField(null=True, blank=True, default=None, editable=False)
 
 
 class Scenario(RolledUp):
@@ -164,6 +168,9 @@ class Test(Script):
     # The digest of the test's identity (tm_api.outcomes.identity: its file_path and file_name
     # as one name), the same in every run: what history, flaky tests and comparisons match on.
     identity_key = models.CharField(max_length=32, default="", editable=False)
+    # How long it is expected to take (ms), from its recent durations when the dry run was
+    # recorded (tm_api.progress.expected_of); null: never timed before.
+    expected_ms = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["master_scenario", "position"]

@@ -22,6 +22,7 @@ from plumbing.access import dashboard_page
 from plumbing.sorting import Sorting
 from tm_api import bodies, history, history_views
 from tm_api import outcomes as O
+from tm_api import status as S
 from tm_api.models import Machine, MasterScenario, Quarantine, Run, Scenario, Test
 from tm_api.status import preview
 from tm_api.trace_links import attach_trace_links
@@ -96,6 +97,7 @@ def machine_last_run(request, pk):
 @dashboard_page
 def run_detail(request, pk):
     run = get_object_or_404(Run.objects.select_related("machine", "master_scenario"), pk=pk)
+    run.master_scenario.version = bodies.version(run.master_scenario)  # older frames ignored
     scenarios = Scenario.objects.filter(master_scenario=run.master_scenario).prefetch_related(
         Prefetch("tests", queryset=Test.objects.select_related("result").order_by("position"))
     )
@@ -121,6 +123,7 @@ def run_detail(request, pk):
         "sort": sort, "is_last": run.machine.last_run_id == run.pk,
         "quarantined": set(Quarantine.objects.filter(identity_key__in=keys)
                            .values_list("identity_key", flat=True)),
+        "ongoing": S.is_ongoing(run.master_scenario.tests_statistics),
     })
 
 

@@ -204,6 +204,23 @@ class VersionField(serializers.IntegerField):
         super().__init__(**kwargs)
 
 
+class ProgressSerializer(serializers.Serializer):
+    """How far a run is and the time it has left (tm_api.progress), as of its latest report."""
+
+    planned = serializers.IntegerField(help_text="tests the dry run listed")
+    done = serializers.IntegerField(help_text="tests no longer waiting or running")
+    percent = serializers.IntegerField(help_text="done of planned, rounded down (0-100)")
+    ongoing = serializers.BooleanField(help_text="tests are still waiting or running")
+    seconds_left = serializers.FloatField(
+        allow_null=True, help_text="expected seconds to the run's end (0 once it ended); null "
+        "while no test of it is timed: tests without history and none finished to stand in")
+    running_left = serializers.FloatField(
+        help_text="seconds of seconds_left that the test in progress accounts for: a page may "
+                  "count down that much until the next report")
+    parallelism = serializers.FloatField(
+        help_text="tests observed running at once (pytest-xdist workers); 1 otherwise")
+
+
 class MachineSerializer(serializers.Serializer):
     """A machine of /tm_api/machines/ (shape of bodies.machine_status)."""
 
@@ -237,6 +254,7 @@ class RunSerializer(RollUpSerializer, TimesSerializer):
     commit = serializers.CharField(help_text="the commit tested, as CI said it ('' unknown)")
     branch = serializers.CharField(help_text="the branch tested ('' unknown)")
     build_url = serializers.CharField(help_text="the CI build's address ('' unknown)")
+    progress = ProgressSerializer()
 
 
 class LastTestSerializer(serializers.Serializer):
@@ -262,6 +280,7 @@ class LastMasterScenarioSerializer(RollUpSerializer, TimesSerializer):
     dryrundata = serializers.IntegerField(help_text="run pk")
     timestamp = serializers.DateTimeField(help_text="the machine's time of the dry run")
     version = VersionField()
+    progress = ProgressSerializer()
 
 
 class MachineLastDataSerializer(serializers.Serializer):

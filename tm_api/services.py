@@ -18,6 +18,7 @@ only what changed (tm_api.live). Only a start while another test runs, and a can
 other tests they change.
 """
 
+import json
 from collections import defaultdict
 from datetime import datetime
 from typing import NamedTuple
@@ -29,6 +30,7 @@ from notifications import rules
 from plumbing.library_internals.django_compiled_query import CompiledQuery
 from tm_api import bodies, history, live
 from tm_api import outcomes as O
+from tm_api import progress as P
 from tm_api import status as S
 from tm_api.models import (
     Machine,
@@ -55,13 +57,29 @@ class MachineNotFound(LookupError):
 # --- dry run -----------------------------------------------------------------------------------
 
 def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict,
-                   ci: dict | None = None) -> Run:
+                   ci: dict | None = None, plan: bool = True) -> Run:
     """A new run of `machine_name` with every test `waiting`, in the tree's order.
 
     `master_scenario` = {file_path, file_name, script, scenarios: [{..., tests: [{...}]}]}.
     The machine is created on its first run. Ongoing tests of its earlier runs become `unknown`.
-    `ci` = {commit, branch, build_url}, where the run's code came from (optional).
+    `ci` = {commit, branch, build_url}, where the run's code came from (optional). `plan`:
+    read the tests' recent durations for the run's time left (a run reported whole at once,
+    a JUnit import, has no use for it).
     """
+    return _record_dry_run(machine_name, timestamp, master_scenario, ci, plan).run
+
+
+class _Recorded(NamedTuple):
+    """A dry run's rows as written: what a batch's reports after it start from."""
+
+    run: Run
+    machine: Machine
+    master: MasterScenario
+    scenarios: list
+    tests: list
+
+
+def _record_dry_run(machine_name, timestamp, master_scenario, ci, plan) -> _Recorded:
     now = timezone.now()
     with transaction.atomic():
         machine = _lock_or_create_machine(machine_name)
@@ -74,6 +92,13 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
         run = Run.objects.create(machine=machine, timestamp=timestamp, **(ci or {}))
         scenario_trees = master_scenario.get("scenarios") or []
         test_count = sum(len(scenario.get("tests") or []) for scenario in scenario_trees)
+        expected = expected_durations(machine, {
+            (fields["file_path"], fields["file_name"])
+            for tree in scenario_trees for fields in map(_script_fields, tree.get("tests") or [])
+        }) if plan else {}
+        planned = [expected.get((fields["file_path"], fields["file_name"]))
+                   for tree in scenario_trees
+                   for fields in map(_script_fields, tree.get("tests") or [])]
         master = MasterScenario.objects.create(
             run=run,
             **_script_fields(master_scenario),
@@ -81,6 +106,7 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
             tests_statistics={**S.empty_counts(), S.WAITING: test_count},
             tests_count=test_count,
             scenarios_count=len(scenario_trees),
+            progress=P.plan(planned),
         )
         scenarios = Scenario.objects.bulk_create(
             Scenario(
@@ -100,6 +126,7 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
                 fields = _script_fields(test)
                 tests.append(Test(scenario=scenario, master_scenario=master, machine=machine,
                                   position=position, status=S.WAITING, **fields,
+                                  expected_ms=planned[position],
                                   identity_key=O.key_of(fields["file_path"],
                                                         fields["file_name"])))
                 position += 1
@@ -121,7 +148,34 @@ def record_dry_run(machine_name: str, timestamp: datetime, master_scenario: dict
         live.publish_run(machine, master,
                          [bodies.scenario_row(scenario, rows[scenario.pk]) for scenario in scenarios],
                          whole=True)
-    return run
+    return _Recorded(run, machine, master, scenarios, tests)
+
+
+# A test's expected duration comes from its durations in the machine's latest HISTORY_RUNS runs
+# (a test no run of this machine timed stands in as the run's mean, tm_api.progress). Two
+# bounded reads per dry run, the tests of those runs; none per report. Other machines' runs
+# are not read: nothing bounds their size by this run's, and a test's time is the machine's.
+HISTORY_RUNS = 5
+
+
+def expected_durations(machine: Machine, files: set) -> dict:
+    """{(file_path, file_name): expected ms} of the planned `files` that passed or failed in
+    the machine's recent runs (progress.expected_of of their newest durations)."""
+    if not files:
+        return {}
+    recent = list(MasterScenario.objects.filter(run__machine=machine).order_by("-pk")
+                  .values_list("pk", flat=True)[:HISTORY_RUNS])
+    if not recent:
+        return {}
+    durations = defaultdict(list)  # file -> [ms], newest run first
+    rows = (Test.objects.filter(master_scenario_id__in=recent, status__in=P.TIMED,
+                                timestamp_start__isnull=False, timestamp_stop__isnull=False)
+            .order_by("-master_scenario_id")
+            .values_list("file_path", "file_name", "timestamp_start", "timestamp_stop"))
+    for path, name, start, stop in rows.iterator(chunk_size=2000):
+        if (path, name) in files:
+            durations[(path, name)].append(max(0, P.ms(stop) - P.ms(start)))
+    return {file: P.expected_of(values) for file, values in durations.items()}
 
 
 def _lock_or_create_machine(machine_name: str) -> Machine:
@@ -192,8 +246,9 @@ _ROLL_UP = ["id", "status", "tests_statistics", "tests_count", "timestamp_start"
             "timestamp_stop", "file_name", "file_path"]
 _MATCHED = [
     (Test, "", ["id", "status", "file_name", "timestamp_start", "timestamp_stop", "scenario_id",
-                "master_scenario_id", "machine_id"]),
-    (MasterScenario, "master_scenario__", [*_ROLL_UP, "scenarios_count", "last_report", "run_id"]),
+                "master_scenario_id", "machine_id", "expected_ms"]),
+    (MasterScenario, "master_scenario__", [*_ROLL_UP, "scenarios_count", "last_report", "run_id",
+                                           "progress"]),
     # The CI fields too: a run's live frame (bodies.run_summary) carries them.
     (Run, "master_scenario__run__", ["id", "timestamp", "machine_id", "commit", "branch",
                                      "build_url"]),
@@ -254,18 +309,19 @@ class _TestRow(NamedTuple):
     file_name: str
     timestamp_start: datetime | None
     timestamp_stop: datetime | None
+    expected_ms: int | None
 
     @classmethod
     def of(cls, test):
         return cls(test.status, test.scenario_id, test.file_name, test.timestamp_start,
-                   test.timestamp_stop)
+                   test.timestamp_stop, test.expected_ms)
 
 
 def _tests_of(master, statuses) -> dict:
     """{test pk: _TestRow} of the run's tests in `statuses`."""
     rows = Test.objects.filter(master_scenario=master, status__in=statuses).values_list(
-        "pk", "status", "scenario_id", "file_name", "timestamp_start", "timestamp_stop"
-    )
+        "pk", "status", "scenario_id", "file_name", "timestamp_start", "timestamp_stop",
+        "expected_ms")
     return {pk: _TestRow(*row) for pk, *row in rows}
 
 
@@ -311,12 +367,15 @@ def _status_pairs(moves: dict, rows: dict) -> dict:
     return per_scenario
 
 
-def _roll_up(master, scenarios, per_scenario: dict, when) -> None:
-    """Move the roll-ups of `scenarios` (every scenario in `per_scenario`) and of the run, in
-    memory, by exactly the tests' moves; the run's last report is now."""
+def _roll_up(master, scenarios, per_scenario: dict, when, moves: dict, rows: dict) -> None:
+    """Move the roll-ups of `scenarios` (every scenario in `per_scenario`) and of the run, and
+    the run's progress, in memory, by exactly the tests' moves; the run's last report is now."""
     for scenario in scenarios:
         scenario.apply(per_scenario[scenario.pk], when)
     master.apply([pair for pairs in per_scenario.values() for pair in pairs], when)
+    master.progress = P.moved(master.progress, [
+        (rows[pk].status, after.status, after.expected_ms, after.timestamp_start,
+         after.timestamp_stop) for pk, (after, _) in moves.items()], when)
     master.last_report = timezone.now()
 
 
@@ -341,7 +400,7 @@ def _apply_changes(master, changes: dict, when, rows: dict, started=None, stoppe
         scenarios = [reported.scenario]  # read and locked with the test
     else:
         scenarios = list(Scenario.objects.filter(pk__in=list(per_scenario)).order_by("position"))
-    _roll_up(master, scenarios, per_scenario, when)
+    _roll_up(master, scenarios, per_scenario, when, moves, rows)
     for scenario in scenarios:
         _save_roll_up(scenario)
     _save_roll_up(master)
@@ -388,10 +447,12 @@ def apply_reports(machine_name: str, reports: list) -> list:
         for kind, data in reports:
             if kind == DRY_RUN:
                 pending.write()
-                run = record_dry_run(machine_name, data["timestamp"], data["master_scenario"],
-                                     ci_of(data))
-                outcomes.append({"type": kind, "status": 201, "run": run.pk})
+                recorded = _record_dry_run(machine_name, data["timestamp"],
+                                           data["master_scenario"], ci_of(data),
+                                           data.get("plan", True))
+                outcomes.append({"type": kind, "status": 201, "run": recorded.run.pk})
                 pending = _PendingReports(machine_name, files)
+                pending.seed(recorded)
                 continue
             try:
                 if kind == TEST_START:
@@ -424,10 +485,35 @@ def write_results(results: dict) -> None:
         return
     fields = ["outcome", "attempts", "message", "traceback", "stdout", "stderr", "log", "trace_id",
               "passed_on_retry"]
+    rows = {pk: {**result, "passed_on_retry": O.is_flaky_attempts(result.get("attempts") or [])}
+            for pk, result in results.items()}
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        # Arrays, as _update_tests: Django's bulk_create compiles a statement per 500 rows and
+        # makes a model per row (1 s of a 10,000-test JUnit import).
+        table = connection.ops.quote_name(TestResult._meta.db_table)
+        types = {"attempts": "jsonb", "passed_on_retry": "boolean"}
+
+        def column(name):
+            if name == "attempts":
+                return [json.dumps(row.get(name) or []) for row in rows.values()]
+            if name == "trace_id":
+                return [row.get(name) or None for row in rows.values()]
+            if name == "passed_on_retry":
+                return [row[name] for row in rows.values()]
+            return [row.get(name, "") for row in rows.values()]
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (test_id, {', '.join(fields)}) SELECT * FROM unnest("
+                "%s::bigint[], "
+                + ", ".join(f"%s::{types.get(name, 'text')}[]" for name in fields)
+                + ") ON CONFLICT (test_id) DO UPDATE SET "
+                + ", ".join(f"{name} = EXCLUDED.{name}" for name in fields),
+                [list(rows), *(column(name) for name in fields)])
+        return
     TestResult.objects.bulk_create(
-        [TestResult(test_id=pk, **result,
-                    passed_on_retry=O.is_flaky_attempts(result.get("attempts") or []))
-         for pk, result in results.items()],
+        [TestResult(test_id=pk, **row) for pk, row in rows.items()],
         update_conflicts=True, unique_fields=["test"], update_fields=fields, batch_size=500)
 
 
@@ -485,6 +571,22 @@ class _PendingReports:
                 return pk
         raise _no_matching_test(self.machine_name, file_path, file_name, needed_status)
 
+    def seed(self, recorded: _Recorded):
+        """After a dry run, the machine's ongoing tests are the new run's (the earlier runs'
+        became unknown): hold them from the rows just written instead of reading them back."""
+        self.loaded = True
+        self.machine = recorded.machine
+        master = recorded.master
+        self.masters[master.pk] = master
+        self.scenarios.update((scenario.pk, scenario) for scenario in recorded.scenarios)
+        for test in recorded.tests:  # in position order
+            if (test.file_path, test.file_name) not in self.files:
+                continue
+            self.rows[test.pk] = _TestRow.of(test)
+            self.run_of[test.pk] = master.pk
+            self.tests_of[master.pk].append(test.pk)
+            self.candidates[(test.file_path, test.file_name)].append(test.pk)
+
     def _load(self):
         self.loaded = True
         self.machine = (Machine.objects.only("id", "machine_name", "last_run_id")
@@ -538,7 +640,8 @@ class _PendingReports:
     def _apply(self, master, changes, when, started=None, stopped=None):
         moves = _test_moves(changes, when, self.rows, started, stopped)
         per_scenario = _status_pairs(moves, self.rows)
-        _roll_up(master, [self.scenarios[pk] for pk in per_scenario], per_scenario, when)
+        _roll_up(master, [self.scenarios[pk] for pk in per_scenario], per_scenario, when,
+                 moves, self.rows)
         moved = self.moved.setdefault(master.pk, {})
         for pk, (after, _) in moves.items():
             self.rows[pk] = after
@@ -553,9 +656,9 @@ class _PendingReports:
             return
         _update_tests([(pk, row) for moved in self.moved.values() for tests in moved.values()
                        for pk, row in tests.items()])
-        for master_pk, moved in self.moved.items():
-            for scenario_pk in moved:
-                _save_roll_up(self.scenarios[scenario_pk])
+        _save_scenario_roll_ups([self.scenarios[pk] for moved in self.moved.values()
+                                 for pk in moved])
+        for master_pk in self.moved:
             _save_roll_up(self.masters[master_pk])
         for master in self.finished:
             run_ended(master)
@@ -579,7 +682,8 @@ def _save_roll_up(row) -> None:
     compiled = _ROLL_UP_STATEMENTS.get(key)
     if compiled is None:
         meta, quote = model._meta, connection.ops.quote_name
-        names = _ROLL_UP_FIELDS + (["last_report"] if model is MasterScenario else [])
+        names = _ROLL_UP_FIELDS + (["last_report", "progress"] if model is MasterScenario
+                                   else [])
         fields = [meta.get_field(name) for name in names]
         compiled = _ROLL_UP_STATEMENTS[key] = (
             f"UPDATE {quote(meta.db_table)} SET "
@@ -592,6 +696,27 @@ def _save_roll_up(row) -> None:
 
 
 _ROLL_UP_STATEMENTS = {}  # (model, database alias) -> (UPDATE statement, its fields)
+
+
+def _save_scenario_roll_ups(scenarios) -> None:
+    """_save_roll_up of many scenarios: on PostgreSQL one statement (a JUnit import moves
+    hundreds of scenarios at once; one UPDATE each was a round trip each)."""
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql" or len(scenarios) < 2:
+        for scenario in scenarios:
+            _save_roll_up(scenario)
+        return
+    table = connection.ops.quote_name(Scenario._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET tests_statistics = moved.tests_statistics, "
+            "status = moved.status, timestamp_start = moved.timestamp_start, "
+            "timestamp_stop = moved.timestamp_stop FROM unnest(%s::bigint[], %s::jsonb[], "
+            "%s::text[], %s::timestamptz[], %s::timestamptz[]) AS moved (id, tests_statistics, "
+            f"status, timestamp_start, timestamp_stop) WHERE {table}.id = moved.id",
+            [list(column) for column in zip(*(
+                (s.pk, json.dumps(s.tests_statistics), s.status, s.timestamp_start,
+                 s.timestamp_stop) for s in scenarios))])
 
 
 def _update_tests(rows) -> None:

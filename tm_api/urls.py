@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 import plumbing.converters  # noqa: F401 - registers <id:...>
-from tm_api import batch, history_views, pages, views
+from tm_api import batch, history_views, pages, results, views
 
 app_name = "tm_api"
 
@@ -35,6 +35,10 @@ urlpatterns = [
     path("api/tests/quarantine/", history_views.QuarantineView.as_view(),
          name="api-quarantine"),
     path("api/runs/compare/", history_views.CompareRunsView.as_view(), name="api-compare-runs"),
+    # A run's tests and their results.
+    path("api/runs/<id:run>/tests/", results.RunTestsView.as_view(), name="run-tests"),
+    path("api/runs/<id:run>/tests/<id:pk>/", results.RunTestDetailView.as_view(),
+         name="run-test"),
     # Pages.
     path("machines/", pages.machine_list, name="index"),
     path("machines/<id:pk>/", pages.machine_detail, name="machine"),

@@ -113,6 +113,7 @@ MIDDLEWARE = [
 # session, CSRF, messages or login machinery. Every other path keeps MIDDLEWARE.
 INGEST_PATHS = [
     "/tm_api/dry_run/", "/tm_api/test_start/", "/tm_api/test_stop/", "/tm_api/batch/",
+    "/tm_api/junit/",
     "/api/tracking/ingest/", "/tracking/",
     "/v1/",  # OTLP/HTTP (/v1/traces)
     "/api/v2/spans",  # Zipkin v2
@@ -367,7 +368,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # A test's outcome and each of its attempts take the same choices: one schema, one name.
-    "ENUM_NAME_OVERRIDES": {"OutcomeEnum": "tm_api.outcomes.OUTCOMES"},
+    # One name per choice set of a field name ("status": a trace's, a test's).
+    "ENUM_NAME_OVERRIDES": {"OutcomeEnum": "tm_api.outcomes.OUTCOMES",
+                            "TestStatusEnum": "tm_api.status.PRIORITY",
+                            "StatusEnum": "traces.models.Trace.STATUSES"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",  # drf-spectacular's default
         "idempotency.schema.document_replays",

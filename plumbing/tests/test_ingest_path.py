@@ -36,11 +36,12 @@ async def test_ingest_paths_go_to_the_lean_handler_and_the_rest_to_the_full_one(
 
     router = ByPath(app("lean"), app("full"))
     for path in ("/tm_api/test_start/", "/tm_api/dry_run/", "/tm_api/test_stop/",
-                 "/tm_api/batch/", "/api/tracking/ingest/", "/tracking/0f1e", "/v1/traces",
-                 "/tm_api/test_start", "/tm_api/machines/", "/metrics/", "/login/", "/healthz"):
+                 "/tm_api/batch/", "/tm_api/junit/", "/api/tracking/ingest/", "/tracking/0f1e",
+                 "/v1/traces", "/tm_api/test_start", "/tm_api/machines/", "/metrics/", "/login/",
+                 "/healthz"):
         await router({"type": "http", "path": path}, None, None)
     await router({"type": "websocket", "path": "/tracking/x"}, None, None)
-    assert [name for _, name in taken] == ["lean"] * 7 + ["full"] * 6
+    assert [name for _, name in taken] == ["lean"] * 8 + ["full"] * 6
 
 
 @pytest.mark.unit
@@ -69,6 +70,18 @@ async def test_a_malformed_report_is_answered_400_without_looking_the_token_up(s
     assert (status, body) == (400, PARSE_ERROR)
     assert headers[b"Content-Length"] == str(len(json.dumps(body, separators=(",", ":")))).encode()
     assert b"Set-Cookie" not in headers
+
+
+@pytest.mark.unit
+async def test_a_junit_report_without_a_token_is_401_on_the_loop_unread(settings):
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.TM_ALLOW_ANONYMOUS_MACHINES = False
+    communicator = HttpCommunicator(application, "POST", "/tm_api/junit/?machine=m", body=b"<x",
+                                    headers=[(b"host", b"127.0.0.1"),
+                                             (b"content-type", b"application/xml")])
+    response = await communicator.get_response()
+    assert response["status"] == 401
+    assert json.loads(response["body"])["code"] == "not_authenticated"
 
 
 @pytest.mark.unit

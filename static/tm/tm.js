@@ -46,6 +46,41 @@
       label: esc(title.join(", ") || "no tests"), segments: parts.join("") });
   }
 
+  // The time a run has left, said as tm_api/templatetags/tm_format.py's time_left says it.
+  function timeLeft(seconds) {
+    if (seconds == null) return "estimating the time left…";
+    if (seconds < 30) return "less than a minute left";
+    let minutes = Math.floor(seconds / 60 + 0.5);
+    if (minutes < 60) return "about " + minutes + " min left";
+    const hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    return minutes ? "about " + hours + " h " + minutes + " min left" : "about " + hours + " h left";
+  }
+
+  // A run's progress widget (the table's template) from a frame's or body's `progress`.
+  function progress(p, duration, extraClass) {
+    if (!p) return "";  // a frame of a server without it (during an upgrade)
+    const ongoing = p.ongoing;
+    const eta = ongoing ? timeLeft(p.seconds_left) : (duration != null ? "took " + humanDuration(duration) : "ended");
+    const countdown = ongoing && p.seconds_left != null
+      ? fill(TABLE.countdown, { seconds_left: p.seconds_left, running_left: p.running_left }) : "";
+    return fill(TABLE.progress, { extra: extraClass ? " " + esc(extraClass) : "", percent: p.percent,
+      done: p.done, planned: p.planned, eta: esc(eta), countdown: countdown });
+  }
+
+  // Between reports the time left counts down, by at most what the test in progress
+  // accounts for (the rest waits for the tests after it).
+  function tickProgress() {
+    const now = Date.now();
+    document.querySelectorAll(".tm-eta[data-seconds-left]").forEach((el) => {
+      if (!el.dataset.shownAt) el.dataset.shownAt = now;
+      const gone = (now - Number(el.dataset.shownAt)) / 1000;
+      const left = Number(el.dataset.secondsLeft) - Math.min(gone, Number(el.dataset.runningLeft));
+      el.textContent = timeLeft(Math.max(0, left));
+    });
+  }
+  setInterval(tickProgress, 1000);
+
   function doneCount(stats) {
     let done = 0;
     Object.keys(stats || {}).forEach((s) => { if (ONGOING.indexOf(s) < 0) done += stats[s]; });
@@ -110,5 +145,6 @@
       });
   }
 
-  window.TM = { PRIORITY, esc, humanDuration, badge, bar, doneCount, when, fresh, reloadRows };
+  window.TM = { PRIORITY, esc, humanDuration, badge, bar, doneCount, when, fresh, reloadRows,
+    timeLeft, progress };
 })();

@@ -8,6 +8,7 @@ same table, which each page carries as a json_script element ({% tm_format_table
 from django import template
 from django.utils.html import format_html, format_html_join, json_script
 
+from tm_api import bodies
 from tm_api import status as S
 
 register = template.Library()
@@ -15,10 +16,22 @@ register = template.Library()
 BADGE = '<span class="badge status-{status}" data-status="{status}">{status}</span>'
 BAR = '<div class="tm-bar{extra}" role="img" aria-label="{label}" title="{label}">{segments}</div>'
 BAR_SEGMENT = '<span class="status-{status}" style="width:{width}%"></span>'
+# A run's progress (bodies.progress): done of planned, a bar, and the time left or taken. The
+# time left counts down between reports by at most what the test in progress accounts for.
+PROGRESS = (
+    '<div class="tm-progress{extra}" data-progress>'
+    '<div class="tm-progress-bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
+    'aria-valuenow="{percent}" aria-label="{done} of {planned} tests done">'
+    '<span style="width:{percent}%"></span></div>'
+    '<span class="tm-progress-count">{done} of {planned} ({percent}%)</span>'
+    '<span class="tm-eta"{countdown}>{eta}</span></div>'
+)
+COUNTDOWN = ' data-seconds-left="{seconds_left}" data-running-left="{running_left}"'
 FORMAT_TABLE = {
     "priority": list(S.PRIORITY),  # a bar's segments, and a run's counts, in this order
     "ongoing": [status for status in S.PRIORITY if status in S.ONGOING],  # not yet done
     "badge": BADGE, "bar": BAR, "bar_segment": BAR_SEGMENT,
+    "progress": PROGRESS, "countdown": COUNTDOWN,
 }
 
 
@@ -71,3 +84,38 @@ def done_count(statistics):
 @register.simple_tag
 def status_badge(status):
     return format_html(BADGE, status=status)
+
+
+def time_left(seconds) -> str:
+    """The time a run has left, as its pages say it (static/tm/tm.js timeLeft says it the same
+    way): None while it cannot be told, then to the nearest minute."""
+    if seconds is None:
+        return "estimating the time left…"
+    if seconds < 30:
+        return "less than a minute left"
+    minutes = int(seconds / 60 + 0.5)
+    if minutes < 60:
+        return f"about {minutes} min left"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h {minutes} min left" if minutes else f"about {hours} h left"
+
+
+def progress_html(progress: dict, duration, extra: str = ""):
+    """The progress widget of a run (PROGRESS) from its bodies.progress and duration."""
+    if progress["ongoing"]:
+        eta = time_left(progress["seconds_left"])
+        countdown = "" if progress["seconds_left"] is None else format_html(
+            COUNTDOWN, seconds_left=progress["seconds_left"],
+            running_left=progress["running_left"])
+    else:
+        eta, countdown = ("took " + human_duration(duration) if duration is not None else
+                          "ended"), ""
+    return format_html(PROGRESS, extra=" " + extra if extra else "", percent=progress["percent"],
+                       done=progress["done"], planned=progress["planned"], eta=eta,
+                       countdown=countdown)
+
+
+@register.simple_tag
+def run_progress(master, extra=""):
+    """{% run_progress master %}: the progress widget of a run (its MasterScenario)."""
+    return progress_html(bodies.progress(master), master.duration, extra)

@@ -143,6 +143,8 @@ URL_TABLE = {
         ("GET", "/machines/tests/quarantine/", None, (405,) * 7),
     ],
     "machines/compare/": [("GET", "/machines/compare/?base={run}&head={run}", None, PAGE)],
+    "api/runs/<id:run>/tests/": [("GET", "/api/runs/{run}/tests/", None, READ)],
+    "api/runs/<id:run>/tests/<id:pk>/": [("GET", "/api/runs/{run}/tests/{test}/", None, READ)],
     "machines/": [("GET", "/machines/", None, PAGE)],
     "machines/<id:pk>/": [("GET", "/machines/{machine}/", None, PAGE)],
     "machines/<id:pk>/last/": [("GET", "/machines/{machine}/last/", None, PAGE)],

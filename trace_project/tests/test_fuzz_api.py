@@ -56,6 +56,8 @@ OPERATIONS = {
     "GET /tm_api/master_scenario/{id}": "session",
     "GET /tm_api/scenario/{id}": "session",
     "GET /tm_api/test/{id}": "session",
+    "GET /api/runs/{run}/tests/": "session",
+    "GET /api/runs/{run}/tests/{id}/": "session",
     "POST /tm_api/test_start/": "machine_token",
     "POST /tm_api/test_stop/": "machine_token",
     "POST /tm_api/batch/": "machine_token",
@@ -213,7 +215,7 @@ def build_world(base_url: str) -> FuzzWorld:
     from django.contrib.auth import get_user_model
 
     from tm_api.auth import issue_token
-    from tm_api.models import Machine, MasterScenario, Scenario, Test
+    from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
     from traces.tests.helpers import store_trace
     from tracking.models import Project
 
@@ -270,6 +272,7 @@ def build_world(base_url: str) -> FuzzWorld:
             "/tm_api/master_scenario/": list(MasterScenario.objects.values_list("pk", flat=True)),
             "/tm_api/scenario/": list(Scenario.objects.values_list("pk", flat=True)),
             "/tm_api/test/": list(Test.objects.values_list("pk", flat=True)),
+            "/api/runs/": list(Run.objects.values_list("pk", flat=True)),
             "/api/tracking/projects/": [str(project.public_id)],
             "/tracking/": [str(project.public_id)],
         },
