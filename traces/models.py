@@ -78,6 +78,10 @@ class Trace(models.Model):
     trace_id = models.CharField(max_length=32, null=True, blank=True, unique=True)
     # Spans whose status is error (a database default: the raw ingest statements omit it).
     error_count = models.PositiveIntegerField(default=0, db_default=0)
+    # OTLP and Zipkin traces: the project whose token sent the trace's first spans, by its
+    # public id (tracking's Project.public_id, the id its API and create_project show; the
+    # domain apps share no foreign key); null for traces of the trace websocket protocol.
+    project = models.UUIDField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created", "-id"]

@@ -17,6 +17,7 @@ import asyncio
 import json
 import math
 import time
+import uuid
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
@@ -95,15 +96,16 @@ def _bearer_token(request) -> str:
     return token
 
 
-def _check_project(token: str) -> None:
-    """The project token of the request-metrics API, checked as tracking's
-    ProjectTokenAuthentication checks it (tracking's Project, looked up through the app
-    registry: traces does not import tracking)."""
+def _check_project(token: str) -> uuid.UUID:
+    """The public id of the project whose token this is: the request-metrics API's token, checked as
+    tracking's ProjectTokenAuthentication checks it (tracking's Project, looked up through the
+    app registry: traces does not import tracking)."""
     project_model = apps.get_model("tracking", "Project")
     project = project_model.objects.filter(token_digest=token_digest(token)).only(
-        "token_digest").first()
+        "token_digest", "public_id").first()
     if project is None or not token_matches(token, project.token_digest):
         raise Refused(403, "Unknown or rotated project token.")
+    return project.public_id
 
 
 def _media_type(request) -> str:
@@ -135,9 +137,9 @@ def _ingest_view(decode, answer, refusal, media_types, store=ingest_spans):
     def work(request, media_type, token):
         started = time.monotonic()
         try:
-            _check_project(token)
+            project = _check_project(token)
             decoded = decode(media_type, _body(request))
-            result = store(decoded)
+            result = store(decoded, project)
         except otel.InvalidData as error:
             return refusal(media_type, Refused(400, str(error)))
         except Refused as error:
@@ -223,7 +225,7 @@ def _otlp_refusal(media_type: str, error: Refused) -> HttpResponse:
 otlp_traces = _ingest_view(_decode_otlp, _otlp_answer, _otlp_refusal, (PROTOBUF, JSON))
 
 
-def _decoded_only(decoded: otel.Decoded) -> SpansResult:
+def _decoded_only(decoded: otel.Decoded, project: uuid.UUID) -> SpansResult:
     return SpansResult(len(decoded.spans), decoded.rejected, decoded.message)
 
 

@@ -14,7 +14,9 @@ exported when they end) and no span arrived for TRACE_OTLP_QUIET_SECONDS. The re
 """
 
 import json
+import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import timedelta
 
 import psycopg
@@ -35,8 +37,9 @@ class SpansResult:
     message: str  # why spans were refused, "" when none was
 
 
-def ingest_spans(decoded: otel.Decoded) -> SpansResult:
-    """Store the decoded spans (refused ones are only counted); one transaction."""
+def ingest_spans(decoded: otel.Decoded, project: uuid.UUID | None = None) -> SpansResult:
+    """Store the decoded spans (refused ones are only counted); one transaction. `project`: the
+    public id of the project whose token sent them (a trace keeps its first batch's)."""
     spans = decoded.spans
     if not spans:
         return SpansResult(0, decoded.rejected, decoded.message)
@@ -46,24 +49,80 @@ def ingest_spans(decoded: otel.Decoded) -> SpansResult:
     traces = dict(sorted(traces.items(), key=lambda item: item[1]))  # rows locked in id order
     now = timezone.now()
     if connection.vendor == "postgresql":
-        collided = _write_postgresql(traces, spans, now)
+        plan = _write_postgresql(traces, spans, now, project)
     else:
-        collided = _write_sqlite(traces, spans, now)
-    rejected, message = decoded.rejected, decoded.message
-    if collided:
-        refused = sum(1 for span in spans if span.trace_id in collided)
+        plan = _write_sqlite(traces, spans, now, project)
+    rejected, reasons = decoded.rejected, [decoded.message]
+    if plan.collided:
+        refused = sum(1 for span in spans if span.trace_id in plan.collided)
         rejected += refused
-        message = "; ".join(filter(None, [message, (
-            f"{refused} span(s) refused: their trace's row is taken by another trace id "
-            "(a collision of the low 63 bits)")]))
-    return SpansResult(len(spans) - (rejected - decoded.rejected), rejected, message)
+        reasons.append(f"{refused} span(s) refused: their trace's row is taken by another trace "
+                       "id (a collision of the low 63 bits)")
+    if plan.over_cap:
+        refused = sum(plan.over_cap.values())
+        rejected += refused
+        reasons.append(f"{refused} span(s) refused: trace(s) {', '.join(sorted(plan.over_cap))} "
+                       f"reached TRACE_MAX_SPANS ({settings.TRACE_MAX_SPANS} spans per trace)")
+    return SpansResult(len(spans) - (rejected - decoded.rejected), rejected,
+                       "; ".join(filter(None, reasons)))
+
+
+@dataclass
+class _Plan:
+    """What a batch writes, decided from the traces' locked rows and their stored spans."""
+
+    spans: list  # the spans to insert: new ones, of traces whose row is theirs, under the cap
+    collided: set  # trace ids whose row is another trace id's
+    over_cap: dict  # trace id -> spans refused because the trace reached TRACE_MAX_SPANS
+
+
+def _plan(traces: dict, spans: list[otel.OtelSpan], rows: dict, stored: set) -> _Plan:
+    """rows: {row id: (trace id, span_count)} of the locked rows; stored: {(row id, span id)}
+    of the batch's spans already in the database."""
+    collided = {hex_id for hex_id, row in traces.items() if rows.get(row, ("",))[0] != hex_id}
+    room = {row: settings.TRACE_MAX_SPANS - count for row, (_, count) in rows.items()}
+    seen = set(stored)
+    new, over_cap = [], {}
+    for span in spans:
+        if span.trace_id in collided:
+            continue
+        row = traces[span.trace_id]
+        key = (row, span.span_id)
+        if key in seen:  # sent again (an exporter retrying), or twice in this batch
+            continue
+        seen.add(key)
+        if room[row] <= 0:
+            over_cap[span.trace_id] = over_cap.get(span.trace_id, 0) + 1
+            continue
+        room[row] -= 1
+        new.append(span)
+    return _Plan(new, collided, over_cap)
+
+
+def over_cap_problem() -> str:
+    """What a trace that reached TRACE_MAX_SPANS keeps in its problems."""
+    return (f"spans past TRACE_MAX_SPANS ({settings.TRACE_MAX_SPANS} per trace) were refused; "
+            "the exporter was told how many")
 
 
 def _span_rows(traces: dict, spans: list[otel.OtelSpan]) -> list[tuple]:
-    return [(traces[s.trace_id], s.span_id, s.parent_span_id, s.name, s.service, s.kind,
-             str(s.start), str(s.end), s.status_code, s.status_message,
-             _json_or_none(s.attributes), _json_or_none(s.resource), _json_or_none(s.events),
-             _json_or_none(s.links), s.trace_id) for s in spans]
+    """The spans' rows in the column order of _COLUMNS; spans of one resource share its JSON."""
+    resources: dict[int, str | None] = {}
+    rows = []
+    for s in spans:
+        resource = resources.get(id(s.resource), "")
+        if resource == "":
+            resource = resources[id(s.resource)] = _json_or_none(s.resource)
+        rows.append((traces[s.trace_id], s.span_id, s.span_id, s.parent_span_id, s.name,
+                     s.service, s.kind, s.start, s.end, s.status_code, s.status_message,
+                     _json_or_none(s.attributes), resource, _json_or_none(s.events),
+                     _json_or_none(s.links)))
+    return rows
+
+
+_COLUMNS = ('"trace_id", "group_id", "span_id", "parent_span_id", "name", "service", "kind", '
+            '"start", "end", "status_code", "status_message", "attributes", "resource", '
+            '"events", "links"')
 
 
 def _json_or_none(value) -> str | None:
@@ -74,48 +133,68 @@ def _json_or_none(value) -> str | None:
     return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
 
 
-# --- PostgreSQL: one round trip -----------------------------------------------------------------
+class _Batch(NamedTuple):
+    """Per trace row: what the batch adds (the UPDATE's parameters)."""
+
+    ids: list
+    spans: list
+    errors: list
+    first: list  # earliest start
+    last: list  # latest end
+    root_start: list  # the earliest root span's start, None without one
+    root_name: list
+    root_service: list
+    first_name: list  # the earliest span's name and service
+    first_service: list
+    capped: list  # whether spans were refused for the cap
+
+
+def _batch(traces: dict, plan: _Plan) -> _Batch:
+    per_trace: dict[str, list] = {}
+    for span in plan.spans:
+        per_trace.setdefault(span.trace_id, []).append(span)
+    batch = _Batch([], [], [], [], [], [], [], [], [], [], [])
+    for hex_id in {*per_trace, *plan.over_cap}:
+        spans = per_trace.get(hex_id, [])
+        first = min(spans, key=lambda span: (span.start, span.span_id), default=None)
+        roots = [span for span in spans if not span.parent_span_id]
+        root = min(roots, key=lambda span: (span.start, span.span_id), default=None)
+        batch.ids.append(traces[hex_id])
+        batch.spans.append(len(spans))
+        batch.errors.append(sum(1 for span in spans if span.status_code == otel.ERROR))
+        batch.first.append(first.start if first else None)
+        batch.last.append(max(span.end for span in spans) if spans else None)
+        batch.root_start.append(root.start if root else None)
+        batch.root_name.append(root.name if root else None)
+        batch.root_service.append(root.service if root else None)
+        batch.first_name.append(first.name if first else None)
+        batch.first_service.append(first.service if first else None)
+        batch.capped.append(hex_id in plan.over_cap)
+    return batch
+
+
+# --- PostgreSQL: three round trips, the spans by COPY -------------------------------------------
 
 _NEW_TRACES = """
-INSERT INTO "traces_trace" ("id", "trace_id", "status", "created", "updated", "group_id",
-    "end_group_id", "integer_timestamps", "name", "service", "span_count", "event_count",
-    "unfinished_span_count", "problems", "last_seq", "error_count")
-SELECT (r->>0)::bigint, r->>1, 'open', %(now)s, %(now)s, '', '', true, '', '', 0, 0, 0, '[]', 0, 0
-FROM json_array_elements(%(traces)s::json) AS r
-ON CONFLICT ("id") DO NOTHING
+INSERT INTO "traces_trace" ("id", "trace_id", "project", "status", "created", "updated",
+    "group_id", "end_group_id", "integer_timestamps", "name", "service", "span_count",
+    "event_count", "unfinished_span_count", "problems", "last_seq", "error_count")
+SELECT r.id, r.trace_id, %(project)s, 'open', %(now)s, %(now)s, '', '', true, '', '', 0, 0, 0,
+    '[]', 0, 0
+FROM unnest(%(ids)s::bigint[], %(hex)s::text[]) AS r(id, trace_id)
+ON CONFLICT ("id") DO NOTHING;
+SELECT t."id", t."trace_id", t."span_count" FROM "traces_trace" AS t
+WHERE t."id" = ANY(%(ids)s::bigint[]) ORDER BY t."id" FOR UPDATE
 """
 
-_LOCK_TRACES = """
-SELECT t."id" FROM "traces_trace" AS t
-WHERE t."id" IN (SELECT (r->>0)::bigint FROM json_array_elements(%(traces)s::json) AS r)
-ORDER BY t."id" FOR UPDATE
+# The batch's spans already stored, of traces that have spans (a new trace has none).
+_STORED = """
+SELECT s."trace_id", s."group_id" FROM "traces_span" AS s
+WHERE s."trace_id" = ANY(%(ids)s::bigint[]) AND s."group_id" = ANY(%(span_ids)s::text[])
 """
 
-# The spans of traces whose row is theirs, a span sent again skipped; then each trace's row
-# follows what was stored.
-_SPANS = """
-WITH stored AS (
-    INSERT INTO "traces_span" ("trace_id", "group_id", "span_id", "parent_span_id", "name",
-        "service", "kind", "start", "end", "status_code", "status_message", "attributes",
-        "resource", "events", "links")
-    SELECT t."id", r->>1, r->>1, r->>2, r->>3, r->>4, (r->>5)::smallint, (r->>6)::numeric,
-        (r->>7)::numeric, (r->>8)::smallint, r->>9, (r->>10)::jsonb, (r->>11)::jsonb,
-        (r->>12)::jsonb, (r->>13)::jsonb
-    FROM json_array_elements(%(spans)s::json) AS r
-    JOIN "traces_trace" AS t ON t."id" = (r->>0)::bigint AND t."trace_id" = r->>14
-    ON CONFLICT ("trace_id", "group_id") DO NOTHING
-    RETURNING "trace_id", "parent_span_id", "name", "service", "start", "end", "status_code"
-), batch AS (
-    SELECT "trace_id", count(*) AS spans, min("start") AS first, max("end") AS last,
-        count(*) FILTER (WHERE "status_code" = 2) AS errors,
-        min("start") FILTER (WHERE "parent_span_id" = '') AS root_start,
-        (array_agg("name" ORDER BY "start") FILTER (WHERE "parent_span_id" = ''))[1] AS root_name,
-        (array_agg("service" ORDER BY "start") FILTER (WHERE "parent_span_id" = ''))[1]
-            AS root_service,
-        (array_agg("name" ORDER BY "start"))[1] AS first_name,
-        (array_agg("service" ORDER BY "start"))[1] AS first_service
-    FROM stored GROUP BY "trace_id"
-)
+# Each touched trace's row follows what was stored.
+_UPDATE_TRACES = """
 UPDATE "traces_trace" AS t SET
     "span_count" = t."span_count" + b.spans,
     "error_count" = t."error_count" + b.errors,
@@ -123,32 +202,34 @@ UPDATE "traces_trace" AS t SET
     "end" = GREATEST(t."end", b.last),
     "duration" = GREATEST(t."end", b.last) - LEAST(t."start", b.first),
     "name" = CASE WHEN t."root_start" IS NOT NULL THEN t."name"
-                  ELSE COALESCE(b.root_name, NULLIF(t."name", ''), b.first_name) END,
+                  ELSE COALESCE(b.root_name, NULLIF(t."name", ''), b.first_name, '') END,
     "service" = CASE WHEN t."root_start" IS NOT NULL THEN t."service"
-                     ELSE COALESCE(b.root_service, NULLIF(t."service", ''), b.first_service) END,
+                     ELSE COALESCE(b.root_service, NULLIF(t."service", ''), b.first_service,
+                                   '') END,
     "root_start" = COALESCE(t."root_start", b.root_start),
-    "status" = 'open', "completed" = NULL, "updated" = %(now)s
-FROM batch AS b WHERE t."id" = b."trace_id"
+    "problems" = CASE WHEN b.capped THEN jsonb_build_array(%(cap_problem)s::text)
+                      ELSE t."problems" END,
+    "status" = CASE WHEN b.spans > 0 THEN 'open' ELSE t."status" END,
+    "completed" = CASE WHEN b.spans > 0 THEN NULL ELSE t."completed" END,
+    "updated" = CASE WHEN b.spans > 0 THEN %(now)s ELSE t."updated" END
+FROM unnest(%(ids)s::bigint[], %(spans)s::integer[], %(errors)s::integer[],
+            %(first)s::numeric[], %(last)s::numeric[], %(root_start)s::numeric[],
+            %(root_name)s::text[], %(root_service)s::text[], %(first_name)s::text[],
+            %(first_service)s::text[], %(capped)s::boolean[])
+    AS b(id, spans, errors, first, last, root_start, root_name, root_service, first_name,
+         first_service, capped)
+WHERE t."id" = b.id
 """
 
-_COLLIDED = """
-SELECT r->>1 AS collided FROM json_array_elements(%(traces)s::json) AS r
-JOIN "traces_trace" AS t ON t."id" = (r->>0)::bigint
-WHERE t."trace_id" IS DISTINCT FROM r->>1
-"""
 
-
-def _write_postgresql(traces: dict, spans: list, now) -> set[str]:
-    params = {"now": now, "traces": json.dumps([[row, hex_id] for hex_id, row in traces.items()]),
-              "spans": json.dumps(_span_rows(traces, spans))}
-    statements = [_NEW_TRACES, _LOCK_TRACES, _SPANS, _COLLIDED]
+def _write_postgresql(traces: dict, spans: list, now, project) -> _Plan:
     connection.ensure_connection()
     if connection.in_atomic_block:  # a caller's transaction (tests): a savepoint in it
         with transaction.atomic():
-            return _run(statements, params)
-    # One round trip: BEGIN, the statements and COMMIT in one query string.
+            return _postgresql_steps(traces, spans, now, project, "", "")
+    # BEGIN and COMMIT travel with the first and the last statements.
     try:
-        return _run(["BEGIN", *statements, "COMMIT"], params)
+        return _postgresql_steps(traces, spans, now, project, "BEGIN;\n", ";\nCOMMIT")
     except BaseException:
         with connection.wrap_database_errors:
             if connection.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -156,50 +237,72 @@ def _write_postgresql(traces: dict, spans: list, now) -> set[str]:
         raise
 
 
-def _run(statements: list[str], params: dict) -> set[str]:
-    with connection.wrap_database_errors:
-        with psycopg.ClientCursor(connection.connection) as cursor:
-            cursor.execute(";\n".join(statements), params)
-            collided = set()
-            while True:
-                if cursor.description is not None and cursor.description[0].name == "collided":
-                    collided = {row[0] for row in cursor.fetchall()}
-                if not cursor.nextset():
-                    break
-            return collided
+def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _Plan:
+    """1. make the traces' rows if new and lock them; 2. only for traces that had spans: which
+    of the batch's are stored; 3. COPY the new spans; 4. update the traces' rows (and commit)."""
+    ids = list(traces.values())
+    with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
+        cursor.execute(begin + _NEW_TRACES, {"ids": ids, "hex": list(traces), "now": now,
+                                             "project": project})
+        while cursor.nextset():
+            pass  # to the lock's rows
+        rows = {row: (hex_id, count) for row, hex_id, count in cursor.fetchall()}
+        stored = set()
+        had_spans = [row for row, (hex_id, count) in rows.items() if count]
+        if had_spans:
+            cursor.execute(_STORED, {"ids": had_spans, "span_ids": sorted(
+                {span.span_id for span in spans if rows.get(traces[span.trace_id], (0, 0))[1]})})
+            stored = set(cursor.fetchall())
+        plan = _plan(traces, spans, rows, stored)
+        if plan.spans:
+            with cursor.copy(f'COPY "traces_span" ({_COLUMNS}) FROM STDIN') as copy:
+                for row in _span_rows(traces, plan.spans):
+                    copy.write_row(row)
+        batch = _batch(traces, plan)
+        if batch.ids or commit:
+            cursor.execute((_UPDATE_TRACES if batch.ids else "SELECT 1") + commit,
+                           {**batch._asdict(), "now": now, "cap_problem": over_cap_problem()})
+    return plan
 
 
 # --- SQLite (and any other database): a few statements ------------------------------------------
 
-_SQLITE_SPAN_COLUMNS = ('"trace_id", "group_id", "span_id", "parent_span_id", "name", "service", '
-                        '"kind", "start", "end", "status_code", "status_message", "attributes", '
-                        '"resource", "events", "links"')
-
-
-def _write_sqlite(traces: dict, spans: list, now) -> set[str]:
+def _write_sqlite(traces: dict, spans: list, now, project) -> _Plan:
     stamp = connection.ops.adapt_datetimefield_value(now)
+    project = Trace._meta.get_field("project").get_db_prep_value(project, connection)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(
-            'INSERT INTO "traces_trace" ("id", "trace_id", "status", "created", "updated", '
-            '"group_id", "end_group_id", "integer_timestamps", "name", "service", "span_count", '
-            '"event_count", "unfinished_span_count", "problems", "last_seq", "error_count") '
-            "VALUES (%s, %s, 'open', %s, %s, '', '', 1, '', '', 0, 0, 0, '[]', 0, 0) "
+            'INSERT INTO "traces_trace" ("id", "trace_id", "project", "status", "created", '
+            '"updated", "group_id", "end_group_id", "integer_timestamps", "name", "service", '
+            '"span_count", "event_count", "unfinished_span_count", "problems", "last_seq", '
+            '"error_count") '
+            "VALUES (%s, %s, %s, 'open', %s, %s, '', '', 1, '', '', 0, 0, 0, '[]', 0, 0) "
             'ON CONFLICT ("id") DO NOTHING',
-            [(row, hex_id, stamp, stamp) for hex_id, row in traces.items()])
+            [(row, hex_id, project, stamp, stamp) for hex_id, row in traces.items()])
         ids = list(traces.values())
-        theirs = {}
+        rows = {}
         for first in range(0, len(ids), 900):  # SQLite's 999 parameters
             chunk = ids[first:first + 900]
-            cursor.execute('SELECT "id", "trace_id" FROM "traces_trace" WHERE "id" IN '
-                           f"({', '.join(['%s'] * len(chunk))})", chunk)
-            theirs.update(cursor.fetchall())
-        collided = {hex_id for hex_id, row in traces.items() if theirs.get(row) != hex_id}
-        rows = [row[:-1] for row in _span_rows(traces, spans) if row[-1] not in collided]
+            cursor.execute('SELECT "id", "trace_id", "span_count" FROM "traces_trace" WHERE "id" '
+                           f"IN ({', '.join(['%s'] * len(chunk))})", chunk)
+            rows.update((row, (hex_id, count)) for row, hex_id, count in cursor.fetchall())
+        stored = set()
+        for hex_id, row in traces.items():
+            if rows.get(row, ("", 0))[1]:
+                span_ids = sorted({span.span_id for span in spans if span.trace_id == hex_id})
+                for first in range(0, len(span_ids), 900):
+                    chunk = span_ids[first:first + 900]
+                    cursor.execute(
+                        'SELECT "trace_id", "group_id" FROM "traces_span" WHERE "trace_id" = %s '
+                        f"AND \"group_id\" IN ({', '.join(['%s'] * len(chunk))})", [row, *chunk])
+                    stored.update(cursor.fetchall())
+        plan = _plan(traces, spans, rows, stored)
         cursor.executemany(
-            f'INSERT INTO "traces_span" ({_SQLITE_SPAN_COLUMNS}) VALUES ('
-            + ", ".join(["%s"] * 15) + ') ON CONFLICT ("trace_id", "group_id") DO NOTHING',
-            [(row[0], row[1], *row[1:]) for row in rows])
+            f'INSERT INTO "traces_span" ({_COLUMNS}) VALUES (' + ", ".join(["%s"] * 15) + ")",
+            [(*row[:7], str(row[7]), str(row[8]), *row[9:])
+             for row in _span_rows(traces, plan.spans)])
         # Each touched trace's state from its stored spans (SQLite is the small, local case).
+        touched = {span.trace_id for span in plan.spans}
         of_trace = 'FROM "traces_span" s WHERE s."trace_id" = "traces_trace"."id"'
         cursor.executemany(f"""
             UPDATE "traces_trace" SET
@@ -211,11 +314,13 @@ def _write_sqlite(traces: dict, spans: list, now) -> set[str]:
                 "name" = COALESCE((SELECT s."name" {of_trace} {_ROOT_FIRST}), ''),
                 "service" = COALESCE((SELECT s."service" {of_trace} {_ROOT_FIRST}), ''),
                 "status" = 'open', "completed" = NULL, "updated" = %s
-            WHERE "id" = %s""", [(stamp, row) for hex_id, row in traces.items()
-                                 if hex_id not in collided])
+            WHERE "id" = %s""", [(stamp, traces[hex_id]) for hex_id in touched])
         cursor.executemany('UPDATE "traces_trace" SET "duration" = "end" - "start" '
-                           'WHERE "id" = %s', [(row,) for row in ids])
-    return collided
+                           'WHERE "id" = %s', [(traces[hex_id],) for hex_id in touched])
+        cursor.executemany('UPDATE "traces_trace" SET "problems" = %s WHERE "id" = %s',
+                           [(json.dumps([over_cap_problem()]), traces[hex_id])
+                            for hex_id in plan.over_cap])
+    return plan
 
 
 # The root span's column, else the earliest span's.
