@@ -154,7 +154,9 @@ def _batch(traces: dict, plan: _Plan) -> _Batch:
     for span in plan.spans:
         per_trace.setdefault(span.trace_id, []).append(span)
     batch = _Batch([], [], [], [], [], [], [], [], [], [], [])
-    for hex_id in {*per_trace, *plan.over_cap}:
+    for hex_id in traces:  # in id order
+        if hex_id not in per_trace and hex_id not in plan.over_cap:
+            continue
         spans = per_trace.get(hex_id, [])
         first = min(spans, key=lambda span: (span.start, span.span_id), default=None)
         roots = [span for span in spans if not span.parent_span_id]
@@ -175,25 +177,37 @@ def _batch(traces: dict, plan: _Plan) -> _Batch:
 
 # --- PostgreSQL: three round trips, the spans by COPY -------------------------------------------
 
+# A new trace's row is made whole (as the batch makes it); then every row of the batch's traces
+# is locked, in id order. The made ones come back from RETURNING: the others existed.
 _NEW_TRACES = """
 INSERT INTO "traces_trace" ("id", "trace_id", "project", "status", "created", "updated",
     "group_id", "end_group_id", "integer_timestamps", "name", "service", "span_count",
-    "event_count", "unfinished_span_count", "problems", "last_seq", "error_count")
-SELECT r.id, r.trace_id, %(project)s, 'open', %(now)s, %(now)s, '', '', true, '', '', 0, 0, 0,
-    '[]', 0, 0
-FROM unnest(%(ids)s::bigint[], %(hex)s::text[]) AS r(id, trace_id)
-ON CONFLICT ("id") DO NOTHING;
+    "event_count", "unfinished_span_count", "problems", "last_seq", "error_count", "start",
+    "end", "duration", "root_start")
+SELECT b.id, b.trace_id, %(project)s, 'open', %(now)s, %(now)s, '', '', true,
+    COALESCE(b.root_name, b.first_name, ''), COALESCE(b.root_service, b.first_service, ''),
+    b.spans, 0, 0, CASE WHEN b.capped THEN jsonb_build_array(%(cap_problem)s::text)
+                        ELSE '[]'::jsonb END,
+    0, b.errors, b.first, b.last, b.last - b.first, b.root_start
+FROM unnest(%(ids)s::bigint[], %(hex)s::text[], %(spans)s::integer[], %(errors)s::integer[],
+            %(first)s::numeric[], %(last)s::numeric[], %(root_start)s::numeric[],
+            %(root_name)s::text[], %(root_service)s::text[], %(first_name)s::text[],
+            %(first_service)s::text[], %(capped)s::boolean[])
+    AS b(id, trace_id, spans, errors, first, last, root_start, root_name, root_service,
+         first_name, first_service, capped)
+ON CONFLICT ("id") DO NOTHING
+RETURNING "id";
 SELECT t."id", t."trace_id", t."span_count" FROM "traces_trace" AS t
 WHERE t."id" = ANY(%(ids)s::bigint[]) ORDER BY t."id" FOR UPDATE
 """
 
-# The batch's spans already stored, of traces that have spans (a new trace has none).
+# The batch's spans already stored, of traces that have spans.
 _STORED = """
 SELECT s."trace_id", s."group_id" FROM "traces_span" AS s
 WHERE s."trace_id" = ANY(%(ids)s::bigint[]) AND s."group_id" = ANY(%(span_ids)s::text[])
 """
 
-# Each touched trace's row follows what was stored.
+# The row of each trace that existed follows what was stored.
 _UPDATE_TRACES = """
 UPDATE "traces_trace" AS t SET
     "span_count" = t."span_count" + b.spans,
@@ -238,30 +252,47 @@ def _write_postgresql(traces: dict, spans: list, now, project) -> _Plan:
 
 
 def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _Plan:
-    """1. make the traces' rows if new and lock them; 2. only for traces that had spans: which
-    of the batch's are stored; 3. COPY the new spans; 4. update the traces' rows (and commit)."""
-    ids = list(traces.values())
+    """1. make the rows of new traces (whole, as if every trace were new) and lock every trace's
+    row; 2. only for traces that existed and had spans: which of the batch's are stored;
+    3. COPY the new spans; 4. update the rows of the traces that existed (and commit)."""
+    # As if every trace were new: the batch's spans, each once, up to the cap.
+    fresh = _plan(traces, spans, {row: (hex_id, 0) for hex_id, row in traces.items()}, set())
+    params = {"hex": list(traces), "now": now, "project": project,
+              "cap_problem": over_cap_problem()}
     with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
-        cursor.execute(begin + _NEW_TRACES, {"ids": ids, "hex": list(traces), "now": now,
-                                             "project": project})
-        while cursor.nextset():
-            pass  # to the lock's rows
-        rows = {row: (hex_id, count) for row, hex_id, count in cursor.fetchall()}
-        stored = set()
-        had_spans = [row for row, (hex_id, count) in rows.items() if count]
-        if had_spans:
-            cursor.execute(_STORED, {"ids": had_spans, "span_ids": sorted(
-                {span.span_id for span in spans if rows.get(traces[span.trace_id], (0, 0))[1]})})
-            stored = set(cursor.fetchall())
-        plan = _plan(traces, spans, rows, stored)
+        cursor.execute(begin + _NEW_TRACES, {**_batch(traces, fresh)._asdict(), **params})
+        if begin:
+            cursor.nextset()  # past BEGIN's result
+        made = {row for (row,) in cursor.fetchall()}
+        cursor.nextset()
+        rows = {row: (hex_id, count) for row, hex_id, count in cursor.fetchall()
+                if row not in made}
+        plan = fresh
+        if rows:  # traces that existed: their spans planned against what is stored
+            existed = {hex_id: row for hex_id, row in traces.items() if row not in made}
+            stored = set()
+            had_spans = {hex_id for row, (hex_id, count) in rows.items() if count}
+            if had_spans:
+                cursor.execute(_STORED, {"ids": [traces[hex_id] for hex_id in had_spans],
+                                         "span_ids": sorted({span.span_id for span in spans
+                                                             if span.trace_id in had_spans})})
+                stored = set(cursor.fetchall())
+            later = _plan(existed, [span for span in spans if span.trace_id in existed], rows,
+                          stored)
+            plan = _Plan([span for span in fresh.spans if span.trace_id not in existed]
+                         + later.spans, later.collided,
+                         {**{key: n for key, n in fresh.over_cap.items() if key not in existed},
+                          **later.over_cap})
         if plan.spans:
             with cursor.copy(f'COPY "traces_span" ({_COLUMNS}) FROM STDIN') as copy:
                 for row in _span_rows(traces, plan.spans):
                     copy.write_row(row)
-        batch = _batch(traces, plan)
-        if batch.ids or commit:
-            cursor.execute((_UPDATE_TRACES if batch.ids else "SELECT 1") + commit,
-                           {**batch._asdict(), "now": now, "cap_problem": over_cap_problem()})
+        if rows:
+            cursor.execute(_UPDATE_TRACES + commit, {
+                **_batch(existed, _Plan(later.spans, set(), later.over_cap))._asdict(),
+                **params})
+        elif commit:
+            cursor.execute("COMMIT")
     return plan
 
 
