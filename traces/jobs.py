@@ -1,10 +1,19 @@
-"""The traces app's parts of the shared scheduled jobs (notifications.jobs)."""
+"""The traces app's scheduled jobs and its parts of the shared ones (notifications.jobs)."""
 
 
 from django.db.models import Count
 
-from notifications.jobs import digest_section, prunes_older_than
+from notifications.jobs import digest_section, job, prunes_older_than
 from traces.models import Trace
+from traces.span_ingest import complete_quiet_traces
+
+
+@job("complete_quiet_traces", "* * * * *",
+     "Mark complete the OTLP and Zipkin traces whose root span has arrived and that received no "
+     "span for TRACE_OTLP_QUIET_SECONDS (reads already call them complete; the stored status "
+     "follows, for the status filters).")
+def mark_quiet_traces_complete() -> str:
+    return f"{complete_quiet_traces()} OTLP/Zipkin trace(s) marked complete"
 
 prune_traces = prunes_older_than("traces", 20, Trace, "created", "TRACE_RETENTION_DAYS")
 

@@ -102,12 +102,21 @@ class Trace(models.Model):
     def current_status(self) -> str:
         """The status now: an OTLP or Zipkin trace, which has no end message, is complete once
         its root span has arrived and no span came for TRACE_OTLP_QUIET_SECONDS (its row says
-        open until then; traces.span_ingest.now_complete() finds such rows)."""
+        open until the complete_quiet_traces job marks it; traces.span_ingest.now_complete()
+        finds such rows)."""
         if (self.trace_id and self.status == OPEN and self.root_start is not None
                 and self.updated <= timezone.now() - timedelta(
                     seconds=settings.TRACE_OTLP_QUIET_SECONDS)):
             return COMPLETE
         return self.status
+
+    @property
+    def current_completed(self):
+        """When the trace was decided: for an OTLP or Zipkin trace complete on read but not yet
+        marked so, when its quiet period ended."""
+        if self.completed is None and self.current_status == COMPLETE:
+            return self.updated + timedelta(seconds=settings.TRACE_OTLP_QUIET_SECONDS)
+        return self.completed
 
     def as_number(self, value: Decimal | None):
         """A stored timestamp in the unit the client used."""

@@ -10,7 +10,9 @@ has arrived) follow each batch. A span sent again (an exporter retrying) is stor
 
 An OTLP trace has no end message: it is complete once its root span has arrived (spans are
 exported when they end) and no span arrived for TRACE_OTLP_QUIET_SECONDS. The read path decides
-(`current_status`), so no job has to run for it.
+(`current_status`), so a trace reads complete on time; the complete_quiet_traces job
+(traces/jobs.py, every minute) then stores the status, and a span arriving later opens the trace
+again.
 """
 
 import json
@@ -22,11 +24,11 @@ from datetime import timedelta
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from traces import otel
-from traces.assembly import OPEN
+from traces.assembly import COMPLETE, OPEN
 from traces.models import Span, Trace
 
 
@@ -137,6 +139,7 @@ class _Batch(NamedTuple):
     """Per trace row: what the batch adds (the UPDATE's parameters)."""
 
     ids: list
+    hex: list  # the trace ids
     spans: list
     errors: list
     first: list  # earliest start
@@ -153,7 +156,7 @@ def _batch(traces: dict, plan: _Plan) -> _Batch:
     per_trace: dict[str, list] = {}
     for span in plan.spans:
         per_trace.setdefault(span.trace_id, []).append(span)
-    batch = _Batch([], [], [], [], [], [], [], [], [], [], [])
+    batch = _Batch([], [], [], [], [], [], [], [], [], [], [], [])
     for hex_id in traces:  # in id order
         if hex_id not in per_trace and hex_id not in plan.over_cap:
             continue
@@ -162,6 +165,7 @@ def _batch(traces: dict, plan: _Plan) -> _Batch:
         roots = [span for span in spans if not span.parent_span_id]
         root = min(roots, key=lambda span: (span.start, span.span_id), default=None)
         batch.ids.append(traces[hex_id])
+        batch.hex.append(hex_id)
         batch.spans.append(len(spans))
         batch.errors.append(sum(1 for span in spans if span.status_code == otel.ERROR))
         batch.first.append(first.start if first else None)
@@ -257,7 +261,7 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
     3. COPY the new spans; 4. update the rows of the traces that existed (and commit)."""
     # As if every trace were new: the batch's spans, each once, up to the cap.
     fresh = _plan(traces, spans, {row: (hex_id, 0) for hex_id, row in traces.items()}, set())
-    params = {"hex": list(traces), "now": now, "project": project,
+    params = {"now": now, "project": project,
               "cap_problem": over_cap_problem()}
     with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
         cursor.execute(begin + _NEW_TRACES, {**_batch(traces, fresh)._asdict(), **params})
@@ -271,7 +275,8 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
         if rows:  # traces that existed: their spans planned against what is stored
             existed = {hex_id: row for hex_id, row in traces.items() if row not in made}
             stored = set()
-            had_spans = {hex_id for row, (hex_id, count) in rows.items() if count}
+            had_spans = {hex_id for hex_id, row in existed.items()
+                         if rows[row][0] == hex_id and rows[row][1]}
             if had_spans:
                 cursor.execute(_STORED, {"ids": [traces[hex_id] for hex_id in had_spans],
                                          "span_ids": sorted({span.span_id for span in spans
@@ -372,6 +377,16 @@ def now_complete() -> Q:
     """The traces current_status() calls complete though their row still says open."""
     return Q(trace_id__isnull=False, status=OPEN, root_start__isnull=False,
              updated__lte=quiet_cutoff())
+
+
+def complete_quiet_traces() -> int:
+    """Store `complete` on the traces now_complete() finds (the complete_quiet_traces job, every
+    minute), completed when their quiet period ended; how many. A batch writing to such a trace
+    at the same moment holds its row's lock: on PostgreSQL the UPDATE waits and re-checks the
+    row, which that batch left open with a new `updated`, so it is skipped."""
+    quiet = timedelta(seconds=settings.TRACE_OTLP_QUIET_SECONDS)
+    return Trace.objects.filter(now_complete()).update(status=COMPLETE,
+                                                       completed=F("updated") + quiet)
 
 
 def trace_tree(trace: Trace) -> dict:
