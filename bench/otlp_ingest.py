@@ -198,6 +198,29 @@ async def run_clients(url: str, token: str, template: bytes, clients: int, secon
     return stored[0], elapsed, latencies, errors
 
 
+def cpu_seconds(pids) -> dict[int, float]:
+    """{pid: user + system CPU seconds} of these processes (Linux /proc), threads included."""
+    seconds, tick = {}, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
+def cpu_used(before: dict, after: dict) -> float:
+    """CPU seconds used between two cpu_seconds() (a process started since counts whole)."""
+    return sum(used - before.get(pid, 0.0) for pid, used in after.items())
+
+
+def backends(url: str, database: str) -> list[int]:
+    """The PostgreSQL server processes of the bench database's connections (the server's)."""
+    return [int(pid) for pid in psql(url, "SELECT pid FROM pg_stat_activity WHERE datname = "
+                                          f"'{database}' AND pid <> pg_backend_pid()").split()]
+
+
 def percentile(values, q):
     if len(values) < 2:
         return values[0] if values else float("nan")
@@ -232,7 +255,7 @@ def main():
               f"({len(template):,} bytes), {args.seconds:g} s per run, one {server.server} "
               f"process + PostgreSQL ({database})")
         print(f"  {'receiver':<12} {'spans/s':>9} {'batches':>8} {'p50 ms':>8} {'p99 ms':>8}  "
-              f"{'stored/decode-only':>18}")
+              f"{'stored/decode-only':>18}  CPU ms per 1,000 spans: server, PostgreSQL")
         first_batch, total = 1, 0
         for _ in range(args.rounds):
             rates = {}
@@ -241,9 +264,13 @@ def main():
                 warm = asyncio.run(run_clients(server.url + path, token, template, 2, 0.5,
                                                first_batch))
                 first_batch += 20_000_000
+                cpu = cpu_seconds([server.process.pid]), cpu_seconds(backends(url, database))
                 count, elapsed, latencies, errors = asyncio.run(run_clients(
                     server.url + path, token, template, args.clients, args.seconds,
                     first_batch))
+                cpu = (cpu_used(cpu[0], cpu_seconds([server.process.pid])),
+                       cpu_used(cpu[1], cpu_seconds(backends(url, database))))
+                count = max(count, 1)
                 first_batch += 20_000_000
                 rates[name] = count / elapsed
                 if name == "stored":
@@ -251,7 +278,8 @@ def main():
                 ratio = f"{rates[name] / rates['decode-only']:.2f}" if name == "stored" else ""
                 print(f"  {name:<12} {rates[name]:>9,.0f} {len(latencies):>8} "
                       f"{percentile(latencies, 50) * 1e3:>8.1f} "
-                      f"{percentile(latencies, 99) * 1e3:>8.1f}  {ratio:>18}", flush=True)
+                      f"{percentile(latencies, 99) * 1e3:>8.1f}  {ratio:>18}  "
+                      f"{cpu[0] / count * 1e6:>8.1f} {cpu[1] / count * 1e6:>8.1f}", flush=True)
                 if errors:
                     print(f"    {len(errors)} error(s), first: {errors[0]}")
             print(f"  target: {rates['stored'] / TARGET:.2f} x {TARGET:,} spans/s; "
