@@ -67,76 +67,83 @@ def _attributes(items: dict) -> list[KeyValue]:
     return [_kv(key, value) for key, value in items.items()]
 
 
+def _web_request(rng: random.Random, number: int, spans_per_trace: int,
+                 by_service: dict[str, list[Span]]) -> None:
+    """One trace: GET /orders/{id} > the view > SELECT queries (some with a cache-miss event),
+    a call to the inventory service (its server span and a Redis query there), rendering; one
+    trace in eight fails with an exception event."""
+    trace_id = rng.randbytes(8) + MARKER + struct.pack(">I", number + 1)
+    start = T0 + number * 50_000_000
+    failing = number % 8 == 3
+    span_ids = iter(rng.randbytes(8) for _ in range(spans_per_trace))
+    root_id = next(span_ids)
+    order = rng.randint(1, 99999)
+
+    def span(name, parent, offset, length, kind, attributes, events=(), error=None,
+             service="checkout", span_id=None):
+        message = Span(
+            trace_id=trace_id, span_id=span_id or next(span_ids), parent_span_id=parent,
+            name=name, kind=kind, start_time_unix_nano=start + offset,
+            end_time_unix_nano=start + offset + length, attributes=_attributes(attributes),
+            events=list(events))
+        if error:
+            message.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=error))
+        by_service[service].append(message)
+        return message.span_id
+
+    def event(name, offset, attributes):
+        return Span.Event(name=name, time_unix_nano=start + offset,
+                          attributes=_attributes(attributes))
+
+    route = "/orders/{order_id}"
+    span(f"GET {route}", b"", 0, 40_000_000, Span.SPAN_KIND_SERVER, {
+        "http.request.method": "GET", "http.route": route, "url.path": f"/orders/{order}",
+        "http.response.status_code": 500 if failing else 200, "server.address": "shop",
+        "server.port": 8000, "user_agent.original": "Mozilla/5.0 (X11; Linux x86_64)",
+        "client.address": f"10.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+    }, error="internal error" if failing else None, span_id=root_id)
+    handler = span("OrderView.get", root_id, 500_000, 39_000_000, Span.SPAN_KIND_INTERNAL,
+                   {"code.function": "get", "code.namespace": "shop.views.OrderView"})
+    offset = 1_000_000
+    for query in range(spans_per_trace - 6):
+        table = ("orders", "order_lines", "customers", "addresses")[query % 4]
+        events = [event("cache miss", offset + 10_000, {"cache.key": f"{table}:{order}"})
+                  ] if query % 3 == 0 else []
+        span(f"SELECT {table}", handler, offset, 1_500_000, Span.SPAN_KIND_CLIENT, {
+            "db.system": "postgresql", "db.name": "shop", "db.operation": "SELECT",
+            "db.statement": f"SELECT * FROM {table} WHERE order_id = %s LIMIT 21",
+            "net.peer.name": "db", "net.peer.port": 5432, "db.rows": query % 5,
+        }, events)
+        offset += 2_000_000
+    call = span("GET inventory", handler, offset, 8_000_000, Span.SPAN_KIND_CLIENT, {
+        "http.request.method": "GET", "url.full": f"http://inventory:8001/stock/{order}",
+        "http.response.status_code": 503 if failing else 200})
+    served = span("GET /stock/{sku}", call, offset + 500_000, 7_000_000,
+                  Span.SPAN_KIND_SERVER, {"http.request.method": "GET",
+                                          "http.route": "/stock/{sku}"},
+                  service="inventory",
+                  error="stock service unavailable" if failing else None,
+                  events=[event("exception", offset + 7_000_000, {
+                      "exception.type": "ConnectionError",
+                      "exception.message": "stock service unavailable",
+                      "exception.stacktrace": "Traceback (most recent call last):\n"
+                      + '  File "stock.py", line 42, in get\n' * 6
+                      + "ConnectionError: stock service unavailable"})]
+                  if failing else [])
+    span("redis GET", served, offset + 1_000_000, 300_000, Span.SPAN_KIND_CLIENT,
+         {"db.system": "redis", "db.statement": f"GET stock:{order}"}, service="inventory")
+    span("render", handler, offset + 9_000_000, 2_000_000, Span.SPAN_KIND_INTERNAL,
+         {"template": "orders/detail.html"})
+
+
 def build_batch(spans_per_batch: int = 512, spans_per_trace: int = 16, seed: int = 1) -> bytes:
     """One ExportTraceServiceRequest of `spans_per_batch` spans, as an SDK's batch processor
     sends it: the spans of many traces, grouped by resource (service) and scope. The low 8
     bytes of each trace id are MARKER + the trace's number."""
     rng = random.Random(seed)
     by_service: dict[str, list[Span]] = {"checkout": [], "inventory": []}
-    traces = spans_per_batch // spans_per_trace
-    for number in range(traces):
-        trace_id = rng.randbytes(8) + MARKER + struct.pack(">I", number + 1)
-        start = T0 + number * 50_000_000
-        failing = number % 8 == 3
-        span_ids = iter(rng.randbytes(8) for _ in range(spans_per_trace))
-        root_id = next(span_ids)
-        order = rng.randint(1, 99999)
-
-        def span(name, parent, offset, length, kind, attributes, events=(), error=None,
-                 service="checkout", span_id=None):
-            message = Span(
-                trace_id=trace_id, span_id=span_id or next(span_ids), parent_span_id=parent,
-                name=name, kind=kind, start_time_unix_nano=start + offset,
-                end_time_unix_nano=start + offset + length, attributes=_attributes(attributes),
-                events=list(events))
-            if error:
-                message.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=error))
-            by_service[service].append(message)
-            return message.span_id
-
-        def event(name, offset, attributes):
-            return Span.Event(name=name, time_unix_nano=start + offset,
-                              attributes=_attributes(attributes))
-
-        route = "/orders/{order_id}"
-        span(f"GET {route}", b"", 0, 40_000_000, Span.SPAN_KIND_SERVER, {
-            "http.request.method": "GET", "http.route": route, "url.path": f"/orders/{order}",
-            "http.response.status_code": 500 if failing else 200, "server.address": "shop",
-            "server.port": 8000, "user_agent.original": "Mozilla/5.0 (X11; Linux x86_64)",
-            "client.address": f"10.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-        }, error="internal error" if failing else None, span_id=root_id)
-        handler = span("OrderView.get", root_id, 500_000, 39_000_000, Span.SPAN_KIND_INTERNAL,
-                       {"code.function": "get", "code.namespace": "shop.views.OrderView"})
-        offset = 1_000_000
-        for query in range(spans_per_trace - 6):
-            table = ("orders", "order_lines", "customers", "addresses")[query % 4]
-            events = [event("cache miss", offset + 10_000, {"cache.key": f"{table}:{order}"})
-                      ] if query % 3 == 0 else []
-            span(f"SELECT {table}", handler, offset, 1_500_000, Span.SPAN_KIND_CLIENT, {
-                "db.system": "postgresql", "db.name": "shop", "db.operation": "SELECT",
-                "db.statement": f"SELECT * FROM {table} WHERE order_id = %s LIMIT 21",
-                "net.peer.name": "db", "net.peer.port": 5432, "db.rows": query % 5,
-            }, events)
-            offset += 2_000_000
-        call = span("GET inventory", handler, offset, 8_000_000, Span.SPAN_KIND_CLIENT, {
-            "http.request.method": "GET", "url.full": f"http://inventory:8001/stock/{order}",
-            "http.response.status_code": 503 if failing else 200})
-        served = span("GET /stock/{sku}", call, offset + 500_000, 7_000_000,
-                      Span.SPAN_KIND_SERVER, {"http.request.method": "GET",
-                                              "http.route": "/stock/{sku}"},
-                      service="inventory",
-                      error="stock service unavailable" if failing else None,
-                      events=[event("exception", offset + 7_000_000, {
-                          "exception.type": "ConnectionError",
-                          "exception.message": "stock service unavailable",
-                          "exception.stacktrace": "Traceback (most recent call last):\n"
-                          + '  File "stock.py", line 42, in get\n' * 6
-                          + "ConnectionError: stock service unavailable"})]
-                      if failing else [])
-        span("redis GET", served, offset + 1_000_000, 300_000, Span.SPAN_KIND_CLIENT,
-             {"db.system": "redis", "db.statement": f"GET stock:{order}"}, service="inventory")
-        span("render", handler, offset + 9_000_000, 2_000_000, Span.SPAN_KIND_INTERNAL,
-             {"template": "orders/detail.html"})
+    for number in range(spans_per_batch // spans_per_trace):
+        _web_request(rng, number, spans_per_trace, by_service)
     request = ExportTraceServiceRequest()
     for service, spans in by_service.items():
         resource_spans = ResourceSpans()

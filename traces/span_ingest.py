@@ -16,10 +16,10 @@ again.
 """
 
 import json
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 
 import psycopg
 from django.conf import settings
