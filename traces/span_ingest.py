@@ -209,7 +209,8 @@ SELECT s."trace_id", s."group_id" FROM "traces_span" AS s
 WHERE s."trace_id" = ANY(%(ids)s::bigint[]) AND s."group_id" = ANY(%(span_ids)s::text[])
 """
 
-# The row of each trace that existed follows what was stored.
+# The row of each trace that existed follows what was stored. Its name and service are its root
+# span's once the root has arrived, the earliest span's before.
 _UPDATE_TRACES = """
 UPDATE "traces_trace" AS t SET
     "span_count" = t."span_count" + b.spans,
@@ -218,10 +219,13 @@ UPDATE "traces_trace" AS t SET
     "end" = GREATEST(t."end", b.last),
     "duration" = GREATEST(t."end", b.last) - LEAST(t."start", b.first),
     "name" = CASE WHEN t."root_start" IS NOT NULL THEN t."name"
-                  ELSE COALESCE(b.root_name, NULLIF(t."name", ''), b.first_name, '') END,
+                  WHEN b.root_name IS NOT NULL THEN b.root_name
+                  WHEN b.first < t."start" OR t."start" IS NULL THEN b.first_name
+                  ELSE t."name" END,
     "service" = CASE WHEN t."root_start" IS NOT NULL THEN t."service"
-                     ELSE COALESCE(b.root_service, NULLIF(t."service", ''), b.first_service,
-                                   '') END,
+                     WHEN b.root_name IS NOT NULL THEN b.root_service
+                     WHEN b.first < t."start" OR t."start" IS NULL THEN b.first_service
+                     ELSE t."service" END,
     "root_start" = COALESCE(t."root_start", b.root_start),
     "problems" = CASE WHEN b.capped THEN jsonb_build_array(%(cap_problem)s::text)
                       ELSE t."problems" END,

@@ -433,3 +433,16 @@ def test_a_trace_id_whose_row_is_taken_by_another_is_refused(client, token):
     assert partial["rejectedSpans"] == "1" and "collision" in partial["errorMessage"]
     assert Trace.objects.get(trace_id=TRACE).span_count == 3
     assert not Trace.objects.filter(trace_id=twin).exists()
+
+
+def test_before_its_root_arrives_a_trace_is_named_after_its_earliest_span(client, token):
+    post_json(client, token, request_json(span_json(GRANDCHILD, CHILD, "SELECT", 3, 6)))
+    post_json(client, token, request_json(span_json("eee19b7ec3c1b171", CHILD, "later", 7, 8)))
+    assert Trace.objects.get(trace_id=TRACE).name == "SELECT"
+    post_json(client, token, request_json(span_json(CHILD, ROOT, "db", 2, 8), service="db"))
+    assert (Trace.objects.get(trace_id=TRACE).name, Trace.objects.get(trace_id=TRACE).service) \
+        == ("db", "db")
+    post_json(client, token, request_json(span_json(ROOT, "", "GET /", 1, 10)))
+    post_json(client, token, request_json(span_json("eee19b7ec3c1b170", ROOT, "first", 0, 1)))
+    trace = Trace.objects.get(trace_id=TRACE)
+    assert (trace.name, trace.service, trace.span_count) == ("GET /", "checkout", 5)
