@@ -163,9 +163,10 @@ class Span(models.Model):
     # No foreign key constraint in the database: checking it cost about a third of PostgreSQL's
     # time per span stored (bench/otlp_ingest.py). Every writer makes or locks the trace's row
     # in the transaction that inserts its spans, and deleting a trace deletes its spans (Django's
-    # cascade, which never was the database's).
+    # cascade, which never was the database's). No index of its own either: the unique
+    # (trace, group_id) index serves every look-up by trace.
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans",
-                              db_constraint=False)
+                              db_constraint=False, db_index=False)
     group_id = models.CharField(max_length=255)
     name = models.CharField(max_length=255, blank=True)  # empty until SPAN_START arrives
     service = models.CharField(max_length=255, blank=True)
