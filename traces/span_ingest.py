@@ -107,20 +107,19 @@ def over_cap_problem() -> str:
             "the exporter was told how many")
 
 
-def _span_rows(traces: dict, spans: list[otel.OtelSpan]) -> list[tuple]:
-    """The spans' rows in the column order of _COLUMNS; spans of one resource share its JSON."""
+def _span_rows(traces: dict, spans: list[otel.OtelSpan]):
+    """The spans' rows in the column order of _COLUMNS (a generator: COPY takes them one by
+    one); spans of one resource share its JSON."""
     resources: dict[int, str | None] = {}
-    rows = []
+    as_json = _json_or_none
     for s in spans:
         resource = resources.get(id(s.resource), "")
         if resource == "":
-            resource = resources[id(s.resource)] = _json_or_none(s.resource)
-        rows.append((traces[s.trace_id], s.span_id, s.span_id, s.parent_span_id, s.name,
-                     s.service, s.kind, s.start, s.end, s.status_code, s.status_message,
-                     _json_or_none(s.attributes), resource,
-                     _json_or_none(s.events) if s.events else None,
-                     _json_or_none(s.links) if s.links else None))
-    return rows
+            resource = resources[id(s.resource)] = as_json(s.resource)
+        yield (traces[s.trace_id], s.span_id, s.span_id, s.parent_span_id, s.name, s.service,
+               s.kind, s.start, s.end, s.status_code, s.status_message, as_json(s.attributes),
+               resource, as_json(s.events) if s.events else None,
+               as_json(s.links) if s.links else None)
 
 
 _COLUMNS = ('"trace_id", "group_id", "span_id", "parent_span_id", "name", "service", "kind", '
@@ -288,8 +287,9 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
                           **later.over_cap})
         if plan.spans:
             with cursor.copy(f'COPY "traces_span" ({_COLUMNS}) FROM STDIN') as copy:
+                write_row = copy.write_row
                 for row in _span_rows(traces, plan.spans):
-                    copy.write_row(row)
+                    write_row(row)
         if rows:
             cursor.execute(_UPDATE_TRACES + commit, {
                 "batch": _batch(existed, _Plan(later.spans, set(), later.over_cap)), **params})
