@@ -63,8 +63,10 @@ def ingest_spans(decoded: otel.Decoded, project: uuid.UUID | None = None) -> Spa
     if plan.over_cap:
         refused = sum(plan.over_cap.values())
         rejected += refused
-        reasons.append(f"{refused} span(s) refused: trace(s) {', '.join(sorted(plan.over_cap))} "
-                       f"reached TRACE_MAX_SPANS ({settings.TRACE_MAX_SPANS} spans per trace)")
+        named = sorted(plan.over_cap)
+        reasons.append(f"{refused} span(s) refused: trace(s) {', '.join(named[:3])}"
+                       f"{', ...' if len(named) > 3 else ''} reached TRACE_MAX_SPANS "
+                       f"({settings.TRACE_MAX_SPANS} spans per trace)")
     return SpansResult(len(spans) - (rejected - decoded.rejected), rejected,
                        "; ".join(filter(None, reasons)))
 
