@@ -84,10 +84,10 @@ def machine_silent(master, quiet_since) -> None:
     )
 
 
-def project_degraded(project, stats: dict, window_minutes: int) -> list[str]:
-    """A tracked project over its error-rate or p95 limit during the last window. Returns the
-    limits crossed (each has its own cooldown key, so a latency alert does not hide an
-    error-rate one)."""
+def limits_crossed(stats: dict) -> list[tuple[str, str]]:
+    """The limits (PROJECT_ALERT_ERROR_RATE, PROJECT_ALERT_P95_MS) a project's figures over a
+    window are over, as (limit, description) pairs; none below PROJECT_ALERT_MIN_REQUESTS
+    requests. The alert below and the home page's overview both ask this."""
     if stats["count"] < settings.PROJECT_ALERT_MIN_REQUESTS:
         return []
     crossed = []
@@ -98,6 +98,15 @@ def project_degraded(project, stats: dict, window_minutes: int) -> list[str]:
     if p95 is not None and p95 > settings.PROJECT_ALERT_P95_MS:
         crossed.append(("p95", f"p95 latency {p95:.0f} ms "
                                f"(limit {settings.PROJECT_ALERT_P95_MS:.0f} ms)"))
+    return crossed
+
+
+def project_degraded(project, stats: dict, window_minutes: int) -> list[str]:
+    """A tracked project over its error-rate or p95 limit during the last window. Returns the
+    limits crossed (each has its own cooldown key, so a latency alert does not hide an
+    error-rate one)."""
+    crossed = limits_crossed(stats)
+    error_rate, p95 = stats["error_rate"], stats["p95_ms"]
     for limit, description in crossed:
         raise_notification(
             Rule.PROJECT_DEGRADED,

@@ -463,6 +463,9 @@ except (ValueError, _zoneinfo.ZoneInfoNotFoundError):
     ) from None
 # A run whose machine reports nothing for this long ends: its ongoing tests become unknown.
 TM_SILENCE_MINUTES = _read("int", "TM_SILENCE_MINUTES", 15)
+# The home page calls a machine silent when its run has gone this long without a report (before
+# TM_SILENCE_MINUTES ends the run).
+OVERVIEW_SILENT_SECONDS = _read("int", "OVERVIEW_SILENT_SECONDS", 120)
 # Runs (with their tests and scripts) older than this are deleted by the prune_old_data job.
 TM_RUN_RETENTION_DAYS = _read("int", "TM_RUN_RETENTION_DAYS", 180)
 # Seconds a server process keeps a machine token it looked up; a token revoked elsewhere (another

@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView, TemplateView
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from plumbing.health import healthz
+from trace_project import overview
 
 # The account pages keep the test-machine dashboard's paths, so old bookmarks and e-mails keep
 # working.
@@ -30,7 +31,9 @@ account_urls = [
 ]
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("", overview.home, name="home"),
+    path("overview/panel/", overview.overview_panel, name="overview-panel"),
+    path("api/overview/", overview.OverviewView.as_view(), name="api-overview"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     *account_urls,

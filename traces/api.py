@@ -4,8 +4,10 @@ import uuid
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import generics
+from rest_framework import generics, serializers
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from plumbing.errors import ErrorSerializer
 from traces import search, services
@@ -87,3 +89,16 @@ class TraceListView(generics.ListAPIView):
         return search.search_traces(filters)
 
 
+
+
+class ServicesSerializer(serializers.Serializer):
+    services = serializers.ListField(child=serializers.CharField(),
+                                     help_text="Every service a stored trace or span names, "
+                                               "sorted.")
+
+
+@extend_schema(summary="The services of stored traces (the trace list's service picker)",
+               responses={200: ServicesSerializer, 403: ErrorSerializer})
+class TraceServicesView(APIView):
+    def get(self, request):
+        return Response({"services": search.known_services()})

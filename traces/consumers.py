@@ -16,7 +16,8 @@ from plumbing import publisher
 from plumbing.consumers import LiveConsumer
 from plumbing.live import asend_frame
 from plumbing.workers import WorkerThreads, kept_connection
-from traces import asyncdb
+from traces import asyncdb, otel
+from traces.live import trace_group
 from traces.messages import (
     CLOSE_STORED,
     SERVER_ERROR_REPLY,
@@ -30,7 +31,6 @@ from traces.services import (
     ingest_frames,
     ingest_group,
     reply_for,
-    trace_group,
 )
 
 logger = logging.getLogger(__name__)
@@ -264,10 +264,12 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
 
 
 class TraceLiveConsumer(LiveConsumer):
-    """ws/traces/<id>/live/: the trace page hears of every stored frame of its trace."""
+    """ws/traces/<id>/live/: the trace page hears of every stored frame of its trace;
+    ws/traces/<32-hex trace id>/live/: of every stored batch of an OTLP or Zipkin trace."""
 
     def live_groups(self):
-        return [trace_group(self.scope["url_route"]["kwargs"]["trace_id"])]
+        ref = self.scope["url_route"]["kwargs"]["trace_id"]
+        return [trace_group(otel.row_id(ref.lower()) if isinstance(ref, str) else ref)]
 
 
 class NoopTraceConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):

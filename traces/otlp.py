@@ -27,7 +27,7 @@ from django.http import HttpResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
-from plumbing import compressed
+from plumbing import compressed, publisher
 from plumbing.errors import error_body
 from plumbing.ingest_path import called_from_sync_code
 from plumbing.tokens import bearer_token, token_digest, token_matches
@@ -152,9 +152,13 @@ def _ingest_view(decode, answer, refusal, media_types, store=ingest_spans):
             turns.ran(time.monotonic() - started)
         return answer(media_type, otel.Decoded(decoded.spans, result.rejected, result.message))
 
-    def on_thread(request, media_type, token):
-        with kept_connection():
-            return work(request, media_type, token)
+    def on_thread(request, media_type, token, loop):
+        publisher.serve_on(loop)  # the live frames of the write go to the serving loop
+        try:
+            with kept_connection():
+                return work(request, media_type, token)
+        finally:
+            publisher.serve_on(None)
 
     async def view(request):
         media_type = _media_type(request)
@@ -184,7 +188,7 @@ def _ingest_view(decode, answer, refusal, media_types, store=ingest_spans):
             if connections["default"].vendor == "postgresql":
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(write_threads.executor, on_thread, request,
-                                                  media_type, token)
+                                                  media_type, token, loop)
             return await sync_to_async(work)(request, media_type, token)
         finally:
             semaphore.release()

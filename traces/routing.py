@@ -10,6 +10,9 @@ websocket_urlpatterns = [
     # catch-all.
     re_path(r"^ws/trace/(?P<trace_id>[0-9]{1,19})/?$", consumers.TraceIngestConsumer.as_asgi()),
     path("ws/traces/<id:trace_id>/live/", consumers.TraceLiveConsumer.as_asgi()),
+    # An OTLP or Zipkin trace's page, by its trace id.
+    re_path(r"^ws/traces/(?P<trace_id>[0-9a-fA-F]{32})/live/$",
+            consumers.TraceLiveConsumer.as_asgi()),
 ]
 
 if settings.TRACE_BENCH_NOOP:

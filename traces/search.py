@@ -63,3 +63,10 @@ def find_trace(ref: int | str) -> Trace | None:
     if isinstance(ref, str):
         return Trace.objects.filter(trace_id=ref).first()
     return Trace.objects.filter(pk=ref).first()
+
+
+def known_services() -> list[str]:
+    """Every service a stored trace or span names, sorted: the list page's service picker."""
+    names = set(Trace.objects.exclude(service="").values_list("service", flat=True).distinct())
+    names.update(Span.objects.exclude(service="").values_list("service", flat=True).distinct())
+    return sorted(names)

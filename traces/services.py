@@ -20,6 +20,7 @@ from plumbing import publisher
 from plumbing.live import publish_after_commit
 from traces import assembly, asyncdb, span_ingest, storage
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, Conflict
+from traces.live import trace_group
 from traces.messages import (
     SPAN_END,
     SPAN_START,
@@ -65,11 +66,6 @@ class IngestResult:
         """What the trace page hears of this frame (it refetches the trace)."""
         return {"event": "trace.updated", "id": self.trace_id, "status": self.status,
                 "span_count": self.span_count, "event_count": self.event_count}
-
-
-def trace_group(trace_id: int) -> str:
-    """Channel-layer group of one trace's live page."""
-    return f"traces.trace.{trace_id}"
 
 
 def ingest_group(trace_id: int | None = None) -> str:

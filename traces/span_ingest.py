@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from traces import otel
+from traces import live, otel
 from traces.assembly import COMPLETE, OPEN
 from traces.models import Span, Trace
 
@@ -54,6 +54,7 @@ def ingest_spans(decoded: otel.Decoded, project: uuid.UUID | None = None) -> Spa
         plan = _write_postgresql(traces, spans, now, project)
     else:
         plan = _write_sqlite(traces, spans, now, project)
+    live.spans_stored(traces, plan.collided)  # their open pages fetch the new spans, after commit
     rejected, reasons = decoded.rejected, [decoded.message]
     if plan.collided:
         refused = sum(1 for span in spans if span.trace_id in plan.collided)

@@ -30,6 +30,7 @@ urlpatterns = [
     path("traces/<trace_ref:trace_id>/", views.detail, name="detail"),
     path("api/trace/<trace_ref:pk>/", api.TraceDetailView.as_view(), name="api-trace"),
     path("api/traces/", api.TraceListView.as_view(), name="api-traces"),
+    path("api/traces/services/", api.TraceServicesView.as_view(), name="api-trace-services"),
     # OTLP/HTTP and Zipkin v2 exporters post here; on the lean path (settings.INGEST_PATHS).
     path("v1/traces", otlp.otlp_traces, name="otlp-traces"),
     path("api/v2/spans", otlp.zipkin_spans, name="zipkin-spans"),

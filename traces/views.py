@@ -1,5 +1,6 @@
 """Pages of traces: the filtered list and one trace's waterfall."""
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
@@ -14,10 +15,25 @@ PAGE_SIZE = 25
 # "Started" is not sortable: each trace counts time in its own unit (seconds, nanoseconds...).
 SORTING = Sorting({
     "id": "id", "name": "name", "service": "service", "status": "status", "spans": "span_count",
-    "events": "event_count", "duration": "duration", "received": "created",
+    "events": "event_count", "errors": "error_count", "duration": "duration", "received": "created",
 }, default="-received")
+# The scatter of durations over time plots at most this many of the matching traces (the newest).
+SCATTER_POINTS = 500
 # The parameters of the page that are not filters.
 PAGE_PARAMS = {"page", "sort"}
+
+
+def _point(trace: Trace) -> dict | None:
+    """A trace on the list's scatter: x its start (its arrival where its clock is not Unix
+    time), y its duration in seconds."""
+    if trace.duration is None:
+        return None
+    start = trace.as_number(trace.start)
+    at = timeunits.as_datetime(start) or trace.created
+    return {"ref": str(trace.ref), "name": trace.name, "at": at.timestamp() * 1000,
+            "seconds": float(trace.duration) / timeunits.units_per_second(start),
+            "errors": trace.error_count, "status": trace.current_status,
+            "duration": timeunits.human_duration(trace.duration, start)}
 
 
 def _row(trace: Trace) -> dict:
@@ -42,6 +58,10 @@ def index(request):
     traces = (Trace.objects.none() if invalid
               else search.search_traces(filters).order_by(*sort.order_by))
     page = Paginator(traces, PAGE_SIZE).get_page(request.GET.get("page"))
+    newest = traces.order_by("-created", "-id").only(
+        "id", "trace_id", "name", "start", "duration", "created", "updated", "error_count",
+        "status", "root_start", "integer_timestamps")[:SCATTER_POINTS]
+    points = [point for point in map(_point, newest) if point is not None]
     query = request.GET.copy()
     query.pop("page", None)
     unknown = sorted(set(params) - set(form.fields) - set(TraceFilterForm.ALIASES))
@@ -55,6 +75,8 @@ def index(request):
         "unknown": unknown,
         "sort": sort,
         "any_trace": Trace.objects.exists(),
+        "points": points,
+        "scatter_capped": len(newest) == SCATTER_POINTS,
     })
 
 
@@ -67,4 +89,5 @@ def detail(request, trace_id):
         **_row(trace),
         "missing": services.missing_parts(trace),
         "units_per_second": timeunits.units_per_second(trace.as_number(trace.start)),
+        "quiet_seconds": settings.TRACE_OTLP_QUIET_SECONDS,
     })

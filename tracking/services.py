@@ -330,8 +330,15 @@ def project_overview(projects) -> list[dict]:
     "24h" (whole minutes, up to the current one), so both pages show the same figures; hour cells
     in the middle, minute cells at the edges."""
     until = _ceil_minute(timezone.now())
-    since = int(_floor_minute(until - timedelta(hours=24)).timestamp())
-    until = int(until.timestamp())
+    since = _floor_minute(until - timedelta(hours=24))
+    return window_totals(projects, Window(since, until))
+
+
+def window_totals(projects, window: Window) -> list[dict]:
+    """Each project's figures (count, error rate, percentiles) over a window of whole minutes,
+    read from the all-views cells of every project at once: hour cells in the middle, minute
+    cells at the edges."""
+    since, until = int(window.since.timestamp()), int(window.until.timestamp())
     match = Q(pk__in=[])
     for period, start, end in agg.cover_levels(since, until, (RequestRollup.HOUR,
                                                               RequestRollup.MINUTE)):

@@ -1,6 +1,7 @@
 """POST /tm_api/batch/: many reports of one machine, in order, in one transaction, once."""
 
 import json
+import uuid
 
 import pytest
 
@@ -264,7 +265,8 @@ def test_a_batch_reaches_a_watching_page_through_redis(server_factory, redis_url
     import websocket
 
     server = server_factory(REDIS_URL=redis_url, DASHBOARDS_PUBLIC="True",
-                            TM_ALLOW_ANONYMOUS_MACHINES="True", REDIS_PREFIX="tm-batch-test")
+                            TM_ALLOW_ANONYMOUS_MACHINES="True",
+                            REDIS_PREFIX=f"tm-batch-test-{uuid.uuid4().hex[:8]}")
     url = server.url + "/tm_api/batch/"
     assert requests.post(url, json={"machine_name": MACHINE, "reports": [dry_run()]},
                          timeout=10).status_code == 200

@@ -2,6 +2,7 @@
 
 import json
 import time
+import uuid
 
 import pytest
 import requests
@@ -15,7 +16,8 @@ pytestmark = pytest.mark.integration
 def test_a_stop_posted_over_http_reaches_a_websocket_client_through_redis(server_factory,
                                                                             redis_url):
     server = server_factory(REDIS_URL=redis_url, DASHBOARDS_PUBLIC="True",
-                            TM_ALLOW_ANONYMOUS_MACHINES="True", REDIS_PREFIX="tm-live-test")
+                            TM_ALLOW_ANONYMOUS_MACHINES="True",
+                            REDIS_PREFIX=f"tm-live-test-{uuid.uuid4().hex[:8]}")
     payload = dry_run_payload("Live Rack", scenarios=[scenario("s.py", ("/t", "a.py"))])
     assert requests.post(server.url + "/tm_api/dry_run/", json=payload, timeout=5).status_code == 201
     machine = requests.get(server.url + "/tm_api/machines/", timeout=5).json()["results"][0]

@@ -48,6 +48,9 @@ EVERYONE = (OK, OK, OK, OK, OK)
 URL_TABLE = {
     "": [("GET", "/", None, EVERYONE)],
     "healthz": [("GET", "/healthz", None, EVERYONE)],
+    # The home page's overview: the page is everyone's (its overview only for dashboard readers).
+    "overview/panel/": [("GET", "/overview/panel/", None, (403, OK, OK, 403, 403))],
+    "api/overview/": [("GET", "/api/overview/", None, READ)],
     "admin/": [("GET", "/admin/", None, (LOGIN, LOGIN, OK, LOGIN, LOGIN))],
     "admin/login/": [("GET", "/admin/login/", None, (OK, OK, REDIRECT, OK, OK))],
     # Non-staff are sent to the admin's index (and from there to its login).
@@ -88,6 +91,7 @@ URL_TABLE = {
         ("PUT", "/api/trace/{trace}/", "empty", (403, 405, 405, 403, 403)),
     ],
     "api/traces/": [("GET", "/api/traces/", None, READ)],
+    "api/traces/services/": [("GET", "/api/traces/services/", None, READ)],
     # tm_api: machines write with their token only (a session or a project token is no machine)
     "tm_api/dry_run/": [
         ("POST", "/tm_api/dry_run/", "dry_run", (401, 401, 401, OK, 401)),
@@ -187,6 +191,7 @@ PUBLIC_TABLE = [
     ("GET", "/api/trace/{trace}/", EVERYONE),
     ("DELETE", "/api/trace/{fresh_trace}/", (403, OK, OK, 403, 403)),
     ("GET", "/api/traces/", EVERYONE),
+    ("GET", "/api/traces/services/", EVERYONE),
     ("GET", "/tm_api/machines/", EVERYONE),
     ("GET", "/tm_api/machine_last_data/{machine}/", EVERYONE),
     ("GET", "/tm_api/test/{test}", EVERYONE),
@@ -210,6 +215,9 @@ LIVE = (CLOSE_FORBIDDEN, OPEN, OPEN, CLOSE_FORBIDDEN, CLOSE_FORBIDDEN)
 WS_TABLE = {
     "^ws/trace/(?P<trace_id>[0-9]{1,19})/?$": [("/ws/trace/{new_trace_id}", (OPEN,) * 5)],
     "ws/traces/<id:trace_id>/live/": [("/ws/traces/{trace}/live/", LIVE)],
+    # An OTLP or Zipkin trace's page follows it by its 32-hex trace id.
+    "^ws/traces/(?P<trace_id>[0-9a-fA-F]{32})/live/$": [
+        ("/ws/traces/5b8efff798038103d269b633813fc60c/live/", LIVE)],
     "ws/machine/status/": [("/ws/machine/status/", LIVE)],
     "ws/machine/<id:pk>/runs/": [("/ws/machine/{machine}/runs/", LIVE)],
     "ws/machine/<id:pk>/last/": [("/ws/machine/{machine}/last/", LIVE)],
@@ -575,7 +583,7 @@ async def test_public_dashboards_open_every_live_socket(world, settings):
     settings.DASHBOARDS_PUBLIC = True
     rows = [(template, WS_PUBLIC) for rows in WS_TABLE.values() for template, expected in rows
             if expected[0] == CLOSE_FORBIDDEN and "{unknown_uuid}" not in template]
-    assert len(rows) == 5
+    assert len(rows) == 6
     found = await ws_mismatches(world, rows)
     assert not found, "\n".join(found)
 

@@ -97,6 +97,62 @@ def test_trace_names_and_services_are_text(asgi_server, logged_in):
     ws.close()
 
 
+# --- traces over OTLP: names, services, attributes, events, links, status messages ------------
+
+def test_otlp_span_fields_are_text(asgi_server, logged_in):
+    from tracking.models import Project
+
+    page, server = logged_in, asgi_server
+    project = Project(name="escaping")
+    token = project.issue_token()
+    project.save()
+    trace_id, t0 = "1bf92f3577b34da6a3ce929d0e0e4736", 1_700_000_000_000_000_000
+
+    def value(text):
+        return {"stringValue": text}
+
+    spans = [
+        {"traceId": trace_id, "spanId": "00f067aa0ba902b7", "name": IMG,
+         "startTimeUnixNano": str(t0), "endTimeUnixNano": str(t0 + 10**8),
+         "status": {"code": 2, "message": SCRIPT},
+         "attributes": [{"key": SVG, "value": value(IMG)}],
+         "events": [{"name": SVG, "timeUnixNano": str(t0 + 10**7),
+                     "attributes": [{"key": "e", "value": value(SCRIPT)}]}],
+         "links": [{"traceId": "0af7651916cd43dd8448eb211c80319c",
+                    "spanId": "00f067aa0ba902b8", "attributes": [{"key": IMG, "value": value(SVG)}]}]},
+        {"traceId": trace_id, "spanId": "00f067aa0ba902b9", "parentSpanId": "00f067aa0ba902b7",
+         "name": SCRIPT, "startTimeUnixNano": str(t0 + 10**7), "endTimeUnixNano": str(t0 + 5 * 10**7)},
+    ]
+    document = {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": value(SVG)},
+                                    {"key": SCRIPT, "value": value(IMG)}]},
+        "scopeSpans": [{"spans": spans}]}]}
+    response = requests.post(f"{server.url}/v1/traces", data=json.dumps(document), timeout=10,
+                             headers={"Content-Type": "application/json",
+                                      "Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+
+    page.goto(f"{server.url}/traces/")
+    page.wait_for_selector("#scatter-plot svg")
+    page.wait_for_selector("select[name=service]")  # the picker, fed by the services API
+    assert_inert(page, IMG)
+    assert SVG in page.locator("select[name=service] option").all_inner_texts()
+    page.goto(f"{server.url}/traces/{trace_id}/")
+    page.wait_for_selector(".wf-row .wf-name")
+    assert_inert(page, IMG, SCRIPT, SVG)  # names, the legend, the statistics
+    page.locator(".wf-name", has_text=IMG).click()  # span detail: every part of the span
+    assert_inert(page, SVG, SCRIPT)
+    detail = page.inner_text("#span-detail")
+    for text in (IMG, SCRIPT, SVG):
+        assert text in detail
+    page.fill("#trace-search", SCRIPT)
+    page.wait_for_selector("#search-count:text-is('2 of 2 matches'), #search-count:text-is('1 of 2 matches')")
+    assert_inert(page)
+    page.locator(".wf-event").first.click()  # event detail
+    assert SVG in page.inner_text("#span-detail") and SCRIPT in page.inner_text("#span-detail")
+    assert_inert(page)
+
+
 # --- test machines: names, paths and scripts over /tm_api/ ------------------------------------
 
 def test_machine_names_paths_and_scripts_are_text(asgi_server, logged_in):

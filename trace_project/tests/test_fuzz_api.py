@@ -43,6 +43,7 @@ OPERATIONS = {
     "GET /api/trace/{id}/": "session",
     "DELETE /api/trace/{id}/": "session",
     "GET /api/traces/": "session",
+    "GET /api/traces/services/": "session",
     "POST /api/tracking/ingest/": "project_token",
     "GET /api/tracking/projects/": "session",
     "GET /api/tracking/projects/{project_id}/requests/": "session",

@@ -446,3 +446,14 @@ def test_before_its_root_arrives_a_trace_is_named_after_its_earliest_span(client
     post_json(client, token, request_json(span_json("eee19b7ec3c1b170", ROOT, "first", 0, 1)))
     trace = Trace.objects.get(trace_id=TRACE)
     assert (trace.name, trace.service, trace.span_count) == ("GET /", "checkout", 5)
+def test_known_services_for_the_pickers(client, token):
+    assert client.get("/api/traces/services/").json() == {"services": []}
+    post_json(client, token, request_json(span_json(ROOT, name="a"), service="web"))
+    other = {**span_json(CHILD, name="b"), "traceId": "0af7651916cd43dd8448eb211c80319c"}
+    post_json(client, token, request_json(other, service="cart"))
+    post_json(client, token, request_json(span_json(GRANDCHILD, parent=ROOT, name="c"),
+                                          service="db"))
+    # "db" is no trace's service (the root is web's) but one of its spans'.
+    assert client.get("/api/traces/services/").json() == {"services": ["cart", "db", "web"]}
+    schema = client.get("/api/schema/?format=json").json()
+    assert "/api/traces/services/" in schema["paths"]

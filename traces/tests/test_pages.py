@@ -166,3 +166,33 @@ def test_an_open_trace_is_named_after_its_root_span(client):
     assert _names_in_order(client.get("/traces/").content.decode()) == ["movies_load"]
     store(9, README_EXAMPLE[6:])
     assert _names_in_order(client.get("/traces/").content.decode()) == ["movies_load"]
+
+
+def test_the_scatter_plots_the_matching_traces_in_seconds(client):
+    store(1, README_EXAMPLE)  # Unix seconds: plotted at its start
+    store(2, [trace_start(1700000000000), trace_end(1700000000250)])  # milliseconds
+    store(3, [trace_start(5), trace_end(7), *span("s", "relative", 5, 7)])  # its own clock
+    store(4, [trace_start(0), *span("s", "open", 0, 1)])  # open: no duration, not plotted
+    response = client.get("/traces/")
+    points = {point["ref"]: point for point in response.context["points"]}
+    assert set(points) == {"1", "2", "3"}
+    assert points["2"]["seconds"] == 0.25 and points["2"]["duration"] == "250 ms"
+    assert points["2"]["at"] == 1700000000000
+    assert points["3"]["seconds"] == 2  # at its arrival: its clock is not Unix time
+    from traces.models import Trace
+
+    assert points["3"]["at"] == Trace.objects.get(pk=3).created.timestamp() * 1000
+    assert 'id="trace-points"' in response.content.decode()
+    filtered = client.get("/traces/?name=relative").context["points"]
+    assert [point["ref"] for point in filtered] == ["3"]
+
+
+def test_the_list_sorts_by_errors(client, settings):
+    from traces.models import Trace
+
+    for trace_id, errors in ((1, 0), (2, 3), (3, 1)):
+        store(trace_id, [trace_start(0), trace_end(1), *span("s", f"t{trace_id}", 0, 1)])
+        Trace.objects.filter(pk=trace_id).update(error_count=errors)
+    html = client.get("/traces/?sort=-errors").content.decode()
+    assert re.findall(r'<td class="num"><a href="/traces/(\d+)/">', html) == ["2", "3", "1"]
+    assert html.count('class="has-error"') == 2
