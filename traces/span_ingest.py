@@ -2,11 +2,12 @@
 Zipkin v2): `ingest_spans`, and reading such a trace back.
 
 A batch holds spans of any number of traces, in any order (SDKs send children before their
-parents, and a trace's spans across many batches). It is written set-based: on PostgreSQL one
-round trip whatever its size (the statements of one transaction sent as one query string, rows
-passed as one JSON text per table); on SQLite a few executemany calls. A trace's row is made by
-its first span, and its counters, bounds, error count and name (its root span's, once the root
-has arrived) follow each batch. A span sent again (an exporter retrying) is stored once.
+parents, and a trace's spans across many batches). It is written set-based: on PostgreSQL in
+three round trips whatever its size, the spans by COPY (_postgresql_steps); on SQLite a few
+executemany calls. A trace's row is made by its first span, and its counters, bounds, error
+count and name (its root span's, once the root has arrived) follow each batch. A span sent again
+(an exporter retrying) is stored once; a trace takes at most TRACE_MAX_SPANS spans, the others
+are refused and counted.
 
 An OTLP trace has no end message: it is complete once its root span has arrived (spans are
 exported when they end) and no span arrived for TRACE_OTLP_QUIET_SECONDS. The read path decides
@@ -276,7 +277,7 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
             existed = {hex_id: row for hex_id, row in traces.items() if row not in made}
             stored = set()
             had_spans = {hex_id for hex_id, row in existed.items()
-                         if rows[row][0] == hex_id and rows[row][1]}
+                         if rows.get(row, ("", 0))[0] == hex_id and rows[row][1]}
             if had_spans:
                 cursor.execute(_STORED, {"ids": [traces[hex_id] for hex_id in had_spans],
                                          "span_ids": sorted({span.span_id for span in spans
@@ -323,9 +324,12 @@ def _write_sqlite(traces: dict, spans: list, now, project) -> _Plan:
                            f"IN ({', '.join(['%s'] * len(chunk))})", chunk)
             rows.update((row, (hex_id, count)) for row, hex_id, count in cursor.fetchall())
         stored = set()
+        span_ids_of: dict[str, set] = {}
+        for span in spans:
+            span_ids_of.setdefault(span.trace_id, set()).add(span.span_id)
         for hex_id, row in traces.items():
             if rows.get(row, ("", 0))[1]:
-                span_ids = sorted({span.span_id for span in spans if span.trace_id == hex_id})
+                span_ids = sorted(span_ids_of[hex_id])
                 for first in range(0, len(span_ids), 900):
                     chunk = span_ids[first:first + 900]
                     cursor.execute(
