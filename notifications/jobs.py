@@ -24,6 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from notifications.models import Delivery, Job, Notification
+from plumbing import partitions
 from plumbing.times import exact
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,14 @@ def prune_notifications() -> str:
     notifications, _ = Notification.objects.filter(created_at__lt=cutoff).delete()
     tasks, _ = DBTaskResult.objects.finished().filter(finished_at__lt=cutoff).delete()
     return f"{notifications} notification rows and {tasks} finished task rows deleted"
+
+
+@job("create_partitions", "15 * * * *",
+     "Make the partitions of the next PARTITION_AHEAD_DAYS days of every table partitioned by "
+     "time (PostgreSQL: spans, raw request metrics); nothing on SQLite.")
+def create_partitions() -> str:
+    made = partitions.create_ahead()
+    return f"{len(made)} partition(s) made" + (f": {', '.join(made)}" if made else "")
 
 
 @job("prune_old_data", "0 3 * * *",

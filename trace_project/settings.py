@@ -394,6 +394,15 @@ LOGGING = {
 CSRF_FAILURE_VIEW = "plumbing.errors.csrf_failure"
 
 
+# --- partitioned tables (PostgreSQL) ------------------------------------------------------------
+# Spans and raw request rows are partitioned by time on PostgreSQL (plumbing/partitions.py):
+# retention drops whole partitions. Each partition covers this many days (from midnight UTC)...
+PARTITION_DAYS = _read("int", "PARTITION_DAYS", 1, validate=Range(min=1))
+# ...and the create_partitions job keeps partitions made this many days ahead (rows no
+# partition covers go to each table's DEFAULT partition, so nothing is refused meanwhile).
+PARTITION_AHEAD_DAYS = _read("int", "PARTITION_AHEAD_DAYS", 7, validate=Range(min=0))
+
+
 # --- notifications and scheduled jobs -----------------------------------------------------------
 # Background work goes through django-tasks' database backend: a task row is written in the same
 # transaction as the change that caused it, and `manage.py db_worker` runs it.

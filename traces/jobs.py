@@ -1,9 +1,15 @@
 """The traces app's scheduled jobs and its parts of the shared ones (notifications.jobs)."""
 
 
-from django.db.models import Count
+from datetime import timedelta
 
-from notifications.jobs import digest_section, job, prunes_older_than
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from notifications.jobs import delete_in_batches, digest_section, job, prunes
+from plumbing import partitions
 from traces.models import Trace
 from traces.span_ingest import complete_quiet_traces
 
@@ -15,7 +21,23 @@ from traces.span_ingest import complete_quiet_traces
 def mark_quiet_traces_complete() -> str:
     return f"{complete_quiet_traces()} OTLP/Zipkin trace(s) marked complete"
 
-prune_traces = prunes_older_than("traces", 20, Trace, "created", "TRACE_RETENTION_DAYS")
+
+@prunes("traces", order=20)
+def prune_traces() -> int:
+    """Traces created more than TRACE_RETENTION_DAYS ago go, with their spans and events.
+    On PostgreSQL the spans' partitions wholly before the cutoff are dropped (a trace's spans
+    are `received` when the trace was `created`, so they leave together); rows are deleted only
+    in the partition straddling the cutoff. Counts the traces."""
+    cutoff = timezone.now() - timedelta(days=settings.TRACE_RETENTION_DAYS)
+    if not partitions.is_partitioned("traces_span"):  # SQLite: plain tables, Django cascades
+        return delete_in_batches(Trace.objects.filter(created__lt=cutoff))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute('DELETE FROM "traces_event" WHERE "trace_id" IN '
+                       '(SELECT "id" FROM "traces_trace" WHERE "created" < %s)', [cutoff])
+        cursor.execute('DELETE FROM "traces_trace" WHERE "created" < %s', [cutoff])
+        traces = cursor.rowcount
+    partitions.prune("traces_span", "received", cutoff)
+    return traces
 
 
 @digest_section("traces", order=20)

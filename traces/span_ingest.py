@@ -202,14 +202,16 @@ SELECT b.id, b.trace_id, %(project)s, 'open', %(now)s, %(now)s, '', '', true,
 FROM """ + _BATCH + """
 ON CONFLICT ("id") DO NOTHING
 RETURNING "id";
-SELECT t."id", t."trace_id", t."span_count" FROM "traces_trace" AS t
+SELECT t."id", t."trace_id", t."span_count", t."created" FROM "traces_trace" AS t
 WHERE t."id" = ANY(%(ids)s::bigint[]) ORDER BY t."id" FOR UPDATE
 """
 
-# The batch's spans already stored, of traces that have spans.
+# The batch's spans already stored, of traces that have spans: in the partitions of the times
+# their traces were received (a trace's spans are `received` when it was `created`).
 _STORED = """
 SELECT s."trace_id", s."group_id" FROM "traces_span" AS s
 WHERE s."trace_id" = ANY(%(ids)s::bigint[]) AND s."group_id" = ANY(%(span_ids)s::text[])
+    AND s."received" = ANY(%(received)s::timestamptz[])
 """
 
 # The row of each trace that existed follows what was stored. Its name and service are its root
@@ -270,8 +272,11 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
             cursor.nextset()  # past BEGIN's result
         made = {row for (row,) in cursor.fetchall()}
         cursor.nextset()
-        rows = {row: (hex_id, count) for row, hex_id, count in cursor.fetchall()
-                if row not in made}
+        rows, received = {}, {}  # the rows of traces that existed; every trace's `created`
+        for row, hex_id, count, created in cursor.fetchall():
+            received[row] = created
+            if row not in made:
+                rows[row] = (hex_id, count)
         plan = fresh
         if rows:  # traces that existed: their spans planned against what is stored
             existed = {hex_id: row for hex_id, row in traces.items() if row not in made}
@@ -279,9 +284,10 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
             had_spans = {hex_id for hex_id, row in existed.items()
                          if rows.get(row, ("", 0))[0] == hex_id and rows[row][1]}
             if had_spans:
-                cursor.execute(_STORED, {"ids": [traces[hex_id] for hex_id in had_spans],
-                                         "span_ids": sorted({span.span_id for span in spans
-                                                             if span.trace_id in had_spans})})
+                ids = [traces[hex_id] for hex_id in had_spans]
+                cursor.execute(_STORED, {"ids": ids, "received": sorted(
+                    {received[row] for row in ids}), "span_ids": sorted(
+                    {span.span_id for span in spans if span.trace_id in had_spans})})
                 stored = set(cursor.fetchall())
             later = _plan(existed, [span for span in spans if span.trace_id in existed], rows,
                           stored)
@@ -290,10 +296,11 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
                          {**{key: n for key, n in fresh.over_cap.items() if key not in existed},
                           **later.over_cap})
         if plan.spans:
-            with cursor.copy(f'COPY "traces_span" ({_COLUMNS}) FROM STDIN') as copy:
+            # A span is received when its trace was (the partition key, Span.received).
+            with cursor.copy(f'COPY "traces_span" ({_COLUMNS}, "received") FROM STDIN') as copy:
                 write_row = copy.write_row
                 for row in _span_rows(traces, plan.spans):
-                    write_row(row)
+                    write_row((*row, received[row[0]]))
         if rows:
             cursor.execute(_UPDATE_TRACES + commit, {
                 "batch": _batch(existed, _Plan(later.spans, set(), later.over_cap)), **params})

@@ -179,19 +179,22 @@ def _write_statements(trace: Trace, changes, known_rows: dict) -> list[tuple[str
     spans, finished, events, state = _write_rows(trace, changes, known_rows)
     state[_STATE_FIELDS.index("problems")] = Jsonb(trace.problems)
     statements = []
+    # A trace's spans are received when the trace was (`Span.received`, the partition key).
     if spans:
         statements.append((
-            f'INSERT INTO "traces_span" ("trace_id", {_SPAN_COLUMNS}) '
-            f"SELECT %s, {_SPAN_VALUES} "
-            "FROM json_array_elements(%s::json) AS r", [trace.id, json.dumps(spans)]))
+            f'INSERT INTO "traces_span" ("trace_id", "received", {_SPAN_COLUMNS}) '
+            f"SELECT %s, %s, {_SPAN_VALUES} "
+            "FROM json_array_elements(%s::json) AS r", [trace.id, trace.created,
+                                                        json.dumps(spans)]))
     if finished:
         statements.append((
             'UPDATE "traces_span" AS s SET "name" = r->>1, "service" = r->>2, '
             '"start" = (r->>3)::numeric, "end" = (r->>4)::numeric, '
             '"attributes" = (r->>5)::jsonb, "status_code" = (r->>6)::smallint, '
             '"status_message" = r->>7 '
-            "FROM json_array_elements(%s::json) AS r WHERE s.id = (r->>0)::bigint",
-            [json.dumps(finished)]))
+            "FROM json_array_elements(%s::json) AS r WHERE s.id = (r->>0)::bigint "
+            'AND s."received" = %s',  # one partition to look in
+            [json.dumps(finished), trace.created]))
     if events:
         statements.append((
             'INSERT INTO "traces_event" ("trace_id", "name", "timestamp", "attributes") '
@@ -211,12 +214,13 @@ def create_statement(trace: Trace, changes) -> tuple[str, list]:
     columns = ", ".join(f'"{f}"' for f in ("id", "created", *_STATE_FIELDS))
     values = ", ".join(["%s"] * (2 + len(_STATE_FIELDS)))
     sql = [f'WITH made AS (INSERT INTO "traces_trace" ({columns}) VALUES ({values}) '
-           'ON CONFLICT ("id") DO NOTHING RETURNING "id")']
+           'ON CONFLICT ("id") DO NOTHING RETURNING "id", "created")']
     params = [trace.id, trace.created, *state]
     if spans:
         sql.append(
-            f', spans AS (INSERT INTO "traces_span" ("trace_id", {_SPAN_COLUMNS}) '
-            f"SELECT made.id, {_SPAN_VALUES} FROM made, json_array_elements(%s::json) AS r)")
+            f', spans AS (INSERT INTO "traces_span" ("trace_id", "received", {_SPAN_COLUMNS}) '
+            f"SELECT made.id, made.created, {_SPAN_VALUES} "
+            "FROM made, json_array_elements(%s::json) AS r)")
         params.append(json.dumps(spans))
     if events:
         sql.append(

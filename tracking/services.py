@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
+from plumbing import partitions
 from plumbing.sorting import Sorting
 from plumbing.tokens import token_digest
 from tracking import aggregation as agg
@@ -358,18 +358,15 @@ def window_totals(projects, window: Window) -> list[dict]:
 # --- retention ----------------------------------------------------------------------------------
 
 def prune_raw_requests(older_than_days: int | None = None, batch_size: int = 50_000) -> int:
-    """Delete raw requests older than the retention period, in batches so that no transaction
-    holds locks for long. Rollups are kept: the dashboard's history outlives the raw rows."""
+    """Delete raw requests older than the retention period. On PostgreSQL the table is
+    partitioned by day (plumbing/partitions.py): whole days past the retention are dropped, and
+    rows are deleted only in the day that straddles the cutoff (the count of a dropped day is
+    PostgreSQL's estimate). On SQLite, rows are deleted in batches so that no transaction holds
+    locks for long. Rollups are kept: the dashboard's history outlives the raw rows."""
     days = settings.TRACKING_RAW_RETENTION_DAYS if older_than_days is None else older_than_days
     cutoff = timezone.now() - timedelta(days=days)
-    deleted = 0
-    while True:
-        ids = list(RequestMetric.objects.filter(received_at__lt=cutoff)
-                   .values_list("id", flat=True)[:batch_size])
-        if not ids:
-            return deleted
-        deleted += RequestMetric.objects.filter(id__in=ids).delete()[0]
-        time.sleep(0)  # let other threads in between batches
+    return partitions.prune(RequestMetric._meta.db_table, "received_at", cutoff,
+                            batch_size=batch_size).rows
 
 
 def compact_rollups(older_than_days: int | None = None, batch_size: int = 20_000) -> int:

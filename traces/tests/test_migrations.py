@@ -42,3 +42,44 @@ def test_open_traces_are_renamed_after_their_root():
     assert (renamed.name, renamed.root_start) == ("movies_load", Decimal(1569972082))
     assert Trace.objects.get(id=2).name == "kept"  # complete traces were named by assembly
     assert (Trace.objects.get(id=empty.id).name, Trace.objects.get(id=3).root_start) == ("", None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_spans_are_partitioned_keeping_their_rows():
+    """0006: on PostgreSQL the span table becomes partitioned by time, its rows kept (in the
+    partition of the time before the migration) and received when their trace was; SQLite
+    keeps its plain table and its rows."""
+    from plumbing.partitions import is_partitioned, partitions
+
+    apps = migrate(("traces", "0005_opentelemetry_spans"))
+    Trace, Span = apps.get_model("traces", "Trace"), apps.get_model("traces", "Span")
+    trace = Trace.objects.create(id=7, status="open")
+    other = Trace.objects.create(id=8, status="open")
+    for group_id in ("a", "b"):
+        Span.objects.create(trace=trace, group_id=group_id, name=group_id)  # received: now()
+    Span.objects.create(trace=other, group_id="a", name="c")
+    rows = sorted(Span.objects.values_list("id", "trace_id", "group_id", "name"))
+    assert not is_partitioned("traces_span")
+
+    apps = migrate(("traces", "0006_partition_spans"))
+    Trace, Span = apps.get_model("traces", "Trace"), apps.get_model("traces", "Span")
+    assert sorted(Span.objects.values_list("id", "trace_id", "group_id", "name")) == rows
+    if connection.vendor == "postgresql":
+        assert is_partitioned("traces_span")
+        created = dict(Trace.objects.values_list("id", "created"))
+        assert all(received == created[trace_id]
+                   for trace_id, received in Span.objects.values_list("trace_id", "received"))
+        past = partitions("traces_span")[0]
+        assert past.lower is None and past.name.startswith("traces_span_before_")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT DISTINCT tableoid::regclass::text FROM traces_span")
+            assert cursor.fetchall() == [(past.name,)]
+    else:
+        assert not is_partitioned("traces_span")
+    # New spans get ids after the old ones.
+    assert Span.objects.create(trace_id=7, group_id="c").id > max(row[0] for row in rows)
+
+    migrate(("traces", "0005_opentelemetry_spans"))  # and back: a plain table with the rows
+    assert not is_partitioned("traces_span")
+    Span = migrate(("traces", "0005_opentelemetry_spans")).get_model("traces", "Span")
+    assert len(Span.objects.all()) == 4
