@@ -26,7 +26,9 @@ What a testcase says:
   attempt, the last one's outcome its own.
 - <system-out>/<system-err> (the testcase's, else those of its flaky elements): stdout and
   stderr. <properties> (of a testcase or a suite, e.g. pytest's record_property) and a suite's
-  own output: the script of the test or scenario (shown in its Script modal).
+  own output: the script of the test or scenario (shown in its Script modal). A testcase's
+  property `trace_id` (32 hex digits) is also the W3C trace id it ran in (docs/tm.md, "Tests and
+  traces").
 - Times: a suite's `timestamp` (its start, read in TM_CLIENT_TIME_ZONE when it has no zone, as
   machine timestamps are) and each testcase's `time` in seconds; tests of a suite start one after
   the other. Without a timestamp the run starts when the report arrives, minus its duration.
@@ -47,7 +49,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import exceptions, status
 
-from plumbing import compressed
+from plumbing import compressed, trace_links
 from tm_api import outcomes as O
 from tm_api import services
 from tm_api import status as S
@@ -204,7 +206,21 @@ def testcase_result(case) -> tuple[str, dict]:
             texts = [_text(e) for e in _children(flaky[-1], f"system-{stream}")]
         if any(texts):
             result[f"std{stream}"] = O.bounded("\n".join(t for t in texts if t))
+    trace_id = _trace_id(case)
+    if trace_id:
+        result["trace_id"] = trace_id
     return O.OUTCOME_STATUS[outcome], result
+
+
+def _trace_id(case) -> str | None:
+    """The W3C trace id the testcase ran in: its property `trace_id` (the pytest plugin's user
+    property, which --junitxml writes; any framework can record one), if it is one."""
+    for properties in _children(case, "properties"):
+        for prop in _children(properties, "property"):
+            value = (prop.get("value") or "").strip().lower()
+            if prop.get("name") == "trace_id" and trace_links.is_trace_id(value):
+                return value
+    return None
 
 
 def _again(earlier: dict, later: dict) -> dict:

@@ -184,6 +184,13 @@ class TestResult(models.Model):
     stdout = models.TextField(blank=True, default="")
     stderr = models.TextField(blank=True, default="")
     log = models.TextField(blank=True, default="")
+    # The W3C trace id the test ran in (32 lowercase hex digits; the pytest plugin starts one
+    # per test): the traces and tracked requests carrying it are the test's.
+    trace_id = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001 - NULL: none
+
+    class Meta:
+        indexes = [models.Index(fields=["trace_id"], name="tm_result_trace",
+                                condition=models.Q(trace_id__isnull=False))]
 
     def __str__(self):
         return f"{self.test_id}: {self.outcome}"

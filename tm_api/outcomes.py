@@ -53,7 +53,7 @@ def is_flaky_attempts(attempts) -> bool:
         attempt in (FAILED, ERROR) for attempt in attempts[:-1])
 
 
-RESULT_FIELDS = ("outcome", "attempts", *DETAIL_FIELDS)
+RESULT_FIELDS = ("outcome", "attempts", *DETAIL_FIELDS, "trace_id")
 
 
 def result_of(data) -> dict | None:

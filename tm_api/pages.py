@@ -15,6 +15,7 @@ from plumbing.sorting import Sorting
 from tm_api import bodies
 from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
 from tm_api.status import preview
+from tm_api.trace_links import attach_trace_links
 from tm_api.views import machine_status_body, machines_with_last_run, runs_of
 
 PAGE_SIZES = (10, 25, 50, 100)
@@ -92,6 +93,14 @@ def run_detail(request, pk):
                  .annotate(run_time=ExpressionWrapper(F("timestamp_stop") - F("timestamp_start"),
                                                       output_field=DurationField()))
                  .order_by(*sort.order_by))
+    # The page's tests, evaluated here so that each carries its trace links (one query per
+    # kind of link for the whole page).
+    if tests is None:
+        scenarios = list(scenarios)
+        attach_trace_links([test for scenario in scenarios for test in scenario.tests.all()])
+    else:
+        tests = list(tests)
+        attach_trace_links(tests)
     return render(request, "tm/run.html", {
         "run": run, "master": run.master_scenario, "scenarios": scenarios, "tests": tests,
         "sort": sort, "is_last": run.machine.last_run_id == run.pk,

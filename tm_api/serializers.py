@@ -127,6 +127,13 @@ class TestStopInput(serializers.Serializer):
     stdout = BoundedTextField(help_text="captured standard output (bounded likewise)")
     stderr = BoundedTextField(help_text="captured standard error (bounded likewise)")
     log = BoundedTextField(help_text="captured log records (bounded likewise)")
+    trace_id = serializers.RegexField(
+        r"^(?!0{32}$)[0-9a-fA-F]{32}$", required=False, allow_null=True,
+        help_text="the W3C trace id (32 hex digits) the test ran in: traces and tracked "
+                  "requests carrying it are listed with the test (the pytest plugin sends it)")
+
+    def validate_trace_id(self, value):
+        return value.lower() if value else None
 
     def validate_status(self, value):
         try:
@@ -161,8 +168,19 @@ class ScriptSerializer(TimesSerializer):
     status = serializers.CharField()
 
 
+class TraceLinkSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["trace", "requests"],
+                                   help_text="trace: the trace sent here (OTLP, Zipkin); "
+                                             "requests: a tracked request served in it")
+    label = serializers.CharField()
+    url = serializers.URLField()
+
+
 class TestSerializer(ScriptSerializer):
-    pass
+    trace_id = serializers.CharField(allow_null=True, help_text="the W3C trace id the test "
+                                     "ran in, when its stop said it (the pytest plugin does)")
+    links = TraceLinkSerializer(many=True, help_text="the trace and the tracked requests "
+                                "carrying the test's trace id (at most 10 requests)")
 
 
 class StatisticsField(serializers.DictField):

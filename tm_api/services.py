@@ -412,7 +412,7 @@ def write_results(results: dict) -> None:
     retried import, has its result replaced)."""
     if not results:
         return
-    fields = ["outcome", "attempts", "message", "traceback", "stdout", "stderr", "log"]
+    fields = ["outcome", "attempts", "message", "traceback", "stdout", "stderr", "log", "trace_id"]
     TestResult.objects.bulk_create(
         [TestResult(test_id=pk, **result) for pk, result in results.items()],
         update_conflicts=True, unique_fields=["test"], update_fields=fields, batch_size=500)

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 import idempotency
 from idempotency.schema import IDEMPOTENCY_KEY
-from plumbing import publisher
+from plumbing import publisher, trace_links
 from plumbing.errors import ErrorSerializer
 from plumbing.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
 from plumbing.rest_json import JSONParser
@@ -28,7 +28,7 @@ from tm_api.auth import (
     MachineWriter,
     check_token_allows,
 )
-from tm_api.models import Machine, MasterScenario, Scenario, Test, ci_of, machine_key
+from tm_api.models import Machine, MasterScenario, Scenario, Test, TestResult, ci_of, machine_key
 from tm_api.outcomes import result_of
 from tm_api.serializers import (
     CiFields,
@@ -335,6 +335,17 @@ class ScriptDetail(APIView):
 @extend_schema(tags=READ_TAGS, responses={200: TestSerializer, **_errors(404)})
 class TestDetailView(ScriptDetail):
     model = Test
+
+    def get(self, request, pk):
+        test = _get(self.model, pk)
+        result = TestResult.objects.filter(test_id=test.pk).only("trace_id").first()
+        trace_id = result.trace_id if result is not None else None
+        links = (trace_links.find([trace_id], kinds=("trace", "requests")).get(trace_id, [])
+                 if trace_id else [])
+        return Response({**_script_body(test), "trace_id": trace_id,
+                         "links": [{"kind": link.kind, "label": link.label,
+                                    "url": request.build_absolute_uri(link.url)}
+                                   for link in links]})
 
 
 @extend_schema(tags=READ_TAGS, responses={200: ScriptSerializer, **_errors(404)})

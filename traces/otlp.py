@@ -17,7 +17,6 @@ import asyncio
 import json
 import math
 import time
-import uuid
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
@@ -30,6 +29,7 @@ from google.rpc import code_pb2, status_pb2
 from plumbing import compressed, publisher
 from plumbing.errors import error_body
 from plumbing.ingest_path import called_from_sync_code
+from plumbing.spans import spans_stored
 from plumbing.tokens import bearer_token, token_digest, token_matches
 from plumbing.workers import WorkerThreads, kept_connection
 from traces import otel
@@ -96,16 +96,16 @@ def _bearer_token(request) -> str:
     return token
 
 
-def _check_project(token: str) -> uuid.UUID:
-    """The public id of the project whose token this is: the request-metrics API's token, checked as
-    tracking's ProjectTokenAuthentication checks it (tracking's Project, looked up through the
-    app registry: traces does not import tracking)."""
+def _check_project(token: str):
+    """The project of a request-metrics API token, checked as tracking's
+    ProjectTokenAuthentication checks it (tracking's Project, looked up through the app
+    registry: traces does not import tracking)."""
     project_model = apps.get_model("tracking", "Project")
     project = project_model.objects.filter(token_digest=token_digest(token)).only(
         "token_digest", "public_id").first()
     if project is None or not token_matches(token, project.token_digest):
         raise Refused(403, "Unknown or rotated project token.")
-    return project.public_id
+    return project
 
 
 def _media_type(request) -> str:
@@ -129,10 +129,19 @@ def _body(request) -> bytes:
                            "(TRACE_OTLP_MAX_BODY_BYTES); send smaller batches.") from None
 
 
-def _ingest_view(decode, answer, refusal, media_types, store=ingest_spans):
+def _store(decoded: otel.Decoded, project) -> SpansResult:
+    """The write: the spans stored, on the trace rows of `project` (tracking's Project)."""
+    result = ingest_spans(decoded, project.public_id)
+    # Stored: the other apps hear of the spans (tracking makes request metrics of the SERVER
+    # spans among them). A receiver's failure is a 503: the exporter sends again.
+    spans_stored.send(sender=__name__, project=project, spans=decoded.spans)
+    return result
+
+
+def _ingest_view(decode, answer, refusal, media_types, store=_store):
     """An async view of the lean path: decode(media type, body) -> otel.Decoded;
     answer(media type, Decoded) -> the success HttpResponse; refusal(media type, Refused) ->
-    the error HttpResponse; store(Decoded) -> SpansResult, the write."""
+    the error HttpResponse; store(Decoded, project) -> SpansResult, the write."""
 
     def work(request, media_type, token):
         started = time.monotonic()
@@ -229,7 +238,7 @@ def _otlp_refusal(media_type: str, error: Refused) -> HttpResponse:
 otlp_traces = _ingest_view(_decode_otlp, _otlp_answer, _otlp_refusal, (PROTOBUF, JSON))
 
 
-def _decoded_only(decoded: otel.Decoded, project: uuid.UUID) -> SpansResult:
+def _decoded_only(decoded: otel.Decoded, project) -> SpansResult:
     return SpansResult(len(decoded.spans), decoded.rejected, decoded.message)
 
 

@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 
+from plumbing import trace_links
 from plumbing.access import dashboard_page
 from plumbing.sorting import Sorting
 from traces import search, services, timeunits
@@ -85,8 +86,13 @@ def detail(request, trace_id):
     trace = search.find_trace(trace_id)
     if trace is None:
         raise Http404(f"Trace {trace_id} does not exist.")
+    related = []
+    if trace.trace_id:  # what the other apps hold under it: requests, the test that ran it
+        related = trace_links.find([trace.trace_id], kinds=("requests", "tests")).get(
+            trace.trace_id, [])
     return render(request, "traces/detail.html", {
         **_row(trace),
+        "related": related,
         "missing": services.missing_parts(trace),
         "units_per_second": timeunits.units_per_second(trace.as_number(trace.start)),
         "quiet_seconds": settings.TRACE_OTLP_QUIET_SECONDS,

@@ -68,13 +68,45 @@ class RequestMetric(models.Model):
     response_size = models.BigIntegerField(null=True, blank=True)
     headers = models.JSONField(default=dict, blank=True,
                                help_text="Request headers without credentials (scrubbed).")
+    # The W3C trace context the request was served in (32 and 16 lowercase hex digits), when
+    # the tracker saw one (an incoming traceparent, or the app's OpenTelemetry span) or the row
+    # came from an OpenTelemetry SERVER span; NULL otherwise. span_id is the server span's own
+    # id: a request reported by the tracker and by OpenTelemetry is stored once (RequestSpan
+    # below; tracking.services.ingest_events skips the second).
+    trace_id = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001 - NULL: none
+    span_id = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001 - NULL: none
 
     class Meta:
-        indexes = [models.Index(fields=["project", "-received_at"], name="tracking_req_proj_time")]
+        indexes = [
+            models.Index(fields=["project", "-received_at"], name="tracking_req_proj_time"),
+            # Partial: most rows have no trace id, and a lookup by one implies NOT NULL.
+            models.Index(fields=["trace_id"], name="tracking_req_trace",
+                         condition=models.Q(trace_id__isnull=False)),
+        ]
         ordering = ["-received_at", "-id"]
 
     def __str__(self):
         return f"{self.method or '?'} {self.path} {self.status_code}"
+
+
+class RequestSpan(models.Model):
+    """The requests stored with a span id, one row per (project, trace id, span id): what makes
+    a request reported by both the tracker and OpenTelemetry count once, whichever comes first.
+
+    Not a unique constraint on RequestMetric: on PostgreSQL that table is partitioned by
+    received_at, and a partitioned table's unique constraints must hold the partition key, while
+    the two reports of one request are received at different times. Pruned with the raw rows."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "trace_id", "span_id"],
+                                    name="tracking_request_span_once"),
+        ]
 
 
 class RollupCounts(models.Model):

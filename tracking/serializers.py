@@ -36,6 +36,9 @@ class RequestFilterSerializer(WindowQuerySerializer):
     view = serializers.CharField(required=False, allow_blank=True, help_text="Exact view name.")
     method = serializers.CharField(required=False, max_length=16)
     min_duration_ms = serializers.FloatField(required=False, min_value=0)
+    trace_id = serializers.RegexField(r"^[0-9a-fA-F]{32}$", required=False,
+                                      help_text="The requests of one trace (W3C trace id, 32 "
+                                                "hex digits).")
     sort = serializers.ChoiceField(
         required=False,
         choices=[prefix + column for column in REQUEST_SORTING.columns for prefix in ("", "-")],
@@ -44,11 +47,26 @@ class RequestFilterSerializer(WindowQuerySerializer):
 
 
 class RequestMetricSerializer(serializers.ModelSerializer):
+    trace_url = serializers.SerializerMethodField(
+        help_text="The page of the request's trace, when that trace was sent to this server "
+                  "(OTLP, Zipkin); null otherwise.")
+
     class Meta:
         model = RequestMetric
         fields = ["id", "received_at", "duration_ms", "method", "path", "query", "view_name",
                   "status_code", "session_id", "user_agent", "client_ip", "response_size",
-                  "headers"]
+                  "headers", "trace_id", "span_id", "trace_url"]
+        extra_kwargs = {
+            "trace_id": {"help_text": "The W3C trace id the request was served in, if any."},
+            "span_id": {"help_text": "Its server span's id, when the tracker saw the app's "
+                                     "OpenTelemetry span or the row came from one."},
+        }
+
+    def get_trace_url(self, row) -> str | None:
+        # The page's traces, found in one query by the view (trace_urls in the context).
+        url = self.context.get("trace_urls", {}).get(row.trace_id)
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if url and request is not None else url
 
 
 class StatsSerializer(serializers.Serializer):
@@ -102,6 +120,12 @@ class BatchEventSerializer(serializers.Serializer):
     response_size = serializers.IntegerField(required=False, min_value=0)
     headers = serializers.DictField(child=serializers.CharField(), required=False,
                                     help_text="Credential headers are dropped on arrival.")
+    trace_id = serializers.CharField(required=False, help_text="The W3C trace id the request "
+                                     "was served in: 32 hex digits, not all zero.")
+    span_id = serializers.CharField(required=False, help_text="Its server span's id (16 hex "
+                                    "digits, not all zero; only with trace_id): a request sent "
+                                    "again with the same trace and span id, by a tracker or as "
+                                    "an OpenTelemetry SERVER span, is stored and counted once.")
 
 
 class BatchSerializer(serializers.Serializer):

@@ -21,7 +21,13 @@ from plumbing.sorting import Sorting
 from plumbing.tokens import token_digest
 from tracking import aggregation as agg
 from tracking.live import publish_requests_after_commit
-from tracking.models import Project, RequestMetric, RequestRollup, RequestSeriesRollup
+from tracking.models import (
+    Project,
+    RequestMetric,
+    RequestRollup,
+    RequestSeriesRollup,
+    RequestSpan,
+)
 from tracking.wire import RequestEvent
 
 logger = logging.getLogger(__name__)
@@ -29,7 +35,10 @@ logger = logging.getLogger(__name__)
 RAW_COLUMNS = [
     "project_id", "received_at", "duration_ms", "method", "path", "query", "view_name",
     "status_code", "session_id", "user_agent", "client_ip", "response_size", "headers",
+    "trace_id", "span_id",
 ]
+# Rows per INSERT of the requests that carry a span id (SQLite takes 32,766 parameters).
+KEYED_CHUNK = 500
 
 
 # --- projects and tokens ------------------------------------------------------------------------
@@ -57,17 +66,22 @@ def _utc(timestamp: float) -> datetime:
 
 def ingest_events(project: Project, events: list[RequestEvent], dropped_by_client: int = 0) -> int:
     """Store `events` (already parsed and scrubbed by tracking.wire) and add them to the minute
-    and hour rollups in one transaction; the live page hears about them after commit."""
+    and hour rollups in one transaction; the live page hears about them after commit.
+
+    A request with a span id (the tracker saw the app's OpenTelemetry span, or the event was
+    made from an OpenTelemetry SERVER span) is stored and counted once per project, trace id and
+    span id, whichever source reports it first: a later report of it is accepted and skipped.
+    Returns the number of events accepted (stored now or before)."""
     if not events and not dropped_by_client:
         return 0
     for attempt in range(3):
         try:
             with transaction.atomic():
-                if events:
-                    _insert_raw(project, events)
-                    _add_to_rollups(project, events)
+                stored = _insert_raw(project, events) if events else []
+                if stored:
+                    _add_to_rollups(project, stored)
                     publish_requests_after_commit(
-                        project, len(events), max(e.timestamp for e in events)
+                        project, len(stored), max(e.timestamp for e in stored)
                     )
                 if dropped_by_client:
                     Project.objects.filter(pk=project.pk).update(
@@ -87,11 +101,55 @@ def _raw_row(project_id: int, e: RequestEvent) -> tuple:
     return (
         project_id, _utc(e.timestamp), e.duration_ms, e.method, e.path, e.query, e.view_name,
         e.status_code, e.session_id, e.user_agent, e.client_ip, e.response_size,
-        json.dumps(e.headers),
+        json.dumps(e.headers), e.trace_id, e.span_id,
     )
 
 
-def _insert_raw(project: Project, events: list[RequestEvent]) -> None:
+def _insert_raw(project: Project, events: list[RequestEvent]) -> list[RequestEvent]:
+    """Store the raw rows; returns the events stored now (those of requests already stored
+    under the same trace and span id are not)."""
+    if any(e.span_id is not None for e in events):
+        keyed = [e for e in events if e.span_id is not None]
+        plain = [e for e in events if e.span_id is None]
+        _insert_plain(project, plain)
+        return plain + _insert_once(project, keyed)
+    _insert_plain(project, events)
+    return events
+
+
+def _insert_once(project: Project, events: list[RequestEvent]) -> list[RequestEvent]:
+    """Insert requests that carry a span id, skipping any (project, trace id, span id) already
+    stored: the key goes into RequestSpan first (its unique constraint; a concurrent insert of
+    the same key waits for the other transaction and is then skipped), and only the requests
+    whose key went in are stored. Returns them."""
+    first: dict[tuple, RequestEvent] = {}
+    # In key order: concurrent batches insert overlapping keys in the same order (waiting
+    # rather than deadlocking; a deadlock would be retried by ingest_events all the same).
+    for event in sorted(events, key=lambda e: (e.trace_id, e.span_id)):
+        first.setdefault((event.trace_id, event.span_id), event)
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = [(project.pk, trace_id, span_id, adapt(_utc(event.timestamp)))
+            for (trace_id, span_id), event in first.items()]
+    inserted: set[tuple] = set()
+    table = RequestSpan._meta.db_table
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), KEYED_CHUNK):
+            chunk = rows[start:start + KEYED_CHUNK]
+            cursor.execute(
+                f"INSERT INTO {table} (project_id, trace_id, span_id, received_at) VALUES "
+                + ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+                + " ON CONFLICT DO NOTHING RETURNING trace_id, span_id",
+                [value for row in chunk for value in row],
+            )
+            inserted.update(map(tuple, cursor.fetchall()))
+    stored = [event for key, event in first.items() if key in inserted]
+    _insert_plain(project, stored)
+    return stored
+
+
+def _insert_plain(project: Project, events: list[RequestEvent]) -> None:
+    if not events:
+        return
     if connection.vendor == "postgresql":
         # COPY is several times faster than a multi-row INSERT for thousands of rows.
         table = RequestMetric._meta.db_table
@@ -299,7 +357,7 @@ REQUEST_SORTING = Sorting({
 
 
 def filter_requests(project: Project, *, since=None, until=None, path=None, status=None,
-                    view=None, min_duration_ms=None, method=None, sort=None):
+                    view=None, min_duration_ms=None, method=None, sort=None, trace_id=None):
     """Raw requests of a project, newest first unless `sort` (a ?sort= value of
     REQUEST_SORTING) says otherwise. `status` is a code (404) or a class ("5xx")."""
     requests = RequestMetric.objects.filter(project_id=project.pk)
@@ -321,6 +379,8 @@ def filter_requests(project: Project, *, since=None, until=None, path=None, stat
             requests = requests.filter(status_code=int(status))
     if min_duration_ms is not None:
         requests = requests.filter(duration_ms__gte=min_duration_ms)
+    if trace_id:
+        requests = requests.filter(trace_id=trace_id.lower())
     order = REQUEST_SORTING.parse(sort) or REQUEST_SORTING.default
     return requests.order_by(*order.order_by)
 
@@ -365,8 +425,20 @@ def prune_raw_requests(older_than_days: int | None = None, batch_size: int = 50_
     locks for long. Rollups are kept: the dashboard's history outlives the raw rows."""
     days = settings.TRACKING_RAW_RETENTION_DAYS if older_than_days is None else older_than_days
     cutoff = timezone.now() - timedelta(days=days)
+    _prune_request_spans(cutoff, batch_size)
     return partitions.prune(RequestMetric._meta.db_table, "received_at", cutoff,
                             batch_size=batch_size).rows
+
+
+def _prune_request_spans(cutoff, batch_size: int) -> None:
+    """The once-only keys of requests as old as the raw rows that go (a report of one of those
+    requests arriving later would be counted again, as any request that old would be)."""
+    old = RequestSpan.objects.filter(received_at__lt=cutoff)
+    while True:
+        ids = list(old.values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return
+        RequestSpan.objects.filter(id__in=ids).delete()
 
 
 def compact_rollups(older_than_days: int | None = None, batch_size: int = 20_000) -> int:

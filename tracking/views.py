@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 import idempotency
 from idempotency.schema import IDEMPOTENCY_KEY
-from plumbing import time_range
+from plumbing import time_range, trace_links
 from plumbing.access import dashboard_page
 from plumbing.errors import ErrorSerializer, error_body
 from plumbing.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
@@ -259,6 +259,18 @@ class RequestListView(generics.ListAPIView):
         filters.pop("last", None)
         filters.update(since=since, until=until)
         return services.filter_requests(project, **filters)
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "trace_urls": self.trace_urls}
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        # The page's rows link to their traces: one query for the page, not one per row.
+        found = trace_links.find([row.trace_id for row in page or ()], kinds=("trace",))
+        self.trace_urls = {trace_id: links[0].url for trace_id, links in found.items()}
+        return page
+
+    trace_urls: dict = {}
 
     @extend_schema(operation_id="tracking_project_requests", tags=["tracking"],
                    parameters=[RequestFilterSerializer],

@@ -54,6 +54,8 @@ class RequestEvent:
     client_ip: str | None = None
     response_size: int | None = None
     headers: dict = field(default_factory=dict)
+    trace_id: str | None = None  # W3C trace context: 32 lowercase hex digits
+    span_id: str | None = None  # the server span's id, 16 lowercase hex digits
 
 
 def _number(value, name, minimum=None, maximum=None):
@@ -147,6 +149,32 @@ def _storable_headers(headers: dict, name: str) -> dict:
     return headers
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def _hex_id(value, name, digits):
+    """A W3C trace-context id (trace id: 32 hex digits, span id: 16), lowercase, not all zero;
+    None when absent."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise EventError(name, "must be a string.")
+    value = value.lower()
+    if len(value) != digits or not _HEX.issuperset(value) or value == "0" * digits:
+        raise EventError(name, f"must be {digits} hex digits, not all zero (W3C trace "
+                               "context).")
+    return value
+
+
+def trace_context(trace_id, span_id, prefix="") -> tuple[str | None, str | None]:
+    """(trace id, span id) of an event, checked; a span id needs its trace id."""
+    trace = _hex_id(trace_id, f"{prefix}trace_id", 32)
+    span = _hex_id(span_id, f"{prefix}span_id", 16)
+    if span is not None and trace is None:
+        raise EventError(f"{prefix}span_id", "needs a trace_id beside it.")
+    return trace, span
+
+
 def _split_path(path, query):
     return path[:MAX_PATH] or "/", scrub_query(query)[:MAX_QUERY]
 
@@ -210,6 +238,7 @@ def parse_batch_event(item, now: float | None = None) -> RequestEvent:
                                 "headers")
     user_agent = _text(item.get("user_agent"), "user_agent", MAX_USER_AGENT)
     headers.pop("User-Agent", None)
+    trace_id, span_id = trace_context(item.get("trace_id"), item.get("span_id"))
     return RequestEvent(
         timestamp=_timestamp(item.get("time"), "time", now),
         duration_ms=float(_number(item.get("duration_ms"), "duration_ms", minimum=0,
@@ -224,4 +253,6 @@ def parse_batch_event(item, now: float | None = None) -> RequestEvent:
         client_ip=_ip(item.get("client_ip"), "client_ip"),
         response_size=size,
         headers=headers,
+        trace_id=trace_id,
+        span_id=span_id,
     )

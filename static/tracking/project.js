@@ -4,8 +4,11 @@
   const root = document.getElementById("metrics");
   if (!root) return;
   const F = window.MetricsFormat;
-  const state = {window: localStorage.getItem("metrics-window") || "1h", page: 1, filters: {},
-                 sort: sortFromAddress()};
+  const state = {window: localStorage.getItem("metrics-window") || "1h", page: 1,
+                 filters: filtersFromAddress(), sort: sortFromAddress()};
+  // A link to one trace's requests (?trace_id=, from a trace or a test) shows them whenever
+  // they were made.
+  if (state.filters.trace_id) state.window = "all";
   let lastRefresh = 0, refreshTimer = null, loading = false;
 
   const $ = (id) => document.getElementById(id);
@@ -16,6 +19,60 @@
     td.textContent = value;
     if (cls) td.className = cls;
     return td;
+  }
+
+  // Filters given in the page's address (?trace_id=..., ?view=...) fill the form.
+  function filtersFromAddress() {
+    const query = new URLSearchParams(location.search), filters = {};
+    document.querySelectorAll("#request-filters [name]").forEach((input) => {
+      const value = query.get(input.name);
+      if (value) { input.value = value; filters[input.name] = value; }
+    });
+    return filters;
+  }
+
+  // The request's trace: a link when the trace was sent here, else its id (muted).
+  function traceCell(row, r) {
+    const td = cell(row, "", "trace");
+    if (r.trace_url) {
+      const link = document.createElement("a");
+      link.href = r.trace_url;
+      link.textContent = "trace";
+      link.title = "Trace " + r.trace_id;
+      td.appendChild(link);
+    } else if (r.trace_id) {
+      td.textContent = r.trace_id.slice(0, 8) + "…";
+      td.className = "trace muted mono";
+      td.title = "Trace " + r.trace_id + " (its spans were not sent to this server)";
+    }
+    return td;
+  }
+
+  function statusCell(row, code) {
+    const td = cell(row, "", "num");
+    const span = document.createElement("span");
+    span.className = "status-" + String(code)[0] + "xx";
+    span.textContent = code;
+    td.appendChild(span);
+    return td;
+  }
+
+  function renderSlowest(page) {
+    const body = $("slowest-requests").tBodies[0];
+    body.innerHTML = "";
+    if (!page.results.length) {
+      cell(body.insertRow(), "No requests in this window.", "muted").colSpan = 5;
+      return;
+    }
+    page.results.forEach((r) => {
+      const row = body.insertRow();
+      row.dataset.id = r.id;
+      cell(row, "").appendChild(Times.element(r.received_at));
+      cell(row, (r.method ? r.method + " " : "") + r.path + (r.query ? "?" + r.query : ""), "path");
+      statusCell(row, r.status_code);
+      cell(row, F.ms(r.duration_ms), "num");
+      traceCell(row, r);
+    });
   }
 
   function windowParams() {
@@ -154,7 +211,7 @@
     body.innerHTML = "";
     if (!page.results.length) {
       const td = cell(body.insertRow(), "No requests match.", "muted");
-      td.colSpan = 7;
+      td.colSpan = 8;
     }
     // Same window as the summary; without filters the counts can differ only where raw
     // requests were deleted after the retention period (rollups are kept).
@@ -171,13 +228,10 @@
       cell(row, r.method || "–");
       cell(row, r.path + (r.query ? "?" + r.query : ""), "path");
       cell(row, r.view_name || "–");
-      const status = cell(row, "", "num");
-      const span = document.createElement("span");
-      span.className = "status-" + String(r.status_code)[0] + "xx";
-      span.textContent = r.status_code;
-      status.appendChild(span);
+      statusCell(row, r.status_code);
       cell(row, F.ms(r.duration_ms), "num");
       cell(row, r.client_ip || "", "hide-narrow");
+      traceCell(row, r);
     });
     text("page-info", page.count ? `Page ${page.page_number} of ${page.total_pages} · ${page.count} requests` : "");
     $("prev-page").disabled = !page.has_previous;
@@ -193,10 +247,14 @@
       const summary = await getJSON(root.dataset.summaryUrl, windowParams());
       // The table reads the very window the summary answered for (not "the last hour" again a
       // moment later), so the two agree.
-      let page;
+      let page, slowest;
       try {
-        page = await getJSON(root.dataset.requestsUrl, {since: summary.since, until: summary.until,
-          ...state.filters, sort: state.sort, page: state.page, page_size: 25});
+        [page, slowest] = await Promise.all([
+          getJSON(root.dataset.requestsUrl, {since: summary.since, until: summary.until,
+            ...state.filters, sort: state.sort, page: state.page, page_size: 25}),
+          getJSON(root.dataset.requestsUrl, {since: summary.since, until: summary.until,
+            sort: "-duration", page_size: 5}),
+        ]);
       } catch (error) {
         renderSummary(summary);
         const unplaced = showFilterErrors(error && error.errors);
@@ -213,6 +271,7 @@
       $("filter-error").hidden = true;
       // Both at once: the card and the table never show two different moments.
       renderSummary(summary);
+      renderSlowest(slowest);
       renderRequests(page, seen.size ? seen : null, summary);
     } catch (error) {
       $("filter-error").firstElementChild.textContent = (error && error.detail) || "Could not load metrics.";

@@ -236,3 +236,22 @@ def test_a_testcase_written_once_per_attempt_is_one_test(client, anonymous):
     assert checkout.status == "passed" and checkout.result.attempts == ["failed", "passed"]
     assert checkout.result.traceback == "cart_test.go:41: got 1, want 0"
     assert checkout.duration == 0.85 and run.master_scenario.tests_count == 2
+
+
+def test_a_testcases_trace_id_property_is_its_trace(client, anonymous):
+    """What pytest's --junitxml writes of the pytest plugin's user property `trace_id` (and any
+    framework can record): the test links to that trace's requests and spans."""
+    xml = b"""<?xml version="1.0"?>
+<testsuite name="shop" timestamp="2026-05-01T10:00:00">
+  <testcase classname="shop" name="buys" time="0.1">
+    <properties><property name="trace_id" value="4BF92F3577B34DA6A3CE929D0E0E4736"/></properties>
+  </testcase>
+  <testcase classname="shop" name="no trace" time="0.1">
+    <properties><property name="trace_id" value="not-a-trace"/></properties>
+  </testcase>
+</testsuite>"""
+    response = post(client, xml)
+    assert response.status_code == 201, response.content
+    tests = by_name(Run.objects.get(pk=response.json()["run"]))
+    assert tests["buys"].result.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert tests["no trace"].result.trace_id is None

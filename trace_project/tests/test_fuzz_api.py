@@ -44,6 +44,7 @@ OPERATIONS = {
     "DELETE /api/trace/{id}/": "session",
     "GET /api/traces/": "session",
     "GET /api/traces/services/": "session",
+    "GET /api/overview/": "session",
     "POST /api/tracking/ingest/": "project_token",
     "GET /api/tracking/projects/": "session",
     "GET /api/tracking/projects/{project_id}/requests/": "session",

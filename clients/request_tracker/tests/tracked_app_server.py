@@ -12,6 +12,10 @@ once no other request is being handled) and resident memory. /_tracker/?dump=PAT
 tracemalloc snapshot there (after measuring, and dropped at once, so that it is not counted next
 time), for a failing test to show where memory went. Every route is tracked, /_tracker/ too.
 TRACKED_TRACEMALLOC=N traces N frames per allocation.
+TRACKED_OTLP_ENDPOINT=URL (Django only) instruments the site with OpenTelemetry as an app would:
+the SDK, DjangoInstrumentor (a SERVER span per request, around the tracker's middleware) and the
+OTLP/HTTP exporter sending each span as it ends to URL, with TRACKED_OTLP_TOKEN as its bearer
+token.
 """
 
 import gc
@@ -73,8 +77,25 @@ def flask_app():
     return app
 
 
+def instrument_django(endpoint: str, token: str) -> None:
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "tracked-django"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+        endpoint=endpoint, headers={"Authorization": f"Bearer {token}"})))
+    trace.set_tracer_provider(provider)
+    DjangoInstrumentor().instrument()  # before the WSGI handler loads the middleware
+
+
 def django_app():
     os.environ["DJANGO_SETTINGS_MODULE"] = "tracked_django_site"
+    if os.environ.get("TRACKED_OTLP_ENDPOINT"):
+        instrument_django(os.environ["TRACKED_OTLP_ENDPOINT"], os.environ["TRACKED_OTLP_TOKEN"])
     from django.core.wsgi import get_wsgi_application
 
     return get_wsgi_application()

@@ -56,8 +56,13 @@ def tracker_state(request):
     return JsonResponse(state(request.GET.get("dump")))
 
 
+def item(request, item_id):
+    return JsonResponse({"id": item_id}, status=404 if item_id == 0 else 200)
+
+
 urlpatterns = [
     path("", home, name="home"),
+    path("items/<int:item_id>/", item, name="item"),
     path("async/", slow_async, name="slow-async"),
     path("broken/", broken, name="broken"),
     path("after/", after, name="after"),

@@ -20,6 +20,11 @@ spool file (tm_reporter.spool) that the next session sends first. One line says 
 With pytest-xdist only the controller reports (workers never do), and since tests then run in
 parallel, each test's start and stop are sent together when it finishes (a start while another
 test runs would mark that one unknown on the server).
+
+Each test runs in a W3C trace context of its own (tm_reporter.tracecontext; off with
+--tm-no-trace): TRACEPARENT and TM_TRACEPARENT in the environment, and with opentelemetry-api an
+OpenTelemetry span around the test. Its trace id travels in the test's reports (user property
+`trace_id`, so xdist workers hand it to the controller) and goes with the test's stop.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from tm_reporter.ci import ci_metadata
 from tm_reporter.client import Reporter, tree, utc_now
 from tm_reporter.sender import BatchSender
 from tm_reporter.spool import Spool, default_path
+from tm_reporter.tracecontext import TestTrace
 
 # The server's limits on names (longer ones would make the whole batch a 400).
 MAX_FILE_NAME, MAX_FILE_PATH = 256, 1024
@@ -73,6 +79,9 @@ def pytest_addoption(parser):
                     help="file keeping what could not be sent, sent first by the next session "
                          "(default: $TM_SPOOL, else one file per server and machine under "
                          "$TM_SPOOL_DIR or ~/.cache/tm-reporter)")
+    group.addoption("--tm-no-trace", action="store_true", default=False,
+                    help="do not run each test in a trace context of its own (TRACEPARENT, "
+                         "TM_TRACEPARENT and, with opentelemetry-api, a span per test)")
     # Where the run's code came from: --tm-commit, --tm-branch, --tm-build-url.
     for option, what in (("commit", "the commit tested"), ("branch", "the branch tested"),
                          ("build-url", "the CI build's address")):
@@ -84,6 +93,9 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     url = config.getoption("tm_url", None)
+    if url and not config.getoption("tm_no_trace"):
+        # Wherever tests run: this process, or each xdist worker.
+        config.pluginmanager.register(TestTraces(), "tm_reporter_traces")
     if not url or hasattr(config, "workerinput"):  # off, or an xdist worker
         return
     machine = config.getoption("tm_machine") or socket.gethostname()
@@ -94,6 +106,46 @@ def pytest_configure(config):
     sender = BatchSender(reporter, spool, retries=config.getoption("tm_retries"),
                          connect_timeout=config.getoption("tm_connect_timeout")).start()
     config.pluginmanager.register(MachineReport(config, sender), "tm_reporter_session")
+
+
+@pytest.fixture
+def tm_traceparent() -> str | None:
+    """The running test's `traceparent` header value (None when the plugin is off), for HTTP
+    clients that OpenTelemetry does not instrument:
+    requests.get(url, headers={"traceparent": tm_traceparent})."""
+    return os.environ.get("TM_TRACEPARENT")
+
+
+class TestTraces:
+    """Runs each test in a trace context of its own (tm_reporter.tracecontext)."""
+
+    __test__ = False
+
+    def __init__(self):
+        self.current: TestTrace | None = None
+
+    @pytest.hookimpl(hookwrapper=True)  # the old style: pytest 7 too
+    def pytest_runtest_protocol(self, item, nextitem):
+        test = self.current = TestTrace(item.nodeid).start()
+        # In every report of the test (xdist sends them to the controller with it).
+        item.user_properties.append(("trace_id", test.trace_id))
+        try:
+            yield
+        finally:
+            self.current = None
+            test.end()
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed and self.current is not None:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            self.current.failed(getattr(crash, "message", "") or f"{report.when} failed")
+
+
+def trace_id_of(report) -> str | None:
+    for name, value in getattr(report, "user_properties", ()):
+        if name == "trace_id":
+            return value
+    return None
 
 
 def split_node_id(nodeid: str) -> tuple[str, str]:
@@ -215,6 +267,7 @@ class MachineReport:
             path, name = split_node_id(nodeid)
             if self.parallel:
                 self._start(path, name, self.started.get(nodeid) or utc_now())
+            result["trace_id"] = trace_id_of(report)
             self.sender.put({"type": "test_stop", "file_path": path, "file_name": name,
                              "status": status, "timestamp_stop": utc_now(),
                              **{key: value for key, value in result.items() if value}})

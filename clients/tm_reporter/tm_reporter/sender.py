@@ -20,6 +20,7 @@ import time
 import uuid
 
 from tm_reporter.client import Reporter, ReportError
+from tm_reporter.tracecontext import suppress_instrumentation
 
 logger = logging.getLogger("tm_reporter")
 
@@ -141,6 +142,7 @@ class BatchSender:
     # --- the thread ---------------------------------------------------------------------------
 
     def _run(self):
+        suppress_instrumentation()  # the reports' own HTTP calls are no part of any test
         failures = 0
         while True:
             if not self._finishing:

@@ -8,7 +8,7 @@ stats(): this process's counters (queued, sent, dropped, retries, backend failin
 host's own monitoring.
 """
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 
 def stats() -> dict:

@@ -9,6 +9,7 @@ from django.core.exceptions import MiddlewareNotUsed
 
 from monitor_request_tracker.config import resolve
 from monitor_request_tracker.sender import get_sender
+from monitor_request_tracker.tracecontext import current_span, otel
 
 
 class RequestTrackerMiddleware:
@@ -22,6 +23,8 @@ class RequestTrackerMiddleware:
         self.get_response = get_response
         self.sender = get_sender(config)
         self._queue_request = self.sender.record
+        self._current_span = current_span
+        self._otel = otel  # None without opentelemetry-api
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
@@ -48,9 +51,19 @@ class RequestTrackerMiddleware:
         try:
             match = request.resolver_match
             meta = request.META
+            # The trace context: the app's recording OpenTelemetry span (two ints), else the
+            # raw traceparent header (parsed by the sender thread).
+            trace = span = None
+            if self._otel is not None and self._otel._TRACER_PROVIDER is not None:
+                otel_span = self._current_span()
+                if otel_span.is_recording():
+                    context = otel_span.get_span_context()
+                    trace, span = context.trace_id, context.span_id
+            if trace is None:
+                trace = meta.get("HTTP_TRACEPARENT")
             # One tuple built in one step (explicit gets: no iterator or list to allocate).
             self._queue_request((
-                start, end, request.method, request.path,
+                start, end, trace, span, request.method, request.path,
                 match.view_name if match is not None else "", response.status_code,
                 _streamed_size(response) if response.streaming else len(response.content),
                 meta.get("QUERY_STRING"), meta.get("HTTP_COOKIE"), meta.get("HTTP_USER_AGENT"),

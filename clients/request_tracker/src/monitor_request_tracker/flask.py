@@ -7,6 +7,7 @@ from flask import g, request
 
 from monitor_request_tracker.config import resolve
 from monitor_request_tracker.sender import META_KEYS, get_sender
+from monitor_request_tracker.tracecontext import current_span, otel
 
 
 class Tracker:
@@ -33,11 +34,23 @@ class Tracker:
             # scrubs and encodes them.
             try:
                 end = perf_counter_ns()
+                environ = request.environ
+                # The app's recording OpenTelemetry span (two ints), else the raw traceparent
+                # header (parsed by the sender thread).
+                trace = span = None
+                if otel is not None and otel._TRACER_PROVIDER is not None:
+                    otel_span = current_span()
+                    if otel_span.is_recording():
+                        context = otel_span.get_span_context()
+                        trace, span = context.trace_id, context.span_id
+                if trace is None:
+                    trace = environ.get("HTTP_TRACEPARENT")
                 queue_request((
-                    g.pop("_monitor_tracker_start"), end, request.method, request.path,
+                    g.pop("_monitor_tracker_start"), end, trace, span, request.method,
+                    request.path,
                     request.endpoint or "", response.status_code,
                     None if response.is_streamed else response.calculate_content_length(),
-                    *map(request.environ.get, META_KEYS),
+                    *map(environ.get, META_KEYS),
                 ))
             except Exception:  # noqa: BLE001 - metrics must never break the host's response
                 pass

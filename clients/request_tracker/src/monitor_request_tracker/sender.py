@@ -38,17 +38,21 @@ from urllib.parse import urlsplit
 from monitor_request_tracker import __version__
 from monitor_request_tracker.config import TrackerConfig
 from monitor_request_tracker.scrub import scrub_headers, scrub_query
+from monitor_request_tracker.tracecontext import trace_fields
 
 logger = logging.getLogger("monitor_request_tracker")
 
 # Order of the fields of a queued request: one flat tuple of strings and numbers, the cheapest
 # thing to build, and one the garbage collector stops tracking at its first pass (a nested tuple
 # kept it in the collector's older generations, which made full collections more frequent).
-# start_ns and end_ns are time.perf_counter_ns() readings; the META_KEYS values follow (None when
-# absent), read from Django's request.META or the WSGI environ exactly as they are.
+# start_ns and end_ns are time.perf_counter_ns() readings; trace and span the request's trace
+# context as it was found (tracecontext: two ints of an OpenTelemetry span, or the raw
+# traceparent header and None, or two Nones); the META_KEYS values follow (None when absent),
+# read from Django's request.META or the WSGI environ exactly as they are.
 META_KEYS = ("QUERY_STRING", "HTTP_COOKIE", "HTTP_USER_AGENT", "REMOTE_ADDR",
              "HTTP_HOST", "HTTP_REFERER", "CONTENT_TYPE", "HTTP_ACCEPT_LANGUAGE")
-FIELDS = ("start_ns", "end_ns", "method", "path", "view", "status", "response_size", *META_KEYS)
+FIELDS = ("start_ns", "end_ns", "trace", "span", "method", "path", "view", "status",
+          "response_size", *META_KEYS)
 HEADER_NAMES = ("Host", "Referer", "Content-Type", "Accept-Language")  # the last four META_KEYS
 # Events of requests that look alike (same method, path, view, status, size, query, visitor and
 # headers) share their JSON but for time and duration: the sender encodes that part once.
@@ -181,7 +185,7 @@ class Sender:
         self._drops_logged = False
         self._refusal_logged: set = set()
         self._flush_requested = False  # flush(): send a partial batch now
-        self._fragments: dict = {}  # FIELDS[2:] -> the event's JSON after time and duration
+        self._fragments: dict = {}  # FIELDS[4:] -> the event's JSON after time, duration, trace
         self._fragments_day = None
         self.last_error = ""
         self.last_success: float | None = None
@@ -419,7 +423,7 @@ class Sender:
             if day != fragments_day:  # the visitor hash changes daily
                 fragments.clear()
                 fragments_day = self._fragments_day = day
-            key = item[2:]
+            key = item[4:]  # the trace context is the request's own: not part of the fragment
             try:
                 fragment = fragments.get(key)
             except TypeError:  # a value that cannot be hashed: encode it, do not cache it
@@ -428,8 +432,9 @@ class Sender:
                 if len(fragments) >= FRAGMENT_CACHE_SIZE:
                     fragments.clear()
                 fragment = fragments[key] = self._fragment(*key, day)
+            trace = item[2]
             append(f'{{"time":{started!r},"duration_ms":{(item[1] - item[0]) / 1e6!r},'
-                   f'{fragment}')
+                   f'{"" if trace is None else trace_fields(trace, item[3])}{fragment}')
         return (f'{{"project_id":{json.dumps(self.config.project_id)},"events":['
                 f'{",".join(events)}],"dropped":{max(0, dropped)},'
                 f'"tracker":"monitor-request-tracker/{__version__}"}}').encode()
@@ -499,12 +504,16 @@ def _captured_headers(header_values: tuple) -> dict:
 
 
 def request_item(path, *, method="GET", view="", status=200, response_size=None,
-                 duration_ns=0, meta=None) -> tuple:
+                 duration_ns=0, meta=None, traceparent=None, trace_id=None,
+                 span_id=None) -> tuple:
     """A FIELDS tuple for Sender.record, for integrations other than the middleware (and
-    tests): `meta` maps META_KEYS names to their raw values, e.g. {"QUERY_STRING": "a=1"}."""
+    tests): `meta` maps META_KEYS names to their raw values, e.g. {"QUERY_STRING": "a=1"};
+    the trace context is a `traceparent` header's value, or an OpenTelemetry span's
+    `trace_id` and `span_id` (ints)."""
     end = time.perf_counter_ns()
     meta = meta or {}
-    return (end - duration_ns, end, method, path, view, status, response_size,
+    trace, span = (trace_id, span_id) if trace_id is not None else (traceparent, None)
+    return (end - duration_ns, end, trace, span, method, path, view, status, response_size,
             *map(meta.get, META_KEYS))
 
 
