@@ -448,8 +448,8 @@ TRACE_MAX_FRAME_BYTES = _read("int", "TRACE_MAX_FRAME_BYTES", 1_048_576, validat
 TRACE_MAX_FRAME_MESSAGES = _read("int", "TRACE_MAX_FRAME_MESSAGES", 10_000, validate=Range(min=1))
 # Spans one trace may have; a frame that would pass it is refused (nothing of it stored).
 TRACE_MAX_SPANS = _read("int", "TRACE_MAX_SPANS", 100_000, validate=Range(min=1))
-# Mounts ws/bench/noop/<id>, a consumer that only parses JSON: the benchmark's baseline. Never on
-# in production.
+# Mounts ws/bench/noop/<id>, a consumer that only parses JSON, and /v1/bench/decode-only/traces,
+# OTLP/HTTP decoded and not stored: the benchmarks' baselines. Never on in production.
 TRACE_BENCH_NOOP = _read("bool", "TRACE_BENCH_NOOP", False)
 # An OTLP or Zipkin trace has no end message: it is complete once its root span has arrived and
 # no span came for this many seconds (SDKs export a trace's spans over several batches).

@@ -26,7 +26,7 @@ class TraceAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "status", "created", "updated", "completed", "start", "end",
                        "duration", "group_id", "end_group_id", "integer_timestamps", "name",
                        "service", "span_count", "event_count", "unfinished_span_count",
-                       "problems"]
+                       "problems", "project"]
     date_hierarchy = "created"
     inlines = [SpanInline]
     show_full_result_count = False

@@ -1,5 +1,7 @@
 """REST for traces: /api/trace/<id>/ of the trace websocket protocol, and a filtered list."""
 
+import uuid
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers
@@ -54,6 +56,9 @@ FILTER_PARAMETERS = [
                      description="Whole-trace duration at least this, in the trace's unit."),
     OpenApiParameter("max_duration", OpenApiTypes.NUMBER,
                      description="Whole-trace duration at most this, in the trace's unit."),
+    OpenApiParameter("project", OpenApiTypes.UUID,
+                     description="OTLP and Zipkin traces sent with this project's token (the "
+                                 "project's id, as /api/projects/ and create_project give it)."),
     OpenApiParameter("since", OpenApiTypes.DATETIME, description="Received at or after."),
     OpenApiParameter("until", OpenApiTypes.DATETIME, description="Received before."),
 ]
@@ -74,6 +79,13 @@ class TraceListView(generics.ListAPIView):
                 self.request.query_params.getlist("attribute"))
         except ValueError as error:
             raise ValidationError({"attribute": [str(error)]}) from None
+        project = self.request.query_params.get("project")
+        if project:
+            try:
+                filters["project"] = uuid.UUID(project)
+            except ValueError:
+                raise ValidationError({"project": [
+                    f"expected a project id (a UUID), got {project[:80]!r}"]}) from None
         return search.search_traces(filters)
 
 

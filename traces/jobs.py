@@ -1,4 +1,4 @@
-"""The traces app's parts of the shared scheduled jobs (notifications.jobs)."""
+"""The traces app's scheduled jobs and its parts of the shared ones (notifications.jobs)."""
 
 
 from datetime import timedelta
@@ -8,9 +8,18 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from notifications.jobs import delete_in_batches, digest_section, prunes
+from notifications.jobs import delete_in_batches, digest_section, job, prunes
 from plumbing import partitions
 from traces.models import Trace
+from traces.span_ingest import complete_quiet_traces
+
+
+@job("complete_quiet_traces", "* * * * *",
+     "Mark complete the OTLP and Zipkin traces whose root span has arrived and that received no "
+     "span for TRACE_OTLP_QUIET_SECONDS (reads already call them complete; the stored status "
+     "follows, for the status filters).")
+def mark_quiet_traces_complete() -> str:
+    return f"{complete_quiet_traces()} OTLP/Zipkin trace(s) marked complete"
 
 
 @prunes("traces", order=20)

@@ -78,6 +78,10 @@ class Trace(models.Model):
     trace_id = models.CharField(max_length=32, null=True, blank=True, unique=True)
     # Spans whose status is error (a database default: the raw ingest statements omit it).
     error_count = models.PositiveIntegerField(default=0, db_default=0)
+    # OTLP and Zipkin traces: the project whose token sent the trace's first spans, by its
+    # public id (tracking's Project.public_id, the id its API and create_project show; the
+    # domain apps share no foreign key); null for traces of the trace websocket protocol.
+    project = models.UUIDField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -98,12 +102,21 @@ class Trace(models.Model):
     def current_status(self) -> str:
         """The status now: an OTLP or Zipkin trace, which has no end message, is complete once
         its root span has arrived and no span came for TRACE_OTLP_QUIET_SECONDS (its row says
-        open until then; traces.span_ingest.now_complete() finds such rows)."""
+        open until the complete_quiet_traces job marks it; traces.span_ingest.now_complete()
+        finds such rows)."""
         if (self.trace_id and self.status == OPEN and self.root_start is not None
                 and self.updated <= timezone.now() - timedelta(
                     seconds=settings.TRACE_OTLP_QUIET_SECONDS)):
             return COMPLETE
         return self.status
+
+    @property
+    def current_completed(self):
+        """When the trace was decided: for an OTLP or Zipkin trace complete on read but not yet
+        marked so, when its quiet period ended."""
+        if self.completed is None and self.current_status == COMPLETE:
+            return self.updated + timedelta(seconds=settings.TRACE_OTLP_QUIET_SECONDS)
+        return self.completed
 
     def as_number(self, value: Decimal | None):
         """A stored timestamp in the unit the client used."""
@@ -149,10 +162,14 @@ class Span(models.Model):
 
     # No foreign key constraint in the database: on PostgreSQL spans are partitioned by time, and
     # deleting old traces would have PostgreSQL look for their spans in every partition, one
-    # trace at a time. Retention removes a trace's spans with it (traces/jobs.py: they share
-    # their time, `received`); Django's delete() cascades as before.
+    # trace at a time; and its deferred check per span stored cost about a third of PostgreSQL's
+    # time per span (bench/otlp_ingest.py). Every writer makes or locks the trace's row in the
+    # transaction that inserts its spans; retention removes a trace's spans with it
+    # (traces/jobs.py: they share their time, `received`); Django's delete() cascades as before.
+    # No index of its own either: the unique (trace, group_id) index serves every look-up by
+    # trace.
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans",
-                              db_constraint=False)
+                              db_constraint=False, db_index=False)
     group_id = models.CharField(max_length=255)
     name = models.CharField(max_length=255, blank=True)  # empty until SPAN_START arrives
     service = models.CharField(max_length=255, blank=True)

@@ -33,7 +33,7 @@ from plumbing.spans import spans_stored
 from plumbing.tokens import bearer_token, token_digest, token_matches
 from plumbing.workers import WorkerThreads, kept_connection
 from traces import otel
-from traces.span_ingest import ingest_spans
+from traces.span_ingest import SpansResult, ingest_spans
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -129,20 +129,26 @@ def _body(request) -> bytes:
                            "(TRACE_OTLP_MAX_BODY_BYTES); send smaller batches.") from None
 
 
-def _ingest_view(decode, answer, refusal, media_types):
+def _store(decoded: otel.Decoded, project) -> SpansResult:
+    """The write: the spans stored, on the trace rows of `project` (tracking's Project)."""
+    result = ingest_spans(decoded, project.public_id)
+    # Stored: the other apps hear of the spans (tracking makes request metrics of the SERVER
+    # spans among them). A receiver's failure is a 503: the exporter sends again.
+    spans_stored.send(sender=__name__, project=project, spans=decoded.spans)
+    return result
+
+
+def _ingest_view(decode, answer, refusal, media_types, store=_store):
     """An async view of the lean path: decode(media type, body) -> otel.Decoded;
     answer(media type, Decoded) -> the success HttpResponse; refusal(media type, Refused) ->
-    the error HttpResponse."""
+    the error HttpResponse; store(Decoded, project) -> SpansResult, the write."""
 
     def work(request, media_type, token):
         started = time.monotonic()
         try:
             project = _check_project(token)
             decoded = decode(media_type, _body(request))
-            result = ingest_spans(decoded)
-            # Stored: the other apps hear of the spans (tracking makes request metrics of the
-            # SERVER spans among them). A receiver's failure is a 503: the exporter sends again.
-            spans_stored.send(sender=__name__, project=project, spans=decoded.spans)
+            result = store(decoded, project)
         except otel.InvalidData as error:
             return refusal(media_type, Refused(400, str(error)))
         except Refused as error:
@@ -230,6 +236,16 @@ def _otlp_refusal(media_type: str, error: Refused) -> HttpResponse:
 
 
 otlp_traces = _ingest_view(_decode_otlp, _otlp_answer, _otlp_refusal, (PROTOBUF, JSON))
+
+
+def _decoded_only(decoded: otel.Decoded, project) -> SpansResult:
+    return SpansResult(len(decoded.spans), decoded.rejected, decoded.message)
+
+
+# The benchmark's baseline (bench/otlp_ingest.py), mounted only with TRACE_BENCH_NOOP: the same
+# view, token check, decompression and decoding, everything but the write.
+otlp_decode_only = _ingest_view(_decode_otlp, _otlp_answer, _otlp_refusal, (PROTOBUF, JSON),
+                                store=_decoded_only)
 
 
 # --- Zipkin v2 ----------------------------------------------------------------------------------

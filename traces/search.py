@@ -19,6 +19,8 @@ def search_traces(filters: dict, traces=None):
         # A trace's service is its root's (or TRACE_START's); a trace of OTLP spans many.
         traces = traces.filter(Q(service=filters["service"]) | Exists(
             Span.objects.filter(trace_id=OuterRef("pk"), service=filters["service"])))
+    if filters.get("project"):
+        traces = traces.filter(project=filters["project"])
     if filters.get("error") is not None:
         traces = (traces.filter(error_count__gt=0) if filters["error"]
                   else traces.filter(error_count=0))

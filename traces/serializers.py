@@ -16,10 +16,12 @@ class TraceSummarySerializer(serializers.ModelSerializer):
     # An OTLP trace turns complete after its quiet period, before its row says so.
     status = serializers.ChoiceField(choices=Trace.STATUSES, source="current_status",
                                      read_only=True)
+    completed = serializers.DateTimeField(source="current_completed", read_only=True,
+                                          allow_null=True)
 
     class Meta:
         model = Trace
-        fields = ["id", "trace_id", "created", "completed", "status", "name", "service", "start",
+        fields = ["id", "trace_id", "project", "created", "completed", "status", "name", "service", "start",
                   "end", "duration", "span_count", "event_count", "error_count", "url"]
 
     @extend_schema_field(serializers.FloatField(allow_null=True))  # null while the trace is open

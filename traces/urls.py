@@ -1,6 +1,7 @@
 """Included at the site root: pages under /traces/, the trace websocket protocol's REST path
 /api/trace/<id>/."""
 
+from django.conf import settings
 from django.urls import path, register_converter
 
 import plumbing.converters  # noqa: F401 - registers <id:...>
@@ -34,3 +35,7 @@ urlpatterns = [
     path("v1/traces", otlp.otlp_traces, name="otlp-traces"),
     path("api/v2/spans", otlp.zipkin_spans, name="zipkin-spans"),
 ]
+
+if settings.TRACE_BENCH_NOOP:  # the OTLP benchmark's decode-only receiver; never in production
+    urlpatterns.append(path("v1/bench/decode-only/traces", otlp.otlp_decode_only,
+                            name="otlp-decode-only"))

@@ -228,3 +228,56 @@ def test_a_django_app_instrumented_with_opentelemetry(server_factory, token, tmp
                          timeout=5).json()["results"]
     tree = requests.get(f"{server.url}{ok['url']}", timeout=5).json()["trace"]
     assert tree["children"][0]["children"][0]["name"] == "load movies"
+
+
+def test_trace_max_spans_with_the_otlp_exporter(server_factory, token):
+    """The SDK's exporter sends each span as it ends (children first): the third span of a trace
+    past TRACE_MAX_SPANS=2 is refused (a partial success: the SDK logs it, the export
+    succeeded), the trace keeps two spans and says why. The same spans in one batch, encoded by
+    the SDK's own encoder: rejected_spans counts the refused one."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    server = server_factory(DASHBOARDS_PUBLIC="True", TRACE_MAX_SPANS="2")
+    exporter = OTLPSpanExporter(endpoint=f"{server.url}/v1/traces",
+                                headers={"Authorization": f"Bearer {token}"})
+    results, trace_id = record_nested_trace(exporter)
+    assert results == [SpanExportResult.SUCCESS] * 3
+    body = requests.get(f"{server.url}/api/trace/{trace_id}/", timeout=5).json()
+    # The root was refused: the trace is named after its earliest span.
+    assert body["span_count"] == 2 and body["name"] == "db.query"
+    assert "TRACE_MAX_SPANS (2 per trace)" in body["problems"][0]
+
+    memory = InMemorySpanExporter()
+    _, trace_id = record_nested_trace(memory)
+    response = requests.post(
+        f"{server.url}/v1/traces", data=encode_spans(memory.get_finished_spans())
+        .SerializeToString(), headers={"Content-Type": "application/x-protobuf",
+                                       "Authorization": f"Bearer {token}"}, timeout=5)
+    answer = ExportTraceServiceResponse.FromString(response.content)
+    assert response.status_code == 200 and answer.partial_success.rejected_spans == 1
+    assert f"trace(s) {trace_id} reached TRACE_MAX_SPANS" in answer.partial_success.error_message
+    body = requests.get(f"{server.url}/api/trace/{trace_id}/", timeout=5).json()
+    assert body["span_count"] == 2 and body["problems"]
+
+
+def test_traces_keep_the_project_of_the_exporters_token(server_factory, token):
+    server = server_factory(DASHBOARDS_PUBLIC="True")
+    other = Project(name="billing")
+    other_token = other.issue_token()
+    other.save()
+    shop = Project.objects.get(name="shop")
+    ids = {}
+    for project, secret in ((shop, token), (other, other_token)):
+        exporter = OTLPSpanExporter(endpoint=f"{server.url}/v1/traces",
+                                    headers={"Authorization": f"Bearer {secret}"})
+        results, ids[project.name] = record_nested_trace(exporter, service=project.name)
+        assert results == [SpanExportResult.SUCCESS] * 3
+    for project in (shop, other):
+        listed = requests.get(f"{server.url}/api/traces/?project={project.public_id}",
+                              timeout=5).json()["results"]
+        assert [(item["trace_id"], item["project"]) for item in listed] == [
+            (ids[project.name], str(project.public_id))]

@@ -336,6 +336,116 @@ def test_an_overloaded_process_answers_503_with_retry_after(settings):
     assert status_pb2.Status.FromString(response.content).code == 14
 
 
+# --- the stored status, TRACE_MAX_SPANS, the project --------------------------------------------
+
+def test_the_job_stores_complete_once_the_quiet_period_passed_and_a_new_span_reopens(
+        client, token, settings):
+    from notifications.jobs import run_job
+
+    settings.TRACE_OTLP_QUIET_SECONDS = 0
+    post_json(client, token, nested_request())
+    rootless = "0af7651916cd43dd8448eb211c80319c"
+    post_json(client, token, request_json({**span_json(CHILD, ROOT, "orphan"),
+                                           "traceId": rootless}))
+    trace = Trace.objects.get(trace_id=TRACE)
+    assert trace.status == "open" and trace.current_status == "complete"
+    # Meanwhile reads compute it: `completed` is when the quiet period ended.
+    body = client.get(f"/api/trace/{TRACE}/").json()
+    assert body["status"] == "complete" and body["completed"] is not None
+    record = run_job("complete_quiet_traces")
+    assert record.last_outcome == "ok"
+    assert record.last_detail == "1 OTLP/Zipkin trace(s) marked complete"
+    trace.refresh_from_db()
+    assert trace.status == "complete" and trace.completed == trace.updated
+    # No root span: not complete, whatever the time.
+    assert Trace.objects.get(trace_id=rootless).status == "open"
+    assert [item["trace_id"] for item in
+            client.get("/api/traces/?status=complete").json()["results"]] == [TRACE]
+    assert run_job("complete_quiet_traces").last_detail.startswith("0 ")
+    # A span arriving later opens it again.
+    settings.TRACE_OTLP_QUIET_SECONDS = 3600
+    post_json(client, token, request_json(span_json("eee19b7ec3c1b171", ROOT, "late", 4, 5)))
+    trace.refresh_from_db()
+    assert (trace.status, trace.completed, trace.span_count) == ("open", None, 4)
+    listed = client.get("/api/traces/?status=open").json()["results"]
+    assert {item["trace_id"] for item in listed} == {TRACE, rootless}
+    assert run_job("complete_quiet_traces").last_detail.startswith("0 ")
+
+
+def test_spans_past_trace_max_spans_are_refused_and_the_trace_says_so(client, token, settings):
+    settings.TRACE_MAX_SPANS = 2
+    response = post_protobuf(client, token, nested_request())
+    answer = ExportTraceServiceResponse.FromString(response.content)
+    assert response.status_code == 200 and answer.partial_success.rejected_spans == 1
+    assert "TRACE_MAX_SPANS (2 spans per trace)" in answer.partial_success.error_message
+    assert TRACE in answer.partial_success.error_message
+    trace = Trace.objects.get(trace_id=TRACE)
+    assert trace.span_count == Span.objects.filter(trace=trace).count() == 2
+    assert trace.problems == [
+        "spans past TRACE_MAX_SPANS (2 per trace) were refused; the exporter was told how many"]
+    # Spans already stored, sent again, are accepted (stored once); new ones still refused.
+    stored = list(Span.objects.filter(trace=trace).values_list("span_id", flat=True))
+    again = request_json(*[span for span in nested_request()["resourceSpans"][0]["scopeSpans"][0]
+                           ["spans"] if span["spanId"] in stored])
+    assert post_json(client, token, again).json() == {}
+    partial = post_json(client, token, nested_request()).json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "1"
+    page = client.get(f"/traces/{TRACE}/")
+    assert b"Not all stored:" in page.content and b"TRACE_MAX_SPANS" in page.content
+    # A trace of its own is not concerned.
+    other = {**span_json(ROOT, "", "GET /"), "traceId": "0af7651916cd43dd8448eb211c80319c"}
+    assert post_json(client, token, request_json(other)).json() == {}
+
+
+def test_a_trace_keeps_the_project_of_the_token_and_the_list_filters_by_it(client, token):
+    other = Project(name="billing")
+    other_token = other.issue_token()
+    other.save()
+    shop = Project.objects.get(name="shop")
+    post_json(client, token, nested_request())
+    billing_trace = "0af7651916cd43dd8448eb211c80319c"
+    post_json(client, other_token, request_json({**span_json(ROOT, "", "POST /invoices"),
+                                                 "traceId": billing_trace}))
+    assert Trace.objects.get(trace_id=TRACE).project == shop.public_id
+
+    def listed(query):
+        response = client.get(f"/api/traces/{query}")
+        assert response.status_code == 200, response.content
+        return [item["trace_id"] for item in response.json()["results"]]
+
+    assert listed(f"?project={shop.public_id}") == [TRACE]
+    assert listed(f"?project={other.public_id}") == [billing_trace]
+    assert listed(f"?project={other.public_id}&name=GET%20/movies") == []
+    assert sorted(listed("")) == sorted([TRACE, billing_trace])
+    body = client.get(f"/api/trace/{TRACE}/").json()
+    assert body["project"] == str(shop.public_id)
+    response = client.get("/api/traces/?project=shop")
+    assert response.status_code == 400 and "project" in response.json()["errors"]
+
+
+def test_a_trace_id_whose_row_is_taken_by_another_is_refused(client, token):
+    post_json(client, token, nested_request())
+    twin = "6" + TRACE[1:]  # the same low 64 bits: the same row id
+    assert otel.row_id(twin) == otel.row_id(TRACE)
+    both = request_json(span_json(ROOT, "", "GET /"), {**span_json(ROOT, "", "GET /"),
+                                                       "traceId": twin})
+    partial = post_json(client, token, both).json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "1" and "collision" in partial["errorMessage"]
+    assert Trace.objects.get(trace_id=TRACE).span_count == 3
+    assert not Trace.objects.filter(trace_id=twin).exists()
+
+
+def test_before_its_root_arrives_a_trace_is_named_after_its_earliest_span(client, token):
+    post_json(client, token, request_json(span_json(GRANDCHILD, CHILD, "SELECT", 3, 6)))
+    post_json(client, token, request_json(span_json("eee19b7ec3c1b171", CHILD, "later", 7, 8)))
+    assert Trace.objects.get(trace_id=TRACE).name == "SELECT"
+    post_json(client, token, request_json(span_json(CHILD, ROOT, "db", 2, 8), service="db"))
+    assert (Trace.objects.get(trace_id=TRACE).name, Trace.objects.get(trace_id=TRACE).service) \
+        == ("db", "db")
+    post_json(client, token, request_json(span_json(ROOT, "", "GET /", 1, 10)))
+    post_json(client, token, request_json(span_json("eee19b7ec3c1b170", ROOT, "first", 0, 1)))
+    trace = Trace.objects.get(trace_id=TRACE)
+    assert (trace.name, trace.service, trace.span_count) == ("GET /", "checkout", 5)
 def test_known_services_for_the_pickers(client, token):
     assert client.get("/api/traces/services/").json() == {"services": []}
     post_json(client, token, request_json(span_json(ROOT, name="a"), service="web"))
