@@ -56,6 +56,9 @@ def test_the_demo_links_a_failing_test_to_its_trace_and_its_requests(server_fact
     assert re.search(r"POST /v1/traces \S* ?200", log), log[-3000:]
     project = Project.objects.get(name="Linked demo shop")
     assert RequestMetric.objects.filter(project=project).count() == 6
+    # Named alike by both (the shop names its endpoints after their routes): one row per view.
+    assert set(RequestMetric.objects.filter(project=project).values_list(
+        "view_name", flat=True)) == {"/", "/products/<int:product_id>", "/search", "/checkout"}
     request = RequestMetric.objects.get(project=project, trace_id=trace_id)
     assert (request.method, request.path, request.status_code) == ("POST", "/checkout", 500)
     assert request.span_id == server_span.span_id
