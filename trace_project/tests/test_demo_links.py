@@ -96,3 +96,12 @@ def test_the_demo_links_a_failing_test_to_its_trace_and_its_requests(server_fact
 def test_the_demo_says_when_the_server_is_not_running(db):
     with pytest.raises(CommandError, match=r"http://127\.0\.0\.1:9 is not reachable .*make run"):
         call_command("demo_links", url="http://127.0.0.1:9")
+
+
+def test_the_demo_names_the_dev_tools_it_misses(db, monkeypatch):
+    from trace_project.management.commands import demo_links
+
+    monkeypatch.setattr(demo_links, "NEEDED", (*demo_links.NEEDED, "no_such_package.sub"))
+    with pytest.raises(CommandError, match=r"\(no_such_package\.sub not found for .*"
+                                           r"run `make demo-links`"):
+        call_command("demo_links", url="http://127.0.0.1:9")

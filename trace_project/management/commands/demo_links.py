@@ -128,6 +128,7 @@ class Command(BaseCommand):
                Run.objects.filter(machine__name_key=machine_key(MACHINE_NAME), pk__gt=before)
                .order_by("-pk").first())
         if run is None:
+            check_server(url)  # it stopped while the tests ran: say so
             raise CommandError(f"the tests ran but no run of {MACHINE_NAME!r} reached the "
                                f"server at {url}: does it use this database?")
         self._print_links(url, project, run, wait)
