@@ -4,6 +4,7 @@
 #               the job scheduler beside it
 #   make test   virtualenv + dev install + the whole test suite
 #   make check  the static checks CI runs before the tests (lint, types, migrations)
+#   make demo-links  with `make run` serving: a demo app and its tests, linked (docs/walkthrough.md)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,7 +15,7 @@ PYTEST_ARGS ?=
 # `make run` is development: DEBUG on unless the environment says otherwise.
 run: export DEBUG ?= True
 
-.PHONY: run test install install-dev migrate check clean
+.PHONY: run test install install-dev migrate check clean demo-links
 
 # Development defaults for every manage.py command, not only for the processes `make run` starts
 # (settings.py reads .env; the real environment wins). Written once: a .env of yours is kept.
@@ -59,6 +60,12 @@ run: .env migrate
 	@echo "Serving on http://$(HOST):$(PORT)/  In another shell: $(BIN)/python manage.py createsuperuser (a login),"
 	@echo "  $(BIN)/python manage.py demo$(if $(filter-out 127.0.0.1:8000,$(HOST):$(PORT)), --url http://$(HOST):$(PORT)) (demo data in every area)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" MONITOR_HOST=$(HOST) MONITOR_PORT=$(PORT) $(BIN)/honcho start
+
+# With `make run` serving in another shell: the Flask shop of examples/linked_demo/ (OpenTelemetry +
+# the request tracker) and its pytest suite (the tm_reporter plugin, one test failing), then the
+# pages that link them (docs/walkthrough.md). The app and its tests need the dev tools.
+demo-links: $(VENV)/.installed-dev .env
+	$(BIN)/python manage.py demo_links --url http://$(HOST):$(PORT)
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
