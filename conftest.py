@@ -164,6 +164,18 @@ def asgi_server(_asgi_server_process, transactional_db):
     return _asgi_server_process
 
 
+@pytest.fixture
+def project_token(transactional_db):
+    """The token of a new request-metrics project named "shop", for exporters and trackers that
+    send to a real server (rows committed, so the server sees them)."""
+    from tracking.models import Project
+
+    project = Project(name="shop")
+    token = project.issue_token()
+    project.save()
+    return token
+
+
 # --- browser ------------------------------------------------------------------------------------
 
 @pytest.fixture

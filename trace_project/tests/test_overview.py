@@ -18,7 +18,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from tm_api.models import MasterScenario
 from tm_reporter import Reporter
 from tm_reporter.client import tree
-from tracking.models import Project
 
 pytestmark = [pytest.mark.integration]
 
@@ -27,11 +26,8 @@ SECTIONS = ("failing_tests", "flaky_tests", "silent_machines", "projects_over_li
 
 
 @pytest.fixture
-def token(transactional_db):
-    project = Project(name="storefront")
-    token = project.issue_token()
-    project.save()
-    return token
+def token(project_token):
+    return project_token
 
 
 def a_run(server, machine="rack 1", tests=("test_login.py", "test_cart.py")):
@@ -107,7 +103,7 @@ def test_the_overview_names_each_thing_wrong_and_links_to_its_page(server_factor
     (quiet,) = overview["silent_machines"]["items"]
     assert quiet["machine"] == "rack 2" and quiet["silent_seconds"] >= 300
     (project,) = overview["projects_over_limits"]["items"]
-    assert project["project"] == "storefront" and project["requests"] == 25
+    assert project["project"] == "shop" and project["requests"] == 25
     assert project["limits"] == ["error rate 100.0% (limit 5.0%)"]
     (trace,) = overview["error_traces"]["items"]
     assert (trace["trace"], trace["name"], trace["service"], trace["errors"]) == (

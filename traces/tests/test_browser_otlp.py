@@ -18,7 +18,6 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from traces import otel
 from traces.span_ingest import ingest_spans
-from tracking.models import Project
 
 pytestmark = [pytest.mark.integration]
 
@@ -29,11 +28,8 @@ LINKED = "0af7651916cd43dd8448eb211c80319c"
 
 
 @pytest.fixture
-def token(transactional_db):
-    project = Project(name="shop")
-    token = project.issue_token()
-    project.save()
-    return token
+def token(project_token):
+    return project_token
 
 
 class Services:

@@ -20,11 +20,8 @@ pytestmark = [pytest.mark.integration]
 
 
 @pytest.fixture
-def token(transactional_db):
-    project = Project(name="shop")
-    token = project.issue_token()
-    project.save()
-    return token
+def token(project_token):
+    return project_token
 
 
 class Recording:
