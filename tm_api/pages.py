@@ -176,6 +176,7 @@ def test_history(request):
         return HttpResponseRedirect(f"{reverse('tm_api:test-history')}?"
                                     + urlencode({"name": identity}))
     tests = history.history(key, data["limit"], data.get("branch", ""), data.get("machine", ""))
+    attach_trace_links(tests)  # each result's trace and tracked requests (the pytest plugin's)
     body = history_views.history_body(key, file_path, file_name, tests)
     context.update({
         "identity": identity, "body": body, "rows": list(zip(tests, body["results"])),

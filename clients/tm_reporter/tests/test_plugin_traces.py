@@ -168,6 +168,12 @@ def test_each_test_runs_in_its_trace_and_the_pages_link_it(pytester, shop, monke
     assert page.locator("#slowest-requests td.trace a").count() == 3
     slowest.locator("td.trace a").first.click()
     page.wait_for_url(re.compile(r".*/traces/[0-9a-f]{32}/$"))
+    # The test's own page (its history across runs) lists the same links under its result.
+    page.goto(f"{server.url}/machines/tests/history/?test={bought_test.pk}")
+    history_links = page.locator(f"tr.tm-links[data-links-of='{bought_test.pk}']")
+    assert history_links.locator(".trace-link-trace a").get_attribute("href") == (
+        f"/traces/{bought.trace_id}/")
+    assert "GET /orders/1 200" in history_links.locator(".trace-link-requests a").inner_text()
 
 
 API_ONLY_SUITE = """
