@@ -60,7 +60,10 @@ def run_suite(directory, *plugin_args):
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"the suite failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
-    line = next((out for out in result.stdout.splitlines() if out.startswith("tm-reporter:")), "")
+    # The summary line (the plugin also prints the machine's and the run's pages).
+    lines = [out for out in result.stdout.splitlines() if out.startswith("tm-reporter:")]
+    line = next((out for out in lines if re.search(r"results sent|kept in", out)),
+                lines[-1] if lines else "")
     return elapsed, line
 
 
