@@ -80,6 +80,42 @@ def test_unreachable_server_fails_after_retries_with_backoff():
     assert time.monotonic() - started < 5
 
 
+def test_an_answer_cut_off_after_its_headers_is_retried_with_the_same_key():
+    """A server killed while it sends its answer (headers out, body not): urllib3's retries are
+    over by then; the reporter sends the report again, with the same Idempotency-Key."""
+    keys = []
+
+    class DiesMidAnswer(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            keys.append(self.headers["Idempotency-Key"])
+            body = b'{"ok": true}'
+            self.send_response(202)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if len(keys) == 1:
+                self.wfile.flush()
+                self.close_connection = True
+                return  # the body never comes: the client reads 0 of its bytes
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DiesMidAnswer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        reporter = Reporter(f"http://127.0.0.1:{server.server_port}", "vm", "tok",
+                            retries=2, backoff_factor=0.01)
+        assert reporter.stop("/p", "t.py", "passed") == {"ok": True}
+        assert len(keys) == 2 and keys[0] == keys[1]
+    finally:
+        server.shutdown()
+
+
 def test_503_answers_are_retried(tmp_path):
     answers = [503, 503, 202]
     bodies = []

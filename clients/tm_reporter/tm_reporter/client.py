@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -47,6 +48,7 @@ class Reporter:
         self.url = url.rstrip("/")
         self.machine_name = machine_name
         self.timeout = timeout
+        self.retries, self.backoff_factor = retries, backoff_factor
         self.session = session or requests.Session()
         retry = Retry(
             total=retries, connect=retries, read=retries, status=retries,
@@ -63,11 +65,20 @@ class Reporter:
         # One key per report, the same on every retry urllib3 makes: a report the server stored
         # but whose answer was lost (a restart, a timeout) is answered again, not applied twice.
         headers = {"Idempotency-Key": uuid.uuid4().hex}
-        try:
-            response = self.session.post(self.url + path, json=body, timeout=self.timeout,
-                                         headers=headers)
-        except requests.RequestException as error:
-            raise ReportError(f"POST {path} failed: {error}") from error
+        for attempt in range(self.retries + 1):
+            try:
+                response = self.session.post(self.url + path, json=body, timeout=self.timeout,
+                                             headers=headers)
+                break
+            except requests.exceptions.ChunkedEncodingError as error:
+                # The answer broke off after its headers (the server died while sending it):
+                # urllib3's Retry is over by then, so the report is sent again here, with its
+                # key (stored already, it is answered again, not applied twice).
+                if attempt == self.retries:
+                    raise ReportError(f"POST {path} failed: {error}") from error
+                time.sleep(self.backoff_factor * 2 ** attempt)
+            except requests.RequestException as error:
+                raise ReportError(f"POST {path} failed: {error}") from error
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
