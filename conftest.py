@@ -176,6 +176,40 @@ def project_token(transactional_db):
     return token
 
 
+@pytest.fixture
+def tracked_flask_app():
+    """tracked_flask_app(server, name) -> (project, token, base url, tracker): a new project and
+    a Flask app served on a real port, tracked by the request tracker's Flask extension into
+    `server`, answering GET /orders/<n>; stopped after the test."""
+    import threading
+
+    from flask import Flask
+    from werkzeug.serving import make_server
+
+    from monitor_request_tracker.flask import Tracker
+    from tracking.models import Project
+
+    served = []
+
+    def start(server, name):
+        project, token = Project.create_with_token(name)
+        app = Flask(name.lower().replace(" ", "_"))
+        app.config["RIGID_ANALYTICS"] = {
+            "PROJECT_ID": str(project.public_id), "PROJECT_TOKEN": token,
+            "DEBUG_DISABLE_ANALYTICS": False, "BACKEND_ENDPOINT": server.url + "/",
+            "FLUSH_INTERVAL": 0.1}
+        app.add_url_rule("/orders/<int:number>", "order", lambda number: {"order": number})
+        tracker = Tracker(app)
+        http = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=http.serve_forever, daemon=True).start()
+        served.append(http)
+        return project, token, f"http://127.0.0.1:{http.server_port}", tracker
+
+    yield start
+    for http in served:
+        http.shutdown()
+
+
 # --- browser ------------------------------------------------------------------------------------
 
 @pytest.fixture

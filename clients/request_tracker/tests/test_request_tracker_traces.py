@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -51,24 +50,9 @@ def summary_count(server, project):
     return requests.get(url, timeout=10).json()["count"]
 
 
-def test_flask_tracker_records_the_incoming_traceparent(server_factory):
+def test_flask_tracker_records_the_incoming_traceparent(server_factory, tracked_flask_app):
     server = server_factory(DASHBOARDS_PUBLIC="True")
-    from flask import Flask
-    from werkzeug.serving import make_server
-
-    from monitor_request_tracker.flask import Tracker
-
-    project, token = Project.create_with_token("Flask traced")
-    app = Flask("traced_flask_app")
-    app.config["RIGID_ANALYTICS"] = {
-        "PROJECT_ID": str(project.public_id), "PROJECT_TOKEN": token,
-        "DEBUG_DISABLE_ANALYTICS": False, "BACKEND_ENDPOINT": server.url + "/",
-        "FLUSH_INTERVAL": 0.1}
-    app.add_url_rule("/orders/<int:number>", "order", lambda number: {"order": number})
-    tracker = Tracker(app)
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{http.server_port}"
+    project, token, base, tracker = tracked_flask_app(server, "Flask traced")
     headers = {
         1: traceparent(),
         2: traceparent(trace_id="a" * 32, version="cc") + "-future-fields",  # a later version
@@ -82,14 +66,11 @@ def test_flask_tracker_records_the_incoming_traceparent(server_factory):
         9: "00-4bf92f3577b34da6a3ce929d0e0e4736",
         10: None,
     }
-    try:
-        for number, value in headers.items():
-            answer = requests.get(f"{base}/orders/{number}",
-                                  headers={"traceparent": value} if value else {}, timeout=10)
-            assert answer.status_code == 200
-        tracker.sender.flush(timeout=10)
-    finally:
-        http.shutdown()
+    for number, value in headers.items():
+        answer = requests.get(f"{base}/orders/{number}",
+                              headers={"traceparent": value} if value else {}, timeout=10)
+        assert answer.status_code == 200
+    tracker.sender.flush(timeout=10)
     rows = wait_for(lambda: len(RequestMetric.objects.filter(project=project)) == 10
                     and RequestMetric.objects.filter(project=project))
     traces = {int(row.path.rsplit("/", 1)[1]): (row.trace_id, row.span_id) for row in rows}

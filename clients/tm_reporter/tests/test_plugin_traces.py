@@ -5,14 +5,13 @@ OpenTelemetry (the SDK's OTLP exporter sends the test's spans), and starts a sub
 the run page, the trace's page and the metrics dashboard link to each other, in Chromium."""
 
 import re
-import threading
 
 import pytest
 import requests
 
 from tm_api.models import TestResult
 from traces.models import Span, Trace
-from tracking.models import Project, RequestMetric
+from tracking.models import RequestMetric
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.integration
@@ -72,26 +71,11 @@ def test_fails_after_a_request():
 
 
 @pytest.fixture
-def shop(server_factory):
-    """The Monitor server and a Flask shop tracked by our tracker, served over HTTP."""
-    from flask import Flask
-    from werkzeug.serving import make_server
-
-    from monitor_request_tracker.flask import Tracker
-
+def shop(server_factory, tracked_flask_app):
+    """A Flask shop tracked into a real server: GET /orders/<n>."""
     server = server_factory(TM_ALLOW_ANONYMOUS_MACHINES="True", DASHBOARDS_PUBLIC="True")
-    project, token = Project.create_with_token("Shop under test")
-    app = Flask("shop_under_test")
-    app.config["RIGID_ANALYTICS"] = {
-        "PROJECT_ID": str(project.public_id), "PROJECT_TOKEN": token,
-        "DEBUG_DISABLE_ANALYTICS": False, "BACKEND_ENDPOINT": server.url + "/",
-        "FLUSH_INTERVAL": 0.1}
-    app.add_url_rule("/orders/<int:number>", "order", lambda number: {"order": number})
-    tracker = Tracker(app)
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    yield server, project, token, f"http://127.0.0.1:{http.server_port}", tracker
-    http.shutdown()
+    project, token, base, tracker = tracked_flask_app(server, "Shop under test")
+    return server, project, token, base, tracker
 
 
 def test_each_test_runs_in_its_trace_and_the_pages_link_it(pytester, shop, monkeypatch, page):
