@@ -604,13 +604,17 @@
     if (selectedKey && byKey.has(selectedKey)) select(selectedKey);
   }
 
-  let loading = null, again = false, quietTimer = null;
+  let loading = null, again = false, quietTimer = null, shownText = null;
   function refresh() {
     if (loading) { again = true; return; }
     loading = fetch(root.dataset.api, {headers: {Accept: "application/json"}, credentials: "same-origin"})
-      .then((response) => response.ok ? response.json() : Promise.reject(response.status))
-      .then((body) => {
-        show(body);
+      .then((response) => response.ok ? response.text() : Promise.reject(response.status))
+      .then((text) => {
+        const body = JSON.parse(text);
+        // The same trace as on the page (a live message's second look, a quiet-period look):
+        // leave the rows alone, so a row being hovered, read or clicked is not redrawn under
+        // the pointer.
+        if (text !== shownText) { show(body); shownText = text; }
         if (body.status !== "open" && live && !otlp) { live.close(); live = null; setStoredIndicator(); }
         // An OTLP trace turns complete after a quiet period with no frame to say so: look again
         // then. (A span arriving later opens it again, so its page keeps listening.)

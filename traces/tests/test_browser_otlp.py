@@ -127,8 +127,9 @@ def test_an_otlp_trace_to_debug_grows_live_and_reads_well(server_factory, token,
     colours = page.eval_on_selector_all(
         "#service-legend .wf-swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)")
     assert len(set(colours)) == 4
-    bar = row(page, "charge").locator(".wf-bar").evaluate(
-        "e => getComputedStyle(e).backgroundColor")
+    bar = page.evaluate("""name => getComputedStyle([...document.querySelectorAll('.wf-row')]
+        .find((r) => r.querySelector('.wf-name').textContent === name)
+        .querySelector('.wf-bar')).backgroundColor""", "charge")  # one look: no row redrawn between
     assert bar == colours[3]
 
     # The critical path: the root, charge and the insert; not auth (it ended after charge began).
