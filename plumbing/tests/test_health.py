@@ -30,7 +30,7 @@ def test_healthz_ok_on_redis(client, settings, redis_url):
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": "monitor-test-health"},
+            "CONFIG": {"hosts": [redis_url], "prefix": f"monitor-test-health-{os.getpid()}"},
         }
     }
     body = client.get("/healthz").json()
@@ -84,7 +84,9 @@ def test_healthz_names_an_unreachable_database():
 async def test_channel_layer_round_trip_through_redis(redis_url):
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
-    layer = RedisPubSubChannelLayer(hosts=[redis_url], prefix="monitor-test-roundtrip")
+    # A prefix of this process's: Redis pub/sub channels are shared by all its databases, and
+    # CI runs two suites at once on one Redis.
+    layer = RedisPubSubChannelLayer(hosts=[redis_url], prefix=f"monitor-test-roundtrip-{os.getpid()}")
     channel = await layer.new_channel()
     await layer.group_add("roundtrip", channel)
     await layer.group_send("roundtrip", {"type": "probe", "n": 1})

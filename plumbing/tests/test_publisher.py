@@ -4,6 +4,7 @@ rollback, the last state per key always delivered, bursts coalesced, Redis down 
 
 import asyncio
 import json
+import os
 import threading
 
 import pytest
@@ -39,7 +40,8 @@ def layer(request, settings):
         url = request.getfixturevalue("redis_url")
         settings.CHANNEL_LAYERS = {"default": {
             "BACKEND": "plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer",
-            "CONFIG": {"hosts": [url], "prefix": "test-publisher", "timeout": 2, "retry": 0.25},
+            "CONFIG": {"hosts": [url], "prefix": f"test-publisher-{os.getpid()}", "timeout": 2,
+                       "retry": 0.25},
         }}
     else:
         settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -214,7 +216,7 @@ async def test_with_redis_down_writes_commit_and_the_frames_are_dropped(settings
         "BACKEND": "plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer",
         "CONFIG": {"hosts": [{"address": f"redis://127.0.0.1:{port}/0",
                               "socket_connect_timeout": 0.5}],
-                   "prefix": "test-publisher", "timeout": 0.5, "retry": 0.25},
+                   "prefix": f"test-publisher-{os.getpid()}", "timeout": 0.5, "retry": 0.25},
     }}
     dropped = OUTAGE_COUNTS["frames_dropped"]
 
@@ -234,7 +236,7 @@ def test_without_an_event_loop_frames_are_sent_when_the_transaction_commits(sett
     """Management commands and workers have no serving loop: the committing thread sends."""
     settings.CHANNEL_LAYERS = {"default": {
         "BACKEND": "plumbing.library_internals.channels_redis_pubsub.PubSubChannelLayer",
-        "CONFIG": {"hosts": [redis_url], "prefix": "test-publisher-sync"},
+        "CONFIG": {"hosts": [redis_url], "prefix": f"test-publisher-sync-{os.getpid()}"},
     }}
     settings.DASHBOARDS_PUBLIC = True
     received = []
