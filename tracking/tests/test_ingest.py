@@ -239,3 +239,61 @@ def test_the_seed_route_answers_400_for_hostile_values(client, project_and_token
     assert response.status_code == 400, response.content[:500]
     assert response.json()["code"] == "invalid"
     assert RequestMetric.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_add_up_exactly_in_the_cells_they_share():
+    """Eight threads, each with its own connection, store batches into the same minute, hour
+    and day cells at once: no batch fails (a deadlock would be retried, a lost update would
+    show), and every cell holds the exact count, errors, duration sum and histogram of the
+    requests stored into it, as rollup_cells computes them from all the events at once."""
+    import random
+    import threading
+
+    from tracking import aggregation as agg
+    from tracking import services
+    from tracking.models import RequestSeriesRollup
+    from tracking.wire import RequestEvent
+
+    project, _ = Project.create_with_token("Busy shop")
+    rng = random.Random(7)
+    base = 1_764_000_000.0  # 2025-11-24 16:00 UTC: batches straddle a minute boundary
+    batches = [[RequestEvent(
+        timestamp=base + 50 + rng.random() * 20, duration_ms=rng.choice([0.4, 3, 12, 250, 4000]),
+        method="GET", path="/orders/1", query="", view_name=rng.choice(["orders", "stock"]),
+        status_code=rng.choice([200, 200, 404, 503])) for _ in range(40)] for _ in range(48)]
+    errors = []
+
+    def store(mine):
+        try:
+            for batch in mine:
+                services.ingest_events(project, batch)
+        except Exception as error:  # noqa: BLE001 (reported below)
+            errors.append(error)
+        finally:
+            from django.db import connection
+            connection.close()
+
+    threads = [threading.Thread(target=store, args=(batches[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    facts = [(e.timestamp, e.view_name, e.duration_ms, e.status_code)
+             for batch in batches for e in batch]
+    for period in (RequestRollup.MINUTE, RequestRollup.HOUR, RequestRollup.DAY):
+        expected = {(start, view): cell for (start, view), cell in
+                    agg.rollup_cells(facts, period).items()}
+        stored = {(int(row.period_start.timestamp()), row.view_name): row for row in
+                  RequestRollup.objects.filter(project=project, period_seconds=period)}
+        assert set(stored) == set(expected)
+        for key, cell in expected.items():
+            row = stored[key]
+            assert (row.count, row.client_errors, row.server_errors) == (
+                cell.count, cell.client_errors, cell.server_errors)
+            assert row.duration_sum_ms == pytest.approx(cell.duration_sum_ms)
+            assert {int(k): v for k, v in row.histogram.items()} == cell.histogram
+    minutes = RequestSeriesRollup.objects.filter(project=project, period_seconds=60)
+    assert minutes.count() == 2 and sum(row.count for row in minutes) == 48 * 40
+    assert RequestMetric.objects.filter(project=project).count() == 48 * 40
