@@ -39,6 +39,7 @@ RAW_COLUMNS = [
 ]
 # Rows per INSERT of the requests that carry a span id (SQLite takes 32,766 parameters).
 KEYED_CHUNK = 500
+ROLLUP_CHUNK = 500  # cells per upsert statement (9 parameters each)
 
 
 # --- projects and tokens ------------------------------------------------------------------------
@@ -225,25 +226,28 @@ def _upsert_cells(model, project_id: int, fresh: dict) -> None:
     adapt = connection.ops.adapt_datetimefield_value
     json_value = "%s::jsonb" if vendor == "postgresql" else "%s"
     placeholders = ", ".join(["%s"] * len(key_columns)) + f", %s, %s, %s, %s, {json_value}"
-    params: list = []
-    for key in sorted(fresh):
-        cell = fresh[key]
-        params += [project_id, key[0], adapt(key[1]), *key[2:], cell.count, cell.client_errors,
-                   cell.server_errors, cell.duration_sum_ms, json.dumps(cell.histogram)]
+    rows = [[project_id, key[0], adapt(key[1]), *key[2:], fresh[key].count,
+             fresh[key].client_errors, fresh[key].server_errors, fresh[key].duration_sum_ms,
+             json.dumps(fresh[key].histogram)] for key in sorted(fresh)]
     histogram = _MERGED_HISTOGRAM["postgresql" if vendor == "postgresql" else "sqlite"]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join(key_columns)}, count, client_errors, "
-            "server_errors, duration_sum_ms, histogram) VALUES "
-            + ", ".join([f"({placeholders})"] * len(fresh))
-            + f" ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET "
-            f"count = {table}.count + EXCLUDED.count, "
-            f"client_errors = {table}.client_errors + EXCLUDED.client_errors, "
-            f"server_errors = {table}.server_errors + EXCLUDED.server_errors, "
-            f"duration_sum_ms = {table}.duration_sum_ms + EXCLUDED.duration_sum_ms, "
-            f"histogram = {histogram.format(table=table)}",
-            params,
-        )
+        # Chunks in key order (the lock order holds across them), within the parameters a
+        # statement may take (Django's figure for SQLite is 999).
+        size = min(ROLLUP_CHUNK, (connection.features.max_query_params or 10**6) // len(rows[0]))
+        for first in range(0, len(rows), size):
+            chunk = rows[first:first + size]
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(key_columns)}, count, client_errors, "
+                "server_errors, duration_sum_ms, histogram) VALUES "
+                + ", ".join([f"({placeholders})"] * len(chunk))
+                + f" ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET "
+                f"count = {table}.count + EXCLUDED.count, "
+                f"client_errors = {table}.client_errors + EXCLUDED.client_errors, "
+                f"server_errors = {table}.server_errors + EXCLUDED.server_errors, "
+                f"duration_sum_ms = {table}.duration_sum_ms + EXCLUDED.duration_sum_ms, "
+                f"histogram = {histogram.format(table=table)}",
+                [value for row in chunk for value in row],
+            )
 
 
 # --- reading ------------------------------------------------------------------------------------

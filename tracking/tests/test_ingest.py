@@ -297,3 +297,25 @@ def test_concurrent_batches_add_up_exactly_in_the_cells_they_share():
     minutes = RequestSeriesRollup.objects.filter(project=project, period_seconds=60)
     assert minutes.count() == 2 and sum(row.count for row in minutes) == 48 * 40
     assert RequestMetric.objects.filter(project=project).count() == 48 * 40
+
+
+def test_a_batch_of_thousands_of_distinct_cells_is_counted_whole(project_and_token):
+    """The largest batch, every event in a minute and a view of its own: 5,000 cells per period,
+    upserted in many statements (each within the parameters a statement may take), each cell
+    counted once."""
+    from tracking import services
+    from tracking.models import RequestSeriesRollup
+    from tracking.wire import RequestEvent
+
+    project, _ = project_and_token
+    events = [RequestEvent(timestamp=1_764_000_000.0 + 60 * n, duration_ms=5, method="GET",
+                           path=f"/p/{n}", view_name=f"view{n}", status_code=200)
+              for n in range(5000)]
+    assert services.ingest_events(project, events) == 5000
+    for period, cells in ((RequestRollup.MINUTE, 5000), (RequestRollup.HOUR, 5000),
+                          (RequestRollup.DAY, 5000)):
+        rows = RequestRollup.objects.filter(project=project, period_seconds=period)
+        assert rows.count() == cells
+        assert {row.count for row in rows} == {1}
+    hours = RequestSeriesRollup.objects.filter(project=project, period_seconds=3600)
+    assert hours.count() == 84 and sum(hours.values_list("count", flat=True)) == 5000
