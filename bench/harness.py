@@ -1,9 +1,12 @@
 """What several benchmark scripts share: command-line options, the environment of a server run
-as production runs it, and clients on threads."""
+as production runs it, a database of their own for in-process runs, and clients on threads."""
 
 import argparse
 import os
+import subprocess
+import tempfile
 import threading
+from contextlib import contextmanager
 
 
 def options(doc: str, **defaults):
@@ -31,3 +34,31 @@ def on_threads(client, count: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+@contextmanager
+def own_database(name: str, sqlite: bool = False):
+    """For a benchmark that runs Django in its own process: DATABASE_URL set to a PostgreSQL
+    database `name` created on BENCH_PG (default postgres://postgres@127.0.0.1:5432) and dropped
+    after, or with `sqlite` to a fresh SQLite file; the settings' environment set (no Redis,
+    no .env). Django is set up by the caller, inside."""
+    pg = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+
+    def psql(sql):
+        subprocess.run(["psql", pg + "/postgres", "-qc", sql], check=True, capture_output=True)
+
+    if sqlite:
+        os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/{name}.sqlite3"
+    else:
+        psql(f"CREATE DATABASE {name}")
+        os.environ["DATABASE_URL"] = f"{pg}/{name}"
+    os.environ.update(SECRET_KEY="bench-" + "x" * 50, LOG_LEVEL="ERROR", REDIS_URL="",
+                      DJANGO_SETTINGS_MODULE="trace_project.settings", ENV_FILE="")
+    try:
+        yield
+    finally:
+        if not sqlite:
+            from django.db import connections
+
+            connections.close_all()
+            psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -16,9 +16,7 @@ Env: BENCH_PG (default postgres://postgres@127.0.0.1:5432).
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,9 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def psql(sql, pg):
-    subprocess.run(["psql", pg + "/postgres", "-qc", sql], check=True, capture_output=True)
+from harness import own_database  # noqa: E402 (the bench folder is on sys.path when run)
 
 
 def main():
@@ -36,23 +32,8 @@ def main():
     parser.add_argument("--tests", type=int, nargs="+", default=[60, 600])
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
-    pg = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-    database = f"bench_tm_cost_{os.getpid()}"
-    if args.sqlite:
-        os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/{database}.sqlite3"
-    else:
-        psql(f"CREATE DATABASE {database}", pg)
-        os.environ["DATABASE_URL"] = f"{pg}/{database}"
-    os.environ.update(SECRET_KEY="bench-" + "x" * 50, LOG_LEVEL="ERROR", REDIS_URL="",
-                      DJANGO_SETTINGS_MODULE="trace_project.settings", ENV_FILE="")
-    try:
+    with own_database(f"bench_tm_cost_{os.getpid()}", args.sqlite):
         run(args)
-    finally:
-        if not args.sqlite:
-            from django.db import connections
-
-            connections.close_all()
-            psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", pg)
 
 
 def run(args):
