@@ -79,9 +79,12 @@ def history(key: str, limit: int = 50, branch: str = "", machine: str = "") -> l
     return list(tests[:limit])
 
 
-def pass_rate(tests) -> float | None:
+def tally(tests) -> tuple[int, int, float | None]:
+    """(passed, failed, pass rate) of `tests` by their verdicts (flaky.VERDICT: an error is a
+    failure; skipped and cancelled tests count for neither); the rate is None without any."""
     verdicts = [F.VERDICT[t.status] for t in tests if t.status in F.VERDICT]
-    return verdicts.count(F.PASS) / len(verdicts) if verdicts else None
+    passed = verdicts.count(F.PASS)
+    return passed, len(verdicts) - passed, passed / len(verdicts) if verdicts else None
 
 
 # --- flaky tests -------------------------------------------------------------------------------

@@ -122,14 +122,13 @@ def history_result(test) -> dict:
 
 
 def history_body(key, file_path, file_name, tests) -> dict:
-    passed = sum(1 for t in tests if t.status == S.PASSED)
-    failed = sum(1 for t in tests if t.status in (S.FAILED, S.ERROR))
+    passed, failed, rate = history.tally(tests)
     return {
         "identity": O.identity(file_path, file_name), "file_path": file_path,
         "file_name": file_name,
         "quarantine": quarantine_body(history.quarantines_of([key]).get(key)),
         "runs": len(tests), "passed": passed, "failed": failed,
-        "pass_rate": history.pass_rate(tests), "results": [history_result(t) for t in tests],
+        "pass_rate": rate, "results": [history_result(t) for t in tests],
     }
 
 
