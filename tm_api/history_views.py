@@ -121,12 +121,14 @@ def history_result(test) -> dict:
     }
 
 
-def history_body(key, file_path, file_name, tests) -> dict:
+def history_body(file_path, file_name, tests, mark) -> dict:
+    """The TestHistory body of `tests` (history.history's), `mark` the test's Quarantine or
+    None."""
     passed, failed, rate = history.tally(tests)
     return {
         "identity": O.identity(file_path, file_name), "file_path": file_path,
         "file_name": file_name,
-        "quarantine": quarantine_body(history.quarantines_of([key]).get(key)),
+        "quarantine": quarantine_body(mark),
         "runs": len(tests), "passed": passed, "failed": failed,
         "pass_rate": rate, "results": [history_result(t) for t in tests],
     }
@@ -147,7 +149,8 @@ class TestHistoryView(APIView):
         key, file_path, file_name = resolve_or_refuse(data)
         tests = history.history(key, data["limit"], data.get("branch", ""),
                                 data.get("machine", ""))
-        return Response(history_body(key, file_path, file_name, tests))
+        return Response(history_body(file_path, file_name, tests,
+                                     history.quarantines_of([key]).get(key)))
 
 
 # --- flaky tests -------------------------------------------------------------------------------

@@ -177,11 +177,12 @@ def test_history(request):
                                     + urlencode({"name": identity}))
     tests = history.history(key, data["limit"], data.get("branch", ""), data.get("machine", ""))
     attach_trace_links(tests)  # each result's trace and tracked requests (the pytest plugin's)
-    body = history_views.history_body(key, file_path, file_name, tests)
+    mark = history.quarantines_of([key]).get(key)
+    body = history_views.history_body(file_path, file_name, tests, mark)
     context.update({
         "identity": identity, "body": body, "rows": list(zip(tests, body["results"])),
         "trend": duration_trend(tests),
-        "quarantine": history.quarantines_of([key]).get(key),
+        "quarantine": mark,
         "branch": data.get("branch", ""), "machine": data.get("machine", ""),
         "limit": data["limit"],
     })
