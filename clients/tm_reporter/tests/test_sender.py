@@ -3,6 +3,7 @@
 import http.server
 import json
 import threading
+import time
 
 import pytest
 
@@ -85,6 +86,51 @@ def test_a_server_without_the_batch_endpoint_gets_each_report_on_its_own(tmp_pat
     assert all(body["machine_name"] == "rack" and "type" not in body
                for _, _, body in OlderServer.posts)
     assert (sender.results_sent, sender.refused_count, sender.kept) == (1, 1, 0)
+
+
+class SlowBatchServer(http.server.BaseHTTPRequestHandler):
+    """The batch endpoint of a server that takes 0.15 s per batch: reports come faster than it
+    applies them."""
+
+    batches = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(0.15)
+        self.batches.append(body["reports"])
+        answer = json.dumps({"results": [{"status": 202} for _ in body["reports"]]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_backlog_goes_out_in_full_batches_and_in_order(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowBatchServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sender = BatchSender(Reporter(f"http://127.0.0.1:{server.server_address[1]}", "rack",
+                                      retries=0), Spool(tmp_path / "s.jsonl"), interval=0.05,
+                             max_batch=50, journal_delay=30).start()
+        reports = [stop(f"test_{n}.py") for n in range(1000)]
+        for first in range(0, 1000, 7):  # 1,000 reports in about 1.5 s
+            for report in reports[first:first + 7]:
+                sender.put(report)
+            time.sleep(0.01)
+        sender.finish(30)
+    finally:
+        server.shutdown()
+    sent = SlowBatchServer.batches
+    assert [report for batch in sent for report in batch] == reports
+    # Each request used to take what had come meanwhile as a batch of its own: a small batch
+    # behind every full one (15 of 27 batches here). Now a batch is partial only when nothing
+    # waited behind it: at the start, before the backlog builds, and the last.
+    assert sum(1 for batch in sent if len(batch) < 50) <= 4, [len(batch) for batch in sent]
+    assert (sender.results_sent, sender.kept) == (1000, 0)
 
 
 def batch(key, *names):

@@ -59,13 +59,15 @@ class Retry(Exception):
 
 class BatchSender:
     def __init__(self, reporter: Reporter, spool=None, interval=0.5, max_batch=250,
-                 retries=3, connect_timeout=0.5):
+                 retries=3, connect_timeout=0.5, journal_delay=1.0):
         self.reporter = reporter
         self.spool = spool
         self.interval = interval
         self.max_batch = max_batch
         self.retries = retries
         self.connect_timeout = connect_timeout
+        self.journal_delay = journal_delay
+        self._held_since: float | None = None  # since when reports wait unformed behind others
         self.results_sent = 0  # test stops the server applied
         self.earlier_sent = 0  # of them, from batches an earlier session left
         self.refused: list[str] = []  # the server's reasons, a few
@@ -151,8 +153,7 @@ class BatchSender:
             try:
                 while True:
                     with self._lock:
-                        # Before each request: what came meanwhile goes to the journal now.
-                        self._form_batches(everything=True)
+                        self._form_before_request()
                         if not self._pending:
                             break
                         batch = self._pending[0]
@@ -184,6 +185,24 @@ class BatchSender:
                 with self._lock:
                     if not self._reports:
                         return
+
+    def _form_before_request(self):
+        """What came meanwhile goes to the journal as batches: all of it when nothing else waits
+        to be sent; behind a backlog only full batches, and the rest once it has waited
+        `journal_delay`. A backlog then goes out in full batches, not in one small batch per
+        request (a round trip each, which made the backlog grow while a fast suite ran); what a
+        killed session had not yet put in its journal is lost, as before, for that much
+        longer."""
+        now = time.monotonic()
+        if not self._pending or (self._held_since is not None
+                                 and now - self._held_since >= self.journal_delay):
+            self._form_batches(everything=True)
+        else:
+            self._form_batches()
+        if not self._reports:
+            self._held_since = None
+        elif self._held_since is None:
+            self._held_since = now
 
     def _form_batches(self, everything=False):
         while self._reports and (everything or len(self._reports) >= self.max_batch):
