@@ -217,12 +217,12 @@ def test_the_statements_of_a_batch_do_not_grow_with_its_reports(tests):
                                              "status": "failed" if n == 7 else "passed",
                                              "timestamp_stop": T0}))
     statements = sql_statements(lambda: services.apply_reports(MACHINE, reports))
-    # the machine; the candidate tests with scenarios and runs (locked); the tests (one
-    # UPDATE, a WITH on SQLite); the 4 scenarios (one UPDATE on PostgreSQL, one each on
-    # SQLite); the run
+    # the machine; the candidate tests, their run, their scenarios (each locked, read once);
+    # the tests (one UPDATE, a WITH on SQLite); the 4 scenarios (one UPDATE on PostgreSQL, one
+    # each on SQLite); the run
     scenarios = 1 if connection.vendor == "postgresql" else 4
     assert [s.replace("WITH", "UPDATE") for s in statements] == [
-        "SELECT", "SELECT", "UPDATE", *["UPDATE"] * scenarios, "UPDATE"]
+        "SELECT", "SELECT", "SELECT", "SELECT", "UPDATE", *["UPDATE"] * scenarios, "UPDATE"]
     assert Test.objects.filter(status=S.PASSED).count() == 99
     assert MasterScenario.objects.get().tests_statistics[S.FAILED] == 1
 
@@ -237,11 +237,11 @@ def test_a_start_meeting_a_running_test_and_a_cancel_read_their_run_once():
     reports.append((services.TEST_STOP, {"file_path": "/t", "file_name": "test_39",
                                          "status": "cancelled", "timestamp_stop": T0}))
     statements = sql_statements(lambda: services.apply_reports(MACHINE, reports))
-    # machine, candidates, the run's ongoing tests, its scenarios; tests, 2 scenarios (one
-    # UPDATE on PostgreSQL), the run
+    # machine, candidates, their run and scenarios, the run's ongoing tests, all its scenarios;
+    # tests, 2 scenarios (one UPDATE on PostgreSQL), the run
     scenarios = 1 if connection.vendor == "postgresql" else 2
     assert [s.replace("WITH", "UPDATE") for s in statements] == (
-        ["SELECT"] * 4 + ["UPDATE"] * (2 + scenarios))
+        ["SELECT"] * 6 + ["UPDATE"] * (2 + scenarios))
     counts = MasterScenario.objects.get().tests_statistics
     assert (counts[S.UNKNOWN], counts[S.CANCELLED]) == (39, 11)
 
