@@ -185,8 +185,17 @@ def _add_to_rollups(project: Project, events: list[RequestEvent]) -> None:
                 series.setdefault((period, moment), agg.Cell()).merge(cell)
     # Always this table order, and sorted cells within each, so concurrent batches wait for each
     # other instead of deadlocking.
-    _upsert_cells(RequestRollup, project.pk, per_view)
-    _upsert_cells(RequestSeriesRollup, project.pk, series)
+    statements = (_upsert_cells(RequestRollup, project.pk, per_view)
+                  + _upsert_cells(RequestSeriesRollup, project.pk, series))
+    if not statements:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # all in one round trip
+            cursor.execute(";\n".join(sql for sql, _ in statements),
+                           [value for _, params in statements for value in params])
+            return
+        for sql, params in statements:
+            cursor.execute(sql, params)
 
 
 # A cell's stored histogram plus the batch's, bucket by bucket (both JSON objects of bucket ->
@@ -205,19 +214,19 @@ _MERGED_HISTOGRAM = {
 }
 
 
-def _upsert_cells(model, project_id: int, fresh: dict) -> None:
-    """Add the `fresh` cells, keyed (period, start, view) (RequestRollup) or (period, start)
-    (RequestSeriesRollup), to the stored ones in one statement: INSERT ... ON CONFLICT DO
-    UPDATE adds counts, sums and histogram buckets in the database, so a batch costs one round
-    trip and holds its row locks from this statement to its commit only (the cells of the
-    current minute are every batch's: a read-merge-write took four round trips under lock).
+def _upsert_cells(model, project_id: int, fresh: dict) -> list[tuple[str, list]]:
+    """The statements (sql, params) that add the `fresh` cells, keyed (period, start, view)
+    (RequestRollup) or (period, start) (RequestSeriesRollup), to the stored ones: INSERT ... ON
+    CONFLICT DO UPDATE adds counts, sums and histogram buckets in the database, so a batch costs
+    one round trip and holds its row locks from it to its commit only (the cells of the current
+    minute are every batch's: a read-merge-write took four round trips under lock).
 
     The rows go in key order, so concurrent batches lock shared cells in the same order and wait
     for each other instead of deadlocking; on SQLite the IMMEDIATE transaction already
     serialises writers.
     """
     if not fresh:
-        return
+        return []
     with_view = model is RequestRollup
     table = model._meta.db_table
     key_columns = ["project_id", "period_seconds", "period_start"] + (
@@ -230,24 +239,20 @@ def _upsert_cells(model, project_id: int, fresh: dict) -> None:
              fresh[key].client_errors, fresh[key].server_errors, fresh[key].duration_sum_ms,
              json.dumps(fresh[key].histogram)] for key in sorted(fresh)]
     histogram = _MERGED_HISTOGRAM["postgresql" if vendor == "postgresql" else "sqlite"]
-    with connection.cursor() as cursor:
-        # Chunks in key order (the lock order holds across them), within the parameters a
-        # statement may take (Django's figure for SQLite is 999).
-        size = min(ROLLUP_CHUNK, (connection.features.max_query_params or 10**6) // len(rows[0]))
-        for first in range(0, len(rows), size):
-            chunk = rows[first:first + size]
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(key_columns)}, count, client_errors, "
-                "server_errors, duration_sum_ms, histogram) VALUES "
-                + ", ".join([f"({placeholders})"] * len(chunk))
-                + f" ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET "
-                f"count = {table}.count + EXCLUDED.count, "
-                f"client_errors = {table}.client_errors + EXCLUDED.client_errors, "
-                f"server_errors = {table}.server_errors + EXCLUDED.server_errors, "
-                f"duration_sum_ms = {table}.duration_sum_ms + EXCLUDED.duration_sum_ms, "
-                f"histogram = {histogram.format(table=table)}",
-                [value for row in chunk for value in row],
-            )
+    # Chunks in key order (the lock order holds across them), within the parameters a statement
+    # may take (Django's figure for SQLite is 999).
+    size = min(ROLLUP_CHUNK, (connection.features.max_query_params or 10**6) // len(rows[0]))
+    return [(f"INSERT INTO {table} ({', '.join(key_columns)}, count, client_errors, "
+             "server_errors, duration_sum_ms, histogram) VALUES "
+             + ", ".join([f"({placeholders})"] * len(rows[first:first + size]))
+             + f" ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET "
+             f"count = {table}.count + EXCLUDED.count, "
+             f"client_errors = {table}.client_errors + EXCLUDED.client_errors, "
+             f"server_errors = {table}.server_errors + EXCLUDED.server_errors, "
+             f"duration_sum_ms = {table}.duration_sum_ms + EXCLUDED.duration_sum_ms, "
+             f"histogram = {histogram.format(table=table)}",
+             [value for row in rows[first:first + size] for value in row])
+            for first in range(0, len(rows), size)]
 
 
 # --- reading ------------------------------------------------------------------------------------
