@@ -70,6 +70,7 @@ def run(args):
     from django.utils import timezone
 
     from plumbing import partitions
+    from traces import jobs
     from traces.jobs import prune_traces
 
     now = timezone.now()
@@ -138,42 +139,30 @@ def run(args):
         cursor.execute("DROP TABLE bench_plain_span")
         cursor.execute("CHECKPOINT")
 
-    timings = []
-    prune = partitions.prune
+    def timed(module, name, into):  # module.name, timed into the list `into` while it runs
+        function = getattr(module, name)
 
-    def timed_prune(*args, **kwargs):  # the spans' part of the step, timed on its own
-        began = time.monotonic()
-        try:
-            return prune(*args, **kwargs)
-        finally:
-            timings.append(time.monotonic() - began)
+        def wrapper(*args, **kwargs):
+            began = time.monotonic()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                into.append(time.monotonic() - began)
 
-    locked = []
-    detach = partitions._detach
+        setattr(module, name, wrapper)
+        return function
 
-    def timed_detach(*args, **kwargs):  # how long the table's exclusive lock is held
-        began = time.monotonic()
-        try:
-            return detach(*args, **kwargs)
-        finally:
-            locked.append(time.monotonic() - began)
-
-    removed = []
-    drop_detached = partitions._drop_detached
-
-    def timed_drop(*args, **kwargs):  # removing the detached partitions (their files)
-        began = time.monotonic()
-        try:
-            return drop_detached(*args, **kwargs)
-        finally:
-            removed.append(time.monotonic() - began)
-
-    partitions.prune, partitions._detach = timed_prune, timed_detach
-    partitions._drop_detached = timed_drop
+    dropping, locked, removed, rows = [], [], [], []
+    originals = [(partitions, "drop_partitions_before",
+                  timed(partitions, "drop_partitions_before", dropping)),
+                 (partitions, "_detach", timed(partitions, "_detach", locked)),
+                 (partitions, "_drop_detached", timed(partitions, "_drop_detached", removed)),
+                 (jobs, "_delete_rows", timed(jobs, "_delete_rows", rows))]
     started = time.monotonic()
     deleted_traces = prune_traces()
     elapsed = time.monotonic() - started
-    partitions.prune, partitions._detach, partitions._drop_detached = prune, detach, drop_detached
+    for module, name, function in originals:
+        setattr(module, name, function)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM traces_span")
         spans_left = cursor.fetchone()[0]
@@ -185,13 +174,12 @@ def run(args):
 
     print(f"\nprune_traces(): {elapsed:.3f} s for {old:,} spans and {deleted_traces:,} traces "
           f"(cutoff {cutoff:%Y-%m-%d %H:%M} UTC)")
-    print(f"  of which the spans (partitions dropped, rows of the straddling day deleted): "
-          f"{sum(timings):.3f} s; the trace rows (and their events): "
-          f"{elapsed - sum(timings):.3f} s")
+    print(f"  the span partitions wholly past the window dropped: {sum(dropping):.3f} s; "
+          f"meanwhile, on a thread, the trace rows (and their events) and the spans of the "
+          f"straddling day deleted: {sum(rows):.3f} s")
     print(f"  the span table's exclusive lock (detaching the partitions) was held "
           f"{sum(locked):.3f} s; dropping the detached partitions (removing their files) took "
-          f"{sum(removed):.3f} s, after the rows were gone from the tables: "
-          f"{elapsed - sum(removed):.3f} s")
+          f"{sum(removed):.3f} s")
     print(f"left: {spans_left:,} spans (expected {total - old:,}), {traces_left:,} traces, "
           f"{orphans} spans without their trace")
     if baseline_rows == old:

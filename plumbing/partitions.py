@@ -14,7 +14,8 @@ retention drops whole partitions instead of deleting rows one by one.
 - `prune(table, column, cutoff)`: retention. Partitions wholly before the cutoff are detached
   (the table's exclusive lock held for that change of the catalog only) and then dropped; rows
   are deleted only in the partition that straddles the cutoff and in the DEFAULT one. On a plain
-  table (SQLite) it deletes the rows, in batches.
+  table (SQLite) it deletes the rows, in batches. Its two parts, `drop_partitions_before()` and
+  `delete_rows_before()`, may run at once on two connections (traces.jobs does).
 
 Partitions cover PARTITION_DAYS days each, from midnight UTC (counted from 1970-01-01, so the
 boundaries do not depend on when the table was converted).
@@ -418,16 +419,32 @@ def prune(table: str, column: str, cutoff: datetime, connection=default_connecti
     (in batches, each its own transaction). On a plain table, rows are deleted in batches."""
     if not is_partitioned(table, connection):
         return Pruned(_delete_rows(connection, table, column, cutoff, batch_size), 0, 0)
-    old, deleted = [], 0
+    deleted = delete_rows_before(table, column, cutoff, connection, batch_size)
+    return Pruned(deleted, *drop_partitions_before(table, cutoff, connection))
+
+
+def delete_rows_before(table: str, column: str, cutoff: datetime, connection=default_connection,
+                       batch_size: int = 50_000) -> int:
+    """prune()'s rows: those before `cutoff` in the partition straddling it and in the DEFAULT
+    partition, deleted in batches; how many."""
+    deleted = 0
     for partition in partitions(table, connection):
-        if not partition.default and partition.upper is not None and partition.upper <= cutoff:
-            old.append(partition)
-        elif partition.default or partition.lower is None or partition.lower < cutoff:
-            deleted += _delete_rows(connection, partition.name, column, cutoff, batch_size)
+        if partition.default or partition.lower is None or partition.lower < cutoff:
+            if partition.default or partition.upper is None or partition.upper > cutoff:
+                deleted += _delete_rows(connection, partition.name, column, cutoff, batch_size)
+    return deleted
+
+
+def drop_partitions_before(table: str, cutoff: datetime,
+                           connection=default_connection) -> tuple[int, int]:
+    """prune()'s partitions: those wholly before `cutoff` detached and dropped (and any a
+    stopped run left detached); (how many, their rows as PostgreSQL's statistics estimate)."""
+    old = [partition for partition in partitions(table, connection)
+           if not partition.default and partition.upper is not None and partition.upper <= cutoff]
     if old:
         _detach(connection, table, [partition.name for partition in old])
     _drop_detached(connection, table)
-    return Pruned(deleted, len(old), sum(max(0, partition.estimated_rows) for partition in old))
+    return len(old), sum(max(0, partition.estimated_rows) for partition in old)
 
 
 def _detach(connection, table: str, names: list[str]) -> None:

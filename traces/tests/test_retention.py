@@ -98,3 +98,21 @@ def test_days_past_the_window_are_dropped_whole(settings):
     assert all(p.default or p.upper > now - timedelta(days=30) for p in left)
     assert partitions.partition_name("traces_span", cutoff_day) not in gone  # it straddles
     assert len(gone) == 10  # the days from 40 days ago to the cutoff's day
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_trace_rows_go_on_a_connection_of_their_own(settings):
+    """The job's own case (no caller's transaction): the trace rows are deleted on a thread with
+    its own connection while the spans' partitions are pruned on this one; both commit."""
+    settings.TRACE_RETENTION_DAYS = 30
+    for trace_id in (1, 2):
+        websocket_trace(trace_id)
+    age([1], timezone.now() - timedelta(days=31))
+    assert not connection.in_atomic_block
+
+    assert prune_traces() == 1
+    assert list(Trace.objects.values_list("id", flat=True)) == [2]
+    assert list(Span.objects.values_list("trace_id", flat=True)) == [2]
+    assert list(Event.objects.values_list("trace_id", flat=True)) == [2]
+    assert prune_traces() == 0
