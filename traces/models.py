@@ -202,6 +202,18 @@ class Span(models.Model):
         return self.name or self.group_id
 
 
+class Service(models.Model):
+    """A service that stored spans name: the trace list's service picker. Written by every span
+    writer with the spans that name it (traces/service_names.py), so that listing the services
+    is not a scan of every span. Never pruned: a service whose traces all expired is still
+    offered, and filters to nothing."""
+
+    name = models.CharField(max_length=255, primary_key=True)
+
+    def __str__(self):
+        return self.name
+
+
 class Event(models.Model):
     # No foreign key constraint in the database either, as for spans: PostgreSQL would check each
     # deleted trace for events, one at a time, which made most of the cost of retention (0.7 s

@@ -4,7 +4,7 @@ from django.db.models import Exists, OuterRef, Q, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
-from traces import span_ingest
+from traces import service_names, span_ingest
 from traces.assembly import COMPLETE, OPEN
 from traces.models import Span, Trace
 
@@ -66,7 +66,6 @@ def find_trace(ref: int | str) -> Trace | None:
 
 
 def known_services() -> list[str]:
-    """Every service a stored trace or span names, sorted: the list page's service picker."""
-    names = set(Trace.objects.exclude(service="").values_list("service", flat=True).distinct())
-    names.update(Span.objects.exclude(service="").values_list("service", flat=True).distinct())
-    return sorted(names)
+    """Every service a stored span names, sorted: the list page's service picker
+    (traces.service_names keeps them as the spans are stored)."""
+    return service_names.known()

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from plumbing import publisher
 from plumbing.live import publish_after_commit
-from traces import assembly, asyncdb, span_ingest, storage
+from traces import assembly, asyncdb, service_names, span_ingest, storage
 from traces.assembly import COMPLETE, INCONSISTENT, OPEN, Conflict
 from traces.live import trace_group
 from traces.messages import (
@@ -120,6 +120,9 @@ async def aingest_frames(trace_id: int, frames: list, acked: bool = False, new: 
     parsed, seqs, refused = _parse_frames(frames, acked)
     if not parsed:
         return None, refused
+    services = service_names.of_messages(parsed)
+    if services:  # the service picker's names (an optional field of this protocol's messages)
+        await asyncdb.run_alone(_SERVICES, [sorted(services)])
     if new:
         whole = _as_new_trace(trace_id, parsed, seqs if acked else None)
         if whole is not None:
@@ -142,6 +145,11 @@ async def aingest_frames(trace_id: int, frames: list, acked: bool = False, new: 
         except psycopg.IntegrityError:
             return None, _changed_meanwhile(trace_id)
     return _outcome(result, conflict, refused)
+
+
+# One statement with a value to return (asyncdb.run_alone reads one): the names inserted.
+_SERVICES = ("WITH made AS (" + service_names.INSERT.format("%s") + " RETURNING 1) "
+             "SELECT count(*) FROM made")
 
 
 def _as_new_trace(trace_id: int, frames: list[list[Message]], seqs):
@@ -198,6 +206,7 @@ def _changed_meanwhile(trace_id: int) -> IngestError:
 def _ingest_parsed(trace_id: int, frames: list[list[Message]], publish: bool, seqs=None):
     try:
         with transaction.atomic():
+            service_names.remember(service_names.of_messages(frames))
             result, refused = storage.run_sync(_ingest_steps(trace_id, frames, seqs))
             if result is not None and publish:
                 publisher.publish(trace_group(trace_id), result.live_frame)

@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from traces import live, otel
+from traces import live, otel, service_names
 from traces.assembly import COMPLETE, OPEN
 from traces.models import Span, Trace
 
@@ -187,6 +187,9 @@ _BATCH = """json_to_recordset(%(batch)s::json) AS b(id bigint, trace_id text, sp
 
 # --- PostgreSQL: three round trips, the spans by COPY -------------------------------------------
 
+# The services the spans name, for the service picker (traces/service_names.py).
+_SERVICES = service_names.INSERT.format("%(services)s") + ";\n"
+
 # A new trace's row is made whole (as the batch makes it); then every row of the batch's traces
 # is locked, in id order. The made ones come back from RETURNING: the others existed.
 _NEW_TRACES = """
@@ -266,10 +269,12 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
     params = {"now": now, "project": project,
               "cap_problem": over_cap_problem()}
     with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
-        cursor.execute(begin + _NEW_TRACES, {"batch": _batch(traces, fresh),
-                                             "ids": list(traces.values()), **params})
+        cursor.execute(begin + _SERVICES + _NEW_TRACES, {
+            "batch": _batch(traces, fresh), "ids": list(traces.values()),
+            "services": sorted({span.service for span in spans}), **params})
         if begin:
             cursor.nextset()  # past BEGIN's result
+        cursor.nextset()  # past the services' INSERT
         made = {row for (row,) in cursor.fetchall()}
         cursor.nextset()
         rows, received = {}, {}  # the rows of traces that existed; every trace's `created`
@@ -315,6 +320,7 @@ def _write_sqlite(traces: dict, spans: list, now, project) -> _Plan:
     stamp = connection.ops.adapt_datetimefield_value(now)
     project = Trace._meta.get_field("project").get_db_prep_value(project, connection)
     with transaction.atomic(), connection.cursor() as cursor:
+        service_names.remember(span.service for span in spans)
         cursor.executemany(
             'INSERT INTO "traces_trace" ("id", "trace_id", "project", "status", "created", '
             '"updated", "group_id", "end_group_id", "integer_timestamps", "name", "service", '

@@ -58,6 +58,24 @@ def row_counts():
     return Trace.objects.count(), Span.objects.count(), Event.objects.count()
 
 
+async def test_the_services_its_messages_name_are_offered_by_the_service_picker():
+    from traces.search import known_services
+
+    communicator = await open_trace(41)
+    query = span("q", "SELECT", 2, 3)
+    await send(communicator, [{**trace_start(1), "service": "api"}, {**query[0], "service": "db"},
+                              query[1], trace_end(9)])
+    assert (await reply_and_close(communicator))[1] == 1000
+    assert await sync_to_async(known_services)() == ["api", "db"]
+    communicator = await open_trace(42)  # names stored already, and none
+    await send(communicator, [{**trace_start(1), "service": "api"}, trace_end(2)])
+    assert (await reply_and_close(communicator))[1] == 1000
+    communicator = await open_trace(43)
+    await send(communicator, [trace_start(1), trace_end(2)])
+    assert (await reply_and_close(communicator))[1] == 1000
+    assert await sync_to_async(known_services)() == ["api", "db"]
+
+
 # --- the cases the trace demo server tested ---------------------------------------------------
 
 @pytest.mark.parametrize("bad_id", ["abc", "1a", "-1", "0"])

@@ -457,3 +457,22 @@ def test_known_services_for_the_pickers(client, token):
     assert client.get("/api/traces/services/").json() == {"services": ["cart", "db", "web"]}
     schema = client.get("/api/schema/?format=json").json()
     assert "/api/traces/services/" in schema["paths"]
+
+
+def test_the_migration_offers_the_services_already_stored(client, token):
+    import importlib
+    from types import SimpleNamespace
+
+    from django.apps import apps
+    from django.db import connection
+
+    from traces.models import Service
+    from traces.tests.helpers import store_trace, trace_end, trace_start
+
+    post_json(client, token, request_json(span_json(ROOT, name="a"), service="web"))
+    store_trace(7, [{**trace_start(1), "service": "api"}, trace_end(2)])
+    assert client.get("/api/traces/services/").json() == {"services": ["api", "web"]}
+    Service.objects.all().delete()  # as before the migration
+    migration = importlib.import_module("traces.migrations.0008_service_names")
+    migration.services_of_stored_spans(apps, SimpleNamespace(connection=connection))
+    assert client.get("/api/traces/services/").json() == {"services": ["api", "web"]}

@@ -1,0 +1,41 @@
+"""The services stored spans name (traces.models.Service), for the trace list's service picker
+(`GET /api/traces/services/`).
+
+Reading them from the spans was a scan of every span at each load of the list (no index on
+`service`: one would cost every span insert a tenth more): seconds at ten million spans. Each
+writer names here the services of the spans it stores, in the transaction that stores them: the
+OTLP and Zipkin path in the round trip that makes its traces' rows (SQL below), the trace
+websocket path only for frames whose messages name a service (an optional field there). An
+existing name costs an index look-up (INSERT ... ON CONFLICT DO NOTHING); no process keeps a
+list of its own, which a rolled-back transaction could leave wrong.
+"""
+
+from django.db import connection
+
+from traces.models import Service
+
+# PostgreSQL, the names as one text[] parameter.
+INSERT = ('INSERT INTO "traces_service" ("name") SELECT DISTINCT "name" FROM unnest({}::text[]) '
+          'AS n("name") WHERE "name" <> \'\' ON CONFLICT DO NOTHING')
+
+
+def of_messages(frames) -> set[str]:
+    """The services the messages of `frames` (lists of traces.messages.Message) name."""
+    return {message.service for frame in frames for message in frame if message.service}
+
+
+def remember(names) -> None:
+    """Store `names` (an iterable of service names; empty ones are skipped) on Django's
+    connection, in its current transaction."""
+    names = sorted({name for name in names if name})
+    if not names:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(INSERT.format("%s"), [names])
+        return
+    Service.objects.bulk_create([Service(name=name) for name in names], ignore_conflicts=True)
+
+
+def known() -> list[str]:
+    return list(Service.objects.order_by("name").values_list("name", flat=True))
