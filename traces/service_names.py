@@ -3,11 +3,13 @@
 
 Reading them from the spans was a scan of every span at each load of the list (no index on
 `service`: one would cost every span insert a tenth more): seconds at ten million spans. Each
-writer names here the services of the spans it stores, in the transaction that stores them: the
-OTLP and Zipkin path in the round trip that makes its traces' rows (SQL below), the trace
-websocket path only for frames whose messages name a service (an optional field there). An
-existing name costs an index look-up (INSERT ... ON CONFLICT DO NOTHING); no process keeps a
-list of its own, which a rolled-back transaction could leave wrong.
+writer names here the services of the spans it stores: the OTLP and Zipkin path in the round
+trip that makes its traces' rows (SQL below), the trace websocket path only for frames whose
+messages name a service (an optional field there), in its transaction on threads and in a
+statement of its own just before it on the event loop (a name stored for spans that then fail
+is harmless: the picker offers it, and it finds nothing). An existing name costs an index
+look-up (INSERT ... ON CONFLICT DO NOTHING); no process keeps a list of its own, which a
+rolled-back transaction could leave wrong.
 """
 
 from django.db import connection
