@@ -242,17 +242,18 @@ def _upsert_cells(model, project_id: int, fresh: dict) -> list[tuple[str, list]]
     # Chunks in key order (the lock order holds across them), within the parameters a statement
     # may take (Django's figure for SQLite is 999).
     size = min(ROLLUP_CHUNK, (connection.features.max_query_params or 10**6) // len(rows[0]))
+    chunks = [rows[first:first + size] for first in range(0, len(rows), size)]
     return [(f"INSERT INTO {table} ({', '.join(key_columns)}, count, client_errors, "
              "server_errors, duration_sum_ms, histogram) VALUES "
-             + ", ".join([f"({placeholders})"] * len(rows[first:first + size]))
+             + ", ".join([f"({placeholders})"] * len(chunk))
              + f" ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET "
              f"count = {table}.count + EXCLUDED.count, "
              f"client_errors = {table}.client_errors + EXCLUDED.client_errors, "
              f"server_errors = {table}.server_errors + EXCLUDED.server_errors, "
              f"duration_sum_ms = {table}.duration_sum_ms + EXCLUDED.duration_sum_ms, "
              f"histogram = {histogram.format(table=table)}",
-             [value for row in rows[first:first + size] for value in row])
-            for first in range(0, len(rows), size)]
+             [value for row in chunk for value in row])
+            for chunk in chunks]
 
 
 # --- reading ------------------------------------------------------------------------------------
