@@ -1,5 +1,6 @@
 """The background sender and its spool, driven directly (the plugin's tests run real sessions)."""
 
+import contextlib
 import http.server
 import json
 import threading
@@ -65,18 +66,24 @@ class OlderServer(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_server_without_the_batch_endpoint_gets_each_report_on_its_own(tmp_path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OlderServer)
+@contextlib.contextmanager
+def serving(handler):
+    """A local HTTP server of `handler` (a BaseHTTPRequestHandler) while inside; its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def test_a_server_without_the_batch_endpoint_gets_each_report_on_its_own(tmp_path):
+    with serving(OlderServer) as url:
         sender = BatchSender(Reporter(url, "rack", retries=0), Spool(tmp_path / "s.jsonl"))
         sender.start()
         for report in [dry_run("a.py"), start("a.py"), stop("a.py"), stop("ghost.py")]:
             sender.put(report)
         sender.finish(30)
-    finally:
-        server.shutdown()
     paths = [path for path, _, _ in OlderServer.posts]
     assert paths == ["/tm_api/dry_run/", "/tm_api/test_start/", "/tm_api/test_stop/",
                      "/tm_api/test_stop/"]
@@ -110,20 +117,15 @@ class SlowBatchServer(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_backlog_goes_out_in_full_batches_and_in_order(tmp_path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowBatchServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        sender = BatchSender(Reporter(f"http://127.0.0.1:{server.server_address[1]}", "rack",
-                                      retries=0), Spool(tmp_path / "s.jsonl"), interval=0.05,
-                             max_batch=50, journal_delay=30).start()
+    with serving(SlowBatchServer) as url:
+        sender = BatchSender(Reporter(url, "rack", retries=0), Spool(tmp_path / "s.jsonl"),
+                             interval=0.05, max_batch=50, journal_delay=30).start()
         reports = [stop(f"test_{n}.py") for n in range(1000)]
         for first in range(0, 1000, 7):  # 1,000 reports in about 1.5 s
             for report in reports[first:first + 7]:
                 sender.put(report)
             time.sleep(0.01)
         sender.finish(30)
-    finally:
-        server.shutdown()
     sent = SlowBatchServer.batches
     assert [report for batch in sent for report in batch] == reports
     # Each request used to take what had come meanwhile as a batch of its own: a small batch
