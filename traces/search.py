@@ -4,9 +4,9 @@ from django.db.models import Exists, OuterRef, Q, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
-from traces import service_names, span_ingest
+from traces import span_ingest
 from traces.assembly import COMPLETE, OPEN
-from traces.models import Span, Trace
+from traces.models import Service, Span, Trace
 
 
 def search_traces(filters: dict, traces=None):
@@ -68,4 +68,4 @@ def find_trace(ref: int | str) -> Trace | None:
 def known_services() -> list[str]:
     """Every service a stored span names, sorted: the list page's service picker
     (traces.service_names keeps them as the spans are stored)."""
-    return service_names.known()
+    return list(Service.objects.order_by("name").values_list("name", flat=True))

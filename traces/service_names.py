@@ -12,8 +12,6 @@ look-up (INSERT ... ON CONFLICT DO NOTHING); no process keeps a list of its own,
 rolled-back transaction could leave wrong.
 """
 
-from django.db import connection
-
 from traces.models import Service
 
 # PostgreSQL, the names as one text[] parameter.
@@ -29,15 +27,5 @@ def of_messages(frames) -> set[str]:
 def remember(names) -> None:
     """Store `names` (an iterable of service names; empty ones are skipped) on Django's
     connection, in its current transaction."""
-    names = sorted({name for name in names if name})
-    if not names:
-        return
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(INSERT.format("%s"), [names])
-        return
-    Service.objects.bulk_create([Service(name=name) for name in names], ignore_conflicts=True)
-
-
-def known() -> list[str]:
-    return list(Service.objects.order_by("name").values_list("name", flat=True))
+    Service.objects.bulk_create([Service(name=name) for name in sorted(set(names)) if name],
+                                ignore_conflicts=True)
