@@ -186,6 +186,8 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
         self.batches = 0  # stored, or tried
         self.replying = None  # the task sending another connection's decision
         self.decisions = None
+        self.stored_any = False  # a batch of this connection is in the trace
+        self.heard = None  # a decision heard while this connection's batch was being stored
         self.acks = _asks_for_acks(self.scope)
         if not 0 < self.trace_id <= MAX_TRACE_ID:
             await self.close()  # refuses the handshake, like a non-numeric id
@@ -222,6 +224,8 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
                 return
             await self.finish(SERVER_ERROR_REPLY)
             return
+        if result is not None:
+            self.stored_any = True
         # The client's answer first; then the trace's other connections and its live page.
         if result is not None and not self.finished:
             if result.acked is not None:
@@ -230,6 +234,10 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
                 await self.finish(reply_for(result))
         if refused is not None and (result is None or not result.finished):
             await self.finish(error_reply(refused))
+        if self.heard is not None and result is not None:
+            # The trace was decided while this batch was stored before the decision (else it
+            # would have been refused): its reply is this connection's too.
+            await self.finish(self.heard)
         if result is not None:
             if result.finished:
                 await self.decisions.decided(self, result)
@@ -248,8 +256,16 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
             self.decisions.leave(self)
 
     def hear(self, reply: str) -> None:
-        """Another connection's frame decided this trace: answer here too, as if it were ours."""
-        if not self.finished:
+        """Another connection's frame decided this trace: answer here too, as if it were ours,
+        if this connection's frames are part of the trace. A connection opened after the
+        decision (the decision may reach it late, through Redis) has stored nothing of it: its
+        own frames get their own answer (the trace is already stored). One whose batch is being
+        stored answers once that batch is in."""
+        if self.finished:
+            return
+        if self.storing is not None and not self.storing.done():
+            self.heard = reply
+        elif self.stored_any:
             self.finished = True
             self.replying = asyncio.ensure_future(self.send_reply(reply))
 

@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.urls import path
 
 from trace_project.asgi import application
-from traces.consumers import NoopTraceConsumer
+from traces.consumers import NoopTraceConsumer, decision_listener
 from traces.models import Event, Span, Trace
 from traces.services import trace_tree
 from traces.tests.helpers import (
@@ -234,6 +234,22 @@ async def test_reusing_the_id_of_a_stored_trace_is_refused_clearly():
         "Error: trace 31 is already stored (complete); send a new trace under a new id"
     )
     assert (await stored(31))[0].event_count == 1
+
+
+async def test_a_decision_heard_late_is_not_the_answer_of_a_connection_opened_after_it():
+    """Another server process's decision reaches this one through Redis, and may arrive after a
+    new connection to the trace opened: that connection stored nothing of the trace, and its
+    frames get their own answer."""
+    first = await open_trace(33)
+    await send(first, README_EXAMPLE)
+    assert await reply_and_close(first) == (STORED, 1000)
+    again = await open_trace(33)
+    listener = await decision_listener()
+    # What DecisionListener._receive does with the decision's message from the channel layer.
+    listener.tell({"event": "trace.decided", "id": 33, "reply": STORED["message"]})
+    await send(again, [event("late", 1569972085)])
+    reply, code = await reply_and_close(again)
+    assert code == 4000 and "trace 33 is already stored (complete)" in reply["message"]
 
 
 async def test_an_inconsistent_trace_is_kept_and_the_client_told_why():
