@@ -11,12 +11,14 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import F, Max, Min, Q
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from plumbing import partitions
+from plumbing.pg_transaction import in_one_transaction
 from plumbing.sorting import Sorting
 from plumbing.tokens import token_digest
 from tracking import aggregation as agg
@@ -75,27 +77,38 @@ def ingest_events(project: Project, events: list[RequestEvent], dropped_by_clien
     Returns the number of events accepted (stored now or before)."""
     if not events and not dropped_by_client:
         return 0
+    write = _write_postgresql if connection.vendor == "postgresql" else _write_atomic
     for attempt in range(3):
         try:
-            with transaction.atomic():
-                stored = _insert_raw(project, events) if events else []
-                if stored:
-                    _add_to_rollups(project, stored)
-                    publish_requests_after_commit(
-                        project, len(stored), max(e.timestamp for e in stored)
-                    )
-                if dropped_by_client:
-                    Project.objects.filter(pk=project.pk).update(
-                        dropped_by_clients=F("dropped_by_clients") + dropped_by_client
-                    )
-            return len(events)
+            stored = write(project, events, dropped_by_client)
+            break
         except OperationalError as error:
             # Concurrent upserts of the same rollup cells may deadlock on PostgreSQL; one of
             # them is rolled back and simply tries again.
             if "deadlock" not in str(error).lower() or attempt == 2:
                 raise
             logger.info("rollup deadlock, retrying batch of %d", len(events))
-    return 0  # unreachable
+    if stored:
+        publish_requests_after_commit(project, len(stored), max(e.timestamp for e in stored))
+    return len(events)
+
+
+def _write_atomic(project: Project, events: list[RequestEvent], dropped_by_client: int):
+    """The write on SQLite (and any database but PostgreSQL); returns the events stored now."""
+    with transaction.atomic():
+        stored = _insert_raw(project, events) if events else []
+        with connection.cursor() as cursor:
+            for sql, params in _rollup_statements(project, stored) + _dropped_statement(
+                    project, dropped_by_client):
+                cursor.execute(sql, params)
+    return stored
+
+
+def _dropped_statement(project: Project, dropped_by_client: int) -> list[tuple[str, list]]:
+    if not dropped_by_client:
+        return []
+    return [(f"UPDATE {Project._meta.db_table} SET dropped_by_clients = dropped_by_clients + %s "
+             "WHERE id = %s", [dropped_by_client, project.pk])]
 
 
 def _raw_row(project_id: int, e: RequestEvent) -> tuple:
@@ -118,16 +131,22 @@ def _insert_raw(project: Project, events: list[RequestEvent]) -> list[RequestEve
     return events
 
 
+def _first_of_each_key(events: list[RequestEvent]) -> dict[tuple, RequestEvent]:
+    """The first event of each (trace id, span id), in key order: concurrent batches insert
+    overlapping keys in the same order (waiting rather than deadlocking; a deadlock would be
+    retried by ingest_events all the same)."""
+    first: dict[tuple, RequestEvent] = {}
+    for event in sorted(events, key=lambda e: (e.trace_id, e.span_id)):
+        first.setdefault((event.trace_id, event.span_id), event)
+    return first
+
+
 def _insert_once(project: Project, events: list[RequestEvent]) -> list[RequestEvent]:
     """Insert requests that carry a span id, skipping any (project, trace id, span id) already
     stored: the key goes into RequestSpan first (its unique constraint; a concurrent insert of
     the same key waits for the other transaction and is then skipped), and only the requests
     whose key went in are stored. Returns them."""
-    first: dict[tuple, RequestEvent] = {}
-    # In key order: concurrent batches insert overlapping keys in the same order (waiting
-    # rather than deadlocking; a deadlock would be retried by ingest_events all the same).
-    for event in sorted(events, key=lambda e: (e.trace_id, e.span_id)):
-        first.setdefault((event.trace_id, event.span_id), event)
+    first = _first_of_each_key(events)
     adapt = connection.ops.adapt_datetimefield_value
     rows = [(project.pk, trace_id, span_id, adapt(_utc(event.timestamp)))
             for (trace_id, span_id), event in first.items()]
@@ -152,12 +171,8 @@ def _insert_plain(project: Project, events: list[RequestEvent]) -> None:
     if not events:
         return
     if connection.vendor == "postgresql":
-        # COPY is several times faster than a multi-row INSERT for thousands of rows.
-        table = RequestMetric._meta.db_table
         with connection.cursor() as cursor:
-            with cursor.cursor.copy(f"COPY {table} ({', '.join(RAW_COLUMNS)}) FROM STDIN") as copy:
-                for event in events:
-                    copy.write_row(_raw_row(project.pk, event))
+            _copy_plain(cursor.cursor, project, events)
         return
     # Elsewhere (SQLite) one prepared INSERT run for every row: far quicker than bulk_create's
     # SQL compilation per chunk of rows.
@@ -171,9 +186,78 @@ def _insert_plain(project: Project, events: list[RequestEvent]) -> None:
         )
 
 
-def _add_to_rollups(project: Project, events: list[RequestEvent]) -> None:
-    """Add `events` to the per-view cells (minute, hour, day) and to the all-views series cells
-    (minute, hour) they touch."""
+def _copy_plain(cursor, project: Project, events: list[RequestEvent]) -> None:
+    """PostgreSQL: the raw rows by COPY, several times faster than a multi-row INSERT for
+    thousands of rows."""
+    with cursor.copy(f"COPY {RequestMetric._meta.db_table} ({', '.join(RAW_COLUMNS)}) "
+                     "FROM STDIN") as copy:
+        for event in events:
+            copy.write_row(_raw_row(project.pk, event))
+
+
+# --- PostgreSQL: the batch in two round trips (one more for COPY) -------------------------------
+
+# The requests with a span id, each stored once: the keys that go into RequestSpan (in key
+# order) are those of the raw rows inserted, in the same statement; the keys stored come back.
+_INSERT_KEYED = f"""
+WITH b AS (SELECT * FROM json_populate_recordset(NULL::{RequestMetric._meta.db_table}, %s::json)),
+keys AS (INSERT INTO {RequestSpan._meta.db_table} (project_id, trace_id, span_id, received_at)
+    SELECT project_id, trace_id, span_id, received_at FROM b ORDER BY trace_id, span_id
+    ON CONFLICT DO NOTHING RETURNING trace_id, span_id),
+raw AS (INSERT INTO {RequestMetric._meta.db_table} ({", ".join(RAW_COLUMNS)})
+    SELECT {", ".join(f"b.{column}" for column in RAW_COLUMNS)} FROM b JOIN keys USING (trace_id, span_id))
+SELECT trace_id, span_id FROM keys"""
+
+
+def _keyed_json(project_id: int, events) -> str:
+    rows = []
+    for event in events:
+        row = dict(zip(RAW_COLUMNS, _raw_row(project_id, event), strict=True))
+        row["received_at"] = row["received_at"].isoformat()
+        row["headers"] = event.headers
+        rows.append(row)
+    return json.dumps(rows)
+
+
+def _write_postgresql(project: Project, events: list[RequestEvent], dropped_by_client: int):
+    """The write on PostgreSQL: BEGIN with the keyed requests' statement, the rollups and the
+    counter with COMMIT (plus COPY for requests without a span id): two round trips where
+    Django's transaction took five or more. Returns the events stored now."""
+    return in_one_transaction(lambda begin, commit: _postgresql_steps(
+        project, events, dropped_by_client, begin, commit))
+
+
+def _postgresql_steps(project, events, dropped_by_client, begin: str, commit: str):
+    keyed = _first_of_each_key([e for e in events if e.span_id is not None])
+    plain = [e for e in events if e.span_id is None]
+    stored: list[RequestEvent] = []
+    with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
+        if plain:
+            if begin:  # COPY is a round trip of its own
+                cursor.execute(begin.rstrip(";\n"))
+                begin = ""
+            _copy_plain(cursor, project, plain)
+            stored += plain
+        if keyed:
+            cursor.execute(begin + _INSERT_KEYED, [_keyed_json(project.pk, keyed.values())])
+            if begin:
+                cursor.nextset()  # past BEGIN's result
+                begin = ""
+            inserted = set(map(tuple, cursor.fetchall()))
+            stored += [event for key, event in keyed.items() if key in inserted]
+        statements = (_rollup_statements(project, stored)
+                      + _dropped_statement(project, dropped_by_client))
+        if statements:
+            cursor.execute(begin + ";\n".join(sql for sql, _ in statements) + commit,
+                           [value for _, params in statements for value in params])
+        elif commit and not begin:  # a transaction is open: nothing was stored but the keys
+            cursor.execute("COMMIT")
+    return stored
+
+
+def _rollup_statements(project: Project, events: list[RequestEvent]) -> list[tuple[str, list]]:
+    """The statements that add `events` to the per-view cells (minute, hour, day) and to the
+    all-views series cells (minute, hour) they touch."""
     facts = [(e.timestamp, e.view_name, e.duration_ms, e.status_code) for e in events]
     per_view: dict[tuple[int, datetime, str], agg.Cell] = {}
     series: dict[tuple[int, datetime], agg.Cell] = {}
@@ -185,17 +269,8 @@ def _add_to_rollups(project: Project, events: list[RequestEvent]) -> None:
                 series.setdefault((period, moment), agg.Cell()).merge(cell)
     # Always this table order, and sorted cells within each, so concurrent batches wait for each
     # other instead of deadlocking.
-    statements = (_upsert_cells(RequestRollup, project.pk, per_view)
-                  + _upsert_cells(RequestSeriesRollup, project.pk, series))
-    if not statements:
-        return
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # all in one round trip
-            cursor.execute(";\n".join(sql for sql, _ in statements),
-                           [value for _, params in statements for value in params])
-            return
-        for sql, params in statements:
-            cursor.execute(sql, params)
+    return (_upsert_cells(RequestRollup, project.pk, per_view)
+            + _upsert_cells(RequestSeriesRollup, project.pk, series))
 
 
 # A cell's stored histogram plus the batch's, bucket by bucket (both JSON objects of bucket ->
