@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 
+import orjson
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
@@ -151,7 +152,13 @@ def _json_or_none(value) -> str | None:
 
 
 def _json_text(value) -> str:
-    text = _encode_json(value)
+    """JSON text for PostgreSQL: orjson's (a batch's spans: a tenth of the standard library's
+    time, on the ingest path's one core), the standard library's where orjson refuses the
+    value (nesting past its 254 levels, an integer past 64 bits)."""
+    try:
+        text = orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        text = _encode_json(value)
     # Neither PostgreSQL's jsonb nor its text columns store NUL.
     return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
 

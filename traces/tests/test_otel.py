@@ -90,3 +90,16 @@ def test_text_the_database_cannot_store_is_replaced():
             '{"serviceName": "s\\u0000"}}]').encode()
     (span,) = otel.decode_zipkin(body).spans
     assert (span.name, span.service, span.attributes) == ("x?\ufffd", "s\ufffd", {"k?": "\ufffdv"})
+
+
+def test_the_writers_json_text_takes_what_orjson_refuses_and_stores_no_nul():
+    """span_ingest._json_text: orjson's text, the standard library's where orjson refuses the
+    value (deeper than its 254 levels, an integer past 64 bits); NUL never reaches PostgreSQL."""
+    from traces.span_ingest import _json_text
+
+    deep: list = []
+    for _ in range(300):
+        deep = [deep]
+    for value in (deep, {"big": 2**70}, {"a": [1, "é", None, True]}):
+        assert json.loads(_json_text(value)) == value
+    assert _json_text({"k": "a\x00b"}) == '{"k":"a\\ufffdb"}'
