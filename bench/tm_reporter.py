@@ -20,6 +20,7 @@ BENCH_DB_NAME (default bench_tm_reporter_<pid>).
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from plumbing.devserver import Server, free_port  # noqa: E402 (sys.path set above)
 
 MACHINE = "bench-suite"
+CPU: dict[tuple, list[float]] = {}  # pytest's CPU seconds per session, by the plugin's arguments
 PER_MODULE = 100
 
 
@@ -49,8 +51,15 @@ def write_suite(directory: Path, count: int):
         (directory / f"test_m{module // PER_MODULE:03d}.py").write_text(tests)
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_suite(directory, *plugin_args):
-    """Wall seconds of one pytest session, and its tm-reporter line."""
+    """Wall seconds of one pytest session, and its tm-reporter line; the session's CPU seconds
+    (its process, sender thread included) go into CPU[plugin_args]."""
+    cpu = _children_cpu()
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:django", "-p", "no:randomly",
@@ -58,6 +67,7 @@ def run_suite(directory, *plugin_args):
         env={k: v for k, v in os.environ.items()
              if not k.startswith(("TM_", "DJANGO_", "DATABASE_", "REDIS_"))})
     elapsed = time.perf_counter() - started
+    CPU.setdefault(plugin_args, []).append(_children_cpu() - cpu)
     if result.returncode != 0:
         raise RuntimeError(f"the suite failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
     # The summary line (the plugin also prints the machine's and the run's pages).
@@ -157,6 +167,12 @@ def main():
                  else 0.0 for line in [lines["plugin"]]]
         print(f"  of which sending after the last test: {after[0]:.2f} s (last round); the "
               f"tests themselves: {(times['plugin'][-1] - after[0]) / base:.2f} x baseline")
+        cpu = {name: statistics.median(CPU[key]) for name, key in (
+            ("baseline", ()), ("plugin", tuple(plugin)), ("down", tuple(down)))}
+        print(f"  pytest's own CPU (median, sender thread included): {cpu['plugin']:.2f} s "
+              f"against {cpu['baseline']:.2f} s without the plugin and {cpu['down']:.2f} s with "
+              "the server down; the rest of the difference is the server's and PostgreSQL's "
+              "work on the same two cores")
         for n, (done, left, listed) in enumerate(results, 1):
             print(f"  round {n}: {done} of {args.tests} results arrived by the session's end, "
                   f"{left} left waiting or running, {listed} tests in the run")
