@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from notifications.jobs import delete_in_batches, digest_section, job, prunes
 from plumbing import partitions
+from traces import service_names
 from traces.models import Trace
 from traces.span_ingest import complete_quiet_traces
 
@@ -21,6 +22,14 @@ from traces.span_ingest import complete_quiet_traces
      "follows, for the status filters).")
 def mark_quiet_traces_complete() -> str:
     return f"{complete_quiet_traces()} OTLP/Zipkin trace(s) marked complete"
+
+
+@job("forget_unused_services", "45 3 * * *",
+     "Forget the service names that no stored span or trace has any more (retention removed "
+     "them), so the trace list's service picker offers only services it can find. One scan of "
+     "the spans.")
+def forget_unused_services() -> str:
+    return f"{service_names.forget_unused()} service name(s) no stored span has, forgotten"
 
 
 @prunes("traces", order=20)

@@ -10,9 +10,17 @@ statement of its own just before it on the event loop (a name stored for spans t
 is harmless: the picker offers it, and it finds nothing). An existing name costs an index
 look-up (INSERT ... ON CONFLICT DO NOTHING); no process keeps a list of its own, which a
 rolled-back transaction could leave wrong.
+
+Retention removes spans, not names: the daily `forget_unused_services` job forgets the names no
+stored span or trace has any more (`forget_unused`), so the picker offers only services it can
+find. It is a job of its own, not a step of `prune_old_data`, because it scans every span (there
+is no index on `service`, as said above): seconds at ten million spans, once a day, where
+dropping a day's partitions takes under one.
 """
 
-from traces.models import Service
+from django.db.models import Exists, OuterRef
+
+from traces.models import Service, Span, Trace
 
 # PostgreSQL, the names as one text[] parameter.
 INSERT = ('INSERT INTO "traces_service" ("name") SELECT DISTINCT "name" FROM unnest({}::text[]) '
@@ -29,3 +37,13 @@ def remember(names) -> None:
     connection, in its current transaction."""
     Service.objects.bulk_create([Service(name=name) for name in sorted(set(names)) if name],
                                 ignore_conflicts=True)
+
+
+def forget_unused() -> int:
+    """Forget the names no stored span or trace has (one scan of the spans); how many. A name
+    forgotten while a new span of it is being stored comes back with the next batch naming it."""
+    deleted, _ = (Service.objects
+                  .exclude(Exists(Span.objects.filter(service=OuterRef("name"))))
+                  .exclude(Exists(Trace.objects.filter(service=OuterRef("name"))))
+                  .delete())
+    return deleted

@@ -116,3 +116,29 @@ def test_outside_a_transaction_the_trace_rows_go_on_a_connection_of_their_own(se
     assert list(Span.objects.values_list("trace_id", flat=True)) == [2]
     assert list(Event.objects.values_list("trace_id", flat=True)) == [2]
     assert prune_traces() == 0
+
+
+def test_the_daily_job_forgets_the_services_whose_spans_retention_removed(
+        settings, client, token):  # noqa: F811
+    from notifications.jobs import run_job
+
+    settings.TRACE_RETENTION_DAYS = 30
+    post_json(client, token, request_json(span_json("eee19b7ec3c1b174"), service="web"))
+    other = {**span_json("eee19b7ec3c1b173"), "traceId": "0af7651916cd43dd8448eb211c80319c"}
+    post_json(client, token, request_json(other, service="cart"))
+    store_trace(7, [{**trace_start(1), "service": "api"}, trace_end(2)])  # a trace's service
+    assert run_job("forget_unused_services").last_detail == (
+        "0 service name(s) no stored span has, forgotten")
+    # Retention removes the cart trace and its span; the picker still offers the name until
+    # the job runs.
+    age([Trace.objects.get(trace_id=other["traceId"]).id],
+        timezone.now() - timedelta(days=31))
+    assert prune_traces() == 1
+    assert client.get("/api/traces/services/").json() == {"services": ["api", "cart", "web"]}
+    record = run_job("forget_unused_services")
+    assert (record.last_outcome, record.last_detail) == (
+        "ok", "1 service name(s) no stored span has, forgotten")
+    assert client.get("/api/traces/services/").json() == {"services": ["api", "web"]}
+    # A batch naming it again brings it back.
+    post_json(client, token, request_json(span_json("eee19b7ec3c1b172"), service="cart"))
+    assert client.get("/api/traces/services/").json() == {"services": ["api", "cart", "web"]}
