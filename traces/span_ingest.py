@@ -3,11 +3,11 @@ Zipkin v2): `ingest_spans`, and reading such a trace back.
 
 A batch holds spans of any number of traces, in any order (SDKs send children before their
 parents, and a trace's spans across many batches). It is written set-based: on PostgreSQL in
-three round trips whatever its size, the spans by COPY (_postgresql_steps); on SQLite a few
-executemany calls. A trace's row is made by its first span, and its counters, bounds, error
-count and name (its root span's, once the root has arrived) follow each batch. A span sent again
-(an exporter retrying) is stored once; a trace takes at most TRACE_MAX_SPANS spans, the others
-are refused and counted.
+two round trips whatever its size (three when some of its traces had spans), the spans as one
+JSON text (_postgresql_steps); on SQLite a few executemany calls. A trace's row is made by its
+first span, and its counters, bounds, error count and name (its root span's, once the root has
+arrived) follow each batch. A span sent again (an exporter retrying) is stored once; a trace
+takes at most TRACE_MAX_SPANS spans, the others are refused and counted.
 
 An OTLP trace has no end message: it is complete once its root span has arrived (spans are
 exported when they end) and no span arrived for TRACE_OTLP_QUIET_SECONDS. The read path decides
@@ -195,7 +195,7 @@ _BATCH = """json_to_recordset(%(batch)s::json) AS b(id bigint, trace_id text, sp
     root_service text, first_name text, first_service text, capped boolean)"""
 
 
-# --- PostgreSQL: three round trips, the spans by COPY -------------------------------------------
+# --- PostgreSQL: two or three round trips, the spans as one JSON text --------------------------
 
 # The services the spans name, for the service picker (traces/service_names.py).
 _SERVICES = service_names.INSERT.format("%(services)s") + ";\n"
@@ -263,7 +263,7 @@ def _write_postgresql(traces: dict, spans: list, now, project) -> _Plan:
 def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _Plan:
     """1. make the rows of new traces (whole, as if every trace were new) and lock every trace's
     row; 2. only for traces that existed and had spans: which of the batch's are stored;
-    3. COPY the new spans; 4. update the rows of the traces that existed (and commit)."""
+    3. insert the new spans, update the rows of the traces that existed, and commit."""
     # As if every trace were new: the batch's spans, each once, up to the cap.
     fresh = _plan(traces, spans, {row: (hex_id, 0) for hex_id, row in traces.items()}, set())
     params = {"now": now, "project": project,
