@@ -33,6 +33,7 @@ from plumbing.pg_transaction import in_one_transaction
 from traces import live, otel, service_names
 from traces.assembly import COMPLETE, OPEN
 from traces.models import Span, Trace
+from traces.storage import pipeline
 
 
 @dataclass
@@ -300,7 +301,10 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
                          + later.spans, later.collided,
                          {**{key: n for key, n in fresh.over_cap.items() if key not in existed},
                           **later.over_cap})
-        # The spans and the rows of the traces that existed, with COMMIT: one round trip.
+        # The spans and the rows of the traces that existed, with COMMIT: one round trip, a
+        # pipeline of statements whose parameters are bound by the server (the spans' JSON text,
+        # hundreds of kilobytes, is neither quoted by the driver nor scanned by the server's
+        # parser as a literal).
         statements, values = [], dict(params)
         if plan.spans:
             statements.append(_INSERT_SPANS)
@@ -309,7 +313,8 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
             statements.append(_UPDATE_TRACES)
             values["batch"] = _batch(existed, _Plan(later.spans, set(), later.over_cap))
         if statements or commit:
-            cursor.execute(";\n".join(statements) + commit if statements else "COMMIT", values)
+            pipeline([(sql, values) for sql in statements] + ([("COMMIT", None)] if commit
+                                                              else []))
     return plan
 
 

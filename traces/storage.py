@@ -235,7 +235,7 @@ def create_statement(trace: Trace, changes) -> tuple[str, list]:
 # --- Django's connection (the sync path: SQLite, and callers outside the event loop) ----------
 
 
-def _pipeline(statements, read):
+def pipeline(statements, read=None):
     """The statements in one pipeline (one round trip) on Django's PostgreSQL connection;
     read([(column names, rows) of each statement]) or None."""
     with connection.wrap_database_errors:
@@ -261,7 +261,7 @@ def _lock_trace(trace_id: int, group_ids: list) -> tuple[Trace, list[tuple], boo
     granted, so each frame sees the other's spans.
     SQLite locks the whole database for writers (IMMEDIATE transactions)."""
     if connection.vendor == "postgresql":
-        return _pipeline(_lock_statements(trace_id, group_ids), _locked)
+        return pipeline(_lock_statements(trace_id, group_ids), _locked)
     created = False
     for _ in range(2):
         found = list(Trace.objects.raw('SELECT * FROM "traces_trace" WHERE "id" = %s',
@@ -282,7 +282,7 @@ def _lock_trace(trace_id: int, group_ids: list) -> tuple[Trace, list[tuple], boo
 
 def _read_all(trace: Trace) -> tuple[list, list]:
     if connection.vendor == "postgresql":
-        return _pipeline(_read_all_statements(trace.id), _all_rows)
+        return pipeline(_read_all_statements(trace.id), _all_rows)
     with connection.cursor() as cursor:
         cursor.execute(_ALL_SPANS, [trace.id])
         spans = cursor.fetchall()
@@ -292,7 +292,7 @@ def _read_all(trace: Trace) -> tuple[list, list]:
 
 def _write_frame(trace: Trace, changes, known_rows: dict) -> None:
     if connection.vendor == "postgresql":
-        _pipeline(_write_statements(trace, changes, known_rows), None)
+        pipeline(_write_statements(trace, changes, known_rows), None)
         return
     spans, finished, events, state = _write_rows(trace, changes, known_rows)
     state[_STATE_FIELDS.index("problems")] = json.dumps(trace.problems)
