@@ -13,9 +13,9 @@ rolled-back transaction could leave wrong.
 
 Retention removes spans, not names: the daily `forget_unused_services` job forgets the names no
 stored span or trace has any more (`forget_unused`), so the picker offers only services it can
-find. It is a job of its own, not a step of `prune_old_data`, because it scans every span (there
-is no index on `service`, as said above): seconds at ten million spans, once a day, where
-dropping a day's partitions takes under one.
+find. It is a job of its own, not a step of `prune_old_data`, because it reads the spans (there
+is no index on `service`, as said above), which at millions of spans costs far more than
+dropping a day's partitions; once a day, at night, it may.
 """
 
 from django.db.models import Exists, OuterRef
