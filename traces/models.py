@@ -205,8 +205,8 @@ class Span(models.Model):
 class Service(models.Model):
     """A service that stored spans name: the trace list's service picker. Written by every span
     writer with the spans that name it (traces/service_names.py), so that listing the services
-    is not a scan of every span. Never pruned: a service whose traces all expired is still
-    offered, and filters to nothing."""
+    is not a scan of every span. The daily forget_unused_services job (traces/jobs.py) forgets
+    the names whose spans and traces retention removed."""
 
     name = models.CharField(max_length=255, primary_key=True)
 
