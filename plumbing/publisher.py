@@ -45,6 +45,7 @@ import logging
 import threading
 import weakref
 
+import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -196,7 +197,18 @@ async def _send_now(items):
 
 
 def _text(frame) -> str:
-    return json.dumps(frame, cls=DjangoJSONEncoder, separators=(",", ":"))
+    """A frame's JSON text: orjson's (a tenth of the standard library's time, on the event loop
+    that serves every socket), Django's encoder for what orjson leaves to it (datetimes, in
+    Django's format; decimals; lazy strings) and for what orjson refuses (integers past 64 bits,
+    nesting past 254 levels)."""
+    try:
+        return orjson.dumps(frame, default=_django_default, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(frame, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+_django_default = DjangoJSONEncoder().default
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 async def _send_groups(batches) -> None:
@@ -252,7 +264,13 @@ class Outbox:
 
     def add(self, items) -> None:
         touched = {}
+        # A layer that knows its sockets (the embedded one) says which groups nobody is in:
+        # their frames are neither built nor sent. A page that opens later joins its group
+        # before it reads the current state, so it misses nothing.
+        listened = getattr(get_channel_layer(), "listened", None)
         for group, key, frame, merge, interval in items:
+            if listened is not None and not listened(group):
+                continue
             state = self.groups.get(group)
             if state is None:
                 state = self.groups[group] = _Group()

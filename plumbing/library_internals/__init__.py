@@ -6,6 +6,7 @@ library's name and the version requirements.txt pins, so that an upgrade that ch
 caught by the suite rather than in production:
 
 - channels_redis_pubsub: channels-redis's pub/sub layer, made to survive Redis outages;
+- channels_memory: channels' in-memory layer, made to say whether a group has a socket;
 - daphne_requests: daphne's WebRequest and Twisted's HTTPChannel (bodies left to Django, a
   deadline on request headers);
 - uvicorn_protocol: uvicorn's httptools protocol with the same deadline on request headers;

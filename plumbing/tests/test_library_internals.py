@@ -41,7 +41,7 @@ def has_methods(cls, *names) -> bool:
 
 
 def test_every_library_named_here_is_pinned():
-    for package in ("channels-redis", "redis", "daphne", "twisted", "uvicorn", "whitenoise",
+    for package in ("channels", "channels-redis", "redis", "daphne", "twisted", "uvicorn", "whitenoise",
                     "django", "asgiref", "psycopg-pool"):
         assert "==" in pinned(package)
 
@@ -83,6 +83,17 @@ def test_channels_redis_pubsub_layer():
     require("redis", module, callable(getattr(PubSub, "_normalize_keys", None))
             and "self.channels" in source(PubSub),
             "redis.asyncio.client.PubSub._normalize_keys and PubSub.channels")
+
+
+def test_channels_in_memory_layer():
+    from channels.layers import InMemoryChannelLayer
+
+    layer = InMemoryChannelLayer()
+    require("channels", "channels_memory",
+            isinstance(getattr(layer, "groups", None), dict)
+            and callable(getattr(layer, "_clean_expired", None))
+            and "self.groups[group][channel] = " in source(InMemoryChannelLayer.group_add),
+            "InMemoryChannelLayer.groups ({group: {channel: join time}}) and _clean_expired()")
 
 
 def test_daphne_and_twisted_request_hooks():

@@ -3,6 +3,8 @@ TEST_REDIS_URL or REDIS_URL is set) and real sockets: after commit only, nothing
 rollback, the last state per key always delivered, bursts coalesced, Redis down harmless."""
 
 import asyncio
+import datetime
+import decimal
 import json
 import os
 import threading
@@ -13,6 +15,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.urls import path
+from django.utils.translation import gettext_lazy
 
 from plumbing import live, publisher
 from plumbing.consumers import LiveConsumer
@@ -44,7 +47,8 @@ def layer(request, settings):
                        "retry": 0.25},
         }}
     else:
-        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        settings.CHANNEL_LAYERS = {"default": {
+            "BACKEND": "plumbing.library_internals.channels_memory.InMemoryChannelLayer"}}
     settings.DASHBOARDS_PUBLIC = True
     return request.param
 
@@ -195,6 +199,46 @@ async def test_each_frame_is_serialised_once_for_every_socket(layer, monkeypatch
     assert len(serialised) == 1 and len(set(texts)) == 1 and json.loads(texts[0])["n"]
     for socket in sockets:
         await socket.disconnect()
+
+
+async def test_the_embedded_layer_builds_no_frame_for_a_group_nobody_is_in(settings, monkeypatch):
+    """An OTLP batch publishes a frame for each of its traces, whose pages are almost never
+    open: on the embedded layer, which knows every socket, those frames cost nothing. A page
+    that opens later gets the frames published after its socket joined."""
+    settings.CHANNEL_LAYERS = {"default": {
+        "BACKEND": "plumbing.library_internals.channels_memory.InMemoryChannelLayer"}}
+    settings.DASHBOARDS_PUBLIC = True
+    serialised = []
+    to_text = publisher._text
+    monkeypatch.setattr(publisher, "_text", lambda frame: serialised.append(frame) or to_text(frame))
+    for n in range(5):
+        await publisher.apublish(f"{GROUP}.{n}", {"n": n})
+    await publisher.drain()
+    assert serialised == []
+    assert publisher._outbox(asyncio.get_running_loop()).groups == {}
+    communicator = await watch()
+    await publisher.apublish(GROUP, {"n": "watched"})
+    await publisher.apublish(f"{GROUP}.0", {"n": "still nobody"})
+    assert await frames(communicator) == [{"n": "watched"}]
+    assert serialised == [{"n": "watched"}]
+    await communicator.disconnect()
+
+
+async def test_a_frame_is_json_as_django_writes_it_and_takes_what_orjson_refuses(layer):
+    """publisher._text uses orjson, with Django's encoder for datetimes, decimals and lazy
+    strings, and the standard library's where orjson refuses the value."""
+    communicator = await watch()
+    moment = datetime.datetime(2026, 12, 6, 19, 30, 1, 234567, tzinfo=datetime.UTC)
+    await publisher.apublish(GROUP, {"at": moment, "cost": decimal.Decimal("1.50"),
+                                     "label": gettext_lazy("Tests"), "big": 2 ** 70, 7: "seven",
+                                     "name": "naïve"})
+    (frame,) = await frames(communicator)
+    assert frame == {"at": "2026-12-06T19:30:01.234Z", "cost": "1.50", "label": "Tests",
+                     "big": 2 ** 70, "7": "seven", "name": "naïve"}
+    await publisher.apublish(GROUP, {"at": moment, "n": 1})
+    (frame,) = await frames(communicator)
+    assert frame == {"at": "2026-12-06T19:30:01.234Z", "n": 1}
+    await communicator.disconnect()
 
 
 async def test_frames_sent_directly_still_reach_live_sockets(layer):
