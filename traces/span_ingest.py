@@ -23,7 +23,6 @@ from datetime import timedelta
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 
 import orjson
-import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -51,7 +50,8 @@ def ingest_spans(decoded: otel.Decoded, project: uuid.UUID | None = None) -> Spa
         return SpansResult(0, decoded.rejected, decoded.message)
     traces = {}
     for span in spans:
-        traces.setdefault(span.trace_id, otel.row_id(span.trace_id))
+        if span.trace_id not in traces:
+            traces[span.trace_id] = otel.row_id(span.trace_id)
     traces = dict(sorted(traces.items(), key=lambda item: item[1]))  # rows locked in id order
     now = timezone.now()
     if connection.vendor == "postgresql":
@@ -188,7 +188,7 @@ def _batch(traces: dict, plan: _Plan) -> str:
             "root_start": root and root.start, "root_name": root and root.name,
             "root_service": root and root.service, "first_name": first and first.name,
             "first_service": first and first.service, "capped": hex_id in plan.over_cap})
-    return json.dumps(rows)
+    return _json_text(rows)
 
 
 _BATCH = """json_to_recordset(%(batch)s::json) AS b(id bigint, trace_id text, spans integer,
@@ -199,7 +199,7 @@ _BATCH = """json_to_recordset(%(batch)s::json) AS b(id bigint, trace_id text, sp
 # --- PostgreSQL: two or three round trips, the spans as one JSON text --------------------------
 
 # The services the spans name, for the service picker (traces/service_names.py).
-_SERVICES = service_names.INSERT.format("%(services)s") + ";\n"
+_SERVICES = service_names.INSERT.format("%(services)s")
 
 # A new trace's row is made whole (as the batch makes it); then every row of the batch's traces
 # is locked, in id order. The made ones come back from RETURNING: the others existed.
@@ -208,15 +208,20 @@ INSERT INTO "traces_trace" ("id", "trace_id", "project", "status", "created", "u
     "group_id", "end_group_id", "integer_timestamps", "name", "service", "span_count",
     "event_count", "unfinished_span_count", "problems", "last_seq", "error_count", "start",
     "end", "duration", "root_start")
-SELECT b.id, b.trace_id, %(project)s, 'open', %(now)s, %(now)s, '', '', true,
+SELECT b.id, b.trace_id, %(project)s::uuid, 'open', %(now)s::timestamptz, %(now)s::timestamptz,
+    '', '', true,
     COALESCE(b.root_name, b.first_name, ''), COALESCE(b.root_service, b.first_service, ''),
     b.spans, 0, 0, CASE WHEN b.capped THEN jsonb_build_array(%(cap_problem)s::text)
                         ELSE '[]'::jsonb END,
     0, b.errors, b.first, b.last, b.last - b.first, b.root_start
 FROM """ + _BATCH + """
 ON CONFLICT ("id") DO NOTHING
-RETURNING "id";
-SELECT t."id", t."trace_id", t."span_count", t."created" FROM "traces_trace" AS t
+RETURNING "id"
+"""
+
+# Every trace's `created` as text: it only goes back to the server (the spans' partition key).
+_LOCK_TRACES = """
+SELECT t."id", t."trace_id", t."span_count", t."created"::text FROM "traces_trace" AS t
 WHERE t."id" = ANY(%(ids)s::bigint[]) ORDER BY t."id" FOR UPDATE
 """
 
@@ -269,20 +274,21 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
     fresh = _plan(traces, spans, {row: (hex_id, 0) for hex_id, row in traces.items()}, set())
     params = {"now": now, "project": project,
               "cap_problem": over_cap_problem()}
-    with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
-        cursor.execute(begin + _SERVICES + _NEW_TRACES, {
-            "batch": _batch(traces, fresh), "ids": list(traces.values()),
-            "services": sorted({span.service for span in spans}), **params})
-        if begin:
-            cursor.nextset()  # past BEGIN's result
-        cursor.nextset()  # past the services' INSERT
-        made = {row for (row,) in cursor.fetchall()}
-        cursor.nextset()
-        rows, received = {}, {}  # the rows of traces that existed; every trace's `created`
-        for row, hex_id, count, created in cursor.fetchall():
-            received[row] = created
-            if row not in made:
-                rows[row] = (hex_id, count)
+    # BEGIN, the services, the new traces' rows and the lock of every row: one round trip, a
+    # pipeline of statements whose parameters the server binds (the driver quotes nothing).
+    first = {"batch": _batch(traces, fresh), "ids": list(traces.values()),
+             "services": sorted({span.service for span in spans}), **params}
+    made_rows, locked_rows = pipeline(
+        ([("BEGIN", None)] if begin else [])
+        + [(_SERVICES, first), (_NEW_TRACES, first), (_LOCK_TRACES, first)],
+        lambda results: (results[-2][1], results[-1][1]))
+    made = {row for (row,) in made_rows}
+    rows, received = {}, {}  # the rows of traces that existed; every trace's `created`
+    for row, hex_id, count, created in locked_rows:
+        received[row] = created
+        if row not in made:
+            rows[row] = (hex_id, count)
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
         plan = fresh
         if rows:  # traces that existed: their spans planned against what is stored
             existed = {hex_id: row for hex_id, row in traces.items() if row not in made}
@@ -333,10 +339,10 @@ FROM jsonb_array_elements(%(spans)s::jsonb) AS r"""
 
 
 def _spans_json(traces: dict, spans: list[otel.OtelSpan], received: dict) -> tuple[str, str]:
-    """(the spans' rows, in _INSERT_SPANS' order, the resources they name), as JSON texts."""
+    """(the spans' rows, in _INSERT_SPANS' order, the resources they name), as JSON texts;
+    `received`: row id -> its trace's `created`, as PostgreSQL's text."""
     resources: dict[int, int] = {}  # id() of a resource -> its index in `listed`
     listed: list[dict] = []
-    stamps = {row: moment.isoformat() for row, moment in received.items()}
     rows = []
     for s in spans:
         index = None
@@ -348,7 +354,7 @@ def _spans_json(traces: dict, spans: list[otel.OtelSpan], received: dict) -> tup
         row = traces[s.trace_id]
         rows.append((row, s.span_id, s.parent_span_id, s.name, s.service, s.kind, s.start, s.end,
                      s.status_code, s.status_message, s.attributes or None, index,
-                     s.events or None, s.links or None, stamps[row]))
+                     s.events or None, s.links or None, received[row]))
     return _json_text(rows), _json_text(listed)
 
 
