@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from plumbing.tests.migrating import migrate
@@ -83,3 +83,39 @@ def test_spans_are_partitioned_keeping_their_rows():
     assert not is_partitioned("traces_span")
     Span = migrate(("traces", "0005_opentelemetry_spans")).get_model("traces", "Span")
     assert len(Span.objects.all()) == 4
+
+
+def _trace_indexes() -> dict[str, str]:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT indexname, indexdef FROM pg_indexes "
+                           "WHERE tablename = 'traces_trace'")
+            return dict(cursor.fetchall())
+        cursor.execute("SELECT name, coalesce(sql, '') FROM sqlite_master "
+                       "WHERE type = 'index' AND tbl_name = 'traces_trace'")
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_trace_table_keeps_its_indexes_without_the_pattern_ops_copies():
+    """0009: the four varchar_pattern_ops indexes PostgreSQL had beside the text columns' own
+    are gone; those own indexes and the unique trace id stay, under their names, and going back
+    makes the four again."""
+    migrate(("traces", "0008_service_names"))
+    before = _trace_indexes()
+    apps = migrate(("traces", "0009_trace_indexes_without_pattern_ops"))
+    after = _trace_indexes()
+    assert not [name for name in after if name.endswith("_like")]
+    assert {name for name in before if not name.endswith("_like")} == set(after)
+    if connection.vendor == "postgresql":
+        assert sorted(name for name in before if name.endswith("_like")) == [
+            "traces_trace_name_0af1d72e_like", "traces_trace_service_a52667bd_like",
+            "traces_trace_status_f833142a_like", "traces_trace_trace_id_f57b2925_like"]
+    Trace = apps.get_model("traces", "Trace")
+    Trace.objects.create(id=1, status="open", trace_id="ab" * 16)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Trace.objects.create(id=2, status="open", trace_id="ab" * 16)
+    Trace.objects.create(id=3, status="open", trace_id=None)
+    Trace.objects.create(id=4, status="open", trace_id=None)  # no trace id: any number of them
+    migrate(("traces", "0008_service_names"))
+    assert _trace_indexes().keys() == before.keys()
