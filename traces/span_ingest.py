@@ -275,8 +275,7 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
     params = {"now": now, "project": project,
               "cap_problem": over_cap_problem()}
     with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
-        # One query string (a pipeline of bound statements here cost PostgreSQL more system
-        # time: a message each, read apart).
+        # One query string: BEGIN, the services, the new traces' rows and every row's lock.
         cursor.execute(begin + _SERVICES + ";\n" + _NEW_TRACES + ";\n" + _LOCK_TRACES, {
             "batch": _batch(traces, fresh), "ids": list(traces.values()),
             "services": sorted({span.service for span in spans}), **params})
