@@ -6,10 +6,16 @@ nesting (100,000 `[` in a row), and ValueError for an integer of over 4,300 digi
 int-from-string limit against quadratic conversion). Each way in reads client JSON through
 `loads` here, or through plumbing.rest_json.JSONParser for DRF views. No Django import: the
 pure domain modules use it.
+
+Out: `dumps_deep` for values nested past the C encoder's limit, and `database_json` for the
+JSON texts the ingest paths hand PostgreSQL.
 """
 
 import json
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
+
+import orjson
 
 
 class JSONInputError(ValueError):
@@ -81,3 +87,28 @@ def dumps_deep(value, default=None, ensure_ascii: bool = True, allow_nan: bool =
         else:
             raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
     return "".join(out)
+
+
+def _json_encoder():
+    """json.dumps's text, compact and without its per-call set-up: the standard library's C
+    encoder, made once."""
+    if c_make_encoder is None:  # an interpreter without the C accelerator
+        return json.JSONEncoder(separators=(",", ":")).encode
+    encode = c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", False, False,
+                            True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_encode_json = _json_encoder()
+
+
+def database_json(value) -> str:
+    """JSON text for PostgreSQL (a batch's spans, request metrics' rows): orjson's (a tenth of
+    the standard library's time, on an ingest path's one core), the standard library's where
+    orjson refuses the value (nesting past its 254 levels, an integer past 64 bits). Neither
+    PostgreSQL's jsonb nor its text columns store NUL: an escaped one becomes U+FFFD."""
+    try:
+        text = orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        text = _encode_json(value)
+    return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text

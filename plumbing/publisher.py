@@ -20,6 +20,7 @@ state of: a test, a run, a project; the group itself by default). The publisher:
 Sync code (services, inside or outside a transaction):
 
     publish(group, frame, key=None, merge=None, interval=None, using=None)
+    publish_many([(group, frame), ...], using=None)  # one hand-off for many frames
 
 Async code on the server's event loop, for data already committed (the trace ingest consumer,
 after its worker thread stored a batch):
@@ -77,6 +78,22 @@ def publish(group: str, frame: dict, key=None, merge=None, interval=None, using=
     if batch is None:
         batch = connection._live_batch = _Batch()
     batch.add(item, connection)
+
+
+def publish_many(frames, using=None) -> None:
+    """publish(group, frame) for each (group, frame) of `frames`, handed to the event loop
+    together (one wake-up of the loop, not one per frame)."""
+    items = [_item(group, frame, None, None, None) for group, frame in frames]
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        if items:
+            _hand_off(items)
+        return
+    batch = getattr(connection, "_live_batch", None)
+    if batch is None:
+        batch = connection._live_batch = _Batch()
+    for item in items:
+        batch.add(item, connection)
 
 
 async def apublish(group: str, frame: dict, key=None, merge=None, interval=None) -> None:

@@ -20,15 +20,14 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 
-import orjson
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from plumbing.jsonio import database_json as _json_text
 from plumbing.pg_transaction import in_one_transaction
 from traces import live, otel, service_names
 from traces.assembly import COMPLETE, OPEN
@@ -135,34 +134,8 @@ _COLUMNS = ('"trace_id", "group_id", "span_id", "parent_span_id", "name", "servi
             '"events", "links"')
 
 
-def _json_encoder():
-    """JSON text of a span's attributes, events or links, as json.dumps writes it but compact
-    and without its per-call set-up (a third of its time on a span's attributes): the
-    standard library's C encoder, made once."""
-    if c_make_encoder is None:  # an interpreter without the C accelerator
-        return json.JSONEncoder(separators=(",", ":")).encode
-    encode = c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", False, False,
-                            True)
-    return lambda value: "".join(encode(value, 0))
-
-
-_encode_json = _json_encoder()
-
-
 def _json_or_none(value) -> str | None:
     return _json_text(value) if value else None
-
-
-def _json_text(value) -> str:
-    """JSON text for PostgreSQL: orjson's (a batch's spans: a tenth of the standard library's
-    time, on the ingest path's one core), the standard library's where orjson refuses the
-    value (nesting past its 254 levels, an integer past 64 bits)."""
-    try:
-        text = orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:
-        text = _encode_json(value)
-    # Neither PostgreSQL's jsonb nor its text columns store NUL.
-    return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
 
 
 def _batch(traces: dict, plan: _Plan) -> str:
@@ -324,8 +297,8 @@ def _postgresql_steps(traces, spans, now, project, begin: str, commit: str) -> _
     return plan
 
 
-# The spans as one JSON array of rows, expanded by the server (json.dumps of the whole batch in
-# C costs the server process a fraction of a row-by-row COPY: the process's one core is the
+# The spans as one JSON array of rows, expanded by the server (one JSON text of the whole batch
+# costs the server process a fraction of a row-by-row COPY: the process's one core is the
 # limit of the ingest path, PostgreSQL's parse of the text runs beside it). A span's resource is
 # an index into a second array (a batch's spans share a few resources); a span is received
 # when its trace was (the partition key, Span.received).

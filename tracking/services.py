@@ -18,6 +18,7 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from plumbing import partitions
+from plumbing.jsonio import database_json
 from plumbing.pg_transaction import in_one_transaction
 from plumbing.sorting import Sorting
 from plumbing.tokens import token_digest
@@ -213,11 +214,11 @@ SELECT trace_id, span_id FROM keys"""
 
 def _keyed_json(project_id: int, events) -> str:
     rows = []
-    for event in events:  # the headers as they are: json.dumps below writes the whole text
+    for event in events:  # the headers as they are: database_json below writes the whole text
         row = dict(zip(RAW_COLUMNS, _raw_row(project_id, event, headers=dict), strict=True))
         row["received_at"] = row["received_at"].isoformat()
         rows.append(row)
-    return json.dumps(rows)
+    return database_json(rows)
 
 
 def _write_postgresql(project: Project, events: list[RequestEvent], dropped_by_client: int):

@@ -201,6 +201,26 @@ async def test_each_frame_is_serialised_once_for_every_socket(layer, monkeypatch
         await socket.disconnect()
 
 
+async def test_publish_many_hands_frames_over_together_after_commit_and_none_after_rollback(layer):
+    """As an OTLP batch's traces are announced: outside a transaction at once, inside one at its
+    commit; a rolled-back transaction sends none of them."""
+    communicator = await watch()
+
+    def write():
+        publisher.publish_many([(GROUP, {"n": "outside"})])
+        with transaction.atomic():
+            publisher.publish_many([(GROUP, {"n": "rolled back"})])
+            transaction.set_rollback(True)
+        with transaction.atomic():
+            publisher.publish_many([(f"{GROUP}.nobody", {"n": 0}), (GROUP, {"n": "committed"})])
+            Project.create_with_token("Shop")
+
+    await sync_to_async(write)()
+    received = await frames(communicator, until=lambda frame: frame["n"] == "committed")
+    assert [frame["n"] for frame in received] in (["outside", "committed"], ["committed"])
+    await communicator.disconnect()
+
+
 async def test_the_embedded_layer_builds_no_frame_for_a_group_nobody_is_in(settings, monkeypatch):
     """An OTLP batch publishes a frame for each of its traces, whose pages are almost never
     open: on the embedded layer, which knows every socket, those frames cost nothing. A page

@@ -93,9 +93,10 @@ def test_text_the_database_cannot_store_is_replaced():
 
 
 def test_the_writers_json_text_takes_what_orjson_refuses_and_stores_no_nul():
-    """span_ingest._json_text: orjson's text, the standard library's where orjson refuses the
-    value (deeper than its 254 levels, an integer past 64 bits); NUL never reaches PostgreSQL."""
-    from traces.span_ingest import _json_text
+    """plumbing.jsonio.database_json (the span and request writers' JSON): orjson's text, the
+    standard library's where orjson refuses the value (deeper than its 254 levels, an integer
+    past 64 bits); NUL never reaches PostgreSQL."""
+    from plumbing.jsonio import database_json as _json_text
 
     deep: list = []
     for _ in range(300):
