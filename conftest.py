@@ -73,6 +73,16 @@ def pytest_collection_modifyitems(config, items):
 
 # --- services -----------------------------------------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def _no_token_found_in_an_earlier_test():
+    """A test's rows are rolled back or truncated without signals: no token cache
+    (plumbing.tokens.FoundByDigest) may keep a row of an earlier test (the demo's tokens are the
+    same in every test)."""
+    from plumbing.tokens import FoundByDigest
+
+    FoundByDigest.forget_all()
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """pytest-django's test database, left so that it can be dropped at the end."""

@@ -8,6 +8,8 @@ comparisons of digests use hmac.compare_digest.
 import hashlib
 import hmac
 import secrets
+import time
+import weakref
 
 
 def new_token(prefix: str = "") -> str:
@@ -50,3 +52,49 @@ def bearer_token(request) -> str | None:
 def token_hint(token: str) -> str:
     """What admin pages show of a token after it was handed out once."""
     return token[:6] + "…" if len(token) > 6 else "…"
+
+
+class FoundByDigest:
+    """Rows found by their token's digest (machine tokens, projects), each kept `seconds()`
+    seconds by this process: looking a token up (an ORM query compiled anew each time) was most
+    of an ingest request's own work. A row saved or deleted in this process is forgotten at
+    once (`forget`, from its model's post_save/post_delete); in other server processes within
+    that many seconds. Unknown tokens are never kept, so only real tokens fill it."""
+
+    MOST = 10_000
+    every: "weakref.WeakSet[FoundByDigest]" = weakref.WeakSet()
+
+    def __init__(self, seconds):
+        self.seconds = seconds  # () -> the setting's seconds; 0: no row is kept
+        self.found: dict = {}  # digest -> (monotonic time it expires, row)
+        self.clock = time.monotonic
+        FoundByDigest.every.add(self)
+
+    @classmethod
+    def forget_all(cls) -> None:
+        """Every cache forgets every row (tests: their rows vanish without signals)."""
+        for cache in list(cls.every):
+            cache.found.clear()
+
+    def get(self, digest: str, lookup):
+        """The row of `digest`: kept, or lookup(digest) (None: no such token)."""
+        now = self.clock()
+        hit = self.found.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        row = lookup(digest)
+        keep = self.seconds()
+        if row is not None and keep > 0:
+            if len(self.found) >= self.MOST:
+                self.found.clear()
+            self.found[digest] = (now + keep, row)
+        else:
+            self.found.pop(digest, None)
+        return row
+
+    def forget(self, pk) -> None:
+        """Forget the row `pk` under whatever digest it was found (a project's token rotated
+        changes the digest of the same row)."""
+        for digest, (_, row) in list(self.found.items()):
+            if row.pk == pk:
+                self.found.pop(digest, None)

@@ -5,7 +5,6 @@ DEBUG) a request without the header is let through as existing test runners expe
 is refused either way.
 """
 
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,7 +17,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
-from plumbing.tokens import new_token, token_digest, token_hint
+from plumbing.tokens import FoundByDigest, new_token, token_digest, token_hint
 from tm_api.models import MachineToken
 
 KEYWORDS = (b"token", b"bearer")
@@ -36,33 +35,18 @@ def issue_token(name: str, machine=None) -> tuple[MachineToken, str]:
     return token, secret
 
 
-# Tokens found, by digest, each kept TM_TOKEN_CACHE_SECONDS: looking a token up (an ORM query
-# compiled anew each time) was most of a report's request machinery. A token deleted or saved in
-# this process is forgotten at once; in other server processes within that many seconds.
-_found: dict[str, tuple[float, MachineToken]] = {}
-FOUND_MOST = 10_000  # unknown tokens are never kept, so only real tokens fill it
-clock = time.monotonic
+# Tokens found, by digest, each kept TM_TOKEN_CACHE_SECONDS (plumbing.tokens.FoundByDigest).
+found_tokens = FoundByDigest(lambda: settings.TM_TOKEN_CACHE_SECONDS)
 
 
 def _token_for(digest: str):
-    now = clock()
-    hit = _found.get(digest)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    token = MachineToken.objects.select_related("machine").filter(digest=digest).first()
-    keep = settings.TM_TOKEN_CACHE_SECONDS
-    if token is not None and keep > 0:
-        if len(_found) >= FOUND_MOST:
-            _found.clear()
-        _found[digest] = (now + keep, token)
-    else:
-        _found.pop(digest, None)
-    return token
+    return found_tokens.get(digest, lambda digest: MachineToken.objects.select_related(
+        "machine").filter(digest=digest).first())
 
 
 @receiver([post_save, post_delete], sender=MachineToken)
 def _forget_token(sender, instance, **kwargs):
-    _found.pop(instance.digest, None)
+    found_tokens.forget(instance.pk)
 
 
 class MachineTokenAuthentication(BaseAuthentication):

@@ -518,6 +518,10 @@ TRACKING_INGEST_MAX_WAIT_SECONDS = _read("float", "TRACKING_INGEST_MAX_WAIT_SECO
 # Largest batch accepted by the batch endpoint, in events and in uncompressed bytes.
 TRACKING_MAX_BATCH_EVENTS = _read("int", "TRACKING_MAX_BATCH_EVENTS", 5000)
 TRACKING_MAX_BATCH_BYTES = _read("int", "TRACKING_MAX_BATCH_BYTES", 16 * 1024 * 1024)
+# Seconds a server process keeps a project it looked up by its token (request metrics, OTLP,
+# Zipkin); a token rotated elsewhere (another process, manage.py rotate_project_token) is refused
+# by every process within this time. 0: off.
+PROJECT_TOKEN_CACHE_SECONDS = _read("float", "PROJECT_TOKEN_CACHE_SECONDS", 10.0)
 # Live dashboard frames per project and server process: at most one per this many seconds.
 TRACKING_LIVE_MIN_INTERVAL = _read("float", "TRACKING_LIVE_MIN_INTERVAL", 0.5)
 

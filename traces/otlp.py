@@ -22,6 +22,8 @@ from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connections
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import HttpResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
@@ -30,7 +32,7 @@ from plumbing import compressed, publisher
 from plumbing.errors import error_body
 from plumbing.ingest_path import called_from_sync_code
 from plumbing.spans import spans_stored
-from plumbing.tokens import bearer_token, token_digest, token_matches
+from plumbing.tokens import FoundByDigest, bearer_token, token_digest, token_matches
 from plumbing.workers import WorkerThreads, kept_connection
 from traces import otel
 from traces.span_ingest import SpansResult, ingest_spans
@@ -96,16 +98,25 @@ def _bearer_token(request) -> str:
     return token
 
 
+# Projects found by their token's digest, each kept PROJECT_TOKEN_CACHE_SECONDS, as tracking
+# keeps them for its own endpoints.
+found_projects = FoundByDigest(lambda: settings.PROJECT_TOKEN_CACHE_SECONDS)
+
+
 def _check_project(token: str):
     """The project of a request-metrics API token, checked as tracking's
     ProjectTokenAuthentication checks it (tracking's Project, looked up through the app
     registry: traces does not import tracking)."""
-    project_model = apps.get_model("tracking", "Project")
-    project = project_model.objects.filter(token_digest=token_digest(token)).only(
-        "token_digest", "public_id").first()
+    project = found_projects.get(token_digest(token), lambda digest: apps.get_model(
+        "tracking", "Project").objects.filter(token_digest=digest).first())
     if project is None or not token_matches(token, project.token_digest):
         raise Refused(403, "Unknown or rotated project token.")
     return project
+
+
+@receiver([post_save, post_delete], sender="tracking.Project")
+def _forget_project(sender, instance, **kwargs):
+    found_projects.forget(instance.pk)
 
 
 def _media_type(request) -> str:

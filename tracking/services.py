@@ -15,13 +15,15 @@ import psycopg
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.db.models import Max, Min, Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from plumbing import partitions
 from plumbing.jsonio import database_json
 from plumbing.pg_transaction import in_one_transaction
 from plumbing.sorting import Sorting
-from plumbing.tokens import token_digest
+from plumbing.tokens import FoundByDigest, token_digest
 from tracking import aggregation as agg
 from tracking.live import publish_requests_after_commit
 from tracking.models import (
@@ -47,13 +49,24 @@ ROLLUP_CHUNK = 500  # cells per upsert statement (9 parameters each)
 
 # --- projects and tokens ------------------------------------------------------------------------
 
+# Projects found by their token's digest, each kept PROJECT_TOKEN_CACHE_SECONDS.
+found_projects = FoundByDigest(lambda: settings.PROJECT_TOKEN_CACHE_SECONDS)
+
+
 def project_for_token(token: str) -> Project | None:
     """The project a batch token belongs to. Looked up by digest (the token has 256 random bits,
-    so its digest is a safe key); the final comparison is constant-time."""
+    so its digest is a safe key; kept a few seconds, found_projects); the final comparison is
+    constant-time."""
     if not token:
         return None
-    project = Project.objects.filter(token_digest=token_digest(token)).first()
+    project = found_projects.get(token_digest(token), lambda digest: Project.objects.filter(
+        token_digest=digest).first())
     return project if project is not None and project.token_matches(token) else None
+
+
+@receiver([post_save, post_delete], sender=Project)
+def _forget_project(sender, instance, **kwargs):
+    found_projects.forget(instance.pk)
 
 
 def rotate_token(project: Project) -> str:

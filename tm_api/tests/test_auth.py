@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 @pytest.fixture
 def machines(client, settings):
     settings.TM_ALLOW_ANONYMOUS_MACHINES = False
-    auth._found.clear()
+    auth.found_tokens.found.clear()
     from tm_api.tests.conftest import Machines
 
     return Machines(client)
@@ -30,7 +30,7 @@ def test_a_token_revoked_in_this_process_is_refused_at_once(machines):
 def test_a_token_deleted_elsewhere_is_refused_once_its_time_is_up(machines, monkeypatch):
     token, secret = issue_token("rack")
     clock = [1000.0]
-    monkeypatch.setattr(auth, "clock", lambda: clock[0])
+    monkeypatch.setattr(auth.found_tokens, "clock", lambda: clock[0])
     assert machines.dry_run(HTTP_AUTHORIZATION=f"Token {secret}").status_code == 201
     with connection.cursor() as cursor:  # as another process would: no signal here
         cursor.execute(f"DELETE FROM {MachineToken._meta.db_table} WHERE id = %s", [token.pk])
@@ -44,10 +44,10 @@ def test_with_the_cache_off_no_token_is_kept(machines, settings):
     settings.TM_TOKEN_CACHE_SECONDS = 0
     _, secret = issue_token("rack")
     assert machines.dry_run(HTTP_AUTHORIZATION=f"Token {secret}").status_code == 201
-    assert auth._found == {}
+    assert auth.found_tokens.found == {}
 
 
 def test_unknown_tokens_are_never_kept(machines):
     for n in range(3):
         assert machines.dry_run(HTTP_AUTHORIZATION=f"Token nope-{n}").status_code == 401
-    assert auth._found == {}
+    assert auth.found_tokens.found == {}

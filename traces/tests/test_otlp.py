@@ -476,3 +476,32 @@ def test_the_migration_offers_the_services_already_stored(client, token):
     migration = importlib.import_module("traces.migrations.0008_service_names")
     migration.services_of_stored_spans(apps, SimpleNamespace(connection=connection))
     assert client.get("/api/traces/services/").json() == {"services": ["api", "web"]}
+
+
+def test_a_project_token_rotated_in_this_process_is_refused_at_once(client, token):
+    """The endpoint keeps a project it found by its token PROJECT_TOKEN_CACHE_SECONDS; rotating
+    the token in this process forgets it at once."""
+    from tracking.services import rotate_token
+
+    assert post_json(client, token, nested_request()).status_code == 200
+    new = rotate_token(Project.objects.get())
+    assert post_json(client, token, nested_request()).status_code == 403
+    assert post_json(client, new, nested_request()).status_code == 200
+
+
+def test_a_project_token_rotated_elsewhere_is_refused_once_its_time_is_up(client, token,
+                                                                         monkeypatch):
+    from django.db import connection
+
+    from traces import otlp
+
+    clock = [1000.0]
+    monkeypatch.setattr(otlp.found_projects, "clock", lambda: clock[0])
+    assert post_json(client, token, nested_request()).status_code == 200
+    with connection.cursor() as cursor:  # as another process would: no signal here
+        cursor.execute(f"UPDATE {Project._meta.db_table} SET token_digest = 'rotated'")
+    clock[0] += 9
+    assert post_json(client, token, nested_request()).status_code == 200
+    clock[0] += 2  # past PROJECT_TOKEN_CACHE_SECONDS (10)
+    assert post_json(client, token, nested_request()).status_code == 403
+    assert otlp.found_projects.found == {}  # unknown tokens are never kept

@@ -89,3 +89,28 @@ def test_demo_metrics_keeps_the_token_of_a_demo_project_it_did_not_make():
     again = json.loads(run("demo_metrics", "--requests", "20", "--hours", "1"))
     assert again == {"id": str(project.public_id), "token": None}
     assert services.project_for_token(token) == project
+
+
+def test_a_project_found_by_its_token_is_kept_and_forgotten_when_saved_or_deleted(settings):
+    """services.project_for_token keeps what it found PROJECT_TOKEN_CACHE_SECONDS: no query
+    for a token looked up again, none kept for an unknown token or with the cache off, and a
+    project saved (its token rotated) or deleted in this process is forgotten at once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    project, token = Project.create_with_token("Shop")
+    assert services.project_for_token(token) == project
+    with CaptureQueriesContext(connection) as queries:
+        assert services.project_for_token(token) == project
+        assert services.project_for_token("rat_unknown") is None
+    assert len(queries) == 1  # the unknown token's
+    new = services.rotate_token(project)
+    assert services.project_for_token(token) is None
+    assert services.project_for_token(new) == project
+    project.delete()
+    assert services.project_for_token(new) is None
+    assert services.found_projects.found == {}
+    settings.PROJECT_TOKEN_CACHE_SECONDS = 0
+    other, token = Project.create_with_token("Other")
+    assert services.project_for_token(token) == other
+    assert services.found_projects.found == {}
