@@ -6,7 +6,6 @@ only hands frames to the publisher (after commit, coalesced per trace: a page he
 frame per LIVE_MIN_INTERVAL and always the last one), never waiting for the channel layer.
 """
 
-
 from plumbing import publisher
 from traces.assembly import OPEN
 
