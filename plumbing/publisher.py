@@ -69,21 +69,16 @@ def serve_on(loop) -> None:
 
 def publish(group: str, frame: dict, key=None, merge=None, interval=None, using=None) -> None:
     """Publish `frame` to `group` once the current transaction commits (at once outside one)."""
-    item = _item(group, frame, key, merge, interval)
-    connection = transaction.get_connection(using)
-    if not connection.in_atomic_block:
-        _hand_off([item])
-        return
-    batch = getattr(connection, "_live_batch", None)
-    if batch is None:
-        batch = connection._live_batch = _Batch()
-    batch.add(item, connection)
+    _publish_items([_item(group, frame, key, merge, interval)], using)
 
 
 def publish_many(frames, using=None) -> None:
     """publish(group, frame) for each (group, frame) of `frames`, handed to the event loop
     together (one wake-up of the loop, not one per frame)."""
-    items = [_item(group, frame, None, None, None) for group, frame in frames]
+    _publish_items([_item(group, frame, None, None, None) for group, frame in frames], using)
+
+
+def _publish_items(items, using) -> None:
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
         if items:
