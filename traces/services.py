@@ -324,11 +324,16 @@ def _ingest_steps(trace_id: int, frames: list[list[Message]], seqs: list[int] | 
             span_records = list(stored.values())
             event_records += [assembly.EventRecord(name, number(timestamp))
                               for name, timestamp in event_rows]
-        as_number = trace.as_number
+        # Every timestamp in the client's unit. The records are rebuilt, not _replace()d: that
+        # takes under half the time, at a record per message.
+        in_unit = trace.as_number
+        make_span, make_event = assembly.SpanRecord, assembly.EventRecord
         result = assembly.assemble(
             bounds,
-            [s._replace(start=as_number(s.start), end=as_number(s.end)) for s in span_records],
-            [e._replace(timestamp=as_number(e.timestamp)) for e in event_records])
+            [make_span(group_id, name, in_unit(start), in_unit(end), service, attrs, code, text)
+             for group_id, name, start, end, service, attrs, code, text in span_records],
+            [make_event(name, in_unit(timestamp), attrs)
+             for name, timestamp, attrs in event_records])
         trace.status, trace.problems, trace.name = result.status, result.problems, result.name
         trace.completed = timezone.now()
     yield storage.Write(trace, changes, known_rows)

@@ -16,6 +16,7 @@ from django.db import connection
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from plumbing.jsonio import database_json
 from traces import assembly
 from traces.assembly import OPEN
 from traces.models import Span, Trace
@@ -116,7 +117,7 @@ def _lock_statements(trace_id: int, group_ids: list) -> list[tuple[str, list]]:
                   ('SELECT * FROM "traces_trace" WHERE "id" = %s FOR UPDATE', [trace_id])]
     if group_ids:
         statements.append((_KNOWN_SPANS + "IN (SELECT json_array_elements_text(%s::json))",
-                           [trace_id, json.dumps(group_ids)]))
+                           [trace_id, database_json(group_ids)]))
     return statements
 
 
@@ -146,14 +147,19 @@ def _all_rows(results) -> tuple[list, list]:
     return spans, events
 
 
-def _write_rows(trace: Trace, changes, known_rows: dict):
+def _write_rows(trace: Trace, changes, known_rows: dict, attributes=None):
+    """The batch's rows and the trace's state. Attributes are JSON text (SQLite's columns), or
+    with `attributes=_as_is` left as they are, for the PostgreSQL statements that carry the rows
+    as one JSON text: there `(r->>5)::jsonb` reads an attributes object as its text and a null
+    as NULL, so the attributes are not encoded twice (a JSON string inside the JSON)."""
+    attributes = attributes or _json_text
     spans = [(s.group_id, s.name or "", s.service, _timestamp_text(s.start),
-              _timestamp_text(s.end), _json_text(s.attributes), s.status_code, s.status_message)
+              _timestamp_text(s.end), attributes(s.attributes), s.status_code, s.status_message)
              for s in changes.new_spans]
     finished = [(known_rows[s.group_id][0], s.name or "", s.service, _timestamp_text(s.start),
-                 _timestamp_text(s.end), _json_text(s.attributes), s.status_code,
+                 _timestamp_text(s.end), attributes(s.attributes), s.status_code,
                  s.status_message) for s in changes.finished_spans]
-    events = [(e.name, _timestamp_text(e.timestamp), _json_text(e.attributes))
+    events = [(e.name, _timestamp_text(e.timestamp), attributes(e.attributes))
               for e in changes.events]
     trace.updated = timezone.now()
     ops = connection.ops
@@ -174,9 +180,9 @@ _SPAN_VALUES = ("r->>0, r->>1, r->>2, (r->>3)::numeric, (r->>4)::numeric, (r->>5
 def _write_statements(trace: Trace, changes, known_rows: dict) -> list[tuple[str, list]]:
     """PostgreSQL: the batch's rows and the trace's new state (counters; status and problems
     once decided), one statement per table whatever the batch size. The rows go as one JSON
-    text per table (made by json.dumps in C, expanded by the server), not as arrays that the
-    driver quotes element by element."""
-    spans, finished, events, state = _write_rows(trace, changes, known_rows)
+    text per table (made by orjson, expanded by the server), not as arrays that the driver
+    quotes element by element."""
+    spans, finished, events, state = _write_rows(trace, changes, known_rows, _as_is)
     state[_STATE_FIELDS.index("problems")] = Jsonb(trace.problems)
     statements = []
     # A trace's spans are received when the trace was (`Span.received`, the partition key).
@@ -185,7 +191,7 @@ def _write_statements(trace: Trace, changes, known_rows: dict) -> list[tuple[str
             f'INSERT INTO "traces_span" ("trace_id", "received", {_SPAN_COLUMNS}) '
             f"SELECT %s, %s, {_SPAN_VALUES} "
             "FROM json_array_elements(%s::json) AS r", [trace.id, trace.created,
-                                                        json.dumps(spans)]))
+                                                        database_json(spans)]))
     if finished:
         statements.append((
             'UPDATE "traces_span" AS s SET "name" = r->>1, "service" = r->>2, '
@@ -194,13 +200,13 @@ def _write_statements(trace: Trace, changes, known_rows: dict) -> list[tuple[str
             '"status_message" = r->>7 '
             "FROM json_array_elements(%s::json) AS r WHERE s.id = (r->>0)::bigint "
             'AND s."received" = %s',  # one partition to look in
-            [json.dumps(finished), trace.created]))
+            [database_json(finished), trace.created]))
     if events:
         statements.append((
             'INSERT INTO "traces_event" ("trace_id", "name", "timestamp", "attributes") '
             "SELECT %s, r->>0, (r->>1)::numeric, (r->>2)::jsonb "
             "FROM json_array_elements(%s::json) AS r",
-            [trace.id, json.dumps(events)]))
+            [trace.id, database_json(events)]))
     statements.append((f'UPDATE "traces_trace" SET {_SET_STATE} WHERE "id" = %s',
                        [*state, trace.id]))
     return statements
@@ -209,7 +215,7 @@ def _write_statements(trace: Trace, changes, known_rows: dict) -> list[tuple[str
 def create_statement(trace: Trace, changes) -> tuple[str, list]:
     """PostgreSQL: one statement that makes the trace with its rows and state, and does nothing
     if a trace of that id exists (it returns 1 when it made it, 0 otherwise)."""
-    spans, _, events, state = _write_rows(trace, changes, {})
+    spans, _, events, state = _write_rows(trace, changes, {}, _as_is)
     state[_STATE_FIELDS.index("problems")] = Jsonb(trace.problems)
     columns = ", ".join(f'"{f}"' for f in ("id", "created", *_STATE_FIELDS))
     values = ", ".join(["%s"] * (2 + len(_STATE_FIELDS)))
@@ -221,13 +227,13 @@ def create_statement(trace: Trace, changes) -> tuple[str, list]:
             f', spans AS (INSERT INTO "traces_span" ("trace_id", "received", {_SPAN_COLUMNS}) '
             f"SELECT made.id, made.created, {_SPAN_VALUES} "
             "FROM made, json_array_elements(%s::json) AS r)")
-        params.append(json.dumps(spans))
+        params.append(database_json(spans))
     if events:
         sql.append(
             ', events AS (INSERT INTO "traces_event" ("trace_id", "name", "timestamp", '
             '"attributes") SELECT made.id, r->>0, (r->>1)::numeric, (r->>2)::jsonb '
             "FROM made, json_array_elements(%s::json) AS r)")
-        params.append(json.dumps(events))
+        params.append(database_json(events))
     sql.append(" SELECT count(*) FROM made")
     return "".join(sql), params
 
@@ -322,6 +328,10 @@ def stored_json(value):
 
 def _json_text(value) -> str | None:
     return None if value is None else json.dumps(value)
+
+
+def _as_is(value):
+    return value
 
 
 def _timestamp_text(value) -> str | None:

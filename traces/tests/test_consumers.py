@@ -139,6 +139,39 @@ async def test_float_timestamps_keep_their_digits_and_ints_stay_ints():
     assert isinstance(tree["start"], int) and isinstance(tree["children"][0]["end"], int)
 
 
+async def test_attributes_and_status_are_stored_as_objects_by_both_write_paths():
+    # The first frame of a new trace is written in one statement (storage.create_statement);
+    # the second updates the span it started (storage._write_statements). Attributes are
+    # objects in the stored rows and the tree, and a message without them stores NULL.
+    attributes = {"db.system": "postgresql", "tags": ["x", 1, 2.5, True], "quote": "a\"b\\c'd"}
+    communicator = await open_trace(7)
+    await send(communicator, [
+        trace_start(1), {"type": "SPAN_START", "timestamp": 2, "group_id": "a", "name": "db",
+                         "attributes": attributes},
+        {"type": "SPAN_START", "timestamp": 2, "group_id": "b", "name": "plain"},
+        {"type": "EVENT", "timestamp": 3, "name": "hit", "attributes": {"key": "é"}}])
+    assert await communicator.receive_nothing(timeout=0.3)
+    await send(communicator, [
+        {"type": "SPAN_END", "timestamp": 4, "group_id": "a", "attributes": {"rows": 0},
+         "status": {"code": "error", "message": "ValueError: boom"}},
+        {"type": "SPAN_END", "timestamp": 4, "group_id": "b"}, trace_end(5)])
+    assert await reply_and_close(communicator) == (STORED, 1000)
+
+    @sync_to_async
+    def rows():
+        return ({s.group_id: (s.attributes, s.status_code, s.status_message)
+                 for s in Span.objects.filter(trace_id=7)},
+                [e.attributes for e in Event.objects.filter(trace_id=7)],
+                list(Span.objects.filter(trace_id=7, attributes__isnull=True)
+                     .values_list("group_id", flat=True)))
+
+    spans, events, sql_null = await rows()
+    assert spans == {"a": ({**attributes, "rows": 0}, Span.ERROR, "ValueError: boom"),
+                     "b": (None, 0, "")}
+    assert sql_null == ["b"]  # NULL, not JSON's null
+    assert events == [{"key": "é"}]
+
+
 # --- fix rows ------------------------------------------------------------------------------------
 
 async def test_trace_end_before_trace_start_across_frames_completes():
