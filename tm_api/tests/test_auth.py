@@ -51,3 +51,23 @@ def test_unknown_tokens_are_never_kept(machines):
     for n in range(3):
         assert machines.dry_run(HTTP_AUTHORIZATION=f"Token nope-{n}").status_code == 401
     assert auth.found_tokens.found == {}
+
+
+@pytest.mark.parametrize("anonymous_allowed", [True, False])
+def test_a_report_without_a_token_skips_drf_on_the_event_loop_only_where_anonymous_is_allowed(
+        rf, settings, anonymous_allowed):
+    # Where anonymous machines may write, a report without an Authorization header has nothing
+    # DRF would refuse on the event loop, so the loop does not build DRF's view for it; where
+    # they may not, DRF answers the 401 there (plumbing/tests/test_ingest_path.py).
+    from tm_api.views import _nothing_to_refuse_on_the_loop
+
+    settings.TM_ALLOW_ANONYMOUS_MACHINES = anonymous_allowed
+    body = b'{"machine_name": "rack", "file_path": "/t", "file_name": "t.py"}'
+    plain = rf.post("/tm_api/test_start/", body, content_type="application/json")
+    assert _nothing_to_refuse_on_the_loop(plain) is anonymous_allowed
+    with_token = rf.post("/tm_api/test_start/", body, content_type="application/json",
+                         HTTP_AUTHORIZATION="Token tm_abc")
+    assert _nothing_to_refuse_on_the_loop(with_token)
+    malformed = rf.post("/tm_api/test_start/", body, content_type="application/json",
+                        HTTP_AUTHORIZATION="Token")
+    assert not _nothing_to_refuse_on_the_loop(malformed)
