@@ -254,8 +254,8 @@ def _token_header_well_formed(request) -> bool:
 def _nothing_to_refuse_on_the_loop(request) -> bool:
     """True when check_on_the_loop would pass, told without building DRF's request and view
     (about 0.2 ms a report): a well-formed token header (or none, where anonymous machines are
-    allowed), a JSON body DRF's parser takes, and headers DRF's content negotiation accepts. Anything else goes through check_on_the_loop
-    for DRF's own answer."""
+    allowed), a JSON body DRF's parser takes, and headers DRF's content negotiation accepts.
+    Anything else goes through check_on_the_loop for DRF's own answer."""
     if request.content_type != "application/json" or request.content_params.get(
             "charset", "utf-8").lower() not in ("utf-8", "utf8"):
         return False
