@@ -2,6 +2,7 @@
 
 import asyncio
 import functools
+import threading
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -79,6 +80,27 @@ def _report_schema(request, replies, *codes, summary):
         responses={**replies, **_errors(400, 401, 403, *codes, 422)}, summary=summary)
 
 
+_serializers = threading.local()
+
+
+def validated(input_class, data) -> dict:
+    """`data` validated by the serializer `input_class`, as `is_valid(raise_exception=True)`
+    then `validated_data` give it, by one serializer per class and thread: DRF deep-copies a
+    serializer's declared fields each time one is made (0.05 ms for a start's four, 0.2 ms for a
+    stop's thirteen, on every report), and `run_validation` keeps nothing between calls
+    (tm_api/batch.py validates a batch's reports so too). Refused data is answered by a new
+    serializer's is_valid, so that the 400's body is DRF's own, to the letter."""
+    made = _serializers.__dict__.setdefault("by_class", {})
+    serializer = made.get(input_class)
+    if serializer is None:
+        serializer = made[input_class] = input_class()
+    try:
+        return serializer.run_validation(data)
+    except serializers.ValidationError:
+        input_class(data=data).is_valid(raise_exception=True)
+        raise
+
+
 class MachineReport(APIView):
     """Base of the endpoints machines post to: token auth only (no session, so no CSRF)."""
 
@@ -96,9 +118,7 @@ class MachineReport(APIView):
         # The report validated, its token allowed for its machine, then applied once per
         # Idempotency-Key of this machine: a retry with the same key gets the first answer
         # again (idempotency/).
-        serializer = self.input_class(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(self.input_class, request.data)
         check_token_allows(request, data["machine_name"])
         scope = f"tm_api:{machine_key(data['machine_name'])}"
         return idempotency.once(scope, request, request.data,

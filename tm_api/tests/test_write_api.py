@@ -295,3 +295,45 @@ def test_a_megabyte_of_bad_value_is_not_echoed_back(machines):
     machines.start()
     response = machines.stop(status=huge)
     assert response.status_code == 400 and len(response.content) < 2_000
+
+
+_REPORTS = [
+    None, [], "text", 5, {},
+    {"machine_name": "m", "file_path": "/t", "file_name": "a.py"},
+    {"machine_name": "m", "file_path": "", "file_name": "a.py", "timestamp_start": None},
+    {"machine_name": " m ", "file_path": "  ", "file_name": 7, "timestamp_start": "2024-01-02"},
+    {"machine_name": "m", "file_path": "/t", "file_name": "a.py", "timestamp_start": "nope"},
+    {"machine_name": "m" * 257, "file_path": "/t", "file_name": ""},
+    {"machine_name": "m\x00", "file_path": "/t\ud800", "file_name": "a.py"},
+    {"machine_name": "m", "file_path": "/t", "file_name": "a.py", "status": "passed"},
+    {"machine_name": "m", "file_path": "/t", "file_name": "a.py", "status": "PASSED"},
+    {"machine_name": "m", "file_path": "/t", "file_name": "a.py"},  # a stop without a status
+    {"machine_name": "m", "file_path": "/t", "file_name": "a.py", "outcome": "xfailed",
+     "attempts": ["failed", "xfailed"], "message": "x" * 70_000, "trace_id": "AB" * 16},
+    {"machine_name": "m", "file_path": "/t", "file_name": "a.py", "outcome": "nope",
+     "attempts": ["failed"] * 1000, "trace_id": "0" * 32, "timestamp_stop": []},
+    {"machine_name": "m", "file_path": "/t", "file_name": "a.py", "status": "failed",
+     "timestamp_stop": "2024-01-02 10:00:00.5", "stdout": "  kept  "},
+]
+
+
+@pytest.mark.parametrize("view", ["TestStartView", "TestStopView", "DryRunView"])
+def test_reports_validate_as_a_new_serializer_would_with_one_serializer_per_thread(view):
+    # MachineReport keeps one serializer per class and thread (views.validated): every report,
+    # in any order, must get what a serializer of its own gives, and the same 400 when refused.
+    from rest_framework.exceptions import ValidationError
+
+    from tm_api import views
+
+    input_class = getattr(views, view).input_class
+    reports = [*_REPORTS, dry_run_payload("m", "2024-05-01 10:00:00", [scenario("s.py")]),
+               {**dry_run_payload("m", "2024-05-01 10:00:00", [scenario("s.py")]),
+                "master_scenario": {"scenarios": "x"}}]
+    for data in reports * 2:  # the second round after every other report has been validated
+        own = input_class(data=data)
+        if own.is_valid():
+            assert views.validated(input_class, data) == own.validated_data
+        else:
+            with pytest.raises(ValidationError) as refused:
+                views.validated(input_class, data)
+            assert refused.value.detail == own.errors
