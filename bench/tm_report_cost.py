@@ -5,8 +5,8 @@ Creates and drops its own PostgreSQL database (bench_tm_cost_<pid>), or uses SQL
 --sqlite. Frames go to an event loop in a thread of this process, as on the server (in-memory
 channel layer, no socket). For each run size, posts a dry run, then starts and stops every test
 through tm_api.services, and prints CPU per report (process time, every thread) and the
-statements of one start and one stop, beside a baseline measured in the same run: one
-transaction that locks the test row and updates it (the least a report can cost).
+round trips of one start and one stop (with their statements), beside a baseline measured in
+the same run: one transaction that locks the test row and updates it (the least a report can cost).
 
     .venv/bin/python bench/tm_report_cost.py [--tests 60 600] [--sqlite]
 
@@ -65,7 +65,9 @@ def run(args):
     def statements(call):
         with CaptureQueriesContext(connection) as captured:
             call()
-        return [q["sql"].split()[0] for q in captured.captured_queries
+        # One entry per round trip; statements sent together (PostgreSQL) joined by "+".
+        return ["+".join(sql.split()[0] for sql in q["sql"].split(";\n"))
+                for q in captured.captured_queries
                 if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))]
 
     backend = "SQLite" if args.sqlite else "PostgreSQL"
@@ -90,7 +92,8 @@ def run(args):
         per_report = (time.process_time() - started) / (2 * (count - 1)) * 1000
         print(f"run of {count:4d} tests: {per_report:5.2f} ms CPU per report "
               f"= {per_report / baseline:.1f} x baseline ({baseline:.2f} ms: lock and update "
-              f"one test row); statements: start {len(start)} {start}, stop {len(stop)}")
+              f"one test row); round trips (statements): start {len(start)} {start}, "
+              f"stop {len(stop)}")
 
 
 if __name__ == "__main__":
