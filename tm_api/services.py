@@ -745,8 +745,8 @@ def _tests_statements(rows) -> list:
     """The statements writing tests' status and times from [(pk, _TestRow)]: one (on SQLite, one
     per 249 tests: its statements take at most 999 parameters). Django's bulk_update builds a
     CASE expression per test and field: 0.8 ms of CPU per test, more than the rest of a batch
-    together (measured with PostgreSQL); on a database other than these two it is used, at
-    once."""
+    together (measured with PostgreSQL). On another database bulk_update writes them here and
+    no statement is returned."""
     connection = transaction.get_connection()
     table = connection.ops.quote_name(Test._meta.db_table)
     assignments = (f"UPDATE {table} SET status = reported.status, "

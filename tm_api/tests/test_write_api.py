@@ -299,7 +299,7 @@ def test_a_megabyte_of_bad_value_is_not_echoed_back(machines):
 
 _REPORTS = [
     None, [], "text", 5, {},
-    {"machine_name": "m", "file_path": "/t", "file_name": "a.py"},
+    {"machine_name": "m", "file_path": "/t", "file_name": "a.py"},  # a stop: no status
     {"machine_name": "m", "file_path": "", "file_name": "a.py", "timestamp_start": None},
     {"machine_name": " m ", "file_path": "  ", "file_name": 7, "timestamp_start": "2024-01-02"},
     {"machine_name": "m", "file_path": "/t", "file_name": "a.py", "timestamp_start": "nope"},
@@ -307,7 +307,6 @@ _REPORTS = [
     {"machine_name": "m\x00", "file_path": "/t\ud800", "file_name": "a.py"},
     {"machine_name": "m", "file_path": "/t", "file_name": "a.py", "status": "passed"},
     {"machine_name": "m", "file_path": "/t", "file_name": "a.py", "status": "PASSED"},
-    {"machine_name": "m", "file_path": "/t", "file_name": "a.py"},  # a stop without a status
     {"machine_name": "m", "file_path": "/t", "file_name": "a.py", "outcome": "xfailed",
      "attempts": ["failed", "xfailed"], "message": "x" * 70_000, "trace_id": "AB" * 16},
     {"machine_name": "m", "file_path": "/t", "file_name": "a.py", "outcome": "nope",
