@@ -100,10 +100,11 @@ class SlowBatchServer(http.server.BaseHTTPRequestHandler):
     applies them."""
 
     batches = []
+    delay = 0.15
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        time.sleep(0.15)
+        time.sleep(self.delay)
         self.batches.append(body["reports"])
         answer = json.dumps({"results": [{"status": 202} for _ in body["reports"]]}).encode()
         self.send_response(200)
@@ -132,6 +133,32 @@ def test_a_backlog_goes_out_in_full_batches_and_in_order(tmp_path):
     # behind every full one (15 of 27 batches here). Now a batch is partial only when nothing
     # waited behind it: at the start, before the backlog builds, and the last.
     assert sum(1 for batch in sent if len(batch) < 50) <= 4, [len(batch) for batch in sent]
+    assert (sender.results_sent, sender.kept) == (1000, 0)
+
+
+class FastBatchServer(SlowBatchServer):
+    """The batch endpoint of a server that answers at once."""
+
+    batches = []
+    delay = 0
+
+
+def test_against_a_fast_server_reports_wait_for_the_interval_or_a_full_batch(tmp_path):
+    # Sending what came during each round trip at once made one small batch per round trip:
+    # the faster the server, the more requests the session paid for.
+    with serving(FastBatchServer) as url:
+        sender = BatchSender(Reporter(url, "rack", retries=0), Spool(tmp_path / "s.jsonl"),
+                             interval=0.25, max_batch=100, journal_delay=30).start()
+        reports = [stop(f"test_{n}.py") for n in range(1000)]
+        for first in range(0, 1000, 5):  # 1,000 reports in about 1 s
+            for report in reports[first:first + 5]:
+                sender.put(report)
+            time.sleep(0.005)
+        sender.finish(30)
+    sent = FastBatchServer.batches
+    assert [report for batch in sent for report in batch] == reports
+    # 10 full batches, and a partial one at most every interval (1 s / 0.25 s) and at the end.
+    assert len(sent) <= 16, [len(batch) for batch in sent]
     assert (sender.results_sent, sender.kept) == (1000, 0)
 
 

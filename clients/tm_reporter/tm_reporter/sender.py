@@ -164,6 +164,8 @@ class BatchSender:
                         # the same batch again later, with its key.
                         raise Retry(f"unexpected answer from the server ({error})") from None
                     failures = 0
+                    if not self._more_now():
+                        break
             except Stop as stop:
                 self.problem = str(stop)
                 self.run_known.set()
@@ -185,6 +187,16 @@ class BatchSender:
                 with self._lock:
                     if not self._reports:
                         return
+
+    def _more_now(self) -> bool:
+        """After an answer, send again at once only what cannot wait: a backlog of formed
+        batches, a full batch, or anything at the end of the session. What came during the
+        request waits for the interval (or a full batch): sending it at once made a batch of
+        the few reports of each round trip, so the faster the server answered the more requests
+        the session paid for (40-60 reports a batch against a fast server, 2,000 tests)."""
+        with self._lock:
+            return (self._finishing or bool(self._pending)
+                    or len(self._reports) >= self.max_batch)
 
     def _form_before_request(self):
         """What came meanwhile goes to the journal as batches: all of it when nothing else waits
