@@ -193,7 +193,7 @@ class BatchSender:
         batches, a full batch, or anything at the end of the session. What came during the
         request waits for the interval (or a full batch): sending it at once made a batch of
         the few reports of each round trip, so the faster the server answered the more requests
-        the session paid for (40-60 reports a batch against a fast server, 2,000 tests)."""
+        the session paid for (about 30 reports a batch, 2,000 tests against a fast server)."""
         with self._lock:
             return (self._finishing or bool(self._pending)
                     or len(self._reports) >= self.max_batch)
