@@ -117,18 +117,27 @@ class SlowBatchServer(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_backlog_goes_out_in_full_batches_and_in_order(tmp_path):
-    with serving(SlowBatchServer) as url:
+def stops_in_bursts(server, tmp_path, burst, pause, **options):
+    """1,000 stops put `burst` at a time every `pause` seconds to a sender posting to `server`
+    (a handler class); (the sender after finish(), the batches the server got). The batches
+    hold every report once, in order."""
+    with serving(server) as url:
         sender = BatchSender(Reporter(url, "rack", retries=0), Spool(tmp_path / "s.jsonl"),
-                             interval=0.05, max_batch=50, journal_delay=30).start()
+                             journal_delay=30, **options).start()
         reports = [stop(f"test_{n}.py") for n in range(1000)]
-        for first in range(0, 1000, 7):  # 1,000 reports in about 1.5 s
-            for report in reports[first:first + 7]:
+        for first in range(0, 1000, burst):
+            for report in reports[first:first + burst]:
                 sender.put(report)
-            time.sleep(0.01)
+            time.sleep(pause)
         sender.finish(30)
-    sent = SlowBatchServer.batches
-    assert [report for batch in sent for report in batch] == reports
+    assert [report for batch in server.batches for report in batch] == reports
+    return sender, server.batches
+
+
+def test_a_backlog_goes_out_in_full_batches_and_in_order(tmp_path):
+    # 1,000 reports in about 1.5 s
+    sender, sent = stops_in_bursts(SlowBatchServer, tmp_path, 7, 0.01, interval=0.05,
+                                   max_batch=50)
     # Each request used to take what had come meanwhile as a batch of its own: a small batch
     # behind every full one (15 of 27 batches here). Now a batch is partial only when nothing
     # waited behind it: at the start, before the backlog builds, and the last.
@@ -137,26 +146,19 @@ def test_a_backlog_goes_out_in_full_batches_and_in_order(tmp_path):
 
 
 class FastBatchServer(SlowBatchServer):
-    """The batch endpoint of a server that answers at once."""
+    """The batch endpoint of a server that answers in 20 ms: a few reports come during each
+    request, far fewer than a batch."""
 
     batches = []
-    delay = 0
+    delay = 0.02
 
 
 def test_against_a_fast_server_reports_wait_for_the_interval_or_a_full_batch(tmp_path):
     # Sending what came during each round trip at once made one small batch per round trip:
     # the faster the server, the more requests the session paid for.
-    with serving(FastBatchServer) as url:
-        sender = BatchSender(Reporter(url, "rack", retries=0), Spool(tmp_path / "s.jsonl"),
-                             interval=0.25, max_batch=100, journal_delay=30).start()
-        reports = [stop(f"test_{n}.py") for n in range(1000)]
-        for first in range(0, 1000, 5):  # 1,000 reports in about 1 s
-            for report in reports[first:first + 5]:
-                sender.put(report)
-            time.sleep(0.005)
-        sender.finish(30)
-    sent = FastBatchServer.batches
-    assert [report for batch in sent for report in batch] == reports
+    # 1,000 reports in about 1 s
+    sender, sent = stops_in_bursts(FastBatchServer, tmp_path, 5, 0.005, interval=0.25,
+                                   max_batch=100)
     # 10 full batches, and a partial one at most every interval (1 s / 0.25 s) and at the end.
     assert len(sent) <= 16, [len(batch) for batch in sent]
     assert (sender.results_sent, sender.kept) == (1000, 0)
