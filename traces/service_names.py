@@ -8,8 +8,15 @@ trip that makes its traces' rows (SQL below), the trace websocket path only for 
 messages name a service (an optional field there), in its transaction on threads and in a
 statement of its own just before it on the event loop (a name stored for spans that then fail
 is harmless: the picker offers it, and it finds nothing). An existing name costs an index
-look-up (INSERT ... ON CONFLICT DO NOTHING); no process keeps a list of its own, which a
-rolled-back transaction could leave wrong.
+look-up (INSERT ... ON CONFLICT DO NOTHING).
+
+On the event loop that statement was a round trip of its own for every batch that names a
+service, a third of a usual one-frame trace's round trips. There the names just committed are
+kept for RECENT_SECONDS per event loop (`not_stored_lately`, `stored_lately`), and a batch
+naming only those sends no statement. Only committed names are kept (the statement is a
+transaction of its own), so a rollback cannot leave the list wrong; a name that the daily job
+forgets while a process still keeps it comes back with the first batch naming it after
+RECENT_SECONDS.
 
 Retention removes spans, not names: the daily `forget_unused_services` job forgets the names no
 stored span or trace has any more (`forget_unused`), so the picker offers only services it can
@@ -17,6 +24,10 @@ find. It is a job of its own, not a step of `prune_old_data`, because it reads t
 is no index on `service`, as said above), which at millions of spans costs far more than
 dropping a day's partitions; once a day, at night, it may.
 """
+
+import asyncio
+import time
+import weakref
 
 from django.db.models import Exists, OuterRef
 
@@ -30,6 +41,29 @@ INSERT = ('INSERT INTO "traces_service" ("name") SELECT DISTINCT "name" FROM unn
 def of_messages(frames) -> set[str]:
     """The services the messages of `frames` (lists of traces.messages.Message) name."""
     return {message.service for frame in frames for message in frame if message.service}
+
+
+RECENT_SECONDS = 300.0
+_RECENT_LIMIT = 10_000  # names kept per event loop; past it the list starts again
+
+_recent = weakref.WeakKeyDictionary()  # event loop -> {name: when it was stored}
+
+
+def not_stored_lately(names) -> list[str]:
+    """The names (sorted, empty ones skipped) this event loop has not stored in the last
+    RECENT_SECONDS."""
+    recent = _recent.get(asyncio.get_running_loop(), {})
+    now = time.monotonic()
+    return sorted(name for name in set(names)
+                  if name and (name not in recent or now - recent[name] >= RECENT_SECONDS))
+
+
+def stored_lately(names) -> None:
+    """`names` were just committed to the table by this event loop."""
+    recent = _recent.setdefault(asyncio.get_running_loop(), {})
+    if len(recent) > _RECENT_LIMIT:
+        recent.clear()
+    recent.update(dict.fromkeys(names, time.monotonic()))
 
 
 def remember(names) -> None:

@@ -25,6 +25,7 @@ from traces.messages import (
     SPAN_END,
     SPAN_START,
     STORED_REPLY,
+    TRACE_END,
     FrameError,
     Message,
     inconsistent_reply,
@@ -120,9 +121,11 @@ async def aingest_frames(trace_id: int, frames: list, acked: bool = False, new: 
     parsed, seqs, refused = _parse_frames(frames, acked)
     if not parsed:
         return None, refused
-    services = service_names.of_messages(parsed)
-    if services:  # the service picker's names (an optional field of this protocol's messages)
-        await asyncdb.run_alone(_SERVICES, [sorted(services)])
+    # The service picker's names (an optional field of this protocol's messages).
+    services = service_names.not_stored_lately(service_names.of_messages(parsed))
+    if services:
+        await asyncdb.run_alone(_SERVICES, [services])
+        service_names.stored_lately(services)
     if new:
         whole = _as_new_trace(trace_id, parsed, seqs if acked else None)
         if whole is not None:
@@ -160,7 +163,7 @@ def _as_new_trace(trace_id: int, frames: list[list[Message]], seqs):
     now = timezone.now()
     try:
         steps.send(None)  # storage.Lock
-        write = steps.send((Trace(id=trace_id, created=now, updated=now), [], True))
+        write = steps.send((Trace(id=trace_id, created=now, updated=now), [], True, None))
         steps.send(None)
     except StopIteration as done:
         return storage.create_statement(write.trace, write.changes), *done.value
@@ -227,7 +230,10 @@ def _stored_already(trace: Trace, resent: int, acked: int) -> IngestResult:
 def _ingest_steps(trace_id: int, frames: list[list[Message]], seqs: list[int] | None = None):
     group_ids = list({m.group_id for frame in frames for m in frame
                       if m.type in (SPAN_START, SPAN_END)})
-    trace, known_span_rows, created = yield storage.Lock(trace_id, group_ids)
+    # A batch with the trace's end will most likely complete it: every stored row is then
+    # read in the lock's round trip, not in one of its own before the assembly.
+    ending = any(m.type == TRACE_END for frame in frames for m in frame)
+    trace, known_span_rows, created, everything = yield storage.Lock(trace_id, group_ids, ending)
     if seqs is not None and all(seq <= trace.last_seq for seq in seqs):
         # Only frames already stored (resent after a reconnect): acknowledged again, and if
         # they decided the trace, its reply again.
@@ -238,13 +244,10 @@ def _ingest_steps(trace_id: int, frames: list[list[Message]], seqs: list[int] | 
         )
 
     number = storage.stored_number(trace)
-    known_rows = {
-        group_id: (row_id, assembly.SpanRecord(
-            group_id, name or None, number(start), number(end), service,
-            storage.stored_json(attributes), status_code, status_message))
-        for row_id, group_id, name, service, start, end, attributes, status_code, status_message
-        in known_span_rows
-    }
+    known_rows = _known_rows(known_span_rows, number)
+    if everything is not None:
+        named = set(group_ids)
+        known_rows = {group_id: row for group_id, row in known_rows.items() if group_id in named}
     spans = {group_id: record for group_id, (_, record) in known_rows.items()}
     bounds, touched, events, repeats, refused = trace.bounds(), {}, [], 0, None
     merged, acked, span_total, resent = [], None, trace.span_count, 0
@@ -314,12 +317,9 @@ def _ingest_steps(trace_id: int, frames: list[list[Message]], seqs: list[int] | 
         # are read once, here.
         span_records, event_records = list(touched.values()), list(events)
         if not created:
-            span_rows, event_rows = yield storage.ReadAll(trace)
-            stored = {group_id: assembly.SpanRecord(group_id, name or None, number(start),
-                                                    number(end), service,
-                                                    storage.stored_json(attributes), code, message)
-                      for group_id, name, start, end, service, attributes, code, message
-                      in span_rows}
+            span_rows, event_rows = everything or (yield storage.ReadAll(trace))
+            stored = {group_id: record
+                      for group_id, (_, record) in _known_rows(span_rows, number).items()}
             stored.update(touched)
             span_records = list(stored.values())
             event_records += [assembly.EventRecord(name, number(timestamp))
@@ -342,6 +342,18 @@ def _ingest_steps(trace_id: int, frames: list[list[Message]], seqs: list[int] | 
     return IngestResult(trace_id, trace.status, stored, repeats + resent, list(trace.problems),
                         span_count=trace.span_count, event_count=trace.event_count,
                         acked=acked, existed=not created), refused
+
+
+def _known_rows(span_rows, number) -> dict:
+    """Stored span rows (as storage's steps answer them) -> {group_id: (row id, SpanRecord)},
+    timestamps as the client sent them (`number`: storage.stored_number)."""
+    return {
+        group_id: (row_id, assembly.SpanRecord(
+            group_id, name or None, number(start), number(end), service,
+            storage.stored_json(attributes), status_code, status_message))
+        for row_id, group_id, name, service, start, end, attributes, status_code, status_message
+        in span_rows
+    }
 
 
 def _decimal(value) -> Decimal | None:

@@ -23,8 +23,13 @@ from traces.models import Span, Trace
 
 
 class Lock(NamedTuple):
+    """-> (Trace, the stored span rows of group_ids, created, everything): with `everything`
+    (the batch holds the trace's end, so it will probably be assembled now) every stored row
+    is read after the lock as well, in the same round trip: `everything` is then ReadAll's
+    answer and the span rows are all of them; else None."""
     trace_id: int
-    group_ids: list  # of the spans the batch names -> (Trace, their stored rows, created)
+    group_ids: list  # of the spans the batch names
+    everything: bool = False
 
 
 class ReadAll(NamedTuple):
@@ -44,7 +49,7 @@ def run_sync(steps):
         while True:
             step = steps.send(answer)
             if isinstance(step, Lock):
-                answer = _lock_trace(step.trace_id, step.group_ids)
+                answer = _lock_trace(step.trace_id, step.group_ids, step.everything)
             elif isinstance(step, ReadAll):
                 answer = _read_all(step.trace)
             else:
@@ -61,8 +66,8 @@ async def run_async(steps, db):
         while True:
             step = steps.send(answer)
             if isinstance(step, Lock):
-                answer = await db.run(_lock_statements(step.trace_id, step.group_ids),
-                                      _locked)
+                answer = await db.run(
+                    _lock_statements(step.trace_id, step.group_ids, step.everything), _locked)
             elif isinstance(step, ReadAll):
                 answer = await db.run(_read_all_statements(step.trace.id), _all_rows)
             else:  # the last step: its pipeline commits too
@@ -89,9 +94,12 @@ _STATE_FIELDS = ("start", "end", "duration", "group_id", "end_group_id", "servic
                  "name", "root_start", "last_seq", "updated", "status", "problems", "completed",
                  "error_count")
 
-_KNOWN_SPANS = ('SELECT "id", "group_id", "name", "service", "start", "end", "attributes", '
-                '"status_code", "status_message" FROM "traces_span" '
-                'WHERE "trace_id" = %s AND "group_id" ')
+# Span rows as the steps answer them: (id, group_id, name, service, start, end, attributes,
+# status_code, status_message).
+_ALL_SPANS = ('SELECT "id", "group_id", "name", "service", "start", "end", "attributes", '
+              '"status_code", "status_message" FROM "traces_span" WHERE "trace_id" = %s')
+_KNOWN_SPANS = _ALL_SPANS + ' AND "group_id" '
+_ALL_EVENTS = 'SELECT "name", "timestamp" FROM "traces_event" WHERE "trace_id" = %s'
 
 # A new trace's row, as Trace() would be (Django's defaults are not the table's).
 _CREATE_TRACE = """
@@ -102,29 +110,33 @@ _CREATE_TRACE = """
     ON CONFLICT ("id") DO NOTHING RETURNING "id"
 """
 
-_ALL_SPANS = ('SELECT "group_id", "name", "start", "end", "service", "attributes", '
-              '"status_code", "status_message" FROM "traces_span" WHERE "trace_id" = %s')
-_ALL_EVENTS = 'SELECT "name", "timestamp" FROM "traces_event" WHERE "trace_id" = %s'
 
 
-def _lock_statements(trace_id: int, group_ids: list) -> list[tuple[str, list]]:
+def _lock_statements(trace_id: int, group_ids: list,
+                     everything: bool = False) -> list[tuple[str, list]]:
     """PostgreSQL: make the trace's row if new (RETURNING says so), lock it, read the stored
-    spans the batch names. In one pipeline each statement runs, with a fresh snapshot, once the
-    one before it is done; an INSERT that meets a row another transaction is inserting waits
-    for it, and the spans are read after the lock is granted."""
+    spans the batch names (or every stored row). In one pipeline each statement runs, with a
+    fresh snapshot, once the one before it is done; an INSERT that meets a row another
+    transaction is inserting waits for it, and the rows are read after the lock is granted."""
     now = timezone.now()
     statements = [(_CREATE_TRACE, [trace_id, OPEN, now, now]),
                   ('SELECT * FROM "traces_trace" WHERE "id" = %s FOR UPDATE', [trace_id])]
-    if group_ids:
+    if everything:
+        statements += _read_all_statements(trace_id)
+    elif group_ids:
         statements.append((_KNOWN_SPANS + "IN (SELECT json_array_elements_text(%s::json))",
                            [trace_id, database_json(group_ids)]))
     return statements
 
 
-def _locked(results) -> tuple[Trace, list[tuple], bool]:
-    """(Trace, stored span rows, created) from the results of _lock_statements."""
-    (_, created), (names, rows), *spans = results
-    return _trace_from_row(names, rows[0]), spans[0][1] if spans else [], bool(created)
+def _locked(results) -> tuple[Trace, list[tuple], bool, tuple[list, list] | None]:
+    """Lock's answer from the results of _lock_statements."""
+    (_, created), (names, rows), *read = results
+    trace = _trace_from_row(names, rows[0])
+    if len(read) == 2:  # everything
+        everything = _all_rows(read)
+        return trace, everything[0], bool(created), everything
+    return trace, read[0][1] if read else [], bool(created), None
 
 
 def _trace_from_row(names: list[str], row: tuple) -> Trace:
@@ -259,15 +271,16 @@ def pipeline(statements, read=None):
                 cursor.close()
 
 
-def _lock_trace(trace_id: int, group_ids: list) -> tuple[Trace, list[tuple], bool]:
-    """The trace row, locked until the transaction ends (created open if new), the stored spans
-    among `group_ids` as rows (id, group_id, name, service, start, end, attributes,
-    status_code, status_message), and whether this transaction created the row. Two connections
-    sending frames of one trace are serialised by the lock, and the spans are read after it is
-    granted, so each frame sees the other's spans.
+def _lock_trace(trace_id: int, group_ids: list, everything: bool = False):
+    """Lock's answer: the trace row, locked until the transaction ends (created open if new),
+    the stored spans among `group_ids` as rows (id, group_id, name, service, start, end,
+    attributes, status_code, status_message), whether this transaction created the row, and
+    with `everything` every stored row (else None). Two connections sending frames of one trace
+    are serialised by the lock, and the spans are read after it is granted, so each frame sees
+    the other's spans.
     SQLite locks the whole database for writers (IMMEDIATE transactions)."""
     if connection.vendor == "postgresql":
-        return pipeline(_lock_statements(trace_id, group_ids), _locked)
+        return pipeline(_lock_statements(trace_id, group_ids, everything), _locked)
     created = False
     for _ in range(2):
         found = list(Trace.objects.raw('SELECT * FROM "traces_trace" WHERE "id" = %s',
@@ -280,7 +293,7 @@ def _lock_trace(trace_id: int, group_ids: list) -> tuple[Trace, list[tuple], boo
                                [trace_id, *chunk])
                 rows += cursor.fetchall()
         if trace is not None:
-            return trace, rows, created
+            return trace, rows, created, _read_all(trace) if everything else None
         Trace.objects.bulk_create([Trace(id=trace_id)], ignore_conflicts=True)
         created = True  # no other writer can have made it meanwhile: the database is ours
     raise AssertionError(f"trace {trace_id} could not be created")  # pragma: no cover

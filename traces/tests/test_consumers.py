@@ -76,6 +76,81 @@ async def test_the_services_its_messages_name_are_offered_by_the_service_picker(
     assert await sync_to_async(known_services)() == ["api", "db"]
 
 
+
+@pytest.mark.postgresql
+async def test_names_stored_lately_cost_no_statement_and_a_forgotten_one_comes_back(monkeypatch):
+    """On the event loop the names a batch stored are kept for a while: a batch naming only
+    those sends no statement for them (service_names.RECENT_SECONDS)."""
+    from traces import asyncdb, service_names
+    from traces.models import Service
+    from traces.search import known_services
+
+    names_statements = []
+    run_alone = asyncdb.run_alone
+
+    async def counted(sql, params):
+        if "traces_service" in sql:
+            names_statements.append(params)
+        return await run_alone(sql, params)
+
+    monkeypatch.setattr(asyncdb, "run_alone", counted)
+
+    async def trace_naming(trace_id, *services):
+        communicator = await open_trace(trace_id)
+        await send(communicator, [{**trace_start(1), "service": services[0]},
+                                  *[{**span(f"s{i}", "q", 2, 3)[0], "service": name}
+                                    for i, name in enumerate(services[1:])],
+                                  *[span(f"s{i}", "q", 2, 3)[1] for i in range(len(services) - 1)],
+                                  trace_end(9)])
+        assert (await reply_and_close(communicator))[1] == 1000
+
+    await trace_naming(51, "api", "db")
+    await trace_naming(52, "db", "api")
+    await trace_naming(53, "api", "cache")
+    assert names_statements == [[["api", "db"]], [["cache"]]]
+    assert await sync_to_async(known_services)() == ["api", "cache", "db"]
+    # The daily job forgot them (as if no span had them); once no longer recent, they are back.
+    await sync_to_async(lambda: Service.objects.all().delete())()
+    monkeypatch.setattr(service_names, "RECENT_SECONDS", 0.0)
+    await trace_naming(54, "api")
+    assert names_statements[-1] == [["api"]]
+    assert await sync_to_async(known_services)() == ["api"]
+
+
+@pytest.mark.postgresql
+async def test_a_batch_with_the_end_reads_the_stored_rows_in_the_lock_s_round_trip(monkeypatch):
+    """On the event loop a later batch that holds TRACE_END reads every stored row with its
+    lock (one round trip); one that completes the trace without it reads them in a step of its
+    own. Both assemble the whole trace."""
+    from traces import asyncdb
+
+    round_trips = []
+    run = asyncdb.Transaction.run
+
+    async def counted(self, statements, read=None, commit=False):
+        round_trips[-1] += 1
+        return await run(self, statements, read, commit)
+
+    monkeypatch.setattr(asyncdb.Transaction, "run", counted)
+    query, fetch = span("q", "SELECT", 2, 3), span("f", "GET", 4, 6)
+    for trace_id, frames in (
+            (61, [[trace_start(1), query[0], fetch[0]], [query[1], fetch[1], trace_end(9)]]),
+            (62, [[trace_start(1), query[0], fetch[0]], [query[1], trace_end(9)], [fetch[1]]])):
+        communicator = await open_trace(trace_id)
+        for frame in frames:
+            round_trips.append(0)
+            await send(communicator, frame)
+            if frame is not frames[-1]:
+                assert await communicator.receive_nothing(timeout=0.3)
+        assert await reply_and_close(communicator) == (STORED, 1000)
+        trace, tree = await stored(trace_id)
+        assert trace.status == "complete" and (trace.span_count, trace.event_count) == (2, 0)
+        assert tree == {"start": 1, "end": 9, "type": "TRACE", "children": [
+            {"name": "SELECT", "start": 2, "end": 3, "type": "SPAN"},
+            {"name": "GET", "start": 4, "end": 6, "type": "SPAN"}]}
+    # The first frame of each makes its trace in one statement of its own (no Transaction).
+    assert round_trips == [0, 2, 0, 2, 3]
+
 # --- the cases the trace demo server tested ---------------------------------------------------
 
 @pytest.mark.parametrize("bad_id", ["abc", "1a", "-1", "0"])
