@@ -7,6 +7,8 @@ channel layer, no socket). For each run size, posts a dry run, then starts and s
 through tm_api.services, and prints CPU per report (process time, every thread) and the
 round trips of one start and one stop (with their statements), beside a baseline measured in
 the same run: one transaction that locks the test row and updates it (the least a report can cost).
+On a PostgreSQL server of this machine it also prints the CPU its backend (the connection's
+server process, read from /proc) spent per report and per baseline transaction.
 
     .venv/bin/python bench/tm_report_cost.py [--tests 60 600] [--sqlite]
 
@@ -70,6 +72,8 @@ def run(args):
                 for q in captured.captured_queries
                 if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))]
 
+    database_cpu = _backend_cpu(connection) if not args.sqlite else None
+
     backend = "SQLite" if args.sqlite else "PostgreSQL"
     print(f"{backend}, in-process (no HTTP); load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores")
@@ -77,15 +81,16 @@ def run(args):
         name = f"bench-{count}"
         dry_run(name, count)
         pks = list(Test.objects.filter(machine__machine_name=name).values_list("pk", flat=True))
-        started = time.process_time()
+        started, database_started = time.process_time(), database_cpu and database_cpu()
         for pk in pks:
             with transaction.atomic():
                 Test.objects.select_for_update().filter(pk=pk).first()
                 Test.objects.filter(pk=pk).update(status="waiting")
         baseline = (time.process_time() - started) / len(pks) * 1000
+        database_baseline = database_cpu and (database_cpu() - database_started) / len(pks) * 1000
         start = statements(lambda: services.start_test(name, "/b", "t0000.py"))  # noqa: B023 (called at once)
         stop = statements(lambda: services.stop_test(name, "/b", "t0000.py", "passed"))  # noqa: B023 (called at once)
-        started = time.process_time()
+        started, database_started = time.process_time(), database_cpu and database_cpu()
         for n in range(1, count):
             services.start_test(name, "/b", f"t{n:04d}.py")
             services.stop_test(name, "/b", f"t{n:04d}.py", "passed")
@@ -94,6 +99,31 @@ def run(args):
               f"= {per_report / baseline:.1f} x baseline ({baseline:.2f} ms: lock and update "
               f"one test row); round trips (statements): start {len(start)} {start}, "
               f"stop {len(stop)}")
+        if database_cpu:
+            database = (database_cpu() - database_started) / (2 * (count - 1)) * 1000
+            print(f"{'':19}PostgreSQL backend: {database:5.2f} ms CPU per report "
+                  f"= {database / database_baseline:.1f} x baseline ({database_baseline:.2f} ms)")
+
+
+def _backend_cpu(connection):
+    """A function giving the CPU seconds the connection's PostgreSQL backend has used, or None
+    when that process is not on this machine (its /proc entry is missing or not PostgreSQL's)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        if "postgres" not in Path(f"/proc/{pid}/cmdline").read_text():
+            return None
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu():
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+    return cpu
 
 
 if __name__ == "__main__":

@@ -6,14 +6,55 @@ report's queries together (measured with PostgreSQL). CompiledQuery keeps the SQ
 value goes, and turns the row it reads into model instances as Django would (the compiler's
 converters, then Model.from_db).
 
+On PostgreSQL the statement is also prepared on each connection the first time it runs there,
+and executed by name after: planning the five-table join took 0.6 ms of PostgreSQL's CPU, five
+times its execution, at every report. Django turns psycopg's prepared statements off (its
+`prepare_threshold` is None, for connection poolers in transaction mode; this project needs
+session mode anyway, see the README); here a server-binding cursor asks for preparation
+explicitly, and the connection's threshold is raised only from None to "never unasked", so
+nothing else Django runs is prepared. psycopg keeps the names per connection, and forgets them
+(DEALLOCATE ALL) when a transaction is rolled back; the next run prepares again.
+
 It relies on parts of Django's SQL compiler that are not public API (`select`, `col_count`,
 `get_converters`, `apply_converters`): plumbing/tests/test_library_internals.py checks them.
 """
 
 import weakref
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
+import psycopg
 from django.db import transaction
+
+_ONLY_WHEN_ASKED = 2**31  # a prepare_threshold that no statement's count reaches
+
+
+class _Statement(NamedTuple):
+    query: bytes
+
+
+class _PreparingCursor(psycopg.Cursor):
+    """psycopg's server-binding cursor, each statement prepared on the connection (once)."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        super().execute(query, params, prepare=True, binary=binary)
+        # Where Django's query log (DEBUG, tests) reads a client-binding cursor's statement.
+        self._query = _Statement(query.encode())
+        return self
+
+
+def _cursor(connection):
+    """Django's cursor on `connection`, or on PostgreSQL a _PreparingCursor in Django's
+    wrapper (errors translated, queries logged as Django's are)."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = _ONLY_WHEN_ASKED
+    cursor = _PreparingCursor(raw)
+    return (connection.make_debug_cursor(cursor) if connection.queries_logged
+            else connection.make_cursor(cursor))
 
 
 class CompiledQuery:
@@ -50,7 +91,7 @@ class CompiledQuery:
         query, sql, params, slots, columns, layout = compiled
         params = [p if slot is None else values[slot]
                   for p, slot in zip(params, slots, strict=True)]
-        with connection.cursor() as cursor:
+        with _cursor(connection) as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:

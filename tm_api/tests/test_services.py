@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tm_api import services
-from tm_api.status import parse_client_timestamp
+from tm_api.status import NoMatchingTest, parse_client_timestamp
 from tm_api.tests.conftest import dry_run_payload, scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -47,6 +47,32 @@ def test_a_start_and_a_stop_read_one_row_and_write_what_they_move(tests):
         assert statements(lambda: services.start_test("rack", "/t", "t0.py"),
                           per_round_trip=True) == [["SELECT"], ["UPDATE", "UPDATE", "UPDATE"]]
 
+
+def _prepared_lock_queries():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements "
+                       "WHERE statement LIKE %s", ['%"tm_api_test"%FOR UPDATE%'])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgresql
+def test_the_lock_query_is_prepared_once_per_connection_and_again_after_a_rollback():
+    """Planning the five-table lock query cost PostgreSQL five times its execution: it is a
+    prepared statement (plumbing/library_internals/django_compiled_query.py)."""
+    dry_run("rack", 4)
+    assert _prepared_lock_queries() == 0
+    services.start_test("rack", "/t", "t0.py")
+    services.stop_test("rack", "/t", "t0.py", "passed")
+    services.start_test("rack", "/t", "t2.py")
+    assert _prepared_lock_queries() == 1
+    # A refused report's transaction is rolled back: psycopg forgets (deallocates) its
+    # prepared statements, and the next report prepares it again.
+    with pytest.raises(NoMatchingTest):
+        services.stop_test("rack", "/t", "t0.py", "passed")
+    assert _prepared_lock_queries() == 0
+    test = services.stop_test("rack", "/t", "t2.py", "failed")
+    assert (test.file_name, test.status) == ("t2.py", "failed")
+    assert _prepared_lock_queries() == 1
 
 @pytest.mark.parametrize("tests", [4, 400])
 def test_a_start_while_another_test_runs_reads_the_running_ones_too(tests):
