@@ -86,8 +86,9 @@ def stored_number(trace: Trace):
 # --- the statements ------------------------------------------------------------------------------
 # The per-batch path runs hundreds of times a second, so it speaks plain SQL: a few statements per
 # batch whatever its size (Django's query compiler cost more than the database did). On
-# PostgreSQL each group of statements goes in one pipeline (one round trip) with server-side
-# binding (prepared after a few uses on each connection).
+# PostgreSQL each group of statements goes in one round trip: one query string on the event loop
+# (asyncdb.Transaction), one pipeline on Django's connection. Neither is prepared (Django turns
+# psycopg's automatic preparation off; the statements' plans are simple).
 
 _STATE_FIELDS = ("start", "end", "duration", "group_id", "end_group_id", "service",
                  "integer_timestamps", "unfinished_span_count", "span_count", "event_count",
