@@ -188,6 +188,22 @@ def test_django_sql_compiler_parts():
             "SQLCompiler.get_converters(expressions) and apply_converters(rows, converters)")
 
 
+def test_django_postgresql_query_log_and_psycopg_preparation():
+    import psycopg
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    module = "django_compiled_query"
+    require("django", module,
+            "cursor._query.query" in source(DatabaseOperations.last_executed_query),
+            "the PostgreSQL query log reading a client-binding cursor's _query.query")
+    require("psycopg", module,
+            any("_query" in getattr(cls, "__slots__", ()) for cls in psycopg.Cursor.__mro__),
+            "Cursor._query (a slot of the cursor's base class)")
+    require("psycopg", module,
+            "prepare" in inspect.signature(psycopg.Cursor.execute).parameters,
+            "Cursor.execute(..., prepare=True)")
+
+
 def test_asgiref_caller_records():
     from plumbing.library_internals.asgiref_threads import (
         called_from_sync_code,
