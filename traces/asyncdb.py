@@ -88,10 +88,12 @@ class Transaction:
 
 
 async def run_alone(sql: str, params: list):
-    """One statement in a transaction of its own (one round trip); its first value."""
+    """One statement in a transaction of its own (one round trip); its first value. Its
+    parameters are bound by the server (the extended protocol, one statement only): quoting a
+    batch's JSON text into the statement took psycopg a twelfth of a one-frame trace's CPU."""
     pool = await _pool()
     async with pool.connection() as conn:
-        cursor = psycopg.AsyncClientCursor(conn)
+        cursor = psycopg.AsyncCursor(conn)
         try:
             await cursor.execute(sql, params)
             return (await cursor.fetchone())[0]
