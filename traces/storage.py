@@ -112,7 +112,6 @@ _CREATE_TRACE = """
 """
 
 
-
 def _lock_statements(trace_id: int, group_ids: list,
                      everything: bool = False) -> list[tuple[str, list]]:
     """PostgreSQL: make the trace's row if new (RETURNING says so), lock it, read the stored
