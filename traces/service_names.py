@@ -11,12 +11,12 @@ is harmless: the picker offers it, and it finds nothing). An existing name costs
 look-up (INSERT ... ON CONFLICT DO NOTHING).
 
 On the event loop that statement was a round trip of its own for every batch that names a
-service, a third of a usual one-frame trace's round trips. There the names just committed are
-kept for RECENT_SECONDS per event loop (`not_stored_lately`, `stored_lately`), and a batch
-naming only those sends no statement. Only committed names are kept (the statement is a
-transaction of its own), so a rollback cannot leave the list wrong; a name that the daily job
-forgets while a process still keeps it comes back with the first batch naming it after
-RECENT_SECONDS.
+service: half of a one-frame trace's round trips, a third of a two-frame one's. There the
+names just committed are kept for RECENT_SECONDS per event loop (`not_stored_lately`,
+`stored_lately`), and a batch naming only those sends no statement. Only committed names are
+kept (the statement is a transaction of its own), so a rollback cannot leave the list wrong; a
+name that the daily job forgets while a process still keeps it comes back with the first batch
+naming it after RECENT_SECONDS.
 
 Retention removes spans, not names: the daily `forget_unused_services` job forgets the names no
 stored span or trace has any more (`forget_unused`), so the picker offers only services it can
