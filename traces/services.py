@@ -233,7 +233,7 @@ def _ingest_steps(trace_id: int, frames: list[list[Message]], seqs: list[int] | 
     # A batch with the trace's end will most likely complete it: every stored row is then
     # read in the lock's round trip, not in one of its own before the assembly.
     ending = any(m.type == TRACE_END for frame in frames for m in frame)
-    trace, known_span_rows, created, everything = yield storage.Lock(trace_id, group_ids, ending)
+    trace, known_span_rows, created, event_rows = yield storage.Lock(trace_id, group_ids, ending)
     if seqs is not None and all(seq <= trace.last_seq for seq in seqs):
         # Only frames already stored (resent after a reconnect): acknowledged again, and if
         # they decided the trace, its reply again.
@@ -244,10 +244,9 @@ def _ingest_steps(trace_id: int, frames: list[list[Message]], seqs: list[int] | 
         )
 
     number = storage.stored_number(trace)
+    # Every stored span when the lock read them all (event_rows then too): more than the batch
+    # names, which merge_frame allows.
     known_rows = _known_rows(known_span_rows, number)
-    if everything is not None:
-        named = set(group_ids)
-        known_rows = {group_id: row for group_id, row in known_rows.items() if group_id in named}
     spans = {group_id: record for group_id, (_, record) in known_rows.items()}
     bounds, touched, events, repeats, refused = trace.bounds(), {}, [], 0, None
     merged, acked, span_total, resent = [], None, trace.span_count, 0
@@ -317,9 +316,11 @@ def _ingest_steps(trace_id: int, frames: list[list[Message]], seqs: list[int] | 
         # are read once, here.
         span_records, event_records = list(touched.values()), list(events)
         if not created:
-            span_rows, event_rows = everything or (yield storage.ReadAll(trace))
-            stored = {group_id: record
-                      for group_id, (_, record) in _known_rows(span_rows, number).items()}
+            stored_rows = known_rows
+            if event_rows is None:
+                span_rows, event_rows = yield storage.ReadAll(trace)
+                stored_rows = _known_rows(span_rows, number)
+            stored = {group_id: record for group_id, (_, record) in stored_rows.items()}
             stored.update(touched)
             span_records = list(stored.values())
             event_records += [assembly.EventRecord(name, number(timestamp))

@@ -23,10 +23,9 @@ from traces.models import Span, Trace
 
 
 class Lock(NamedTuple):
-    """-> (Trace, the stored span rows of group_ids, created, everything): with `everything`
-    (the batch holds the trace's end, so it will probably be assembled now) every stored row
-    is read after the lock as well, in the same round trip: `everything` is then ReadAll's
-    answer and the span rows are all of them; else None."""
+    """-> (Trace, stored span rows, created, stored event rows): the span rows of group_ids and
+    None; with `everything` (the batch holds the trace's end, so it will probably be assembled
+    now) every stored span and event, read after the lock in the same round trip."""
     trace_id: int
     group_ids: list  # of the spans the batch names
     everything: bool = False
@@ -129,13 +128,13 @@ def _lock_statements(trace_id: int, group_ids: list,
     return statements
 
 
-def _locked(results) -> tuple[Trace, list[tuple], bool, tuple[list, list] | None]:
+def _locked(results) -> tuple[Trace, list[tuple], bool, list | None]:
     """Lock's answer from the results of _lock_statements."""
     (_, created), (names, rows), *read = results
     trace = _trace_from_row(names, rows[0])
     if len(read) == 2:  # everything
-        everything = _all_rows(read)
-        return trace, everything[0], bool(created), everything
+        spans, events = _all_rows(read)
+        return trace, spans, bool(created), events
     return trace, read[0][1] if read else [], bool(created), None
 
 
@@ -275,9 +274,9 @@ def _lock_trace(trace_id: int, group_ids: list, everything: bool = False):
     """Lock's answer: the trace row, locked until the transaction ends (created open if new),
     the stored spans among `group_ids` as rows (id, group_id, name, service, start, end,
     attributes, status_code, status_message), whether this transaction created the row, and
-    with `everything` every stored row (else None). Two connections sending frames of one trace
-    are serialised by the lock, and the spans are read after it is granted, so each frame sees
-    the other's spans.
+    None; with `everything`, every stored span and the stored events instead. Two connections
+    sending frames of one trace are serialised by the lock, and the spans are read after it is
+    granted, so each frame sees the other's spans.
     SQLite locks the whole database for writers (IMMEDIATE transactions)."""
     if connection.vendor == "postgresql":
         return pipeline(_lock_statements(trace_id, group_ids, everything), _locked)
@@ -286,6 +285,9 @@ def _lock_trace(trace_id: int, group_ids: list, everything: bool = False):
         found = list(Trace.objects.raw('SELECT * FROM "traces_trace" WHERE "id" = %s',
                                        [trace_id]))
         trace, rows = (found[0] if found else None), []
+        if trace is not None and everything:
+            spans, events = _read_all(trace)
+            return trace, spans, created, events
         with connection.cursor() as cursor:
             for first in range(0, len(group_ids), 900):  # SQLite's 999 parameters
                 chunk = group_ids[first:first + 900]
@@ -293,7 +295,7 @@ def _lock_trace(trace_id: int, group_ids: list, everything: bool = False):
                                [trace_id, *chunk])
                 rows += cursor.fetchall()
         if trace is not None:
-            return trace, rows, created, _read_all(trace) if everything else None
+            return trace, rows, created, None
         Trace.objects.bulk_create([Trace(id=trace_id)], ignore_conflicts=True)
         created = True  # no other writer can have made it meanwhile: the database is ours
     raise AssertionError(f"trace {trace_id} could not be created")  # pragma: no cover

@@ -74,6 +74,7 @@ def test_the_lock_query_is_prepared_once_per_connection_and_again_after_a_rollba
     assert (test.file_name, test.status) == ("t2.py", "failed")
     assert _prepared_lock_queries() == 1
 
+
 @pytest.mark.parametrize("tests", [4, 400])
 def test_a_start_while_another_test_runs_reads_the_running_ones_too(tests):
     dry_run("rack", tests)

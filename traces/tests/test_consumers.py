@@ -76,7 +76,6 @@ async def test_the_services_its_messages_name_are_offered_by_the_service_picker(
     assert await sync_to_async(known_services)() == ["api", "db"]
 
 
-
 @pytest.mark.postgresql
 async def test_names_stored_lately_cost_no_statement_and_a_forgotten_one_comes_back(monkeypatch):
     """On the event loop the names a batch stored are kept for a while: a batch naming only
@@ -95,13 +94,14 @@ async def test_names_stored_lately_cost_no_statement_and_a_forgotten_one_comes_b
 
     monkeypatch.setattr(asyncdb, "run_alone", counted)
 
-    async def trace_naming(trace_id, *services):
+    async def trace_naming(trace_id, root_service, *span_services):
+        """A trace whose start names root_service, with a span naming each of span_services."""
+        spans = [span(f"s{n}", "q", 2, 3) for n in range(len(span_services))]
         communicator = await open_trace(trace_id)
-        await send(communicator, [{**trace_start(1), "service": services[0]},
-                                  *[{**span(f"s{i}", "q", 2, 3)[0], "service": name}
-                                    for i, name in enumerate(services[1:])],
-                                  *[span(f"s{i}", "q", 2, 3)[1] for i in range(len(services) - 1)],
-                                  trace_end(9)])
+        await send(communicator, [{**trace_start(1), "service": root_service},
+                                  *[{**start, "service": service}
+                                    for (start, _), service in zip(spans, span_services)],
+                                  *[end for _, end in spans], trace_end(9)])
         assert (await reply_and_close(communicator))[1] == 1000
 
     await trace_naming(51, "api", "db")
@@ -150,6 +150,7 @@ async def test_a_batch_with_the_end_reads_the_stored_rows_in_the_lock_s_round_tr
             {"name": "GET", "start": 4, "end": 6, "type": "SPAN"}]}
     # The first frame of each makes its trace in one statement of its own (no Transaction).
     assert round_trips == [0, 2, 0, 2, 3]
+
 
 # --- the cases the trace demo server tested ---------------------------------------------------
 
