@@ -27,6 +27,9 @@ from tm_api.models import Quarantine, Run, Test
 HISTORY_STATUSES = (S.PASSED, S.FAILED, S.ERROR, "warning", "cancelled")
 MAX_HISTORY = 500
 MAX_CANDIDATES = 20
+# A run's end reads its identities as a list up to this many (window_results); a larger run
+# is read with a subquery (SQLite takes at most 32,766 values in a statement).
+MAX_LISTED_KEYS = 5000
 
 
 class AmbiguousName(ValueError):
@@ -96,15 +99,30 @@ def window_start(now=None):
 def window_results(since, run: Run | None = None) -> list[F.Result]:
     """The results flakiness is judged on, oldest first: the tests with a verdict of the runs
     received since `since` whose identity failed there at least once (or passed on a retry);
-    with `run`, only the identities of that run's tests."""
+    with `run`, only the identities of that run's tests.
+
+    With `run` (when a run ends, in the transaction of its last report, the run locked) the
+    read goes in steps, each a look-up by the identity index: the run's identities, those of
+    them that failed in the window (usually none: then nothing more is read), their results.
+    As one statement with the run's identities as a subquery, PostgreSQL planned a loop over
+    every result of the window that ran the subquery again for each: 272 ms for a window of
+    1,560 tests (bench/tm_live.py, where it made the slowest 1 % of the reports)."""
     in_window = Test.objects.filter(master_scenario__run__received__gte=since)
     suspects = in_window.filter(Q(status__in=("failed", "error"))
                                 | Q(result__passed_on_retry=True))
+    keys = suspects.values("identity_key")
     if run is not None:
-        suspects = suspects.filter(identity_key__in=Test.objects.filter(
-            master_scenario__run=run).values("identity_key"))
-    rows = (in_window.filter(status__in=F.COUNTED_STATUSES,
-                             identity_key__in=suspects.values("identity_key"))
+        own = list(Test.objects.filter(master_scenario__run=run)
+                   .values_list("identity_key", flat=True).distinct()[:MAX_LISTED_KEYS + 1])
+        if len(own) <= MAX_LISTED_KEYS:
+            keys = list(suspects.filter(identity_key__in=own)
+                        .values_list("identity_key", flat=True).distinct())
+            if not keys:
+                return []
+        else:
+            keys = keys.filter(identity_key__in=Test.objects.filter(
+                master_scenario__run=run).values("identity_key"))
+    rows = (in_window.filter(status__in=F.COUNTED_STATUSES, identity_key__in=keys)
             .order_by("master_scenario__run__received", "id")
             .values_list("identity_key", "file_path", "file_name", "master_scenario__run_id",
                          "master_scenario__run__branch", "master_scenario__run__commit",

@@ -174,6 +174,29 @@ def test_a_retry_that_passed_is_flaky(reader, machines):
     assert test["reasons"][0].startswith("failed, then passed on a retry")
 
 
+@pytest.mark.parametrize("listed", [5000, 0], ids=["identities listed", "identities subquery"])
+def test_a_run_s_end_reads_the_window_results_of_its_identities_that_failed(
+        machines, flipping, monkeypatch, listed, django_assert_num_queries):
+    # The read at a run's end (new_flaky_test) is the window's results cut to the identities
+    # of the run that failed there, with the run's identities listed or (a run larger than
+    # MAX_LISTED_KEYS) as a subquery; a run none of whose identities failed reads no results.
+    monkeypatch.setattr(history, "MAX_LISTED_KEYS", listed)
+    since = history.window_start()
+    every = history.window_results(since)
+    other = run_of(machines, {("tests/test_other.py", "test_alone"): "passed"}, machine="bench",
+                   minute=9)
+    for run in [*flipping, other]:
+        identities = set(Test.objects.filter(master_scenario__run=run)
+                         .values_list("identity_key", flat=True))
+        assert history.window_results(since, run) == [
+            result for result in every if result.key in identities]
+    assert {result.key for result in every} >= {
+        Test.objects.filter(file_name=name).values_list("identity_key", flat=True)[0]
+        for name in ("test_login", "test_logout", "01_test.py")}
+    with django_assert_num_queries(2):  # its identities; none failed (or, too many, the rows)
+        assert history.window_results(since, other) == []
+
+
 def test_flaky_query_reads_a_bounded_slice(reader, flipping, django_assert_max_num_queries):
     with django_assert_max_num_queries(4):  # the session, the results, the quarantines
         assert get(reader, "/api/tests/flaky/").status_code == 200
