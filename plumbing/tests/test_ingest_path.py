@@ -225,3 +225,40 @@ async def test_a_trace_program_socket_opens_without_a_session_lookup():
     connected, _ = await socket.connect()
     assert connected
     await socket.disconnect()
+
+
+@pytest.mark.unit
+async def test_a_path_is_resolved_once_and_again_under_another_urlconf(settings):
+    """The lean handler keeps each path's match (resolving a report's path tried every pattern
+    listed before it): the second request of a path is not resolved again, and a changed
+    ROOT_URLCONF is followed."""
+    from django.http import HttpResponse
+    from django.urls import path
+
+    from plumbing.library_internals.django_asgi_handler import _resolved
+
+    def view(answer):
+        return lambda request: HttpResponse(answer, content_type="text/plain")
+
+    class first:
+        urlpatterns = [path("v1/which", view("first"))]
+
+    class second:
+        urlpatterns = [path("v1/which", view("second"))]
+
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+
+    async def get(handler):
+        communicator = HttpCommunicator(handler, "GET", "/v1/which",
+                                        headers=[(b"host", b"127.0.0.1")])
+        response = await communicator.get_response()
+        return response["status"], response["body"]
+
+    settings.ROOT_URLCONF = first
+    handler = IngestHandler()
+    misses = _resolved.cache_info().misses
+    assert await get(handler) == (200, b"first")
+    assert await get(handler) == (200, b"first")
+    assert _resolved.cache_info().misses == misses + 1
+    settings.ROOT_URLCONF = second
+    assert await get(handler) == (200, b"second")

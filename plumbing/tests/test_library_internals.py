@@ -163,6 +163,11 @@ def test_django_asgi_handler_internals():
             "_resource_closers.append(request.close)" in source(BaseHandler.get_response_async)
             and isinstance(HttpResponse()._resource_closers, list),
             "HttpResponse._resource_closers, closed by get_response_async")
+    require("django", module,
+            "self.resolve_request(request)" in source(BaseHandler._get_response_async)
+            and "request.resolver_match = resolver_match" in source(BaseHandler.resolve_request),
+            "BaseHandler._get_response_async calling resolve_request, which sets "
+            "request.resolver_match")
 
 
 def test_django_sql_compiler_parts():
