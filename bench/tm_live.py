@@ -15,7 +15,11 @@ At the end, every watcher's page is compared with the database (machine_last_dat
 differs is stale (must be 0); a report whose change no watcher of its machine saw is missing.
 
     .venv/bin/python bench/tm_live.py [--machines 50] [--watchers 200] [--seconds 20]
-                                      [--channel-layer shipped|core]
+                                      [--rounds 1] [--channel-layer shipped|core]
+
+--rounds N measures N rounds of a baseline and the reports back to back (on a noisy machine the
+rate swings by a quarter between runs) and reports the round of the median ratio, after a line
+with every round's; the watchers' figures and the stale pages are over all rounds.
 
 --channel-layer core runs the server with channels_redis' queueing RedisChannelLayer instead of
 the shipped pub/sub layer (settings.CHANNEL_LAYERS), to compare the delivery side.
@@ -190,14 +194,19 @@ async def measure(server, names, machine_ids, args):
             await asyncio.sleep(0.05)
         scratch = {i: [] for i in range(len(names))}
         await load(server, names, machine_ids, args.seconds / 4, False, scratch, [])  # warm-up
-        base_count, base_elapsed = await load(server, names, machine_ids, args.seconds, False,
-                                              scratch, [])
-        for watcher in watchers.values():
-            watcher.frames = 0
         answered = {i: [] for i in range(len(names))}
-        latencies = []
-        count, elapsed = await load(server, names, machine_ids, args.seconds, True, answered,
-                                    latencies)
+        rounds = []  # per round: the baseline's rate, the reports' rate and latencies
+        for number in range(args.rounds):
+            base_count, base_elapsed = await load(server, names, machine_ids, args.seconds,
+                                                  False, scratch, [])
+            if number == 0:
+                for watcher in watchers.values():
+                    watcher.frames = 0
+            latencies = []
+            count, elapsed = await load(server, names, machine_ids, args.seconds, True,
+                                        answered, latencies)
+            rounds.append({"base_rate": base_count / base_elapsed, "rate": count / elapsed,
+                           "latencies": latencies, "reports": count})
         await asyncio.sleep(2)
         _check_alive(tasks)
         stale = 0
@@ -219,9 +228,8 @@ async def measure(server, names, machine_ids, args):
             else:
                 delays.append((shown - answered_at) * 1000)
     frames = [watcher.frames for watcher in watchers.values()]
-    return {"base_rate": base_count / base_elapsed, "rate": count / elapsed,
-            "latencies": latencies, "delays": delays, "missing": missing, "stale": stale,
-            "frames": frames, "reports": count,
+    return {"rounds": rounds, "delays": delays, "missing": missing, "stale": stale,
+            "frames": frames, "reports": sum(r["reports"] for r in rounds),
             "refetches": sum(watcher.refetches for watcher in watchers.values())}
 
 
@@ -230,6 +238,8 @@ def main():
     parser.add_argument("--machines", type=int, default=50)
     parser.add_argument("--watchers", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="baseline-then-reports rounds; the median round is reported")
     parser.add_argument("--channel-layer", choices=["shipped", "core"], default="shipped")
     args = parser.parse_args()
     pg = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
@@ -264,12 +274,21 @@ def main():
         machine_ids = {m["machine_name"]: m["id"] for m in requests.get(
             server.url + "/tm_api/machines/?page_size=100").json()["results"]}
         result = asyncio.run(measure(server, names, machine_ids, args))
-        base_rate, rate = result["base_rate"], result["rate"]
-        latencies, delays, frames = result["latencies"], result["delays"], result["frames"]
+        rounds, delays, frames = result["rounds"], result["delays"], result["frames"]
+        # With several rounds, the round of the median ratio stands for the run (each round
+        # is a baseline and a measurement back to back, so each ratio is of one minute).
+        rounds.sort(key=lambda r: r["rate"] / r["base_rate"])
+        middle = rounds[(len(rounds) - 1) // 2]
+        base_rate, rate, latencies = middle["base_rate"], middle["rate"], middle["latencies"]
         print(f"machines={args.machines} watchers={args.watchers} seconds={args.seconds:g} "
               f"tests/run={TESTS_PER_RUN} channel layer: {args.channel_layer} "
               f"(one {server.server} process, PostgreSQL + Redis; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        if len(rounds) > 1:
+            print(f"{len(rounds)} rounds, by ratio: " + "; ".join(
+                f"{r['rate']:.0f} req/s = {r['rate'] / r['base_rate']:.2f} x, p99 "
+                f"{percentile(r['latencies'], 99):.1f} ms" for r in rounds)
+                + "; the median round:")
         print(f"baseline (400 on malformed JSON, same view): {base_rate:8.0f} req/s")
         print(f"test_start/test_stop:                        {rate:8.0f} req/s  "
               f"= {rate / base_rate:.2f} x baseline")
