@@ -112,10 +112,11 @@ def window_results(since, run: Run | None = None) -> list[F.Result]:
                                 | Q(result__passed_on_retry=True))
     keys = suspects.values("identity_key")
     if run is not None:
-        own = list(Test.objects.filter(master_scenario__run=run)
+        # order_by(): Test's default ordering would make DISTINCT keep a row per test.
+        own = list(Test.objects.filter(master_scenario__run=run).order_by()
                    .values_list("identity_key", flat=True).distinct()[:MAX_LISTED_KEYS + 1])
         if len(own) <= MAX_LISTED_KEYS:
-            keys = list(suspects.filter(identity_key__in=own)
+            keys = list(suspects.filter(identity_key__in=own).order_by()
                         .values_list("identity_key", flat=True).distinct())
             if not keys:
                 return []
