@@ -229,7 +229,7 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
         # The client's answer first; then the trace's other connections and its live page.
         if result is not None and not self.finished:
             if result.acked is not None:
-                await self.send(text_data=json.dumps({"ack": result.acked}))
+                await self.to_client(self.send(text_data=json.dumps({"ack": result.acked})))
             if result.finished:
                 await self.finish(reply_for(result))
         if refused is not None and (result is None or not result.finished):
@@ -275,8 +275,19 @@ class TraceIngestConsumer(WithoutDjangoConnections, AsyncWebsocketConsumer):
             await self.send_reply(reply)
 
     async def send_reply(self, reply: str):
-        await self.send(text_data=json.dumps({"message": reply}))
-        await self.close(code=close_code(reply))
+        await self.to_client(self.send(text_data=json.dumps({"message": reply})))
+        await self.to_client(self.close(code=close_code(reply)))
+
+    async def to_client(self, sending) -> None:
+        """Sends to this connection's client, which may have gone meanwhile (a frame it sent
+        before dropping the connection is stored all the same): uvicorn then raises
+        ClientDisconnected, an OSError (daphne drops the message). Nothing else must stop on
+        that: the trace's other connections (a reconnected client's) still hear the decision,
+        and its live page the frame."""
+        try:
+            await sending
+        except OSError as error:
+            logger.debug("trace %s: the client went away: %r", self.trace_id, error)
 
 
 class TraceLiveConsumer(LiveConsumer):

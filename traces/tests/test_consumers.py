@@ -1,6 +1,7 @@
 """The trace websocket protocol over Channels' WebsocketCommunicator, on the project's
 application."""
 
+import asyncio
 import json
 
 import pytest
@@ -8,6 +9,7 @@ from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.urls import path
+from uvicorn.protocols.utils import ClientDisconnected
 
 from trace_project.asgi import application
 from traces.consumers import NoopTraceConsumer, decision_listener
@@ -403,6 +405,44 @@ async def test_a_trace_completed_by_another_connection_answers_the_waiting_clien
     assert (await reply_and_close(closer))[1] == 4000
     reply, code = await reply_and_close(inconsistent)
     assert code == 4000 and "inconsistent" in reply["message"]
+
+
+class GoneClient:
+    """The project's application behind a server whose client has dropped the connection once
+    `gone` is set: every send raises, as uvicorn's ClientDisconnected (an OSError) does."""
+
+    def __init__(self, app):
+        self.app, self.gone = app, False
+
+    async def __call__(self, scope, receive, send):
+        async def sending(message):
+            if self.gone:
+                raise ClientDisconnected()
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+async def test_a_frame_stored_after_its_client_dropped_still_answers_the_reconnected_client():
+    # A client sent the trace's first messages, dropped the connection and sent the rest on a
+    # new one, which the server stored first. The dropped connection's frame, stored last,
+    # decides the trace: its reply cannot be sent, and the new connection hears it all the same
+    # (it waited for ever when the failed send stopped the decision; CI, 2026-12-07).
+    reconnected = await open_trace(43)
+    await send(reconnected, README_EXAMPLE[4:])
+    for _ in range(250):
+        found = await stored(43)
+        if found is not None and found[0].event_count:
+            break
+        await asyncio.sleep(0.02)
+    app = GoneClient(application)
+    dropped = await open_trace(43, app)
+    app.gone = True
+    await send(dropped, README_EXAMPLE[:4])
+    assert await reply_and_close(reconnected) == (STORED, 1000)
+    trace, tree = await stored(43)
+    assert trace.status == "complete" and tree == README_TREE
+    await dropped.disconnect()
 
 
 async def test_the_live_socket_hears_of_each_stored_frame(settings):
