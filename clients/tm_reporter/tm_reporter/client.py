@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -27,7 +27,7 @@ class ReportError(Exception):
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat()
+    return datetime.now(timezone.utc).isoformat()
 
 
 def tree(file_path, file_name, script="", children=None, children_key=None) -> dict:
