@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from notifications.models import Notification
 from tm_api import bodies, services
+from tm_api import outcomes as O
 from tm_api import status as S
 from tm_api.deltas import LastRunPage
 from tm_api.models import Machine, MasterScenario, Run, Scenario, Test
@@ -299,3 +300,44 @@ def test_a_batch_of_more_tests_than_one_statement_takes_writes_them_all():
     assert tests[499].timestamp_start == T0 + timedelta(seconds=499)
     assert tests[499].timestamp_stop is None
     assert MasterScenario.objects.get().tests_statistics[S.PASSED] == 499
+
+
+@pytest.mark.django_db
+def test_a_dry_run_writes_its_tests_at_once_in_order_and_the_batch_goes_on_from_them():
+    """1,200 tests in three scenarios: on PostgreSQL one INSERT of the tests whatever their
+    number (bulk_create took three, a model per test); each test in its scenario, at its
+    position, with its identity and its expected time; the batch's next reports find them."""
+    names = [(f"/t/{n % 2}", f"test_{n}") for n in range(1200)]
+    master = {"file_path": "/s", "file_name": "master.py", "script": "",
+              "scenarios": [scenario(f"s{k}.py", *names[k::3]) for k in range(3)]}
+    services.record_dry_run(MACHINE, T0, master)
+    services.apply_reports(MACHINE, [
+        (services.TEST_START, {"file_path": "/t/0", "file_name": "test_0", "timestamp_start": T0}),
+        (services.TEST_STOP, {"file_path": "/t/0", "file_name": "test_0", "status": "passed",
+                              "timestamp_stop": T0 + timedelta(seconds=3)})])
+    with CaptureQueriesContext(connection) as captured:
+        outcomes = services.apply_reports(MACHINE, [
+            (services.DRY_RUN, {"timestamp": T0 + timedelta(minutes=1),
+                                "master_scenario": master}),
+            (services.TEST_START, {"file_path": "/t/1", "file_name": "test_1",
+                                   "timestamp_start": T0}),
+            (services.TEST_STOP, {"file_path": "/t/1", "file_name": "test_1",
+                                  "status": "failed", "timestamp_stop": T0})])
+    assert [o["status"] for o in outcomes] == [201, 202, 202]
+    inserts = [q["sql"] for q in captured.captured_queries
+               if q["sql"].lstrip().startswith('INSERT INTO "tm_api_test"')]
+    if connection.vendor == "postgresql":
+        assert len(inserts) == 1
+    run = Run.objects.get(pk=outcomes[0]["run"])
+    tests = list(Test.objects.filter(master_scenario__run=run).select_related("scenario")
+                 .order_by("position"))
+    expected = [(k, path, name) for k in range(3) for path, name in names[k::3]]
+    assert [(t.position, t.scenario.file_name, t.file_path, t.file_name) for t in tests] == [
+        (position, f"s{k}.py", path, name) for position, (k, path, name) in enumerate(expected)]
+    assert all(t.identity_key == O.key_of(t.file_path, t.file_name) for t in tests)
+    assert all(t.machine_id == run.machine_id for t in tests)
+    timed = {t.file_name: t.expected_ms for t in tests if t.expected_ms is not None}
+    assert timed == {"test_0": 3000}
+    by_name = {t.file_name: t.status for t in tests}
+    assert by_name["test_1"] == S.FAILED
+    assert sum(1 for status in by_name.values() if status == S.WAITING) == 1199
