@@ -185,14 +185,19 @@ def test_a_run_s_end_reads_the_window_results_of_its_identities_that_failed(
     every = history.window_results(since)
     other = run_of(machines, {("tests/test_other.py", "test_alone"): "passed"}, machine="bench",
                    minute=9)
-    for run in [*flipping, other]:
+    # Never failed, but passed on a retry: a suspect too (the UNION's second part).
+    retried = run_of(machines, {("tests/test_retry.py", "test_again"): "passed"},
+                     machine="retrier", minute=10,
+                     test_again={"outcome": "passed", "attempts": ["failed", "passed"]})
+    every = history.window_results(since)
+    for run in [*flipping, other, retried]:
         identities = set(Test.objects.filter(master_scenario__run=run)
                          .values_list("identity_key", flat=True))
         assert history.window_results(since, run) == [
             result for result in every if result.key in identities]
     assert {result.key for result in every} >= {
         Test.objects.filter(file_name=name).values_list("identity_key", flat=True)[0]
-        for name in ("test_login", "test_logout", "01_test.py")}
+        for name in ("test_login", "test_logout", "01_test.py", "test_again")}
     with django_assert_num_queries(2):  # its identities; none failed (or, too many, the rows)
         assert history.window_results(since, other) == []
 
