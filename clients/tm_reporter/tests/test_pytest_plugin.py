@@ -1,5 +1,6 @@
 """`pytest --tm-url ... --tm-machine ...` run with pytester against a live server."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,57 @@ def test_results_reach_the_server_while_the_session_runs(pytester, server_factor
     result = pytester.runpytest_subprocess(*RUN, "--tm-url", server.url, "--tm-machine", "live")
     result.assert_outcomes(passed=6)
     assert statistics(last_run(server, "live")) == {"passed": 6}
+
+
+SOURCES = '''import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_decorated(n):
+    assert n
+
+
+class TestGroup:
+    def test_method(self):
+        # a comment inside
+        assert True
+
+
+if sys.platform:
+    def test_conditional():
+        assert (
+            1
+        )
+
+try:
+    import json
+except ImportError:
+    pass
+else:
+    def test_in_else():
+        assert json
+'''
+
+
+def test_the_dry_run_carries_each_test_s_source(pytester, tmp_path):
+    """Each test's script is its function's lines, decorators included, wherever the def sits
+    among the module's statements (read from the spool: the server is down)."""
+    pytester.makepyfile(test_sources=SOURCES)
+    spool = tmp_path / "spool.jsonl"
+    result = pytester.runpytest_subprocess(*RUN, "--tm-url", "http://127.0.0.1:9",
+                                           "--tm-spool", str(spool))
+    result.assert_outcomes(passed=5)
+    [dry_run] = [report for line in spool.read_text().splitlines()
+                 for report in json.loads(line)["reports"] if report["type"] == "dry_run"]
+    [module] = dry_run["master_scenario"]["scenarios"]
+    scripts = {test["file_name"]: test["script"] for test in module["tests"]}
+    lines = SOURCES.splitlines(keepends=True)
+    assert scripts == {
+        "test_decorated[1]": "".join(lines[5:8]), "test_decorated[2]": "".join(lines[5:8]),
+        "TestGroup::test_method": "".join(lines[11:14]),
+        "test_conditional": "".join(lines[17:21]),
+        "test_in_else": "".join(lines[27:29]),
+    }
+    assert scripts["test_conditional"].startswith("    def test_conditional():")

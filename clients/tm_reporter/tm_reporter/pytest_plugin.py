@@ -383,6 +383,15 @@ def _function_ends(filename: str) -> dict:
         tree = ast.parse("".join(linecache.getlines(filename)))
     except (SyntaxError, ValueError):
         return {}
-    return {min([node.lineno, *(d.lineno for d in node.decorator_list)]): node.end_lineno
-            for node in ast.walk(tree)
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    # Statements only, and not into functions (pytest collects none there): ast.walk visited
+    # every expression too, as long again as the parse.
+    ends = {}
+    statements: list = list(tree.body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            ends[min([node.lineno, *(d.lineno for d in node.decorator_list)])] = node.end_lineno
+        else:  # a class, or an if, try, with... around definitions
+            statements.extend(child for child in ast.iter_child_nodes(node)
+                              if isinstance(child, (ast.stmt, ast.excepthandler)))
+    return ends
