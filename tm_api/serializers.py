@@ -6,6 +6,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from plumbing.rest_fields import CharField
 from tm_api import outcomes as O
 from tm_api import status as S
 
@@ -28,9 +29,9 @@ class ClientTimestampField(serializers.Field):
 
 
 class TestInput(serializers.Serializer):
-    file_path = serializers.CharField(max_length=1024, allow_blank=True)
-    file_name = serializers.CharField(max_length=256)
-    script = serializers.CharField(allow_blank=True, allow_null=True, required=False,
+    file_path = CharField(max_length=1024, allow_blank=True)
+    file_name = CharField(max_length=256)
+    script = CharField(allow_blank=True, allow_null=True, required=False,
                                    trim_whitespace=False, default="")
 
 
@@ -45,13 +46,13 @@ class MasterScenarioInput(TestInput):
 class CiFields(serializers.Serializer):
     """Where a run's code came from, as CI says it; all optional."""
 
-    commit = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    branch = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    build_url = serializers.CharField(max_length=2048, required=False, allow_blank=True)
+    commit = CharField(max_length=100, required=False, allow_blank=True)
+    branch = CharField(max_length=255, required=False, allow_blank=True)
+    build_url = CharField(max_length=2048, required=False, allow_blank=True)
 
 
 class DryRunInput(CiFields):
-    machine_name = serializers.CharField(max_length=256)
+    machine_name = CharField(max_length=256)
     timestamp = ClientTimestampField()
     master_scenario = MasterScenarioInput()
 
@@ -86,9 +87,9 @@ class DryRunReply(serializers.Serializer):
 
 
 class TestStartInput(serializers.Serializer):
-    machine_name = serializers.CharField(max_length=256)
-    file_path = serializers.CharField(max_length=1024, allow_blank=True)
-    file_name = serializers.CharField(max_length=256)
+    machine_name = CharField(max_length=256)
+    file_path = CharField(max_length=1024, allow_blank=True)
+    file_name = CharField(max_length=256)
     timestamp_start = ClientTimestampField(required=False, allow_null=True)
 
 
@@ -104,10 +105,10 @@ class BoundedTextField(serializers.CharField):
 
 
 class TestStopInput(serializers.Serializer):
-    machine_name = serializers.CharField(max_length=256)
-    file_path = serializers.CharField(max_length=1024, allow_blank=True)
-    file_name = serializers.CharField(max_length=256)
-    status = serializers.CharField(
+    machine_name = CharField(max_length=256)
+    file_path = CharField(max_length=1024, allow_blank=True)
+    file_name = CharField(max_length=256)
+    status = CharField(
         required=False,
         help_text="one of: " + ", ".join(S.STOP_STATUSES) + "; may be left out when `outcome` "
                   "is given (then: " + ", ".join(f"{o} -> {s}" for o, s in
@@ -162,22 +163,22 @@ class TimesSerializer(serializers.Serializer):
 
 class ScriptSerializer(TimesSerializer):
     pk = serializers.IntegerField(read_only=True)
-    file_name = serializers.CharField()
-    file_path = serializers.CharField()
-    script = serializers.CharField()
-    status = serializers.CharField()
+    file_name = CharField()
+    file_path = CharField()
+    script = CharField()
+    status = CharField()
 
 
 class TraceLinkSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["trace", "requests"],
                                    help_text="trace: the trace sent here (OTLP, Zipkin); "
                                              "requests: a tracked request served in it")
-    label = serializers.CharField()
+    label = CharField()
     url = serializers.URLField()
 
 
 class TestSerializer(ScriptSerializer):
-    trace_id = serializers.CharField(allow_null=True, help_text="the W3C trace id the test "
+    trace_id = CharField(allow_null=True, help_text="the W3C trace id the test "
                                      "ran in, when its stop said it (the pytest plugin does)")
     links = TraceLinkSerializer(many=True, help_text="the trace and the tracked requests "
                                 "carrying the test's trace id (at most 10 requests)")
@@ -190,7 +191,7 @@ class StatisticsField(serializers.DictField):
 class RollUpSerializer(serializers.Serializer):
     """A run's, master scenario's or scenario's roll-up of its tests (tm_api.status)."""
 
-    status = serializers.CharField()
+    status = CharField()
     tests_count = serializers.IntegerField()
     tests_statistics = StatisticsField()
 
@@ -225,8 +226,8 @@ class MachineSerializer(serializers.Serializer):
     """A machine of /tm_api/machines/ (shape of bodies.machine_status)."""
 
     id = serializers.IntegerField()
-    machine_name = serializers.CharField()
-    status = serializers.CharField(help_text="the last run's status; not-available before one")
+    machine_name = CharField()
+    status = CharField(help_text="the last run's status; not-available before one")
     last_run = serializers.IntegerField(required=False)
     timestamp = serializers.DateTimeField(required=False)
     tests_count = serializers.IntegerField(required=False)
@@ -235,9 +236,9 @@ class MachineSerializer(serializers.Serializer):
 
 
 class RunFilters(serializers.Serializer):
-    branch = serializers.CharField(max_length=255, required=False,
+    branch = CharField(max_length=255, required=False,
                                    help_text="only runs of this branch (exactly)")
-    commit = serializers.CharField(min_length=4, max_length=100, required=False,
+    commit = CharField(min_length=4, max_length=100, required=False,
                                    help_text="only runs of commits starting with this")
 
 
@@ -248,33 +249,33 @@ class RunSerializer(RollUpSerializer, TimesSerializer):
     pk = serializers.IntegerField()
     timestamp = serializers.DateTimeField()
     master_scenario = serializers.IntegerField()
-    file_name = serializers.CharField()
+    file_name = CharField()
     scenarios_count = serializers.IntegerField()
     version = VersionField()
-    commit = serializers.CharField(help_text="the commit tested, as CI said it ('' unknown)")
-    branch = serializers.CharField(help_text="the branch tested ('' unknown)")
-    build_url = serializers.CharField(help_text="the CI build's address ('' unknown)")
+    commit = CharField(help_text="the commit tested, as CI said it ('' unknown)")
+    branch = CharField(help_text="the branch tested ('' unknown)")
+    build_url = CharField(help_text="the CI build's address ('' unknown)")
     progress = ProgressSerializer()
 
 
 class LastTestSerializer(serializers.Serializer):
     pk = serializers.IntegerField()
-    file_name = serializers.CharField()
-    status = serializers.CharField()
+    file_name = CharField()
+    status = CharField()
     duration = serializers.FloatField(allow_null=True)
 
 
 class LastScenarioSerializer(RollUpSerializer):
     pk = serializers.IntegerField()
-    file_name = serializers.CharField()
-    file_path = serializers.CharField()
+    file_name = CharField()
+    file_path = CharField()
     tests = LastTestSerializer(many=True)
 
 
 class LastMasterScenarioSerializer(RollUpSerializer, TimesSerializer):
     pk = serializers.IntegerField()
-    file_name = serializers.CharField()
-    file_path = serializers.CharField()
+    file_name = CharField()
+    file_path = CharField()
     scenarios_count = serializers.IntegerField()
     scenarios = LastScenarioSerializer(many=True)
     dryrundata = serializers.IntegerField(help_text="run pk")
@@ -285,6 +286,6 @@ class LastMasterScenarioSerializer(RollUpSerializer, TimesSerializer):
 
 class MachineLastDataSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    machine_name = serializers.CharField()
+    machine_name = CharField()
     last_master_scenario = LastMasterScenarioSerializer(allow_null=True)
 

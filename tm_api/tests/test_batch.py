@@ -289,3 +289,29 @@ def test_a_batch_reaches_a_watching_page_through_redis(server_factory, redis_url
             ("a.py", S.PASSED), ("b.py", S.FAILED), ("c.py", S.RUNNING)]
     finally:
         last.close()
+
+
+def test_a_lone_surrogate_is_refused_in_drf_s_words_and_any_other_text_is_kept(batch):
+    """The surrogate check is the UTF-8 codec's (plumbing.rest_fields), DRF's own validator only
+    wording the refusal: a lone surrogate in a test's source or in a failure's traceback is a
+    400 naming it; text of any other script, emoji included, is stored as sent."""
+    source = "def test_ünïcødé():\n    assert '日本' != '😀'\n"
+    with_source = dry_run()
+    with_source["master_scenario"]["scenarios"][0]["tests"][0]["script"] = source
+    bad_source = dry_run()
+    bad_source["master_scenario"]["scenarios"][0]["tests"][0]["script"] = "x\ud800y"
+    for reports, field in (
+            ([bad_source], "reports[0].master_scenario.scenarios[0].tests[0].script"),
+            ([with_source, start("a.py"), stop("a.py", "failed", traceback="a\udfffb")],
+             "reports[2].traceback")):
+        response = batch(reports)  # json.dumps sends a lone surrogate as its \u escape
+        assert response.status_code == 400, response.content
+        assert response.json()["errors"][field] == [
+            "Surrogate characters are not allowed: U+" + ("D800." if "script" in field
+                                                          else "DFFF.")]
+    assert not Run.objects.exists()
+    response = batch([with_source, start("a.py"), stop("a.py", "failed", traceback="😀 ✗")])
+    assert response.status_code == 200, response.json()
+    test = Test.objects.get(file_name="a.py")
+    assert test.script == source and test.result.traceback == "😀 ✗"
+
