@@ -1,6 +1,7 @@
 """`pytest --tm-url ... --tm-machine ...` run with pytester against a live server."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -259,3 +260,32 @@ def test_the_dry_run_carries_each_test_s_source(pytester, tmp_path):
         "test_in_else": "".join(lines[27:29]),
     }
     assert scripts["test_conditional"].startswith("    def test_conditional():")
+
+
+def test_each_test_has_trace_ids_of_its_own_when_the_suite_seeds_random(pytester, tmp_path):
+    """The ids are the plugin's own generator's: a suite seeding the global one before every
+    test (as pytest-randomly does) still gets a new trace per test."""
+    seen = tmp_path / "traceparents.txt"
+    pytester.makeconftest(f'''
+import os
+import random
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def reseed():
+    random.seed(1234)
+    yield
+    with open({str(seen)!r}, "a") as out:
+        out.write(os.environ["TM_TRACEPARENT"] + "\\n")
+''')
+    pytester.makepyfile(test_ids=many_tests(5))
+    result = pytester.runpytest_subprocess(*RUN, "--tm-url", "http://127.0.0.1:9",
+                                           "--tm-spool", str(tmp_path / "spool.jsonl"))
+    result.assert_outcomes(passed=5)
+    parents = seen.read_text().split()
+    assert len(parents) == 5
+    assert all(re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", p) for p in parents), parents
+    assert len({p.split("-")[1] for p in parents}) == 5
+    assert len({p.split("-")[2] for p in parents}) == 5

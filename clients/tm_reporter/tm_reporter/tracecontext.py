@@ -20,7 +20,7 @@ trace and the tracked requests carrying it.
 from __future__ import annotations
 
 import os
-import secrets
+import random
 from typing import Any
 
 try:  # optional: without opentelemetry-api only the environment variables are set
@@ -30,6 +30,26 @@ except ImportError:  # pragma: no cover - depends on the environment
     otel_context = otel_trace = None  # type: ignore[assignment]
 
 ENV_NAMES = ("TRACEPARENT", "TM_TRACEPARENT")
+
+
+# The plugin's own generator, seeded from the system once: a suite that seeds the global one
+# (pytest-randomly does before every test) would otherwise give every test the same ids. Seeded
+# again in a forked child, as the global one is.
+_random = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_random.seed)
+
+
+def _new_ids() -> tuple[str, str]:
+    """A trace id and a span id, made as the OpenTelemetry SDK's RandomIdGenerator makes them
+    (getrandbits, never all zeros): ids must be unique, not secret, and os.urandom was a system
+    call per id, two per test."""
+    trace_id = span_id = 0
+    while not trace_id:
+        trace_id = _random.getrandbits(128)
+    while not span_id:
+        span_id = _random.getrandbits(64)
+    return f"{trace_id:032x}", f"{span_id:016x}"
 TRACER_NAME = "tm_reporter"
 
 
@@ -63,7 +83,7 @@ class TestTrace:
                 sampled = context.trace_flags.sampled
                 self._span = span
         if not self.trace_id:
-            self.trace_id, self.span_id = secrets.token_hex(16), secrets.token_hex(8)
+            self.trace_id, self.span_id = _new_ids()
             if otel_trace is not None:  # the API alone: a span that only carries the ids
                 self._span = otel_trace.NonRecordingSpan(otel_trace.SpanContext(
                     int(self.trace_id, 16), int(self.span_id, 16), is_remote=False,
