@@ -196,7 +196,7 @@ def _insert_tests(machine, master, tests: list, planned: list) -> list[_NewTest]
         with connection.cursor() as cursor:
             cursor.execute(_INSERT_TESTS, {"status": S.WAITING, "machine": machine.pk,
                                            "master": master.pk, "tests": database_json(rows)})
-            pks = dict((position, pk) for pk, position in cursor.fetchall())
+            pks = {position: pk for pk, position in cursor.fetchall()}
     else:
         made = Test.objects.bulk_create([
             Test(scenario_id=scenario, master_scenario=master, machine=machine,
@@ -221,7 +221,7 @@ def expected_durations(machine: Machine, files: set) -> dict:
     durations = defaultdict(list)  # file -> [ms], newest run first
     # The duration as the database's interval: one value per row instead of two timestamps,
     # each made an aware datetime by Django's loader in Python (48 against 7 ms for 5 runs of
-    # 2,000 tests, most of a dry run's time).
+    # 2,000 tests, a third of such a dry run's time).
     rows = (Test.objects.filter(master_scenario_id__in=recent, status__in=P.TIMED,
                                 timestamp_start__isnull=False, timestamp_stop__isnull=False)
             .order_by("-master_scenario_id")
