@@ -102,17 +102,19 @@ def window_results(since, run: Run | None = None) -> list[F.Result]:
     with `run`, only the identities of that run's tests.
 
     With `run` (when a run ends, in the transaction of its last report, the run locked) the
-    read goes in steps, each a look-up by the identity index: the run's identities, those of
-    them that failed in the window (usually none: then nothing more is read), their results.
+    read goes in steps, each a look-up by an index: the run's identities, those of them that
+    failed or passed on a retry in the window (usually none: then nothing more is read), their
+    results.
     As one statement with the run's identities as a subquery, PostgreSQL planned a loop over
     every result of the window that ran the subquery again for each: 272 ms for a window of
     1,560 tests (bench/tm_live.py, where it made the slowest 1 % of the reports)."""
     in_window = Test.objects.filter(master_scenario__run__received__gte=since)
-    failed = in_window.filter(status__in=("failed", "error"))
-    retried = in_window.filter(result__passed_on_retry=True)
-    keys = in_window.filter(Q(status__in=("failed", "error"))
-                            | Q(result__passed_on_retry=True)).values("identity_key")
-    if run is not None:
+    if run is None:
+        keys = in_window.filter(Q(status__in=("failed", "error"))
+                                | Q(result__passed_on_retry=True)).values("identity_key")
+    else:
+        failed = in_window.filter(status__in=("failed", "error"))
+        retried = in_window.filter(result__passed_on_retry=True)
         # order_by(): Test's default ordering would make DISTINCT keep a row per test.
         own = list(Test.objects.filter(master_scenario__run=run).order_by()
                    .values_list("identity_key", flat=True).distinct()[:MAX_LISTED_KEYS + 1])

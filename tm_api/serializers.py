@@ -32,7 +32,7 @@ class TestInput(serializers.Serializer):
     file_path = CharField(max_length=1024, allow_blank=True)
     file_name = CharField(max_length=256)
     script = CharField(allow_blank=True, allow_null=True, required=False,
-                                   trim_whitespace=False, default="")
+                       trim_whitespace=False, default="")
 
 
 class ScenarioInput(TestInput):
@@ -93,7 +93,7 @@ class TestStartInput(serializers.Serializer):
     timestamp_start = ClientTimestampField(required=False, allow_null=True)
 
 
-class BoundedTextField(serializers.CharField):
+class BoundedTextField(CharField):
     """A failure's text: kept whole up to outcomes.MAX_DETAIL characters, else its head and tail
     with the cut marked (a report is never refused for a long traceback)."""
 
@@ -163,22 +163,22 @@ class TimesSerializer(serializers.Serializer):
 
 class ScriptSerializer(TimesSerializer):
     pk = serializers.IntegerField(read_only=True)
-    file_name = CharField()
-    file_path = CharField()
-    script = CharField()
-    status = CharField()
+    file_name = serializers.CharField()
+    file_path = serializers.CharField()
+    script = serializers.CharField()
+    status = serializers.CharField()
 
 
 class TraceLinkSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["trace", "requests"],
                                    help_text="trace: the trace sent here (OTLP, Zipkin); "
                                              "requests: a tracked request served in it")
-    label = CharField()
+    label = serializers.CharField()
     url = serializers.URLField()
 
 
 class TestSerializer(ScriptSerializer):
-    trace_id = CharField(allow_null=True, help_text="the W3C trace id the test "
+    trace_id = serializers.CharField(allow_null=True, help_text="the W3C trace id the test "
                                      "ran in, when its stop said it (the pytest plugin does)")
     links = TraceLinkSerializer(many=True, help_text="the trace and the tracked requests "
                                 "carrying the test's trace id (at most 10 requests)")
@@ -191,7 +191,7 @@ class StatisticsField(serializers.DictField):
 class RollUpSerializer(serializers.Serializer):
     """A run's, master scenario's or scenario's roll-up of its tests (tm_api.status)."""
 
-    status = CharField()
+    status = serializers.CharField()
     tests_count = serializers.IntegerField()
     tests_statistics = StatisticsField()
 
@@ -226,8 +226,8 @@ class MachineSerializer(serializers.Serializer):
     """A machine of /tm_api/machines/ (shape of bodies.machine_status)."""
 
     id = serializers.IntegerField()
-    machine_name = CharField()
-    status = CharField(help_text="the last run's status; not-available before one")
+    machine_name = serializers.CharField()
+    status = serializers.CharField(help_text="the last run's status; not-available before one")
     last_run = serializers.IntegerField(required=False)
     timestamp = serializers.DateTimeField(required=False)
     tests_count = serializers.IntegerField(required=False)
@@ -237,9 +237,9 @@ class MachineSerializer(serializers.Serializer):
 
 class RunFilters(serializers.Serializer):
     branch = CharField(max_length=255, required=False,
-                                   help_text="only runs of this branch (exactly)")
+                       help_text="only runs of this branch (exactly)")
     commit = CharField(min_length=4, max_length=100, required=False,
-                                   help_text="only runs of commits starting with this")
+                       help_text="only runs of commits starting with this")
 
 
 class RunSerializer(RollUpSerializer, TimesSerializer):
@@ -249,33 +249,33 @@ class RunSerializer(RollUpSerializer, TimesSerializer):
     pk = serializers.IntegerField()
     timestamp = serializers.DateTimeField()
     master_scenario = serializers.IntegerField()
-    file_name = CharField()
+    file_name = serializers.CharField()
     scenarios_count = serializers.IntegerField()
     version = VersionField()
-    commit = CharField(help_text="the commit tested, as CI said it ('' unknown)")
-    branch = CharField(help_text="the branch tested ('' unknown)")
-    build_url = CharField(help_text="the CI build's address ('' unknown)")
+    commit = serializers.CharField(help_text="the commit tested, as CI said it ('' unknown)")
+    branch = serializers.CharField(help_text="the branch tested ('' unknown)")
+    build_url = serializers.CharField(help_text="the CI build's address ('' unknown)")
     progress = ProgressSerializer()
 
 
 class LastTestSerializer(serializers.Serializer):
     pk = serializers.IntegerField()
-    file_name = CharField()
-    status = CharField()
+    file_name = serializers.CharField()
+    status = serializers.CharField()
     duration = serializers.FloatField(allow_null=True)
 
 
 class LastScenarioSerializer(RollUpSerializer):
     pk = serializers.IntegerField()
-    file_name = CharField()
-    file_path = CharField()
+    file_name = serializers.CharField()
+    file_path = serializers.CharField()
     tests = LastTestSerializer(many=True)
 
 
 class LastMasterScenarioSerializer(RollUpSerializer, TimesSerializer):
     pk = serializers.IntegerField()
-    file_name = CharField()
-    file_path = CharField()
+    file_name = serializers.CharField()
+    file_path = serializers.CharField()
     scenarios_count = serializers.IntegerField()
     scenarios = LastScenarioSerializer(many=True)
     dryrundata = serializers.IntegerField(help_text="run pk")
@@ -286,6 +286,6 @@ class LastMasterScenarioSerializer(RollUpSerializer, TimesSerializer):
 
 class MachineLastDataSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    machine_name = CharField()
+    machine_name = serializers.CharField()
     last_master_scenario = LastMasterScenarioSerializer(allow_null=True)
 

@@ -95,13 +95,14 @@ def _record_dry_run(machine_name, timestamp, master_scenario, ci, plan) -> _Reco
         run = Run.objects.create(machine=machine, timestamp=timestamp, **(ci or {}))
         scenario_trees = master_scenario.get("scenarios") or []
         test_count = sum(len(scenario.get("tests") or []) for scenario in scenario_trees)
+        # Each test's fields once: [(its scenario's index, its fields)], in the dry run's order.
+        listed = [(index, _script_fields(test)) for index, tree in enumerate(scenario_trees)
+                  for test in tree.get("tests") or []]
         expected = expected_durations(machine, {
-            (fields["file_path"], fields["file_name"])
-            for tree in scenario_trees for fields in map(_script_fields, tree.get("tests") or [])
+            (fields["file_path"], fields["file_name"]) for _, fields in listed
         }) if plan else {}
         planned = [expected.get((fields["file_path"], fields["file_name"]))
-                   for tree in scenario_trees
-                   for fields in map(_script_fields, tree.get("tests") or [])]
+                   for _, fields in listed]
         master = MasterScenario.objects.create(
             run=run,
             **_script_fields(master_scenario),
@@ -122,10 +123,8 @@ def _record_dry_run(machine_name, timestamp, master_scenario, ci, plan) -> _Reco
             )
             for position, tree in enumerate(scenario_trees)
         )
-        tests = _insert_tests(machine, master, [
-            (scenario.pk, _script_fields(test))
-            for scenario, tree in zip(scenarios, scenario_trees)
-            for test in tree.get("tests") or []], planned)
+        tests = _insert_tests(machine, master,
+                              [(scenarios[index].pk, fields) for index, fields in listed], planned)
 
         last = machine.last_run
         if last is None or timestamp >= last.timestamp:

@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     otel_context = otel_trace = None  # type: ignore[assignment]
 
 ENV_NAMES = ("TRACEPARENT", "TM_TRACEPARENT")
+TRACER_NAME = "tm_reporter"
 
 
 # The plugin's own generator, seeded from the system once: a suite that seeds the global one
@@ -50,7 +51,6 @@ def _new_ids() -> tuple[str, str]:
     while not span_id:
         span_id = _random.getrandbits(64)
     return f"{trace_id:032x}", f"{span_id:016x}"
-TRACER_NAME = "tm_reporter"
 
 
 class TestTrace:
