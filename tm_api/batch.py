@@ -28,7 +28,7 @@ from rest_framework.response import Response
 
 import idempotency
 from idempotency.schema import IDEMPOTENCY_KEY
-from tm_api import services
+from tm_api import quick_validation, services
 from tm_api.auth import check_token_allows
 from tm_api.models import machine_key
 from tm_api.serializers import DryRunInput, TestStartInput, TestStopInput
@@ -97,6 +97,10 @@ class BatchInput(serializers.Serializer):
             if not isinstance(given, str) or machine_key(given) != key:
                 errors[index] = {"machine_name": [
                     f"Every report of a batch is of its machine ({name!r})."]}
+                continue
+            quick = quick_validation.validated(REPORT_INPUTS[kind], body)
+            if quick is not None:
+                reports.append((kind, quick))
                 continue
             if kind not in inputs:
                 inputs[kind] = REPORT_INPUTS[kind]()

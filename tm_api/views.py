@@ -20,7 +20,7 @@ from plumbing.errors import ErrorSerializer
 from plumbing.ingest_path import body_read, called_from_sync_code, drf_answer, on_pool
 from plumbing.rest_json import JSONParser
 from plumbing.workers import WorkerThreads
-from tm_api import bodies, junit, services
+from tm_api import bodies, junit, quick_validation, services
 from tm_api import outcomes as O
 from tm_api import status as S
 from tm_api.auth import (
@@ -90,6 +90,9 @@ def validated(input_class, data) -> dict:
     stop's thirteen, on every report), and `run_validation` keeps nothing between calls
     (tm_api/batch.py validates a batch's reports so too). Refused data is answered by a new
     serializer's is_valid, so that the 400's body is DRF's own, to the letter."""
+    quick = quick_validation.validated(input_class, data)
+    if quick is not None:
+        return quick
     made = _serializers.__dict__.setdefault("by_class", {})
     serializer = made.get(input_class)
     if serializer is None:
