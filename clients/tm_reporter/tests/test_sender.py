@@ -10,7 +10,7 @@ import pytest
 
 from tm_reporter import Reporter
 from tm_reporter.sender import BatchSender
-from tm_reporter.spool import Spool, default_path
+from tm_reporter.spool import Spool, default_path, request_body
 
 pytestmark = pytest.mark.integration
 
@@ -195,6 +195,25 @@ def test_the_journal_of_a_dead_session_is_taken_over_without_what_was_answered(t
     heir = Spool(path)
     assert [b["key"] for b in heir.take_over()] == ["k2"]
     assert list(tmp_path.glob("spool.jsonl.*.session")) == [heir.journal_path]
+
+
+def test_a_batch_encoded_once_reads_back_whole_from_the_journal_and_the_spool(tmp_path):
+    """The sender encodes a batch's request body once (a session's dry run is a megabyte of
+    JSON, on the path of the answer the session waits for); its journal and spool lines are
+    made from that body, not encoded again, and read back as the batch."""
+    odd = batch("k1", "tést ✓.py", 'a "quote", a \\ and a\nnewline.py')
+    odd["at"] = 1733565600.123456
+    body = request_body(odd)
+    assert json.loads(body) == {"machine_name": "rack", "reports": odd["reports"]}
+    path = tmp_path / "spool.jsonl"
+    dead = Spool(path)
+    dead.take_over()
+    dead.formed(odd, body)
+    dead._journal.close()  # killed
+    heir = Spool(path)
+    assert heir.take_over() == [odd]
+    heir.keep([odd], {"k1": body})
+    assert Spool(path).take_over() == [odd]
 
 
 def test_the_default_spool_is_one_file_per_server_and_machine(monkeypatch, tmp_path):

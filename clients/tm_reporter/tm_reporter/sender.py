@@ -20,6 +20,7 @@ import time
 import uuid
 
 from tm_reporter.client import Reporter, ReportError
+from tm_reporter.spool import request_body
 from tm_reporter.tracecontext import suppress_instrumentation
 
 logger = logging.getLogger("tm_reporter")
@@ -80,6 +81,7 @@ class BatchSender:
         self._reports: collections.deque = collections.deque()
         self._pending: collections.deque = collections.deque()  # formed batches, unsent
         self._earlier_keys: set = set()
+        self._bodies: dict[str, str] = {}  # key -> request body of the batches not answered
         self._lock = threading.Lock()  # guards _pending between the thread and finish()
         self._wake = threading.Event()
         self._finishing = False
@@ -128,7 +130,7 @@ class BatchSender:
             self._pending.clear()
         if self.spool is not None:
             try:
-                self.spool.keep(left)
+                self.spool.keep(left, self._bodies)
             except OSError as error:
                 self.problem = self.problem or f"spool {self.spool.path} not written: {error}"
                 logger.warning("tm-reporter: %s", self.problem)
@@ -226,9 +228,10 @@ class BatchSender:
     def _add_batch(self, reports, front=False):
         batch = {"key": uuid.uuid4().hex, "at": time.time(),
                  "machine_name": self.reporter.machine_name, "reports": reports}
+        body = self._bodies[batch["key"]] = request_body(batch)  # encoded once, sent as is
         if self.spool is not None:
             try:
-                self.spool.formed(batch)
+                self.spool.formed(batch, body)
             except OSError as error:
                 logger.debug("tm-reporter: journal not written: %s", error)
         if front:
@@ -271,6 +274,7 @@ class BatchSender:
         where its key makes the next session's resend a replay)."""
         if self._pending and self._pending[0] is batch:
             self._pending.popleft()
+        self._bodies.pop(batch["key"], None)
 
     def _refuse(self, report, reason):
         self.refused_count += 1
@@ -281,10 +285,13 @@ class BatchSender:
         if self._per_report:
             return self._send_each(batch)
         try:
+            body = self._bodies.get(batch["key"])
+            if body is None:  # a batch an earlier session left
+                body = self._bodies[batch["key"]] = request_body(batch)
             response = self.reporter.session.post(
                 self.reporter.url + BATCH_PATH, timeout=self._timeout(),
-                json={"machine_name": batch["machine_name"], "reports": batch["reports"]},
-                headers={"Idempotency-Key": batch["key"]})
+                data=body.encode("utf-8"), headers={"Idempotency-Key": batch["key"],
+                                                    "Content-Type": "application/json"})
         except Exception as error:  # noqa: BLE001 - requests' and urllib3's errors alike
             raise self._unreachable(error) from None
         code = response.status_code

@@ -71,6 +71,23 @@ def _read_lines(path: Path) -> list[dict]:
     return records
 
 
+def encoded(value) -> str:
+    """JSON text, compact, of a batch's request body or of a spool line."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def request_body(batch: dict) -> str:
+    """What POST /tm_api/batch/ is sent for `batch`."""
+    return encoded({"machine_name": batch["machine_name"], "reports": batch["reports"]})
+
+
+def batch_line(batch: dict, body: str) -> str:
+    """The batch's line in a journal or the spool, made from its request body (`body`, as
+    request_body made it) without encoding the reports again: a pytest session's dry run is a
+    megabyte or more of JSON, and its answer is what the session waits for."""
+    return f'{{"key":{encoded(batch["key"])},"at":{encoded(batch["at"])},{body[1:]}'
+
+
 def _unsent(records) -> list[dict]:
     """Batches of a spool or journal whose answer never came, in order."""
     done = {r["sent"] for r in records if "sent" in r}
@@ -116,14 +133,15 @@ class Spool:
                 self.path.write_text("", encoding="utf-8")
         return batches
 
-    def _write(self, record: dict) -> None:
+    def _write(self, record: dict, line: str | None = None) -> None:
         assert self._journal is not None  # take_over() opened it
-        self._journal.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._journal.write((line or encoded(record)) + "\n")
 
-    def formed(self, batch: dict) -> None:
-        """Before a batch is first sent: if this process dies, the next session sends it."""
+    def formed(self, batch: dict, body: str | None = None) -> None:
+        """Before a batch is first sent: if this process dies, the next session sends it.
+        `body`: the batch's request body as the sender encoded it (batch_line)."""
         if self._journal is not None:
-            self._write(batch)
+            self._write(batch, batch_line(batch, body) if body else None)
             self._journal.flush()
 
     def answered(self, key: str) -> None:
@@ -131,14 +149,18 @@ class Spool:
             self._write({"sent": key})
             self._journal.flush()
 
-    def keep(self, batches: list[dict]) -> None:
-        """At the end of the session: what was not sent goes to the spool, the journal goes."""
+    def keep(self, batches: list[dict], bodies: dict | None = None) -> None:
+        """At the end of the session: what was not sent goes to the spool, the journal goes.
+        `bodies`: key -> request body of the batches the sender encoded (batch_line)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        bodies = bodies or {}
         with _locked(self.lock_path):
             if batches:
                 with open(self.path, "a", encoding="utf-8") as spool:
                     for batch in batches:
-                        spool.write(json.dumps(batch, separators=(",", ":")) + "\n")
+                        body = bodies.get(batch.get("key"))
+                        spool.write((batch_line(batch, body) if body else encoded(batch))
+                                    + "\n")
                     spool.flush()
             if self._journal is not None and self.journal_path is not None:  # both or neither
                 self._journal.close()
