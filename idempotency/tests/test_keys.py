@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from idempotency import fingerprint, legacy_fingerprint
 from idempotency.models import IdempotentRequest
 from tm_api import status as S
 from tm_api.models import Run, Test
@@ -136,6 +137,28 @@ def test_a_key_repeated_with_another_body_is_422_and_keeps_the_first_write(machi
     reordered = dict(reversed(list({**stop_body, "status": "failed"}.items())))
     replayed = machines.post("/tm_api/test_stop/", reordered, **key("stop"))
     assert replayed.status_code == 202 and replayed["Idempotent-Replayed"] == "true"
+
+
+def test_a_key_stored_before_orjson_fingerprints_still_replays_its_retry(machines):
+    """A key stored by the server before fingerprints were orjson's holds the standard
+    library's: the retry of that body, sent across the upgrade, is answered again, and another
+    body is still refused."""
+    payload = tm.dry_run_payload(scenarios=[tm.scenario("ünï.py", ("/s/t", "a.py"))])
+    parsed = json.loads(json.dumps(payload))  # as the server parsed it
+    assert fingerprint(parsed) != legacy_fingerprint(parsed)  # else this proves nothing
+    first = machines.dry_run(payload, **key("before"))
+    IdempotentRequest.objects.filter(key="before").update(fingerprint=legacy_fingerprint(parsed))
+    again = machines.dry_run(payload, **key("before"))
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json() and Run.objects.count() == 1
+    other = tm.dry_run_payload(scenarios=[tm.scenario("other.py", ("/s/t", "a.py"))])
+    assert machines.dry_run(other, **key("before")).status_code == 422
+
+
+def test_a_body_orjson_refuses_is_fingerprinted_by_the_standard_library():
+    for body in ({"text": "lone \ud800"}, {"count": 2**70}):
+        assert fingerprint(body) == legacy_fingerprint(body)
+    assert fingerprint({"b": 1, "a": [1, 2]}) == fingerprint({"a": [1, 2], "b": 1})
 
 
 def test_a_second_tracking_batch_with_a_used_key_is_422_not_silently_dropped(client):
