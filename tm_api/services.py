@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from notifications import rules
 from plumbing.jsonio import database_json
-from plumbing.library_internals.django_compiled_query import CompiledQuery
+from plumbing.library_internals.django_compiled_query import CompiledQuery, in_django_wrapper
 from tm_api import bodies, history, live
 from tm_api import outcomes as O
 from tm_api import progress as P
@@ -192,7 +192,11 @@ def _insert_tests(machine, master, tests: list, planned: list) -> list[_NewTest]
                  "identity_key": O.key_of(fields["file_path"], fields["file_name"]),
                  "expected_ms": planned[position]}
                 for position, (scenario, fields) in enumerate(tests)]
-        with connection.cursor() as cursor:
+        # Bound by the server: the tests' JSON text (1.4 MB for 2,000 tests with their sources)
+        # is neither quoted by the driver (13 ms) nor scanned by the server's parser as a
+        # literal (7 ms).
+        raw = psycopg.Cursor(connection.connection)
+        with in_django_wrapper(connection, raw) as cursor:
             cursor.execute(_INSERT_TESTS, {"status": S.WAITING, "machine": machine.pk,
                                            "master": master.pk, "tests": database_json(rows)})
             pks = {position: pk for pk, position in cursor.fetchall()}

@@ -52,7 +52,12 @@ def _cursor(connection):
     raw = connection.connection
     if raw.prepare_threshold is None:
         raw.prepare_threshold = _ONLY_WHEN_ASKED
-    cursor = _PreparingCursor(raw)
+    return in_django_wrapper(connection, _PreparingCursor(raw))
+
+
+def in_django_wrapper(connection, cursor):
+    """A psycopg cursor of `connection` in Django's cursor wrapper, as connection.cursor() wraps
+    its own (errors translated, execute wrappers run, queries logged when Django logs them)."""
     return (connection.make_debug_cursor(cursor) if connection.queries_logged
             else connection.make_cursor(cursor))
 
