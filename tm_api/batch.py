@@ -81,7 +81,8 @@ class BatchInput(serializers.Serializer):
                                     help_text=f"applied in this order; at most {MAX_REPORTS}")
 
     def validate(self, data):
-        """Each report as its own endpoint validates it; errors keyed by the report's index."""
+        """Each report as its own endpoint validates it (tm_api.quick_validation, else DRF);
+        errors keyed by the report's index."""
         name, key = data["machine_name"], machine_key(data["machine_name"])
         reports, errors = [], {}
         # One serializer per kind for the whole batch: DRF copies a serializer's fields each time

@@ -88,8 +88,10 @@ def validated(input_class, data) -> dict:
     then `validated_data` give it, by one serializer per class and thread: DRF deep-copies a
     serializer's declared fields each time one is made (0.05 ms for a start's four, 0.2 ms for a
     stop's thirteen, on every report), and `run_validation` keeps nothing between calls
-    (tm_api/batch.py validates a batch's reports so too). Refused data is answered by a new
-    serializer's is_valid, so that the 400's body is DRF's own, to the letter."""
+    (tm_api/batch.py validates a batch's reports so too). Reports of the usual shape are
+    checked by tm_api.quick_validation instead, which gives the same data without DRF's layers.
+    Refused data is answered by a new serializer's is_valid, so that the 400's body is DRF's
+    own, to the letter."""
     quick = quick_validation.validated(input_class, data)
     if quick is not None:
         return quick
