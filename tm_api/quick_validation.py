@@ -19,14 +19,21 @@ import re
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from rest_framework import serializers
 
 from tm_api import outcomes as O
 from tm_api import status as S
-from tm_api.serializers import DryRunInput, TestStartInput, TestStopInput
+from tm_api.serializers import (
+    TRACE_ID_PATTERN,
+    DryRunInput,
+    TestInput,
+    TestStartInput,
+    TestStopInput,
+)
 
 _MISSING = object()
 # TestStopInput.trace_id's pattern, searched as DRF's RegexValidator does.
-_TRACE_ID = re.compile(r"^(?!0{32}$)[0-9a-fA-F]{32}$")
+_TRACE_ID = re.compile(TRACE_ID_PATTERN)
 _OUTCOMES = frozenset(O.OUTCOMES)
 _STOP_STATUSES = frozenset(S.STOP_STATUSES)
 
@@ -59,8 +66,22 @@ def _clean(value: str) -> str:
     return value
 
 
-def _text(data: dict, key: str, max_length: int | None = None, blank: bool = False):
-    """A CharField (whitespace trimmed); _MISSING when absent."""
+def _text_rules(input_class) -> dict:
+    """{field name: (max_length, allow_blank)} of the serializer's trimmed CharFields: the
+    limits are the serializers' own, not written again here."""
+    return {name: (field.max_length, field.allow_blank)
+            for name, field in input_class().fields.items()
+            if isinstance(field, serializers.CharField) and field.trim_whitespace}
+
+
+_START, _STOP, _DRY_RUN, _TEST = map(_text_rules, (TestStartInput, TestStopInput, DryRunInput,
+                                                   TestInput))
+
+
+def _text(data: dict, key: str, rules: dict):
+    """A trimmed CharField of the serializer whose `rules` (_text_rules) are given; _MISSING
+    when absent."""
+    max_length, blank = rules[key]
     value = data.get(key, _MISSING)
     if value is _MISSING:
         return value
@@ -98,14 +119,13 @@ def _put(into: dict, key: str, value) -> None:
         into[key] = value
 
 
-def _name_fields(data: dict) -> dict:
-    return {"machine_name": _required(_text(data, "machine_name", 256)),
-            "file_path": _required(_text(data, "file_path", 1024, blank=True)),
-            "file_name": _required(_text(data, "file_name", 256))}
+def _name_fields(data: dict, rules: dict) -> dict:
+    return {key: _required(_text(data, key, rules))
+            for key in ("machine_name", "file_path", "file_name")}
 
 
 def _start(data: dict) -> dict:
-    result = _name_fields(data)
+    result = _name_fields(data, _START)
     _put(result, "timestamp_start", _timestamp(data, "timestamp_start"))
     return result
 
@@ -118,8 +138,8 @@ def _detail(value: str) -> str:
 
 
 def _stop(data: dict) -> dict:
-    result = _name_fields(data)
-    status = _text(data, "status")
+    result = _name_fields(data, _STOP)
+    status = _text(data, "status", _STOP)
     if status is not _MISSING and status not in _STOP_STATUSES:
         raise _Unusual
     _put(result, "status", status)
@@ -170,8 +190,8 @@ def _tree(data, children: str | None, grandchildren: str | None) -> dict:
     """A TestInput (and its `children`, each with their `grandchildren`)."""
     if type(data) is not dict:
         raise _Unusual
-    result = {"file_path": _required(_text(data, "file_path", 1024, blank=True)),
-              "file_name": _required(_text(data, "file_name", 256)),
+    result = {"file_path": _required(_text(data, "file_path", _TEST)),
+              "file_name": _required(_text(data, "file_name", _TEST)),
               "script": _script(data)}
     if children is not None:
         items = data.get(children, _MISSING)
@@ -186,9 +206,9 @@ def _tree(data, children: str | None, grandchildren: str | None) -> dict:
 
 def _dry_run(data: dict) -> dict:
     result = {}
-    for key, limit in (("commit", 100), ("branch", 255), ("build_url", 2048)):
-        _put(result, key, _text(data, key, limit, blank=True))
-    result["machine_name"] = _required(_text(data, "machine_name", 256))
+    for key in ("commit", "branch", "build_url"):
+        _put(result, key, _text(data, key, _DRY_RUN))
+    result["machine_name"] = _required(_text(data, "machine_name", _DRY_RUN))
     result["timestamp"] = _required(_timestamp(data, "timestamp", required=True))
     result["master_scenario"] = _tree(_required(data.get("master_scenario", _MISSING)),
                                       "scenarios", "tests")

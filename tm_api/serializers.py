@@ -104,6 +104,10 @@ class BoundedTextField(CharField):
         return O.bounded(super().to_internal_value(data))
 
 
+# A W3C trace id: 32 hex digits, not all zeros.
+TRACE_ID_PATTERN = r"^(?!0{32}$)[0-9a-fA-F]{32}$"
+
+
 class TestStopInput(serializers.Serializer):
     machine_name = CharField(max_length=256)
     file_path = CharField(max_length=1024, allow_blank=True)
@@ -129,7 +133,7 @@ class TestStopInput(serializers.Serializer):
     stderr = BoundedTextField(help_text="captured standard error (bounded likewise)")
     log = BoundedTextField(help_text="captured log records (bounded likewise)")
     trace_id = serializers.RegexField(
-        r"^(?!0{32}$)[0-9a-fA-F]{32}$", required=False, allow_null=True,
+        TRACE_ID_PATTERN, required=False, allow_null=True,
         help_text="the W3C trace id (32 hex digits) the test ran in: traces and tracked "
                   "requests carrying it are listed with the test (the pytest plugin sends it)")
 
