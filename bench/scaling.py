@@ -6,14 +6,14 @@ in the same run. Each machine announces a dry run of 60 tests first and again af
 reports (not timed). Prints req/s, p50/p99 per request, the server's CPU per request (from
 /proc) and the ratio 2-process/1-process.
 
-The two processes share one listening socket: `uvicorn --workers 2` (plumbing.serve, as
-production runs with WEB_CONCURRENCY=2) binds it once and each worker accepts from it, so the
-kernel hands each new connection to whichever process accepts first. No balancer process: on
-a 2-core machine a proxy in the middle would take CPU from the servers and measure itself.
-With keep-alive clients the split is per connection (the machines arrive 50 ms apart, not in one
-burst that the first process to wake would take whole); the per-process CPU shows how even it was,
-and the machine's busy cores (all processes, from /proc/stat) and PostgreSQL's CPU per request
-show whether the machine itself was the limit.
+The two processes run as production runs them with WEB_CONCURRENCY=2 (plumbing.serve): each
+accepts on a listening socket of its own on the port (SO_REUSEPORT), and the kernel hands each new
+connection to one of them by a hash of its addresses. No balancer process: on a 2-core machine a
+proxy in the middle would take CPU from the servers and measure itself. With 8 keep-alive
+machines the split is per connection, so by chance it is 4/4 only about a quarter of the time
+(5/3 or 6/2 the rest, mostly); the per-process CPU shows how even it was, and the machine's busy
+cores (all processes, from /proc/stat) and PostgreSQL's CPU per request show whether the machine
+itself was the limit.
 
     .venv/bin/python bench/scaling.py [--seconds 15] [--machines 8]
         [--server uvicorn|daphne]
@@ -82,8 +82,8 @@ def postgres_seconds() -> float:
 
 
 async def machine(url, name, token, seconds, latencies, arrives_after=0.0):
-    # Machines come one after the other, as they do: a burst of 8 connections at once would all
-    # be accepted by whichever process woke first, and measure the kernel's accept, not scaling.
+    # Machines come one after the other, as they do (the kernel's hash, not their timing,
+    # decides which process takes each connection).
     await asyncio.sleep(arrives_after)
     headers = {"Authorization": f"Token {token}"}
     connector = aiohttp.TCPConnector(limit=1)

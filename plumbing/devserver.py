@@ -2,7 +2,7 @@
 
     server = Server({"DB_DEFAULT": ..., "REDIS_URL": ...}).start()
     Server(..., server="daphne")   # or MONITOR_SERVER=daphne; default: production's (uvicorn)
-    Server(..., workers=2)         # processes sharing the listening socket
+    Server(..., workers=2)         # two processes on the port (plumbing.serve.Workers)
     ... requests.get(server.url + "/healthz"), websocket.create_connection(server.ws_url + ...)
     server.stop()
 """

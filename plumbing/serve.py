@@ -6,8 +6,11 @@ Procfile, the Dockerfile, plumbing.devserver for tests and benchmarks):
 - MONITOR_SERVER: `uvicorn` (the default: measured cheaper per request, bench/http_floor.py)
   with uvloop, httptools and websockets (its Sans-I/O protocol; the legacy one is deprecated),
   or `daphne`;
-- WEB_CONCURRENCY: server processes sharing the listening socket (one per core in production:
-  `auto`; the kernel spreads the connections among them). 1 by default.
+- WEB_CONCURRENCY: server processes on the port (one per core in production: `auto`). 1 by
+  default. Above 1, this process supervises them (`Workers`): each has a listening socket of its
+  own on the port (SO_REUSEPORT), so the kernel spreads new connections evenly among them
+  whenever they arrive; one socket shared by all would give most connections made at a quiet
+  time (live pages' and traces' websockets) to one process.
 
 `--print` prints the command line instead of running it.
 """
@@ -19,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 SERVERS = ("uvicorn", "daphne")
 DEFAULT_SERVER = "uvicorn"
@@ -48,23 +52,21 @@ def web_concurrency() -> int:
     return workers
 
 
-def command(server: str, host: str, port: int, *, workers: int = 1, proxy_headers=False,
-            fd: int | None = None, application: str = APPLICATION,
-            access_log=False) -> list[str]:
-    """The server's argv. uvicorn runs `workers` processes itself; daphne runs one per `fd`."""
+def command(server: str, host: str, port: int, *, proxy_headers=False, fd: int | None = None,
+            application: str = APPLICATION, access_log=False) -> list[str]:
+    """One server process's argv, on host:port or on the listening socket `fd` (Workers)."""
     if server == "uvicorn":
-        argv = [sys.executable, "-m", "uvicorn", application, "--host", host, "--port", str(port),
-                "--loop", "uvloop",
-                "--http", "plumbing.library_internals.uvicorn_protocol:HttpToolsProtocol",
-                "--ws", "websockets-sansio", "--ws-max-size", WEBSOCKET_MAX_BYTES,
-                # As daphne: no per-message compression (CPU per frame for every socket).
-                "--ws-per-message-deflate", "False",
-                # Django has no lifespan events.
-                "--lifespan", "off"]
+        argv = [sys.executable, "-m", "uvicorn", application]
+        argv += ["--fd", str(fd)] if fd is not None else ["--host", host, "--port", str(port)]
+        argv += ["--loop", "uvloop",
+                 "--http", "plumbing.library_internals.uvicorn_protocol:HttpToolsProtocol",
+                 "--ws", "websockets-sansio", "--ws-max-size", WEBSOCKET_MAX_BYTES,
+                 # As daphne: no per-message compression (CPU per frame for every socket).
+                 "--ws-per-message-deflate", "False",
+                 # Django has no lifespan events.
+                 "--lifespan", "off"]
         if not access_log:  # the proxy logs requests
             argv.append("--no-access-log")
-        if workers > 1:
-            argv += ["--workers", str(workers)]
         if proxy_headers:
             # The proxy's X-Forwarded-For/-Proto from any address, as daphne's --proxy-headers:
             # only the proxy reaches the web processes (docker-compose exposes no port).
@@ -80,23 +82,90 @@ def command(server: str, host: str, port: int, *, workers: int = 1, proxy_header
     return argv + [application]
 
 
-def run_daphnes(host: str, port: int, workers: int, proxy_headers: bool) -> int:
-    """`workers` daphne processes accepting on one listening socket, bound here; SIGTERM and
-    SIGINT are passed on to them (docker stop, Ctrl-C), and this process ends when they have."""
-    listener = socket.create_server((host, port), backlog=2048)
-    listener.set_inheritable(True)
-    fd = listener.fileno()
-    children = [subprocess.Popen(command("daphne", host, port, proxy_headers=proxy_headers,
-                                         fd=fd), pass_fds=[fd]) for _ in range(workers)]
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` sockets listening on host:port with SO_REUSEPORT (port 0: the first one's)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_server((host, port), family=family, backlog=2048, reuse_port=True)
+        sock.set_inheritable(True)
+        port = sock.getsockname()[1]
+        sockets.append(sock)
+    return sockets
 
-    def pass_on(signum, frame):
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, pass_on)
-    signal.signal(signal.SIGINT, pass_on)
-    return max(child.wait() for child in children)
+class Workers:
+    """Server processes, each accepting on a socket of its own that this process binds and keeps.
+
+    The kernel picks a socket for each new connection by a hash of its addresses, so the split
+    is even whatever the timing. This process keeps every socket open: while a process that died
+    is replaced, the connections that come to its socket wait in its queue instead of being
+    refused. A process that exits with an error soon after its start (an import error, a wrong
+    setting) is not replaced: all stop, since every new one would fail the same way. SIGTERM
+    and SIGINT (docker stop, Ctrl-C) are passed on; this process ends when all of them have,
+    with the highest exit status.
+    """
+
+    # An error exit within this many seconds of the start is a failed start.
+    STARTUP_SECONDS = 10
+
+    def __init__(self, server: str, host: str, port: int, workers: int, **options):
+        self.server, self.host, self.options = server, host, options
+        self.sockets = listening_sockets(host, port, workers)
+        self.port = self.sockets[0].getsockname()[1]
+        self.children: list[subprocess.Popen] = []
+        self.started: list[float] = []
+        self.stopping = False
+
+    def spawn(self, index: int) -> subprocess.Popen:
+        fd = self.sockets[index].fileno()
+        child = subprocess.Popen(command(self.server, self.host, self.port, fd=fd,
+                                         **self.options), pass_fds=[fd])
+        if index < len(self.children):
+            self.children[index], self.started[index] = child, time.monotonic()
+        else:
+            self.children.append(child)
+            self.started.append(time.monotonic())
+        return child
+
+    def stop(self, signum=signal.SIGTERM, frame=None):
+        self.stopping = True
+        for child in self.children:
+            # Not Popen.send_signal: its poll() would reap the child behind run()'s os.wait().
+            if child.returncode is None:
+                os.kill(child.pid, signum)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        for index in range(len(self.sockets)):
+            self.spawn(index)
+        if self.stopping:  # a signal came while they were starting
+            self.stop()
+        status = 0
+        while any(child.returncode is None for child in self.children):
+            try:
+                pid, wait_status = os.wait()
+            except ChildProcessError:  # none left (cannot happen while one is unreaped)
+                break
+            for index, child in enumerate(self.children):
+                if child.pid != pid:
+                    continue
+                child.returncode = os.waitstatus_to_exitcode(wait_status)
+                code = abs(child.returncode)  # a signal's number when it was killed by one
+                if self.stopping:
+                    status = max(status, code if child.returncode > 0 else 0)
+                elif (child.returncode > 0
+                      and time.monotonic() - self.started[index] < self.STARTUP_SECONDS):
+                    print(f"serve: server process {pid} failed to start (exit status "
+                          f"{child.returncode}); stopping", file=sys.stderr, flush=True)
+                    status = max(code, 1)
+                    self.stop()
+                else:
+                    print(f"serve: server process {pid} ended (exit status {child.returncode});"
+                          f" starting another on its socket", file=sys.stderr, flush=True)
+                    self.spawn(index)
+        return status
 
 
 def main(argv=None) -> int:
@@ -114,18 +183,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     server = chosen_server(args.server)
     workers = args.workers or web_concurrency()
-    if server == "daphne" and workers > 1:
-        if args.print:
-            print(f"# {workers} x, sharing one listening socket on {args.host}:{args.port}:")
-            print(shlex.join(command(server, args.host, args.port, fd=3,
-                                     proxy_headers=args.proxy_headers)))
-            return 0
-        return run_daphnes(args.host, args.port, workers, args.proxy_headers)
-    argv = command(server, args.host, args.port, workers=workers,
-                   proxy_headers=args.proxy_headers, access_log=args.access_log)
+    options = {"proxy_headers": args.proxy_headers, "access_log": args.access_log}
     if args.print:
-        print(shlex.join(argv))
+        if workers > 1:
+            print(f"# {workers} x, each on a listening socket of its own on {args.host}:"
+                  f"{args.port} (SO_REUSEPORT), bound and passed on by plumbing.serve:")
+        print(shlex.join(command(server, args.host, args.port, fd=3 if workers > 1 else None,
+                                 **options)))
         return 0
+    if workers > 1:
+        return Workers(server, args.host, args.port, workers, **options).run()
+    argv = command(server, args.host, args.port, **options)
     os.execv(argv[0], argv)
 
 
