@@ -56,8 +56,12 @@ def command(server: str, host: str, port: int, *, proxy_headers=False, fd: int |
             application: str = APPLICATION, access_log=False) -> list[str]:
     """One server process's argv, on host:port or on the listening socket `fd` (Workers)."""
     if server == "uvicorn":
-        argv = [sys.executable, "-m", "uvicorn", application]
-        argv += ["--fd", str(fd)] if fd is not None else ["--host", host, "--port", str(port)]
+        if fd is None:
+            argv = [sys.executable, "-m", "uvicorn", application, "--host", host,
+                    "--port", str(port)]
+        else:  # uvicorn itself would serve the socket's TCP connections as Unix ones
+            argv = [sys.executable, "-m", "plumbing.library_internals.uvicorn_fd", application,
+                    "--fd", str(fd)]
         argv += ["--loop", "uvloop",
                  "--http", "plumbing.library_internals.uvicorn_protocol:HttpToolsProtocol",
                  "--ws", "websockets-sansio", "--ws-max-size", WEBSOCKET_MAX_BYTES,

@@ -10,6 +10,7 @@ caught by the suite rather than in production:
 - daphne_requests: daphne's WebRequest and Twisted's HTTPChannel (bodies left to Django, a
   deadline on request headers);
 - uvicorn_protocol: uvicorn's httptools protocol with the same deadline on request headers;
+- uvicorn_fd: uvicorn serving an inherited TCP socket (`--fd`) as TCP, not as a Unix socket;
 - whitenoise_static: WhiteNoise's middleware in Django's async chain;
 - django_asgi_handler: Django's ASGIHandler with the lean path's middleware chain;
 - asgiref_threads: asgiref's record of the caller of the current sync/async hop;

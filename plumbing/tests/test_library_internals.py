@@ -132,6 +132,17 @@ def test_uvicorn_httptools_protocol_hooks():
                 f"HttpToolsProtocol's attribute {attribute}")
 
 
+def test_uvicorn_fd_socket():
+    import socket
+
+    from uvicorn import server
+
+    require("uvicorn", "uvicorn_fd",
+            getattr(server, "socket", None) is socket
+            and "socket.fromfd(config.fd," in source(server.Server.startup),
+            "uvicorn.server calling the socket module's fromfd for --fd")
+
+
 def test_whitenoise_middleware_internals(settings):
     from whitenoise.middleware import WhiteNoiseMiddleware
 

@@ -26,7 +26,30 @@ def test_uvicorn_runs_with_the_header_deadline_and_the_websocket_cap():
     assert "--proxy-headers" in argv and "--no-access-log" in argv
     # One of several processes: the socket it is given, not an address to bind.
     argv = serve.command("uvicorn", "0.0.0.0", 8000, fd=5)
-    assert argv[4:6] == ["--fd", "5"] and "--host" not in argv and "--port" not in argv
+    assert argv[3:6] == ["trace_project.asgi:application", "--fd", "5"]
+    assert "--host" not in argv and "--port" not in argv and "--ws-max-size" in argv
+
+
+@pytest.mark.unit
+def test_a_process_given_a_tcp_socket_serves_it_as_tcp(monkeypatch):
+    # uvicorn's own --fd makes the socket object AF_UNIX, and uvloop then serves every TCP
+    # connection as a pipe: no TCP_NODELAY, 40 ms a keep-alive request (bench/scaling.py).
+    import socket
+
+    from uvicorn import server
+
+    from plumbing.library_internals import uvicorn_fd
+
+    assert serve.command("uvicorn", "0.0.0.0", 8000, fd=5)[1:3] == [
+        "-m", "plumbing.library_internals.uvicorn_fd"]
+    monkeypatch.setattr(server, "socket", uvicorn_fd._SocketModule("socket"))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        seen = server.socket.fromfd(listener.fileno(), server.socket.AF_UNIX,
+                                    server.socket.SOCK_STREAM)
+        with seen:
+            assert seen.family == socket.AF_INET and seen.type == socket.SOCK_STREAM
+            assert seen.getsockname() == listener.getsockname()
+    assert socket.fromfd is not uvicorn_fd.fromfd  # only uvicorn.server's view changes
 
 
 @pytest.mark.unit
