@@ -89,9 +89,12 @@ def command(server: str, host: str, port: int, *, proxy_headers=False, fd: int |
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """`count` sockets listening on host:port with SO_REUSEPORT (port 0: the first one's)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # "::" takes IPv4 too, as uvicorn's and daphne's own sockets do where the system allows.
+    dualstack = family == socket.AF_INET6 and socket.has_dualstack_ipv6()
     sockets = []
     for _ in range(count):
-        sock = socket.create_server((host, port), family=family, backlog=2048, reuse_port=True)
+        sock = socket.create_server((host, port), family=family, backlog=2048, reuse_port=True,
+                                    dualstack_ipv6=dualstack)
         sock.set_inheritable(True)
         port = sock.getsockname()[1]
         sockets.append(sock)
