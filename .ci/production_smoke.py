@@ -92,7 +92,13 @@ def deploy_commands(port):
         "scheduler": services["scheduler"]["command"],
         "migrate": services["migrate"]["command"],
     }
-    app_environment = {key: str(value) for key, value in services["web"]["environment"].items()}
+    # The image's ENV (WEB_CONCURRENCY=auto: one server process per core), then compose's.
+    app_environment = {}
+    for line in dockerfile.splitlines():
+        if line.startswith("ENV "):
+            app_environment.update(pair.split("=", 1) for pair in shlex.split(line[len("ENV "):]))
+    app_environment.update({key: str(value)
+                            for key, value in services["web"]["environment"].items()})
     return commands, collectstatic, app_environment
 
 
@@ -360,6 +366,12 @@ def main():
               and health["channel_layer"]["backend"] != "InMemoryChannelLayer",
               f"/healthz says {health}")
         say("/healthz 200 on PostgreSQL + Redis")
+        cores = len(os.sched_getaffinity(0))
+        if env.get("WEB_CONCURRENCY") == "auto" and cores > 1:  # one core: the server itself
+            servers = server_processes(processes["web"].pid)
+            check(len(servers) == cores, f"WEB_CONCURRENCY=auto on {cores} cores started "
+                                         f"{len(servers)} server processes")
+            say(f"{cores} server processes (WEB_CONCURRENCY=auto), each on a socket of its own")
 
         report_failed_run(client, token)
         headers, body = wait_for("the run_failed webhook", lambda: receiver.received[:1], 60,
@@ -405,6 +417,15 @@ def main():
                 os.killpg(process.pid, signal.SIGKILL)
         receiver.shutdown()
     say("production smoke test passed")
+
+
+def server_processes(pid):
+    """The server processes plumbing.serve started (each runs on a socket it was given)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += (task / "children").read_text().split()
+    return [child for child in children
+            if b"--fd" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")]
 
 
 def port_open(port):

@@ -62,7 +62,9 @@ def command(server: str, host: str, port: int, *, proxy_headers=False, fd: int |
         else:  # uvicorn itself would serve the socket's TCP connections as Unix ones
             argv = [sys.executable, "-m", "plumbing.library_internals.uvicorn_fd", application,
                     "--fd", str(fd)]
-        argv += ["--loop", "uvloop",
+        # One process: uvicorn would otherwise read WEB_CONCURRENCY itself (and start that
+        # many processes of its own in each of ours, or fail on "auto").
+        argv += ["--workers", "1", "--loop", "uvloop",
                  "--http", "plumbing.library_internals.uvicorn_protocol:HttpToolsProtocol",
                  "--ws", "websockets-sansio", "--ws-max-size", WEBSOCKET_MAX_BYTES,
                  # As daphne: no per-message compression (CPU per frame for every socket).

@@ -22,7 +22,7 @@ def test_uvicorn_runs_with_the_header_deadline_and_the_websocket_cap():
     assert pairs["--host"] == "0.0.0.0" and pairs["--port"] == "8000"
     assert pairs["--http"] == "plumbing.library_internals.uvicorn_protocol:HttpToolsProtocol"
     assert pairs["--loop"] == "uvloop" and pairs["--ws"] == "websockets-sansio"
-    assert pairs["--ws-max-size"] == serve.WEBSOCKET_MAX_BYTES
+    assert pairs["--ws-max-size"] == serve.WEBSOCKET_MAX_BYTES and pairs["--workers"] == "1"
     assert "--proxy-headers" in argv and "--no-access-log" in argv
     # One of several processes: the socket it is given, not an address to bind.
     argv = serve.command("uvicorn", "0.0.0.0", 8000, fd=5)
@@ -100,7 +100,9 @@ def test_two_processes_serve_one_port_and_share_connections_made_at_a_quiet_time
     from conftest import test_database_env
     from plumbing.devserver import Server
 
-    server = Server({"DB_DEFAULT": test_database_env()}, server=server_name, workers=2).start()
+    # WEB_CONCURRENCY as the Docker image sets it: read by plumbing.serve, not by each process.
+    server = Server({"DB_DEFAULT": test_database_env(), "WEB_CONCURRENCY": "auto"},
+                    server=server_name, workers=2).start()
     sessions = []
     try:
         workers = children(server.process.pid)
