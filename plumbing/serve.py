@@ -201,7 +201,11 @@ def main(argv=None) -> int:
                                  **options)))
         return 0
     if workers > 1:
-        return Workers(server, args.host, args.port, workers, **options).run()
+        try:
+            supervisor = Workers(server, args.host, args.port, workers, **options)
+        except OSError as error:  # as uvicorn words it for one process
+            raise SystemExit(f"serve: cannot listen on {args.host}:{args.port}: {error}") from None
+        return supervisor.run()
     argv = command(server, args.host, args.port, **options)
     os.execv(argv[0], argv)
 

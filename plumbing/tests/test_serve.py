@@ -161,3 +161,13 @@ def test_server_processes_that_cannot_start_stop_the_whole_server():
     assert result.returncode == 1
     assert "No module named 'no_such_settings'" in result.stderr
     assert "failed to start (exit status 1); stopping" in result.stderr
+
+
+@pytest.mark.unit
+def test_a_port_taken_is_said_plainly():
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit, match=f"cannot listen on 127.0.0.1:{port}: .*in use"):
+            serve.main(["--port", str(port), "--workers", "2"])
