@@ -89,10 +89,18 @@ def command(server: str, host: str, port: int, *, proxy_headers=False, fd: int |
 
 
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
-    """`count` sockets listening on host:port with SO_REUSEPORT (port 0: the first one's)."""
+    """`count` sockets listening on host:port with SO_REUSEPORT (port 0: the first one's).
+
+    Only Linux spreads connections among such sockets; elsewhere (macOS gives them all to the
+    socket bound last) the processes share one socket, as uvicorn's --workers does."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # "::" takes IPv4 too, as uvicorn's and daphne's own sockets do where the system allows.
     dualstack = family == socket.AF_INET6 and socket.has_dualstack_ipv6()
+    if not sys.platform.startswith("linux"):
+        shared = socket.create_server((host, port), family=family, backlog=2048,
+                                      dualstack_ipv6=dualstack)
+        shared.set_inheritable(True)
+        return [shared] * count
     sockets = []
     for _ in range(count):
         sock = socket.create_server((host, port), family=family, backlog=2048, reuse_port=True,

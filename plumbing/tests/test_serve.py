@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,8 +36,6 @@ def test_uvicorn_runs_with_the_header_deadline_and_the_websocket_cap():
 def test_a_process_given_a_tcp_socket_serves_it_as_tcp(monkeypatch):
     # uvicorn's own --fd makes the socket object AF_UNIX, and uvloop then serves every TCP
     # connection as a pipe: no TCP_NODELAY, 40 ms a keep-alive request (bench/scaling.py).
-    import socket
-
     from uvicorn import server
 
     from plumbing.library_internals import uvicorn_fd
@@ -165,9 +164,27 @@ def test_server_processes_that_cannot_start_stop_the_whole_server():
 
 @pytest.mark.unit
 def test_a_port_taken_is_said_plainly():
-    import socket
-
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         with pytest.raises(SystemExit, match=f"cannot listen on 127.0.0.1:{port}: .*in use"):
             serve.main(["--port", str(port), "--workers", "2"])
+
+
+@pytest.mark.unit
+def test_elsewhere_than_linux_the_processes_share_one_socket(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    sockets = serve.listening_sockets("127.0.0.1", 0, 3)
+    try:
+        assert len(sockets) == 3 and len({sock.fileno() for sock in sockets}) == 1
+        assert sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0
+    finally:
+        sockets[0].close()
+    monkeypatch.setattr(sys, "platform", "linux")
+    sockets = serve.listening_sockets("127.0.0.1", 0, 2)
+    try:
+        assert len({sock.fileno() for sock in sockets}) == 2
+        assert len({sock.getsockname() for sock in sockets}) == 1  # one port
+        assert all(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for sock in sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
