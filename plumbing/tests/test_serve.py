@@ -42,7 +42,8 @@ def test_a_process_given_a_tcp_socket_serves_it_as_tcp(monkeypatch):
 
     assert serve.command("uvicorn", "0.0.0.0", 8000, fd=5)[1:3] == [
         "-m", "plumbing.library_internals.uvicorn_fd"]
-    monkeypatch.setattr(server, "socket", uvicorn_fd._SocketModule("socket"))
+    monkeypatch.setattr(server, "socket", server.socket)  # put back after the test
+    uvicorn_fd.install()  # what `python -m plumbing.library_internals.uvicorn_fd` does first
     with socket.create_server(("127.0.0.1", 0)) as listener:
         seen = server.socket.fromfd(listener.fileno(), server.socket.AF_UNIX,
                                     server.socket.SOCK_STREAM)
