@@ -96,19 +96,15 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # "::" takes IPv4 too, as uvicorn's and daphne's own sockets do where the system allows.
     dualstack = family == socket.AF_INET6 and socket.has_dualstack_ipv6()
-    if not sys.platform.startswith("linux"):
-        shared = socket.create_server((host, port), family=family, backlog=2048,
-                                      dualstack_ipv6=dualstack)
-        shared.set_inheritable(True)
-        return [shared] * count
+    spread = sys.platform.startswith("linux")
     sockets = []
-    for _ in range(count):
-        sock = socket.create_server((host, port), family=family, backlog=2048, reuse_port=True,
+    for _ in range(count if spread else 1):
+        sock = socket.create_server((host, port), family=family, backlog=2048, reuse_port=spread,
                                     dualstack_ipv6=dualstack)
         sock.set_inheritable(True)
         port = sock.getsockname()[1]
         sockets.append(sock)
-    return sockets
+    return sockets if spread else sockets * count
 
 
 class Workers:
@@ -134,7 +130,7 @@ class Workers:
         self.started: list[float] = []
         self.stopping = False
 
-    def spawn(self, index: int) -> subprocess.Popen:
+    def spawn(self, index: int) -> None:
         fd = self.sockets[index].fileno()
         child = subprocess.Popen(command(self.server, self.host, self.port, fd=fd,
                                          **self.options), pass_fds=[fd])
@@ -143,7 +139,6 @@ class Workers:
         else:
             self.children.append(child)
             self.started.append(time.monotonic())
-        return child
 
     def stop(self, signum=signal.SIGTERM, frame=None):
         self.stopping = True
