@@ -42,3 +42,35 @@
     return { close: function () { stopped = true; if (socket) socket.close(); } };
   };
 })();
+
+// A live page redraws parts of itself as changes arrive. A part redrawn between a pointer's press
+// and its release inside it is gone, and with it the click that the release would have made (a
+// link, a button, a row that opens its detail). window.redraw(element, draw) runs draw() at once,
+// unless a pointer is pressed inside element: then the latest draw of that element waits for the
+// release and runs just after the click.
+//   redraw(row, () => { row.innerHTML = cells(run); });
+(function () {
+  let pressed = null;  // what the pointer went down on, until it is released
+  const held = new Map();  // element -> its latest draw, waiting for the release
+
+  document.addEventListener("pointerdown", (event) => { pressed = event.target; }, true);
+  function released() {
+    if (!pressed) return;
+    pressed = null;
+    // After the click the release makes (dispatched in the same task as the release).
+    setTimeout(() => {
+      if (pressed) return;  // pressed again meanwhile: the next release runs them
+      const draws = Array.from(held.values());
+      held.clear();
+      draws.forEach((draw) => draw());
+    }, 0);
+  }
+  document.addEventListener("pointerup", released, true);
+  document.addEventListener("pointercancel", released, true);
+
+  window.redraw = function (element, draw) {
+    if (pressed && element && element.contains(pressed)) { held.set(element, draw); return; }
+    held.delete(element);
+    draw();
+  };
+})();

@@ -4,8 +4,8 @@
 // list's socket, ws/machine/status/, at most one refresh per 2 s however many frames arrive), and
 // every 10 s for what has no socket of its own here (request-metric limits, traces with errors,
 // a machine falling silent). A copy that arrives while a pointer is pressed inside the panel waits
-// until it is released: swapped in between a link's press and release, it would take the link
-// away and the click with it.
+// until it is released (window.redraw, static/js/live.js): swapped in between a link's press and
+// release, it would take the link away and the click with it.
 (function () {
   "use strict";
   const holder = document.getElementById("overview");
@@ -16,27 +16,14 @@
   let last = 0;
   let pending = null;
   let inFlight = false;
-  let pressed = false;
-  let waiting = null;  // the copy that came while pressed
 
   function show(html) {
-    if (pressed) { waiting = html; return; }
-    holder.innerHTML = html;
-    holder.dataset.refreshed = String(Date.now());
-    if (window.Times && window.Times.refresh) window.Times.refresh();
+    window.redraw(holder, () => {
+      holder.innerHTML = html;
+      holder.dataset.refreshed = String(Date.now());
+      if (window.Times && window.Times.refresh) window.Times.refresh();
+    });
   }
-
-  holder.addEventListener("pointerdown", () => { pressed = true; });
-  function released() {
-    if (!pressed) return;
-    pressed = false;
-    // After the click that this release makes (dispatched in the same task as the release).
-    setTimeout(() => {
-      if (waiting !== null && !pressed) { const html = waiting; waiting = null; show(html); }
-    }, 0);
-  }
-  document.addEventListener("pointerup", released, true);
-  document.addEventListener("pointercancel", released, true);
 
   function refresh() {
     if (inFlight) { schedule(); return; }

@@ -126,7 +126,8 @@
 
   // The rows of this page as the server renders them now, for a page whose socket (re)opened
   // and may have missed frames: each row of the page is redrawn from the fresh copy unless it
-  // holds a newer version; returns the fresh rows this page does not have.
+  // holds a newer version (once a pointer pressed in it is released: window.redraw); returns
+  // the fresh rows this page does not have.
   function reloadRows(selector, idAttribute) {
     return fetch(window.location.href, { credentials: "same-origin" })
       .then((r) => { if (!r.ok) throw new Error(r.status); return r.text(); })
@@ -138,8 +139,10 @@
           const row = document.querySelector(selector.split("[")[0] + "[" + idAttribute + '="' + id + '"]');
           if (!row) { missing.push(freshRow); return; }
           if (!fresh(row, Number(freshRow.dataset.version || 0))) return;
-          Object.assign(row.dataset, freshRow.dataset);
-          row.innerHTML = freshRow.innerHTML;
+          window.redraw(row, () => {
+            Object.assign(row.dataset, freshRow.dataset);
+            row.innerHTML = freshRow.innerHTML;
+          });
         });
         return missing;
       });

@@ -613,8 +613,9 @@
         const body = JSON.parse(text);
         // The same trace as on the page (a live message's second look, a quiet-period look):
         // leave the rows alone, so a row being hovered, read or clicked is not redrawn under
-        // the pointer.
-        if (text !== shownText) { show(body); shownText = text; }
+        // the pointer. A changed trace is drawn once a pointer pressed in it is released
+        // (window.redraw): a row redrawn between press and release would lose its click.
+        if (text !== shownText) redraw(root, () => { show(body); shownText = text; });
         if (body.status !== "open" && live && !otlp) { live.close(); live = null; setStoredIndicator(); }
         // An OTLP trace turns complete after a quiet period with no frame to say so: look again
         // then. (A span arriving later opens it again, so its page keeps listening.)

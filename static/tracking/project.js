@@ -269,10 +269,13 @@
       }
       showFilterErrors({});
       $("filter-error").hidden = true;
-      // Both at once: the card and the table never show two different moments.
-      renderSummary(summary);
-      renderSlowest(slowest);
-      renderRequests(page, seen.size ? seen : null, summary);
+      // Both at once: the card and the table never show two different moments. Not under a
+      // pressed pointer (a trace link, a view's name): once it is released (window.redraw).
+      redraw(root, () => {
+        renderSummary(summary);
+        renderSlowest(slowest);
+        renderRequests(page, seen.size ? seen : null, summary);
+      });
     } catch (error) {
       $("filter-error").firstElementChild.textContent = (error && error.detail) || "Could not load metrics.";
       $("filter-error").hidden = false;

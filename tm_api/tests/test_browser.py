@@ -169,3 +169,58 @@ def test_pages_apply_deltas_and_show_the_current_state_after_their_socket_reconn
         assert page.locator(f"{row} .badge").inner_text() == "failed"
     finally:
         back.stop()
+
+
+def test_a_row_redrawn_while_its_link_is_pressed_waits_for_the_release_and_the_click_goes_through(
+        server_factory, page):
+    """A live frame that would redraw the row under a pressed pointer (window.redraw,
+    static/js/live.js) waits for the release: released elsewhere, the row then shows the
+    change; released on the link, the click opens the run."""
+    server = server_factory(DASHBOARDS_PUBLIC="True", TM_ALLOW_ANONYMOUS_MACHINES="True")
+    reporter = Reporter(server.url, "rack", timeout=5)
+    tests = [tree("/suite", f"0{n}_test.py", "pass\n") for n in range(1, 4)]
+    reporter.dry_run(tree("/suite", "master.py", "", [
+        tree("/suite", "scenario.py", "", tests, "tests")], "scenarios"))
+    machine = Machine.objects.get()
+    reporter.start("/suite", "01_test.py")
+
+    with page.expect_websocket(lambda ws: "/runs/" in ws.url) as opened:
+        page.goto(f"{server.url}/machines/{machine.pk}/")
+    socket = opened.value
+    page.wait_for_selector(".live-indicator.connected")
+    run_id = page.locator("tr[data-run-id]").first.get_attribute("data-run-id")
+    row = page.locator(f"tr[data-run-id='{run_id}']")
+    link = row.locator("a").first
+
+    def press():
+        box = link.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+
+    def change(n, status):
+        """Reports test n's stop (the run's first of its status) while the pointer is held;
+        returns once the page has the frame that shows it."""
+        def shows(payload):
+            run = json.loads(payload).get("run_data") or {}
+            return (run.get("tests_statistics") or {}).get(status) == 1
+        with socket.expect_event("framereceived", predicate=shows):
+            reporter.stop("/suite", f"0{n}_test.py", status)
+        page.wait_for_timeout(100)  # and handed to the page's code
+
+    # Released away from the link: no click; the row shows the change after the release.
+    press()
+    change(1, "passed")
+    assert row.locator(".status-passed").count() == 0  # not redrawn under the pointer
+    page.mouse.move(5, 5)
+    page.mouse.up()
+    page.wait_for_selector(f"tr[data-run-id='{run_id}'] .tm-bar .status-passed")
+    assert page.url.rstrip("/").endswith(f"/machines/{machine.pk}")
+
+    # Released on the link: the click it makes goes through.
+    reporter.start("/suite", "02_test.py")
+    page.wait_for_selector(f"tr[data-run-id='{run_id}'] .badge.status-running")
+    press()
+    change(2, "failed")
+    assert row.locator(".status-failed").count() == 0
+    page.mouse.up()
+    page.wait_for_url(f"**/machines/runs/{run_id}/")

@@ -199,6 +199,35 @@ def test_an_otlp_trace_to_debug_grows_live_and_reads_well(server_factory, token,
     services.shutdown()
 
 
+
+def test_a_span_pressed_while_the_trace_grows_is_selected_on_release(server_factory, token, page):
+    """A batch that arrives while a pointer is pressed on a span's row waits to be drawn until
+    the release (window.redraw, static/js/live.js): the click selects the span, then the trace
+    grows."""
+    server = server_factory(DASHBOARDS_PUBLIC="True")
+    services = Services(server, token, "frontend", "auth", "payments", "db")
+    root, children = checkout_trace(services)
+    trace_id = hex_id(root)
+    for span, at in children:
+        end(span, at)
+    page.goto(f"{server.url}/traces/{trace_id}/")
+    page.wait_for_selector(".live-indicator.connected")
+    page.wait_for_selector("#waterfall[data-loaded='4']")
+    box = row(page, "auth").locator(".wf-name").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    with page.expect_response(lambda response: f"/api/trace/{trace_id}/" in response.url
+                              and '"GET /checkout"' in response.text()) as fetched:
+        end(root, 100)  # the root's batch: the page hears of it and fetches the trace
+    fetched.value.finished()
+    page.wait_for_timeout(100)  # handed to the page's code
+    assert row(page, "GET /checkout").count() == 0  # not drawn under the pointer
+    page.mouse.up()
+    page.wait_for_selector("#span-detail h2:text-is('auth')")  # the click went through
+    page.wait_for_selector(".wf-name:text-is('GET /checkout')")  # then the trace grew
+    assert page.locator(".wf-row.placeholder").count() == 0
+    services.shutdown()
+
 def test_the_list_scatter_service_picker_errors_and_sorting(server_factory, token, page):
     server = server_factory(DASHBOARDS_PUBLIC="True")
     services = Services(server, token, "frontend", "worker", "auth", "payments", "db")
