@@ -53,7 +53,13 @@
   let pressed = null;  // what the pointer went down on, until it is released
   const held = new Map();  // element -> its latest draw, waiting for the release
 
-  document.addEventListener("pointerdown", (event) => { pressed = event.target; }, true);
+  // The main button only, and not on a form field: a right-click's menu and a select's list may
+  // take the release, which would keep the part waiting until the next click (live parts redraw
+  // no form field).
+  document.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0 || event.target.closest("select, input, textarea, label")) return;
+    pressed = event.target;
+  }, true);
   function released() {
     if (!pressed) return;
     pressed = null;
@@ -66,7 +72,8 @@
     }, 0);
   }
   document.addEventListener("pointerup", released, true);
-  document.addEventListener("pointercancel", released, true);
+  document.addEventListener("pointercancel", released, true);  // also when a drag starts
+  window.addEventListener("blur", released);  // released in another window
 
   window.redraw = function (element, draw) {
     if (pressed && element && element.contains(pressed)) { held.set(element, draw); return; }
