@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from hypothesis import settings as hypothesis_settings
 
 from plumbing.devserver import Server
@@ -52,6 +53,27 @@ def pytest_sessionfinish(session, exitstatus):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if os.environ.get("CI_NO_SKIPS") and reporter and reporter.stats.get("skipped"):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- Emptying PostgreSQL between transactional tests -------------------------------------------
+
+def _sql_flush_by_delete(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+    """PostgreSQL's sql_flush for the tests: Django empties the database after every
+    transactional test (each test with a real server) with one TRUNCATE of its tables, which
+    gives every table and index a new file: 0.35-0.39 s a test here. A DELETE of each table
+    takes 5-11 ms (a test leaves a few rows; the foreign keys are checked at the commit, so the
+    order does not matter). Nothing else changes: TRUNCATE without RESTART IDENTITY keeps the
+    sequences too, and a flush that resets them (reset_sequences) keeps Django's statement."""
+    if reset_sequences or not tables:
+        return _sql_flush_by_truncate(self, style, tables, reset_sequences=reset_sequences,
+                                      allow_cascade=allow_cascade)
+    return ["SET CONSTRAINTS ALL DEFERRED"] + [
+        f"{style.SQL_KEYWORD('DELETE FROM')} {style.SQL_FIELD(self.quote_name(table))}"
+        for table in tables]
+
+
+_sql_flush_by_truncate = PostgresOperations.sql_flush
+PostgresOperations.sql_flush = _sql_flush_by_delete
 
 
 # --- PostgreSQL-only tests ------------------------------------------------------------------------
