@@ -175,14 +175,14 @@ def test_a_row_redrawn_while_its_link_is_pressed_waits_for_the_release_and_the_c
         server_factory, page):
     """A live frame that would redraw the row under a pressed pointer (window.redraw,
     static/js/live.js) waits for the release: released elsewhere, the row then shows the
-    change; released on the link, the click opens the run."""
+    change; released on the link, the click opens the run. The right button holds nothing."""
     server = server_factory(DASHBOARDS_PUBLIC="True", TM_ALLOW_ANONYMOUS_MACHINES="True")
     reporter = Reporter(server.url, "rack", timeout=5)
-    tests = [tree("/suite", f"0{n}_test.py", "pass\n") for n in range(1, 4)]
+    tests = [tree("/suite", f"0{n}_test.py", "pass\n") for n in range(1, 5)]
     reporter.dry_run(tree("/suite", "master.py", "", [
         tree("/suite", "scenario.py", "", tests, "tests")], "scenarios"))
     machine = Machine.objects.get()
-    reporter.start("/suite", "01_test.py")
+    reporter.start("/suite", "04_test.py")
 
     with page.expect_websocket(lambda ws: "/runs/" in ws.url) as opened:
         page.goto(f"{server.url}/machines/{machine.pk}/")
@@ -192,10 +192,10 @@ def test_a_row_redrawn_while_its_link_is_pressed_waits_for_the_release_and_the_c
     row = page.locator(f"tr[data-run-id='{run_id}']")
     link = row.locator("a").first
 
-    def press():
+    def press(button="left"):
         box = link.bounding_box()
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.mouse.down()
+        page.mouse.down(button=button)
 
     def change(n, status):
         """Reports test n's stop (the run's first of its status) while the pointer is held;
@@ -207,7 +207,14 @@ def test_a_row_redrawn_while_its_link_is_pressed_waits_for_the_release_and_the_c
             reporter.stop("/suite", f"0{n}_test.py", status)
         page.wait_for_timeout(100)  # and handed to the page's code
 
+    # The right button holds nothing (its menu may take the release): redrawn at once.
+    press("right")
+    change(4, "warning")
+    assert row.locator(".status-warning").count() == 1
+    page.mouse.up(button="right")
+
     # Released away from the link: no click; the row shows the change after the release.
+    reporter.start("/suite", "01_test.py")
     press()
     change(1, "passed")
     assert row.locator(".status-passed").count() == 0  # not redrawn under the pointer
