@@ -242,7 +242,6 @@
     if (loading) { scheduleRefresh(); return; }
     loading = true;
     lastRefresh = Date.now();
-    const seen = new Set(Array.from($("requests").tBodies[0].rows).map((r) => Number(r.dataset.id)));
     try {
       const summary = await getJSON(root.dataset.summaryUrl, windowParams());
       // The table reads the very window the summary answered for (not "the last hour" again a
@@ -272,6 +271,8 @@
       // Both at once: the card and the table never show two different moments. Not under a
       // pressed pointer (a trace link, a view's name): once it is released (window.redraw).
       redraw(root, () => {
+        // New rows are marked against the rows on screen until now.
+        const seen = new Set(Array.from($("requests").tBodies[0].rows).map((r) => Number(r.dataset.id)));
         renderSummary(summary);
         renderSlowest(slowest);
         renderRequests(page, seen.size ? seen : null, summary);

@@ -57,6 +57,8 @@ def test_last_run_page_updates_live_while_a_reporter_runs(server_factory, page):
     page.wait_for_selector("#done:text('2 / 3')")
     rows = page.locator("tr.test .badge").all_inner_texts()
     assert rows == ["passed", "failed", "waiting"]
+    # A row whose status changed flashes; the one still waiting does not.
+    assert page.locator("tr.test.flash .badge").all_inner_texts() == ["passed", "failed"]
     assert page.locator("[data-count='failed']").inner_text() == "failed 1"
     assert page.evaluate("window.__same_page") is True  # updated in place, not reloaded
 

@@ -85,6 +85,9 @@ def test_dashboard_updates_live_in_chromium(asgi_server, page, browser_login, dj
                                      "status": 200, "view": "late"}])
     page.wait_for_function("document.getElementById('stat-count').textContent === '7'")
     assert "/late" in page.locator("#requests tbody tr").first.inner_text()
+    # Only the request that arrived since the table was last drawn is marked new.
+    assert page.locator("#requests tbody tr.fresh").all_inner_texts() == [
+        page.locator("#requests tbody tr").first.inner_text()]
 
     # Filters go through the requests API.
     page.fill("#request-filters [name=status]", "5xx")
