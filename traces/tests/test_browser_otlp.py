@@ -199,7 +199,6 @@ def test_an_otlp_trace_to_debug_grows_live_and_reads_well(server_factory, token,
     services.shutdown()
 
 
-
 def test_a_span_pressed_while_the_trace_grows_is_selected_on_release(server_factory, token, page):
     """A batch that arrives while a pointer is pressed on a span's row waits to be drawn until
     the release (window.redraw, static/js/live.js): the click selects the span, then the trace
@@ -227,6 +226,7 @@ def test_a_span_pressed_while_the_trace_grows_is_selected_on_release(server_fact
     page.wait_for_selector(".wf-name:text-is('GET /checkout')")  # then the trace grew
     assert page.locator(".wf-row.placeholder").count() == 0
     services.shutdown()
+
 
 def test_the_list_scatter_service_picker_errors_and_sorting(server_factory, token, page):
     server = server_factory(DASHBOARDS_PUBLIC="True")
