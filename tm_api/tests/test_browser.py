@@ -215,8 +215,14 @@ def test_a_row_redrawn_while_its_link_is_pressed_waits_for_the_release_and_the_c
     assert row.locator(".status-warning").count() == 1
     page.mouse.up(button="right")
 
+    def start(n):
+        """Reports test n's start and waits until the row shows it running (a redraw of the row
+        after this would race the press)."""
+        reporter.start("/suite", f"0{n}_test.py")
+        page.wait_for_selector(f"tr[data-run-id='{run_id}'] .tm-bar .status-running")
+
     # Released away from the link: no click; the row shows the change after the release.
-    reporter.start("/suite", "01_test.py")
+    start(1)
     press()
     change(1, "passed")
     assert row.locator(".status-passed").count() == 0  # not redrawn under the pointer
@@ -226,8 +232,7 @@ def test_a_row_redrawn_while_its_link_is_pressed_waits_for_the_release_and_the_c
     assert page.url.rstrip("/").endswith(f"/machines/{machine.pk}")
 
     # Released on the link: the click it makes goes through.
-    reporter.start("/suite", "02_test.py")
-    page.wait_for_selector(f"tr[data-run-id='{run_id}'] .badge.status-running")
+    start(2)
     press()
     change(2, "failed")
     assert row.locator(".status-failed").count() == 0
